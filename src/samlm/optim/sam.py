@@ -1,0 +1,337 @@
+"""The SAM optimizer: a thin wrapper that perturbs, restores, and lets a base optimizer step.
+
+One SAM step on weights ``w`` with base optimizer ``B`` (Foret et al. 2021):
+
+    g   = grad L(w)
+    e   = rho * g / ||g||                   (ASAM: e = rho * T^2 g / ||T g||, T = |w| + eta)
+    w  <- B(w, grad L(w + e))               (the gradient is taken at w + e, applied at w)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+from .rng import RNGReplay
+from .schedule import Schedule
+from .stats import SAMStats
+
+_HOOK_DICTS = (
+    "_optimizer_step_pre_hooks",
+    "_optimizer_step_post_hooks",
+    "_optimizer_state_dict_pre_hooks",
+    "_optimizer_state_dict_post_hooks",
+    "_optimizer_load_state_dict_pre_hooks",
+    "_optimizer_load_state_dict_post_hooks",
+)
+
+
+def _check_non_negative(name: str, value: float, where: str = "") -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}={value!r}{where} must be a finite number >= 0")
+
+
+class SAM(torch.optim.Optimizer):
+    """Sharpness-aware minimization around any ``torch.optim.Optimizer`` instance.
+
+    ``param_groups`` and ``state`` are the base optimizer's own objects, so an LR
+    scheduler attached to either drives both. Per-group keys (set on the base
+    optimizer's groups, defaulted here): ``rho``, ``adaptive``, ``eta`` and
+    ``perturb`` (``False`` leaves a group out of the perturbation and out of ||g||).
+
+    Use either ``step(closure)`` (the closure zeroes the gradients, runs forward and
+    backward and returns the loss; it is called once for a plain step and twice for a
+    SAM step) or the two-phase API: ``perturb()``, a second backward, ``step()``
+    (which restores, clips and steps), or ``restore()`` before a GradScaler's
+    ``unscale_``/``step``. :func:`samlm.optim.sam_step` adds the quarter-batch ascent,
+    m-sharpness and gradient accumulation on top.
+
+    Args:
+        base_optimizer: the optimizer that takes the step with the SAM gradient.
+        rho: radius of the neighbourhood (default for groups without ``rho``).
+        adaptive: ASAM's scale-invariant neighbourhood.
+        eta: ASAM's offset in ``T = |w| + eta``.
+        rho_schedule: ``"constant"``, ``"lr"`` (rho follows lr / initial lr) or
+            ``"warmup"`` (linear over ``warmup_steps``).
+        interval: perturb every ``interval``-th step; the others are plain steps.
+        probability: perturb with this probability per step (randomized SAM).
+        same_dropout: replay the RNG so both passes draw the same dropout masks.
+        max_grad_norm: clip the SAM gradient (after the restore, before the step).
+        seed: seed of SAM's own generator (randomized SAM); saved in ``state_dict``.
+    """
+
+    def __init__(
+        self,
+        base_optimizer: torch.optim.Optimizer,
+        rho: float = 0.05,
+        *,
+        adaptive: bool = False,
+        eta: float = 0.01,
+        rho_schedule: str = "constant",
+        warmup_steps: int = 0,
+        interval: int = 1,
+        probability: float = 1.0,
+        same_dropout: bool = False,
+        max_grad_norm: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(base_optimizer, torch.optim.Optimizer):
+            raise ValueError(
+                f"base_optimizer={type(base_optimizer).__name__} must be a torch.optim.Optimizer "
+                "instance (build it on the parameters first, then wrap it)"
+            )
+        if isinstance(base_optimizer, SAM):
+            raise ValueError("base_optimizer is already a SAM; wrap the base optimizer once")
+        _check_non_negative("rho", rho)
+        _check_non_negative("eta", eta)
+        if max_grad_norm is not None:
+            _check_non_negative("max_grad_norm", max_grad_norm)
+        self.schedule = Schedule(rho_schedule, warmup_steps, int(interval), float(probability))
+        if interval != int(interval):
+            raise ValueError(f"interval={interval!r} must be an integer >= 1")
+        self.base_optimizer = base_optimizer
+        self.same_dropout = bool(same_dropout)
+        self.max_grad_norm = max_grad_norm
+        # torch.optim.Optimizer's machinery, without building new param groups.
+        for name in _HOOK_DICTS:
+            setattr(self, name, OrderedDict())
+        self._patch_step_function()
+        self._warned_capturable_if_run_uncaptured = True
+        self.defaults = {
+            **base_optimizer.defaults,
+            "rho": rho,
+            "adaptive": bool(adaptive),
+            "eta": eta,
+            "perturb": True,
+        }
+        self._link_base()
+        for index, group in enumerate(self.param_groups):
+            self._configure_group(group, index)
+
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self._step = 0  # steps taken or skipped: the schedules' clock
+        self.skipped_steps = 0  # steps skipped because a gradient was not finite
+        self._decision: bool | None = None  # is the current step a SAM step (cached)
+        self._skip_pending = False
+        self._backup: dict[Tensor, Tensor] = {}
+        self._perturbed: tuple[list[Tensor], list[Tensor], float] | None = None
+        self.last_stats = SAMStats()
+
+    # -- parameter groups -------------------------------------------------------------
+
+    def _link_base(self) -> None:
+        self.param_groups = self.base_optimizer.param_groups
+        self.state = self.base_optimizer.state
+
+    def _configure_group(self, group: dict[str, Any], index: int) -> None:
+        for name in ("rho", "adaptive", "eta", "perturb"):
+            group.setdefault(name, self.defaults[name])
+        where = f" (param group {index})"
+        _check_non_negative("rho", group["rho"], where)
+        _check_non_negative("eta", group["eta"], where)
+        group.setdefault("initial_lr", float(group["lr"]))
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        self.base_optimizer.add_param_group(param_group)
+        self._configure_group(self.param_groups[-1], len(self.param_groups) - 1)
+
+    def trainable_params(self) -> list[Tensor]:
+        """Every parameter of every group that requires a gradient, in group order."""
+        return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+
+    # -- the step -----------------------------------------------------------------------
+
+    def is_sam_step(self) -> bool:
+        """Whether the current step perturbs (decided once per step by the schedule)."""
+        if self._decision is None:
+            self._decision = self.schedule.is_sam_step(self._step, self._generator)
+        return self._decision
+
+    @property
+    def step_skipped(self) -> bool:
+        """True after ``perturb()`` found a non-finite gradient: this step will not update."""
+        return self._skip_pending
+
+    @torch.no_grad()
+    def perturb(
+        self, grads: Mapping[Tensor, Tensor | None] | None = None, *, loss: Tensor | None = None
+    ) -> bool:
+        """Move the weights to ``w + e``; return whether a second pass is needed.
+
+        ``grads`` maps parameters to their ascent gradients (default: ``p.grad``).
+        Returns ``False``, leaving the weights untouched, on a plain step (schedule,
+        ``rho == 0``, zero gradient) and on a non-finite gradient, which also marks
+        the step as skipped (``step()`` will not update; ``skipped_steps`` counts it).
+        """
+        if self._perturbed is not None:
+            raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
+        self._skip_pending = False
+        stats = self.last_stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
+        if not self.is_sam_step():
+            return False
+        groups: list[F.AscentGroup] = []
+        for group in self.param_groups:
+            rho = self.schedule.rho(group, self._step)
+            if not group["perturb"] or rho == 0.0:
+                continue
+            params, gs = [], []
+            for p in group["params"]:
+                g = p.grad if grads is None else grads.get(p)
+                if g is not None:
+                    params.append(p)
+                    gs.append(g)
+            if params:
+                eta = float(group["eta"]) if group["adaptive"] else None
+                groups.append(F.ascent_group(params, gs, rho, eta))
+        if not groups:
+            return False
+        squares = torch.stack(
+            [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]).cpu() for a in groups]
+        ).tolist()  # the step's one host synchronisation
+        scaled_norm = math.sqrt(sum(row[1] for row in squares))
+        if not math.isfinite(scaled_norm):
+            self.skipped_steps += 1
+            stats.skipped_steps = self.skipped_steps
+            self._skip_pending = True
+            return False
+        if scaled_norm == 0.0:
+            return False
+        all_params: list[Tensor] = []
+        all_backups: list[Tensor] = []
+        for a in groups:
+            backups = [self._backup_of(p) for p in a.params]
+            F.backup_and_perturb(a, backups, scaled_norm)
+            all_params += a.params
+            all_backups += backups
+        grad_norm = math.sqrt(sum(row[0] for row in squares))
+        e_norm = math.sqrt(sum(a.rho**2 * row[2] for a, row in zip(groups, squares, strict=True)))
+        e_norm /= scaled_norm
+        stats.sam_step = True
+        stats.rho = max(a.rho for a in groups)
+        stats.grad_norm = grad_norm
+        stats.perturbation_norm = e_norm
+        alpha = e_norm / grad_norm if grad_norm > 0 else 1.0
+        self._perturbed = (all_params, all_backups, alpha)
+        return True
+
+    def _backup_of(self, p: Tensor) -> Tensor:
+        buf = self._backup.get(p)
+        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
+            buf = self._backup[p] = torch.empty_like(p, memory_format=torch.preserve_format)
+        return buf
+
+    @torch.no_grad()
+    def restore(self, *, loss: Tensor | None = None) -> None:
+        """Copy the saved weights back (bitwise exact); no-op when not perturbed.
+
+        ``loss`` is L(w + e), recorded in ``last_stats``.
+        """
+        if self._perturbed is None:
+            return
+        params, backups, alpha = self._perturbed
+        if loss is not None:
+            self.last_stats.loss_perturbed = loss.detach()
+        grads = [p.grad for p in params]
+        if all(g is not None for g in grads):
+            self.last_stats._polarisation = (
+                *F.perturbation_dot(params, backups, grads, alpha),
+                alpha,
+            )
+        F.restore(params, backups)
+        self._perturbed = None
+
+    @torch.no_grad()
+    def _finish_step(self) -> None:
+        """Clip, check, and let the base optimizer step with the gradients in ``p.grad``."""
+        skip = self._skip_pending
+        if not skip:
+            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+            if self.max_grad_norm is not None:
+                total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+            else:
+                total = F.squared_norms([p.grad for p in params])
+            if not math.isfinite(total.item()):
+                skip = True
+                self.skipped_steps += 1
+        if not skip:
+            self.base_optimizer.step()
+        self.last_stats.skipped_steps = self.skipped_steps
+        self._skip_pending = False
+        self._decision = None
+        self._step += 1
+
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
+        """One optimizer step.
+
+        With a ``closure``: ``L(w)`` and ``g`` by the closure, ``perturb``, the closure
+        again at ``w + e`` (with the same dropout masks when ``same_dropout``),
+        ``restore``, clip, base step; returns ``L(w)``. Without: restore if perturbed,
+        then clip and step with the gradients in ``p.grad``.
+        """
+        if closure is None:
+            self.restore()
+            self._finish_step()
+            return None
+        closure = torch.enable_grad()(closure)
+        rng = RNGReplay(self._devices()) if self.same_dropout and self.is_sam_step() else None
+        loss = closure()
+        if self.perturb(loss=loss.detach() if isinstance(loss, Tensor) else loss):
+            if rng is not None:
+                rng.replay()
+            loss_perturbed = closure()
+            if rng is not None:
+                rng.resume()
+            self.restore(loss=loss_perturbed)
+        self._finish_step()
+        return loss
+
+    def _devices(self) -> set[torch.device]:
+        return {p.device for g in self.param_groups for p in g["params"]}
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """The base optimizer's state plus SAM's counters and generator."""
+        if self._perturbed is not None:
+            raise RuntimeError(
+                "SAM.state_dict() called while the weights are perturbed (between perturb() and "
+                "restore()): restore first, so the checkpoint holds w and not w + e"
+            )
+        return {
+            "base": self.base_optimizer.state_dict(),
+            "sam": {
+                "step": self._step,
+                "skipped_steps": self.skipped_steps,
+                "generator": self._generator.get_state(),
+            },
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        if not isinstance(state_dict, Mapping) or set(state_dict) != {"base", "sam"}:
+            keys = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict)
+            raise ValueError(
+                f"not a SAM state dict: expected the keys 'base' and 'sam', got {keys} "
+                "(a base optimizer's state dict loads into the base optimizer)"
+            )
+        if self._perturbed is not None:
+            raise RuntimeError("SAM.load_state_dict() called while the weights are perturbed")
+        own = state_dict["sam"]
+        missing = {"step", "skipped_steps", "generator"} - set(own)
+        if missing:
+            raise ValueError(f"SAM state dict lacks {sorted(missing)} under 'sam'")
+        self.base_optimizer.load_state_dict(state_dict["base"])
+        self._link_base()  # load_state_dict gives the base optimizer new group dicts
+        self._step = int(own["step"])
+        self.skipped_steps = int(own["skipped_steps"])
+        self._generator.set_state(own["generator"])
+        self._decision = None
+        self._skip_pending = False
+
+    def __repr__(self) -> str:
+        return f"SAM({self.base_optimizer!r}, schedule={self.schedule})"

@@ -1,0 +1,59 @@
+"""When SAM perturbs, and by how much: rho schedules and the step gate.
+
+* ``constant``: ``rho_t = rho``
+* ``lr``:       ``rho_t = rho * lr_t / lr_0`` (lr_0 is the group's ``initial_lr``)
+* ``warmup``:   ``rho_t = rho * min(1, (t + 1) / warmup_steps)``
+
+The gate makes step ``t`` a SAM step when ``t % interval == 0`` and, with
+``probability < 1``, a draw from SAM's own generator falls below ``probability``
+(randomized SAM); every other step is a plain step of the base optimizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+RHO_SCHEDULES = ("constant", "lr", "warmup")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    rho_schedule: str = "constant"
+    warmup_steps: int = 0
+    interval: int = 1
+    probability: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.rho_schedule not in RHO_SCHEDULES:
+            raise ValueError(
+                f"rho_schedule={self.rho_schedule!r} is not one of {', '.join(RHO_SCHEDULES)}"
+            )
+        if self.rho_schedule == "warmup" and self.warmup_steps < 1:
+            raise ValueError(
+                f"warmup_steps={self.warmup_steps} must be >= 1 with rho_schedule='warmup'"
+            )
+        if self.interval < 1:
+            raise ValueError(f"interval={self.interval} must be an integer >= 1")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"probability={self.probability} must be in [0, 1]")
+
+    def rho(self, group: dict[str, Any], step: int) -> float:
+        """The group's radius at step ``step`` (0-based)."""
+        rho = float(group["rho"])
+        if self.rho_schedule == "lr":
+            lr0 = float(group["initial_lr"])
+            return rho * float(group["lr"]) / lr0 if lr0 > 0 else 0.0
+        if self.rho_schedule == "warmup":
+            return rho * min(1.0, (step + 1) / self.warmup_steps)
+        return rho
+
+    def is_sam_step(self, step: int, generator: torch.Generator) -> bool:
+        """Whether step ``step`` perturbs; draws from ``generator`` only when randomized."""
+        if step % self.interval != 0:
+            return False
+        if self.probability < 1.0:
+            return bool(torch.rand((), generator=generator).item() < self.probability)
+        return True

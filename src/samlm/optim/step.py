@@ -1,0 +1,159 @@
+"""One SAM step from a batch and a loss function: quarter-batch ascent, m-sharpness,
+gradient accumulation and GradScaler, so nobody slices batches by hand.
+
+The batch (``n`` examples) is split into ``accumulation_steps`` micro-batches and
+then into *units*, each perturbed on its own:
+
+* ``accumulation="global"`` (and ``m == 1``): one unit of all micro-batches. Clean
+  gradients of all micro-batches give one ``e``; all micro-batches run again at
+  ``w + e``. Cost: 2k forward-backward passes of micro-batch size, peak memory of one.
+* ``accumulation="per_microbatch"``, or ``m > 1`` (m-sharpness): each micro-batch is
+  split into ``m`` chunks and every chunk is a unit (perturb, backward, restore).
+  Cost: 2km passes of chunk size; the ascent gradients of different units are
+  never summed, so the first pass needs one transient gradient buffer.
+
+In each unit the ascent gradient is taken on the first ``ascent_fraction`` of each of
+its micro-batches (Bahri et al. 2022 use 0.25), the SAM gradient on all of it,
+weighted ``n_i / n`` so the accumulated gradient is the batch mean:
+
+    grad = sum_units sum_{i in unit} (n_i / n) grad L_i(w + e_unit)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .batching import batch_size, head, split_batch
+from .rng import RNGReplay
+from .sam import SAM
+from .stats import SAMStats
+
+ACCUMULATION_MODES = ("global", "per_microbatch")
+
+
+def _validate(ascent_fraction: float, m: int, accumulation_steps: int, accumulation: str) -> None:
+    if not 0.0 < ascent_fraction <= 1.0:
+        raise ValueError(f"ascent_fraction={ascent_fraction!r} must be in (0, 1]")
+    if not (isinstance(m, int) and m >= 1):
+        raise ValueError(f"m={m!r} must be an integer >= 1")
+    if not (isinstance(accumulation_steps, int) and accumulation_steps >= 1):
+        raise ValueError(f"accumulation_steps={accumulation_steps!r} must be an integer >= 1")
+    if accumulation not in ACCUMULATION_MODES:
+        raise ValueError(
+            f"accumulation={accumulation!r} must be one of {', '.join(ACCUMULATION_MODES)}"
+        )
+    if m > 1 and accumulation_steps > 1 and accumulation == "global":
+        raise ValueError(
+            f"m={m} with accumulation='global' and accumulation_steps={accumulation_steps}: "
+            "m-sharpness perturbs chunks separately; use accumulation='per_microbatch'"
+        )
+
+
+def sam_step(
+    optimizer: SAM,
+    loss_fn: Callable[[Any], Tensor],
+    batch: Any,
+    *,
+    ascent_fraction: float = 1.0,
+    m: int = 1,
+    accumulation_steps: int = 1,
+    accumulation: str = "global",
+    scaler: torch.amp.GradScaler | None = None,
+) -> Tensor:
+    """Zero the gradients, run one full optimizer step, return the loss.
+
+    ``loss_fn(batch_slice)`` must return the mean loss over the slice (it runs the
+    forward pass, under autocast if wanted). Returns ``L(w)`` on the ascent examples
+    of a SAM step, or on the whole batch on a plain step (the schedule's other steps
+    cost one forward-backward). With ``scaler``, losses are scaled, the base step goes
+    through ``scaler.step`` and ``scaler.update`` (skipped on inf, scale lowered).
+    """
+    _validate(ascent_fraction, m, accumulation_steps, accumulation)
+    n = batch_size(batch)
+    micro = split_batch(batch, accumulation_steps)
+    scale = scaler.scale if scaler is not None else (lambda x: x)
+    optimizer.zero_grad(set_to_none=True)
+
+    def descend(unit: list[tuple[Any, int]]) -> Tensor:
+        total: Tensor | float = 0.0
+        for mb, size in unit:
+            loss = loss_fn(mb)
+            scale(loss * (size / n)).backward()
+            total = total + loss.detach() * (size / n)
+        return total  # type: ignore[return-value]
+
+    if not optimizer.is_sam_step():
+        loss = descend(micro)
+        optimizer.last_stats = SAMStats(skipped_steps=optimizer.skipped_steps, loss=loss)
+        _base_step(optimizer, scaler)
+        return loss
+
+    if accumulation == "global" and m == 1:
+        units = [micro]
+    else:
+        units = [[chunk] for mb, _ in micro for chunk in split_batch(mb, m)]
+    params = optimizer.trainable_params()
+    loss_w: Tensor | float = 0.0
+    loss_p: Tensor | float = 0.0
+    for unit in units:
+        unit_n = sum(size for _, size in unit)
+        rng = RNGReplay(p.device for p in params) if optimizer.same_dropout else None
+        grads: list[Tensor | None] | None = None
+        for mb, size in unit:
+            sub, _ = head(mb, ascent_fraction)
+            loss = loss_fn(sub)
+            g = torch.autograd.grad(scale(loss * (size / unit_n)), params, allow_unused=True)
+            grads = (
+                list(g) if grads is None else [_add(a, b) for a, b in zip(grads, g, strict=True)]
+            )
+            loss_w = loss_w + loss.detach() * (size / n)
+        assert grads is not None
+        grad_map = dict(zip(params, grads, strict=True))
+        perturbed = optimizer.perturb(grad_map)
+        if optimizer.step_skipped:
+            _skip(optimizer, scaler, grad_map)
+            return loss_w  # type: ignore[return-value]
+        if perturbed and rng is not None:
+            rng.replay()
+        loss_p = loss_p + descend(unit)
+        if perturbed and rng is not None:
+            rng.resume()
+        optimizer.restore()
+    optimizer.last_stats.loss = loss_w
+    optimizer.last_stats.loss_perturbed = loss_p
+    optimizer.last_stats.same_examples = ascent_fraction == 1.0
+    _base_step(optimizer, scaler)
+    return loss_w  # type: ignore[return-value]
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a.add_(b)
+
+
+def _base_step(optimizer: SAM, scaler: torch.amp.GradScaler | None) -> None:
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _skip(
+    optimizer: SAM, scaler: torch.amp.GradScaler | None, grads: dict[Tensor, Tensor | None]
+) -> None:
+    """A non-finite ascent gradient: no update; a GradScaler sees the inf and backs off."""
+    if scaler is None:
+        optimizer.step()  # counts the skipped step and advances the schedule's clock
+        return
+    for p, g in grads.items():
+        p.grad = g
+    scaler.step(optimizer)  # finds the inf and does not call optimizer.step()
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    optimizer.step()  # no gradients, a pending skip: only advances the schedule's clock

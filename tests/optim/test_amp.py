@@ -1,0 +1,136 @@
+"""Mixed precision: fp16 with GradScaler, bf16 autocast, and the non-finite guard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from samlm import SAM, sam_step
+from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+
+
+def _inf_on_first_call(loss_fn):
+    calls = []
+
+    def wrapped(batch):
+        calls.append(1)
+        loss = loss_fn(batch)
+        return loss * math.inf if len(calls) == 1 else loss
+
+    return wrapped
+
+
+def _autocast_fp16(loss_fn):
+    def wrapped(batch):
+        with torch.autocast("cpu", dtype=torch.float16):
+            return loss_fn(batch)
+
+    return wrapped
+
+
+def test_inf_in_first_pass_skips_the_step_and_lowers_the_scale():
+    model = tiny_mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.1), rho=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    loss_fn = _inf_on_first_call(_autocast_fp16(ce_loss(model)))
+    sam_step(sam, loss_fn, tiny_batch(), scaler=scaler)
+    assert sam.skipped_steps == 1
+    assert scaler.get_scale() < 2.0**10
+    for p, q in zip(before, model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not sam.base_optimizer.state  # the base optimizer never stepped
+    sam_step(sam, _autocast_fp16(ce_loss(model)), tiny_batch(), scaler=scaler)  # and goes on
+    assert sam.last_stats.sam_step
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+
+
+def test_nan_never_reaches_the_weights_without_a_scaler():
+    model = tiny_mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1)
+    sam_step(sam, _inf_on_first_call(ce_loss(model)), tiny_batch())
+    assert sam.skipped_steps == 1
+
+    calls = []
+
+    def nan_in_second_pass():  # a finite ascent, a NaN SAM gradient
+        sam.zero_grad()
+        calls.append(1)
+        loss = ce_loss(model)(tiny_batch())
+        (loss * (math.nan if len(calls) == 2 else 1.0)).backward()
+        return loss
+
+    sam.step(nan_in_second_pass)
+    assert len(calls) == 2
+    assert sam.skipped_steps == 2
+    for p, q in zip(before, model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("api", ["helper", "two_phase"])
+def test_clipping_sees_unscaled_gradients(api):
+    """A loss scale of 2^12 must not change the clipped update."""
+    batch = tiny_batch()
+
+    def run(scaler):
+        model = tiny_mlp()
+        sam = SAM(torch.optim.SGD(model.parameters(), lr=0.5), rho=0.1, max_grad_norm=0.01)
+        if api == "helper":
+            sam_step(sam, ce_loss(model), batch, scaler=scaler)
+        else:
+            scale = scaler.scale if scaler else (lambda x: x)
+            sam.zero_grad()
+            scale(ce_loss(model)(batch)).backward()
+            assert sam.perturb()
+            sam.zero_grad()
+            scale(ce_loss(model)(batch)).backward()
+            sam.restore()
+            if scaler:
+                scaler.step(sam)
+                scaler.update()
+            else:
+                sam.step()
+        return [p.detach() for p in model.parameters()]
+
+    unscaled = run(None)
+    scaled = run(torch.amp.GradScaler("cpu", init_scale=2.0**12))
+    reference = tiny_mlp()
+    moved = sum(
+        ((a - b.detach()) ** 2).sum() for a, b in zip(unscaled, reference.parameters(), strict=True)
+    )
+    moved = math.sqrt(moved)
+    assert moved == pytest.approx(0.5 * 0.01, rel=1e-4)  # the clip was active: lr * max_norm
+    for p, q in zip(unscaled, scaled, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
+
+
+def test_bf16_autocast_trains():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.05), rho=0.05)
+
+    def loss_fn(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return ce_loss(model)(batch)
+
+    batch = tiny_batch()
+    losses = [sam_step(sam, loss_fn, batch).item() for _ in range(30)]
+    assert losses[-1] < 0.8 * losses[0]
+    assert sam.last_stats.sam_step and sam.skipped_steps == 0
+
+
+def test_bf16_weights_train():
+    model = tiny_mlp(dtype=torch.bfloat16)
+    sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.05), rho=0.05)
+    batch = tiny_batch(dtype=torch.bfloat16)
+    losses = [
+        sam_step(
+            sam, lambda b: nn.functional.cross_entropy(model(b[0]).float(), b[1]), batch
+        ).item()
+        for _ in range(30)
+    ]
+    assert losses[-1] < 0.8 * losses[0]

@@ -1,0 +1,117 @@
+"""Checkpoint and resume: a resumed run is bitwise the uninterrupted one."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from samlm import SAM
+from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+
+SAM_OPTIONS = {
+    "rho": 0.2,
+    "probability": 0.5,  # randomized SAM: SAM's generator must be saved
+    "rho_schedule": "warmup",
+    "warmup_steps": 4,
+    "same_dropout": True,
+    "seed": 3,
+}
+
+
+def _make(base: str):
+    model = tiny_mlp(dropout=0.3)
+    if base == "sgd_momentum":
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    sam = SAM(opt, **SAM_OPTIONS)
+    sched = torch.optim.lr_scheduler.StepLR(sam, step_size=3, gamma=0.5)
+    return model, sam, sched
+
+
+def _train(model, sam, sched, steps: range) -> list[float]:
+    losses = []
+    for step in steps:
+        batch = tiny_batch(seed=step)
+
+        def closure(batch=batch):
+            sam.zero_grad()
+            loss = ce_loss(model)(batch)
+            loss.backward()
+            return loss
+
+        losses.append(sam.step(closure).item())
+        sched.step()
+    return losses
+
+
+def _checkpoint(model, sam, sched) -> bytes:
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": sam.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": torch.get_rng_state(),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("base", ["sgd_momentum", "adamw"])
+def test_resume_is_bitwise_the_uninterrupted_run(base):
+    torch.manual_seed(123)
+    model, sam, sched = _make(base)
+    full = _train(model, sam, sched, range(12))
+    assert sam.skipped_steps == 0
+
+    torch.manual_seed(123)
+    model, sam, sched = _make(base)
+    first = _train(model, sam, sched, range(5))
+    blob = _checkpoint(model, sam, sched)
+    _train(model, sam, sched, range(5, 7))  # the process goes on a little, then dies
+
+    model, sam, sched = _make(base)  # fresh objects, fresh generator
+    state = torch.load(io.BytesIO(blob), weights_only=False)
+    model.load_state_dict(state["model"])
+    sam.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    assert sam.param_groups is sam.base_optimizer.param_groups
+    rest = _train(model, sam, sched, range(5, 12))
+    assert first + rest == full
+
+
+def test_randomized_sam_mixes_sam_and_plain_steps():
+    """Guards the resume test: with probability 0.5 both kinds of step occur."""
+    model, sam, sched = _make("adamw")
+    kinds = set()
+    for step in range(12):
+        _train(model, sam, sched, range(step, step + 1))
+        kinds.add(sam.last_stats.sam_step)
+    assert kinds == {True, False}
+
+
+def test_state_dict_while_perturbed_is_refused():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1)
+    ce_loss(model)(tiny_batch()).backward()
+    assert sam.perturb()
+    with pytest.raises(RuntimeError, match="perturbed"):
+        sam.state_dict()
+    sam.restore()
+    assert set(sam.state_dict()) == {"base", "sam"}
+
+
+def test_loading_a_foreign_state_dict_names_the_problem():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="not a SAM state dict"):
+        sam.load_state_dict(sam.base_optimizer.state_dict())
+    other = SAM(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1))
+    other.base_optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
+    with pytest.raises(ValueError, match="parameter groups"):
+        sam.load_state_dict(other.state_dict())
