@@ -134,3 +134,27 @@ def test_bf16_weights_train():
         for _ in range(30)
     ]
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_a_skip_survives_later_micro_batches_of_the_same_step():
+    from samlm.optim.step import ascend
+
+    model = tiny_mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1)
+    x, y = tiny_batch()
+    sam.zero_grad()
+    ascend(sam, lambda b: ce_loss(model)(b) * math.inf, [((x[:8], y[:8]), 8)])
+    assert sam.step_skipped and not sam.is_perturbed
+    ascend(sam, ce_loss(model), [((x[8:], y[8:]), 8)])  # a later, finite micro-batch
+    assert sam.is_perturbed and sam.step_skipped
+    ce_loss(model)((x[8:], y[8:])).backward()
+    sam.step()
+    assert sam.skipped_steps == 1 and not sam.step_skipped
+    for p, q in zip(before, model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    sam.zero_grad()
+    ascend(sam, lambda b: ce_loss(model)(b) * math.inf, [((x, y), 16)])
+    assert sam.step_skipped
+    sam.zero_grad()  # a new step begins
+    assert not sam.step_skipped

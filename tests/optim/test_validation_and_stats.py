@@ -129,3 +129,32 @@ def test_sharpness_is_not_reported_across_different_examples():
     sam = SAM(_sgd(model), rho=0.1)
     sam_step(sam, ce_loss(model), tiny_batch(), ascent_fraction=0.25)
     assert math.isnan(sam.last_stats.as_dict()["sharpness"])
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_cosine_in_the_closure_api(set_to_none):
+    """Zeroing in place reuses the first-pass gradient tensors: the cosine is then NaN
+    (not a wrong number), and the step itself is unaffected."""
+    batch = tiny_batch()
+    model, ref = tiny_mlp(), tiny_mlp()
+    sam = SAM(_sgd(model), rho=0.2)
+    sam_step(SAM(_sgd(ref), rho=0.2), ce_loss(ref), batch)
+
+    def closure():
+        sam.zero_grad(set_to_none=set_to_none)
+        loss = ce_loss(model)(batch)
+        loss.backward()
+        return loss
+
+    sam.step(closure)
+    for p, q in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-7)
+    cosine = sam.last_stats.cosine
+    assert (0.5 < cosine <= 1.0) if set_to_none else math.isnan(cosine)
+
+
+def test_track_cosine_off():
+    model = tiny_mlp()
+    sam = SAM(_sgd(model), rho=0.2, track_cosine=False)
+    sam_step(sam, ce_loss(model), tiny_batch())
+    assert sam.last_stats.sam_step and math.isnan(sam.last_stats.cosine)

@@ -30,6 +30,7 @@ class AscentGroup:
     """One parameter group's share of the ascent: ``e = rho * direction / ||s||``."""
 
     params: list[Tensor]
+    grads: list[Tensor]
     direction: list[Tensor]  # g for SAM, T^2 g for ASAM
     rho: float
     grad_sq: Tensor  # ||g||^2 of the group
@@ -47,13 +48,13 @@ def ascent_group(
     """
     grad_sq = squared_norms(grads)
     if eta is None:
-        return AscentGroup(params, grads, rho, grad_sq, grad_sq, grad_sq)
+        return AscentGroup(params, grads, grads, rho, grad_sq, grad_sq, grad_sq)
     t = torch._foreach_abs(params)
     torch._foreach_add_(t, eta)
     s = torch._foreach_mul(grads, t)
     scaled_sq = squared_norms(s)
     torch._foreach_mul_(s, t)  # s <- T^2 g
-    return AscentGroup(params, s, rho, grad_sq, scaled_sq, squared_norms(s))
+    return AscentGroup(params, grads, s, rho, grad_sq, scaled_sq, squared_norms(s))
 
 
 def backup_and_perturb(group: AscentGroup, backups: list[Tensor], scaled_norm: float) -> None:
@@ -67,17 +68,12 @@ def restore(params: list[Tensor], backups: list[Tensor]) -> None:
     torch._foreach_copy_(params, backups)
 
 
-def perturbation_dot(
-    params: list[Tensor], backups: list[Tensor], grads: list[Tensor], alpha: float
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Squared norms ``(||d + alpha g||^2, ||d||^2, ||g||^2)`` with ``d = w - backup = e``.
+def polarise_(first: list[Tensor], second: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``(||a + b||^2, ||b||^2)``, overwriting ``first`` (a) with ``a + b``.
 
-    Their polarisation gives ``<e, g> = (||d + a g||^2 - ||d||^2 - a^2 ||g||^2) / (2 a)``
-    without a per-tensor dot-product loop; ``alpha`` should make ``a g`` about as long
-    as ``e`` to keep the cancellation small.
+    With ``||a||^2`` known, ``<a, b> = (||a + b||^2 - ||a||^2 - ||b||^2) / 2``: a dot
+    product from two foreach passes, with no per-tensor loop and no new buffer.
     """
-    d = torch._foreach_sub(params, backups)
-    d_sq = squared_norms(d)
-    g_sq = squared_norms(grads)
-    torch._foreach_add_(d, grads, alpha=alpha)
-    return squared_norms(d), d_sq, g_sq
+    second_sq = squared_norms(second)
+    torch._foreach_add_(first, second)
+    return squared_norms(first), second_sq

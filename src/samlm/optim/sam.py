@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,6 +36,17 @@ _HOOK_DICTS = (
 def _check_non_negative(name: str, value: float, where: str = "") -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}={value!r}{where} must be a finite number >= 0")
+
+
+@dataclass
+class _Perturbation:
+    """What ``restore`` needs: the perturbed weights, their saved values, and (for the
+    cosine statistic) the first-pass gradients with their squared norm."""
+
+    params: list[Tensor]
+    backups: list[Tensor]
+    first_grads: list[Tensor] | None
+    first_sq: float
 
 
 class SAM(torch.optim.Optimizer):
@@ -63,6 +75,9 @@ class SAM(torch.optim.Optimizer):
         probability: perturb with this probability per step (randomized SAM).
         same_dropout: replay the RNG so both passes draw the same dropout masks.
         max_grad_norm: clip the SAM gradient (after the restore, before the step).
+        track_cosine: keep the first-pass gradients until ``restore`` to report the
+            cosine between the two gradients (free in ``sam_step``; with a closure that
+            zeroes gradients to ``None`` it holds one gradient-sized buffer in pass two).
         seed: seed of SAM's own generator (randomized SAM); saved in ``state_dict``.
     """
 
@@ -79,6 +94,7 @@ class SAM(torch.optim.Optimizer):
         probability: float = 1.0,
         same_dropout: bool = False,
         max_grad_norm: float | None = None,
+        track_cosine: bool = True,
         seed: int = 0,
     ) -> None:
         if not isinstance(base_optimizer, torch.optim.Optimizer):
@@ -98,6 +114,7 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer = base_optimizer
         self.same_dropout = bool(same_dropout)
         self.max_grad_norm = max_grad_norm
+        self.track_cosine = bool(track_cosine)
         # torch.optim.Optimizer's machinery, without building new param groups.
         for name in _HOOK_DICTS:
             setattr(self, name, OrderedDict())
@@ -120,7 +137,7 @@ class SAM(torch.optim.Optimizer):
         self._decision: bool | None = None  # is the current step a SAM step (cached)
         self._skip_pending = False
         self._backup: dict[Tensor, Tensor] = {}
-        self._perturbed: tuple[list[Tensor], list[Tensor], float] | None = None
+        self._perturbed: _Perturbation | None = None
         self.last_stats = SAMStats()
 
     # -- parameter groups -------------------------------------------------------------
@@ -155,8 +172,21 @@ class SAM(torch.optim.Optimizer):
 
     @property
     def step_skipped(self) -> bool:
-        """True after ``perturb()`` found a non-finite gradient: this step will not update."""
+        """True after ``perturb()`` found a non-finite gradient: this step will not update.
+
+        Cleared by the step and by ``zero_grad()`` (the start of a new step); it survives
+        further micro-batches of the same step.
+        """
         return self._skip_pending
+
+    @property
+    def is_perturbed(self) -> bool:
+        """True between a successful ``perturb()`` and ``restore()``."""
+        return self._perturbed is not None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self._skip_pending = False
+        super().zero_grad(set_to_none)
 
     @torch.no_grad()
     def perturb(
@@ -171,7 +201,6 @@ class SAM(torch.optim.Optimizer):
         """
         if self._perturbed is not None:
             raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
-        self._skip_pending = False
         stats = self.last_stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
         if not self.is_sam_step():
             return False
@@ -204,11 +233,13 @@ class SAM(torch.optim.Optimizer):
             return False
         all_params: list[Tensor] = []
         all_backups: list[Tensor] = []
+        first_grads: list[Tensor] = []
         for a in groups:
             backups = [self._backup_of(p) for p in a.params]
             F.backup_and_perturb(a, backups, scaled_norm)
             all_params += a.params
             all_backups += backups
+            first_grads += a.grads
         grad_norm = math.sqrt(sum(row[0] for row in squares))
         e_norm = math.sqrt(sum(a.rho**2 * row[2] for a, row in zip(groups, squares, strict=True)))
         e_norm /= scaled_norm
@@ -216,8 +247,9 @@ class SAM(torch.optim.Optimizer):
         stats.rho = max(a.rho for a in groups)
         stats.grad_norm = grad_norm
         stats.perturbation_norm = e_norm
-        alpha = e_norm / grad_norm if grad_norm > 0 else 1.0
-        self._perturbed = (all_params, all_backups, alpha)
+        self._perturbed = _Perturbation(
+            all_params, all_backups, first_grads if self.track_cosine else None, grad_norm**2
+        )
         return True
 
     def _backup_of(self, p: Tensor) -> Tensor:
@@ -234,17 +266,19 @@ class SAM(torch.optim.Optimizer):
         """
         if self._perturbed is None:
             return
-        params, backups, alpha = self._perturbed
+        state, self._perturbed = self._perturbed, None
         if loss is not None:
             self.last_stats.loss_perturbed = loss.detach()
-        grads = [p.grad for p in params]
-        if all(g is not None for g in grads):
-            self.last_stats._polarisation = (
-                *F.perturbation_dot(params, backups, grads, alpha),
-                alpha,
-            )
-        F.restore(params, backups)
-        self._perturbed = None
+        if state.first_grads is not None:
+            second = [p.grad for p in state.params]
+            # the first-pass gradients are dead after the perturbation: reuse them in place,
+            # unless zero_grad(set_to_none=False) made the second pass accumulate into them
+            if all(
+                g is not None and g is not f for g, f in zip(second, state.first_grads, strict=True)
+            ):
+                sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
+                self.last_stats._polarisation = (sum_sq, state.first_sq, second_sq)
+        F.restore(state.params, state.backups)
 
     @torch.no_grad()
     def _finish_step(self) -> None:
@@ -279,7 +313,7 @@ class SAM(torch.optim.Optimizer):
             self._finish_step()
             return None
         closure = torch.enable_grad()(closure)
-        rng = RNGReplay(self._devices()) if self.same_dropout and self.is_sam_step() else None
+        rng = RNGReplay(self.devices()) if self.same_dropout and self.is_sam_step() else None
         loss = closure()
         if self.perturb(loss=loss.detach() if isinstance(loss, Tensor) else loss):
             if rng is not None:
@@ -291,7 +325,7 @@ class SAM(torch.optim.Optimizer):
         self._finish_step()
         return loss
 
-    def _devices(self) -> set[torch.device]:
+    def devices(self) -> set[torch.device]:
         return {p.device for g in self.param_groups for p in g["params"]}
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -23,8 +23,8 @@ class SAMStats:
       ``max_{||e|| <= rho} L(w + e) - L(w)``; it is NaN when the two losses were taken
       on different examples (``same_examples=False``, an ascent on part of the batch).
     * ``grad_norm``: ||g|| over the perturbed parameters; ``perturbation_norm``: ||e||.
-    * ``cosine``: cos(e, g_sam) between the perturbation and the gradient at w + e; for
-      SAM e is parallel to g, so this is the cosine between the two gradients.
+    * ``cosine``: cos(g, g_sam) between the gradient at w and the gradient at w + e, over
+      the perturbed parameters (NaN when ``track_cosine=False``).
     * ``skipped_steps``: steps skipped so far because a gradient was not finite.
     """
 
@@ -36,17 +36,17 @@ class SAMStats:
     loss: Tensor | float | None = None
     loss_perturbed: Tensor | float | None = None
     same_examples: bool = True
-    _polarisation: tuple[Tensor, Tensor, Tensor, float] | None = field(default=None, repr=False)
+    _polarisation: tuple[Tensor, float, Tensor] | None = field(default=None, repr=False)
 
     @property
     def cosine(self) -> float:
         if self._polarisation is None:
             return math.nan
-        sum_sq, d_sq, g_sq, alpha = (_value(x) for x in self._polarisation)
-        denom = 2.0 * alpha * math.sqrt(d_sq * g_sq)
+        sum_sq, first_sq, second_sq = (_value(x) for x in self._polarisation)
+        denom = 2.0 * math.sqrt(first_sq * second_sq)
         if denom == 0.0:
             return math.nan
-        return (sum_sq - d_sq - alpha * alpha * g_sq) / denom
+        return (sum_sq - first_sq - second_sq) / denom
 
     def as_dict(self) -> dict[str, float]:
         loss, loss_p = _value(self.loss), _value(self.loss_perturbed)

@@ -96,31 +96,19 @@ def sam_step(
         units = [micro]
     else:
         units = [[chunk] for mb, _ in micro for chunk in split_batch(mb, m)]
-    params = optimizer.trainable_params()
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
     for unit in units:
-        unit_n = sum(size for _, size in unit)
-        rng = RNGReplay(p.device for p in params) if optimizer.same_dropout else None
-        grads: list[Tensor | None] | None = None
-        for mb, size in unit:
-            sub, _ = head(mb, ascent_fraction)
-            loss = loss_fn(sub)
-            g = torch.autograd.grad(scale(loss * (size / unit_n)), params, allow_unused=True)
-            grads = (
-                list(g) if grads is None else [_add(a, b) for a, b in zip(grads, g, strict=True)]
-            )
-            loss_w = loss_w + loss.detach() * (size / n)
-        assert grads is not None
-        grad_map = dict(zip(params, grads, strict=True))
-        perturbed = optimizer.perturb(grad_map)
+        rng = RNGReplay(optimizer.devices()) if optimizer.same_dropout else None
+        unit_loss, grads = ascend(optimizer, loss_fn, unit, ascent_fraction, scale)
+        loss_w = loss_w + unit_loss * (sum(size for _, size in unit) / n)
         if optimizer.step_skipped:
-            _skip(optimizer, scaler, grad_map)
+            _skip(optimizer, scaler, grads)
             return loss_w  # type: ignore[return-value]
-        if perturbed and rng is not None:
+        if optimizer.is_perturbed and rng is not None:
             rng.replay()
         loss_p = loss_p + descend(unit)
-        if perturbed and rng is not None:
+        if optimizer.is_perturbed and rng is not None:
             rng.resume()
         optimizer.restore()
     optimizer.last_stats.loss = loss_w
@@ -128,6 +116,36 @@ def sam_step(
     optimizer.last_stats.same_examples = ascent_fraction == 1.0
     _base_step(optimizer, scaler)
     return loss_w  # type: ignore[return-value]
+
+
+def ascend(
+    optimizer: SAM,
+    loss_fn: Callable[[Any], Tensor],
+    unit: list[tuple[Any, int]],
+    ascent_fraction: float = 1.0,
+    scale: Callable[[Tensor], Tensor] = lambda x: x,
+) -> tuple[Tensor, dict[Tensor, Tensor | None]]:
+    """The ascent half of a SAM step: ``e`` from the first ``ascent_fraction`` of each
+    ``(batch, size)`` in ``unit`` (weighted by size), then ``optimizer.perturb``.
+
+    The gradients come from ``torch.autograd.grad``, so ``p.grad`` (which may hold
+    accumulated SAM gradients) is untouched. Returns the size-weighted mean ascent loss
+    and the ascent gradients (a caller shows them to a GradScaler when the step is
+    skipped); ``optimizer.is_perturbed`` tells whether a second pass is due.
+    """
+    params = optimizer.trainable_params()
+    total = sum(size for _, size in unit)
+    loss_w: Tensor | float = 0.0
+    grads: list[Tensor | None] | None = None
+    for mb, size in unit:
+        sub, _ = head(mb, ascent_fraction)
+        loss = loss_fn(sub)
+        g = torch.autograd.grad(scale(loss * (size / total)), params, allow_unused=True)
+        grads = list(g) if grads is None else [_add(a, b) for a, b in zip(grads, g, strict=True)]
+        loss_w = loss_w + loss.detach() * (size / total)
+    grad_map = dict(zip(params, grads or [], strict=True))
+    optimizer.perturb(grad_map)
+    return loss_w, grad_map  # type: ignore[return-value]
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -147,13 +165,17 @@ def _base_step(optimizer: SAM, scaler: torch.amp.GradScaler | None) -> None:
 def _skip(
     optimizer: SAM, scaler: torch.amp.GradScaler | None, grads: dict[Tensor, Tensor | None]
 ) -> None:
-    """A non-finite ascent gradient: no update; a GradScaler sees the inf and backs off."""
+    """A non-finite ascent gradient: no update.
+
+    Without a scaler, ``step()`` ends the step (counted in ``skipped_steps``). With one,
+    the scaler is shown the ascent gradients, finds the inf, skips and lowers the scale;
+    like any step a GradScaler skips, it does not advance SAM's schedule clock.
+    """
     if scaler is None:
-        optimizer.step()  # counts the skipped step and advances the schedule's clock
+        optimizer.step()
         return
     for p, g in grads.items():
         p.grad = g
-    scaler.step(optimizer)  # finds the inf and does not call optimizer.step()
+    scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
-    optimizer.step()  # no gradients, a pending skip: only advances the schedule's clock
