@@ -33,7 +33,7 @@ _HOOK_DICTS = (
 )
 
 
-def _check_non_negative(name: str, value: float, where: str = "") -> None:
+def check_non_negative(name: str, value: float, where: str = "") -> None:
     if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}={value!r}{where} must be a finite number >= 0")
 
@@ -104,10 +104,10 @@ class SAM(torch.optim.Optimizer):
             )
         if isinstance(base_optimizer, SAM):
             raise ValueError("base_optimizer is already a SAM; wrap the base optimizer once")
-        _check_non_negative("rho", rho)
-        _check_non_negative("eta", eta)
+        check_non_negative("rho", rho)
+        check_non_negative("eta", eta)
         if max_grad_norm is not None:
-            _check_non_negative("max_grad_norm", max_grad_norm)
+            check_non_negative("max_grad_norm", max_grad_norm)
         self.schedule = Schedule(rho_schedule, warmup_steps, int(interval), float(probability))
         if interval != int(interval):
             raise ValueError(f"interval={interval!r} must be an integer >= 1")
@@ -150,8 +150,8 @@ class SAM(torch.optim.Optimizer):
         for name in ("rho", "adaptive", "eta", "perturb"):
             group.setdefault(name, self.defaults[name])
         where = f" (param group {index})"
-        _check_non_negative("rho", group["rho"], where)
-        _check_non_negative("eta", group["eta"], where)
+        check_non_negative("rho", group["rho"], where)
+        check_non_negative("eta", group["eta"], where)
         group.setdefault("initial_lr", float(group["lr"]))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:

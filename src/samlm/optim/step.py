@@ -35,7 +35,9 @@ from .stats import SAMStats
 ACCUMULATION_MODES = ("global", "per_microbatch")
 
 
-def _validate(ascent_fraction: float, m: int, accumulation_steps: int, accumulation: str) -> None:
+def validate_step_options(
+    ascent_fraction: float, m: int, accumulation_steps: int, accumulation: str
+) -> None:
     if not 0.0 < ascent_fraction <= 1.0:
         raise ValueError(f"ascent_fraction={ascent_fraction!r} must be in (0, 1]")
     if not (isinstance(m, int) and m >= 1):
@@ -72,7 +74,7 @@ def sam_step(
     cost one forward-backward). With ``scaler``, losses are scaled, the base step goes
     through ``scaler.step`` and ``scaler.update`` (skipped on inf, scale lowered).
     """
-    _validate(ascent_fraction, m, accumulation_steps, accumulation)
+    validate_step_options(ascent_fraction, m, accumulation_steps, accumulation)
     n = batch_size(batch)
     micro = split_batch(batch, accumulation_steps)
     scale = scaler.scale if scaler is not None else (lambda x: x)

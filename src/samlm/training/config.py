@@ -1,0 +1,62 @@
+"""``SAMConfig``: every SAM option of a training run in one small object."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..optim.sam import check_non_negative
+from ..optim.schedule import Schedule
+from ..optim.step import validate_step_options
+
+
+@dataclass(frozen=True)
+class SAMConfig:
+    """SAM's options for :class:`SAMTrainer` and ``samlm train``.
+
+    ``rho``, ``adaptive``/``eta`` (ASAM), the schedules (``rho_schedule``,
+    ``warmup_steps``, ``interval``, ``probability``) and ``same_dropout`` go to
+    :class:`samlm.SAM`; ``ascent_fraction`` and ``m`` shape each micro-batch's step
+    (Bahri et al. 2022 take the ascent on a quarter of the batch); with
+    ``exclude_bias_and_norm`` the Trainer's no-decay group (biases, LayerNorm
+    weights) is left out of the perturbation, and ``exclude_embeddings`` leaves the
+    embedding matrices out too.
+    """
+
+    rho: float = 0.05
+    adaptive: bool = False
+    eta: float = 0.01
+    ascent_fraction: float = 1.0
+    m: int = 1
+    interval: int = 1
+    probability: float = 1.0
+    rho_schedule: str = "constant"
+    warmup_steps: int = 0
+    same_dropout: bool = False
+    exclude_bias_and_norm: bool = True
+    exclude_embeddings: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_non_negative("rho", self.rho)
+        check_non_negative("eta", self.eta)
+        Schedule(self.rho_schedule, self.warmup_steps, self.interval, self.probability)
+        validate_step_options(self.ascent_fraction, self.m, 1, "per_microbatch")
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`samlm.SAM`."""
+        keys = (
+            "rho",
+            "adaptive",
+            "eta",
+            "rho_schedule",
+            "warmup_steps",
+            "interval",
+            "probability",
+            "same_dropout",
+            "seed",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,172 @@
+"""SAM inside ``transformers.Trainer``: the Trainer keeps its loop, SAM takes each micro-batch.
+
+For every micro-batch of a SAM step (gradient accumulation is SAM per micro-batch):
+
+    e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
+    grad += grad L(w + e)    (the Trainer's own ``training_step``: loss scaling for
+                              accumulation, fp16 scaler, backward)
+    w    <- w                (exact restore)
+
+then the Trainer clips (``max_grad_norm``), steps the optimizer (the base optimizer
+inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and saves as usual.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
+
+from ..optim.batching import batch_size, split_batch
+from ..optim.groups import sam_param_groups
+from ..optim.rng import RNGReplay
+from ..optim.sam import SAM
+from ..optim.stats import SAMStats
+from ..optim.step import ascend
+from .config import SAMConfig
+
+STAT_KEYS = ("loss_perturbed", "sharpness", "grad_norm", "perturbation_norm", "cosine")
+
+
+class _EndOfStep(TrainerCallback):
+    """Closes SAM's step even when a GradScaler skipped ``optimizer.step()``."""
+
+    def __init__(self, trainer: SAMTrainerMixin) -> None:
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.trainer.sam_optimizer is not None:
+            self.trainer.sam_optimizer.zero_grad(set_to_none=True)  # clears a pending skip
+
+
+class SAMTrainerMixin:
+    """What turns a Trainer class into a SAM one; see :class:`SAMTrainer`."""
+
+    def __init__(self, *args: Any, sam_config: SAMConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sam_config = sam_config or SAMConfig()
+        self.sam_optimizer: SAM | None = None
+        self._sam_records: list[SAMStats] = []
+        self._sam_loss_weight = 1.0
+        self._sam_raw_loss: Tensor | None = None
+        self.add_callback(_EndOfStep(self))
+
+    # -- optimizer ------------------------------------------------------------------------
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        base = super().create_optimizer(model)
+        if isinstance(base, SAM):
+            self.sam_optimizer = base
+            return base
+        cfg = self.sam_config
+        plain = {
+            id(p)
+            for g in sam_param_groups(self.model, exclude_embeddings=cfg.exclude_embeddings)
+            if not g["perturb"]
+            for p in g["params"]
+        }
+        for group in base.param_groups:
+            excluded = cfg.exclude_bias_and_norm or cfg.exclude_embeddings
+            if excluded and group["params"] and all(id(p) in plain for p in group["params"]):
+                group["perturb"] = False
+        self.optimizer = self.sam_optimizer = SAM(base, **cfg.optimizer_kwargs())
+        return self.optimizer
+
+    # -- the step -------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = out[0] if return_outputs else out
+        self._sam_raw_loss = loss.detach()
+        if self._sam_loss_weight != 1.0:
+            loss = loss * self._sam_loss_weight
+            out = (loss, *out[1:]) if return_outputs else loss
+        return out
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None):
+        sam = self.sam_optimizer
+        if sam is None or not sam.is_sam_step():
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if sam is not None:
+                self._record(SAMStats(skipped_steps=sam.skipped_steps, loss=self._sam_raw_loss))
+            return loss
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        cfg = self.sam_config
+        n = batch_size(inputs)
+        chunks = split_batch(inputs, min(cfg.m, n))
+        scaler = getattr(self.accelerator, "scaler", None)
+        scale = scaler.scale if scaler is not None else (lambda x: x)
+
+        def loss_fn(batch: dict[str, Any]) -> Tensor:
+            with self.compute_loss_context_manager():
+                return self.compute_loss(model, batch)
+
+        loss_w: Tensor | float = 0.0
+        loss_p: Tensor | float = 0.0
+        reported: Tensor | float = 0.0
+        for chunk, size in chunks:
+            rng = RNGReplay(sam.devices()) if sam.same_dropout else None
+            ascent_loss, grads = ascend(sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale)
+            loss_w = loss_w + ascent_loss * (size / n)
+            if sam.step_skipped:
+                for p, g in grads.items():  # the scaler (or the step's own check) sees the inf
+                    p.grad = g
+                self._record(sam.last_stats)
+                return torch.full((), float("nan"), device=ascent_loss.device)
+            if sam.is_perturbed and rng is not None:
+                rng.replay()
+            # one chunk: exactly the Trainer's own step; m chunks: mean losses weighted by size
+            self._sam_loss_weight = 1.0 if len(chunks) == 1 else size / n
+            try:
+                reported = reported + super().training_step(
+                    model, chunk, num_items_in_batch if len(chunks) == 1 else None
+                )
+            finally:
+                self._sam_loss_weight = 1.0
+            loss_p = loss_p + self._sam_raw_loss * (size / n)
+            if sam.is_perturbed and rng is not None:
+                rng.resume()
+            sam.restore()
+        stats = sam.last_stats
+        stats.loss, stats.loss_perturbed = loss_w, loss_p
+        stats.same_examples = cfg.ascent_fraction == 1.0
+        self._record(stats)
+        # the Trainer logs L(w), on the scale it gives its own losses (accumulation, num_items)
+        return (loss_w * (reported / loss_p)).detach()
+
+    # -- logging --------------------------------------------------------------------------
+
+    def _record(self, stats: SAMStats) -> None:
+        self._sam_records.append(stats)
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if "loss" in logs and self._sam_records:
+            rows = [s.as_dict() for s in self._sam_records]
+            sam_rows = [r for r in rows if r["sam_step"]]
+            logs["sam_steps"] = len(sam_rows) / len(rows)
+            for key in STAT_KEYS:
+                values = [r[key] for r in sam_rows if r[key] == r[key]]  # drop NaN
+                if values:
+                    logs[f"sam_{key}"] = sum(values) / len(values)
+            logs["sam_skipped_steps"] = rows[-1]["skipped_steps"]
+            self._sam_records.clear()
+        super().log(logs, *args, **kwargs)
+
+
+class SAMTrainer(SAMTrainerMixin, Trainer):
+    """``transformers.Trainer`` with SAM: swap the class name, pass ``sam_config``.
+
+    Everything the Trainer offers keeps working: ``TrainingArguments`` (gradient
+    accumulation runs SAM per micro-batch; bf16/fp16; ``max_grad_norm`` clips the SAM
+    gradient; LR schedulers drive the base optimizer), evaluation, checkpoints (SAM's
+    state rides in the optimizer's state dict) and logs, which gain ``sam_*`` entries:
+    the loss at w + e, sharpness, ||g||, ||e||, cosine, the share of SAM steps and
+    the skipped steps.
+    """
+
+
+class SAMSeq2SeqTrainer(SAMTrainerMixin, Seq2SeqTrainer):
+    """``transformers.Seq2SeqTrainer`` with SAM (text-to-text models such as T5)."""
