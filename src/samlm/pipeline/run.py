@@ -1,0 +1,231 @@
+"""``samlm train``: fine-tune on a task with SAM or its baseline, keep the best checkpoint.
+
+A run folder holds ``config.yaml`` (the resolved options), ``log.jsonl`` (one line per
+Trainer log: training loss, SAM statistics, dev metrics), ``tensorboard/``,
+``checkpoints/`` while it runs (for ``--resume``), then ``best/`` (the best model by the
+task's main dev metric) and ``metrics.json`` (its dev scores) when it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import (
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..tasks import Task, get_task, load_split, resolve_data_dir, subsample
+from ..training import SAMSeq2SeqTrainer, SAMTrainer
+from .config import TrainConfig
+from .features import collator, encode, metrics_fn
+from .models import ModelChoice, load_model, resolve_model
+
+DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
+TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
+RESUME_IGNORES = ("data_dir",)
+RUNTIME_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch")
+
+
+class JsonlLog(TrainerCallback):
+    """Appends every Trainer log (loss, SAM statistics, dev metrics) to ``log.jsonl``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+def _tensorboard(folder: Path) -> TrainerCallback:
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder)))
+
+
+def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | None:
+    """Check the run folder; returns the checkpoint to resume from (or None)."""
+    out = Path(cfg.output)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise FileExistsError(
+                f"output folder {out} exists and is not empty: pass --resume to continue the "
+                "run in it or --overwrite to replace it"
+            )
+        saved_path = out / "config.yaml"
+        if saved_path.is_file():
+            saved = yaml.safe_load(saved_path.read_text())["options"]
+            now = cfg.to_dict()
+            diff = [k for k in now if k not in RESUME_IGNORES and saved.get(k) != now[k]]
+            if diff:
+                details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+                raise ValueError(
+                    f"--resume with options that differ from the run in {out}: {details}"
+                )
+        ckpts = out / "checkpoints"
+        last = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
+        return Path(last) if last else None
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str, out: Path):
+    strategy = "steps" if cfg.save_steps else "epoch"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out / "checkpoints"),
+        report_to=[],  # TensorBoard through our own callback, writing to out/tensorboard
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate or DEFAULT_LR[base],
+        lr_scheduler_type=cfg.lr_scheduler or ("constant" if base == "adafactor" else "linear"),
+        optim=TRAINER_OPTIM[base],
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a share of the steps
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=cfg.bf16,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=cfg.save_steps,
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=task.main_metric,
+        greater_is_better=True,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+    if choice.modelling == "text2text":
+        return Seq2SeqTrainingArguments(
+            predict_with_generate=True, generation_max_length=cfg.max_target_length, **kwargs
+        )
+    return TrainingArguments(**kwargs)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+    log=print,
+) -> dict[str, Any]:
+    """Run one fine-tuning; returns what ``metrics.json`` holds. Everything that can be
+    checked (task, model, options, data, output folder) is checked before training."""
+    task = get_task(cfg.task)
+    choice = resolve_model(cfg.model, cfg.modelling, task)
+    base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
+    data_dir = resolve_data_dir(cfg.data_dir)
+    if data_dir is not None and not data_dir.is_dir():
+        origin = "--data-dir" if cfg.data_dir else "$SAMLM_DATA_DIR"
+        raise ValueError(f"data folder {data_dir} ({origin}) does not exist or is not a folder")
+    train_examples = load_split(task, "train", data_dir)
+    dev_examples = load_split(task, "validation", data_dir)
+    if cfg.train_size is not None or cfg.train_fraction is not None:
+        train_examples = subsample(
+            train_examples,
+            size=cfg.train_size,
+            fraction=cfg.train_fraction,
+            seed=cfg.seed,
+            stratify=task.kind in ("classification", "multiple_choice"),
+        )
+    if cfg.eval_size is not None and cfg.eval_size < len(dev_examples):
+        dev_examples = subsample(
+            dev_examples,
+            size=cfg.eval_size,
+            seed=0,
+            stratify=task.kind in ("classification", "multiple_choice"),
+        )
+    out = Path(cfg.output)
+    args = _training_args(cfg, task, choice, base, out)
+    done = out / "metrics.json"
+    if resume and done.is_file():
+        log(f"{out}: this run is complete; its metrics are in {done}")
+        return json.loads(done.read_text())
+    checkpoint = _prepare_output(cfg, resume, overwrite)
+    note = task.data_note(data_dir)
+    if note:
+        log(note)
+
+    sam = cfg.sam_config(choice.default_rho()) if cfg.optimizer != "baseline" else None
+    resolved = {
+        "modelling": choice.modelling,
+        "model_path": choice.path,
+        "base_optimizer": base,
+        "rho": sam.rho if sam else None,
+        "train_examples": len(train_examples),
+        "eval_examples": len(dev_examples),
+        "data_note": note,
+    }
+    (out / "config.yaml").write_text(
+        yaml.safe_dump({"options": cfg.to_dict(), "resolved": resolved}, sort_keys=False)
+    )
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(choice, task)
+    enc = dict(
+        tokenizer=tokenizer,
+        modelling=choice.modelling,
+        max_length=cfg.max_length,
+        max_target_length=cfg.max_target_length,
+    )
+    train_ds = encode(task, train_examples, training=True, **enc)
+    dev_ds = encode(task, dev_examples, training=False, **enc)
+    seq2seq = choice.modelling == "text2text"
+    trainer_cls = (
+        (SAMSeq2SeqTrainer if seq2seq else SAMTrainer)
+        if sam
+        else (Seq2SeqTrainer if seq2seq else Trainer)
+    )
+    kwargs: dict[str, Any] = {"sam_config": sam} if sam else {}
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        processing_class=tokenizer,
+        data_collator=collator(task, choice.modelling, tokenizer, model),
+        compute_metrics=metrics_fn(task, choice.modelling, dev_examples, tokenizer),
+        callbacks=[JsonlLog(out / "log.jsonl"), _tensorboard(out / "tensorboard"), *callbacks],
+        **kwargs,
+    )
+    if checkpoint is not None:
+        log(f"resuming from {checkpoint}")
+    train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    scores = trainer.evaluate()
+    trainer.save_model(str(out / "best"))
+    result = {
+        "task": task.name,
+        "method": cfg.optimizer,
+        "main_metric": task.main_metric,
+        "metrics": {k.removeprefix("eval_"): v for k, v in scores.items() if k not in RUNTIME_KEYS},
+        "best_checkpoint": trainer.state.best_model_checkpoint
+        and Path(trainer.state.best_model_checkpoint).name,
+        "global_steps": trainer.state.global_step,
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        **resolved,
+    }
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return result

@@ -1,0 +1,175 @@
+"""Bad input stops `samlm train` before training, with one clear message and exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from samlm.cli import main
+
+
+def _fail(capsys, *argv: str) -> str:
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samlm train: error:") and err.count("\n") <= 8
+    return err
+
+
+def _rte_folder(tmp_path, rows: list[str]):
+    folder = tmp_path / "data" / "superglue" / "RTE"
+    folder.mkdir(parents=True)
+    good = {"premise": "A cat sat.", "hypothesis": "A cat.", "label": "entailment", "idx": 0}
+    (folder / "val.jsonl").write_text(json.dumps(good) + "\n")
+    (folder / "train.jsonl").write_text("\n".join(rows) + "\n")
+    return tmp_path / "data"
+
+
+def test_malformed_row_names_file_line_and_field(tmp_path, capsys, tiny_bert_dir):
+    good = json.dumps({"premise": "p", "hypothesis": "h", "label": "entailment", "idx": 0})
+    bad = json.dumps({"premise": "p", "label": "entailment", "idx": 1})  # no hypothesis
+    data = _rte_folder(tmp_path, [good, bad])
+    err = _fail(
+        capsys,
+        "--task",
+        "superglue/rte",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data),
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert "train.jsonl" in err and "line 2" in err and "hypothesis" in err
+    assert not (tmp_path / "out").exists()  # nothing written before the data is good
+
+
+def test_bad_label_names_the_value(tmp_path, capsys, tiny_bert_dir):
+    bad = json.dumps({"premise": "p", "hypothesis": "h", "label": "maybe", "idx": 0})
+    data = _rte_folder(tmp_path, [bad])
+    err = _fail(
+        capsys,
+        "--task",
+        "superglue/rte",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data),
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert "line 1" in err and "label" in err and "maybe" in err
+
+
+def test_unknown_task_lists_the_known_ones(tmp_path, capsys):
+    err = _fail(capsys, "--task", "glue/nope", "--output", str(tmp_path / "o"))
+    assert "superglue/rte" in err and "glue/sst2" in err
+
+
+def test_unknown_model(tmp_path, capsys, data_dir):
+    err = _fail(
+        capsys,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tmp_path / "no-such-model"),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert "unknown model" in err and "minilm" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "text"),
+    [
+        (["--ascent-fraction", "2"], "ascent_fraction=2.0"),
+        (["--rho", "-1"], "rho=-1.0"),
+        (["--interval", "0"], "interval=0"),
+        (["--train-size", "5", "--train-fraction", "0.5"], "not both"),
+        (["--batch-size", "0"], "batch_size=0"),
+    ],
+)
+def test_invalid_option_values(tmp_path, capsys, flags, text):
+    err = _fail(capsys, "--task", "glue/sst2", "--output", str(tmp_path / "o"), *flags)
+    assert text in err
+
+
+def test_missing_data_folder_says_where_it_looked(tmp_path, capsys, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    missing = tmp_path / "nowhere"
+    err = _fail(
+        capsys,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(missing),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert str(missing) in err and "does not exist" in err
+
+
+def test_absent_task_files_say_where_it_looked(tmp_path, capsys, tiny_bert_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = _fail(
+        capsys,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(empty),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert str(empty / "glue" / "SST-2" / "train.tsv") in err and "SAMLM_DATA_DIR" in err
+
+
+def test_text2text_only_task_on_an_encoder(tmp_path, capsys, data_dir, tiny_bert_dir):
+    err = _fail(
+        capsys,
+        "--task",
+        "qa/webquestions",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert "text2text" in err
+
+
+def test_existing_output_is_not_overwritten(tmp_path, capsys, data_dir, tiny_bert_dir):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    err = _fail(
+        capsys,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(out),
+        "--max-steps",
+        "1",
+    )
+    assert "--overwrite" in err and (out / "keep.txt").read_text() == "precious"
+
+
+def test_unknown_yaml_key(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("task: glue/sst2\nlearning-rat: 0.1\n")
+    err = _fail(capsys, "--config", str(config), "--output", str(tmp_path / "o"))
+    assert "c.yaml" in err and "learning-rat" in err

@@ -1,0 +1,168 @@
+"""`samlm train` end to end: outputs, resume, text-to-text, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import TrainerCallback
+
+from samlm.cli import main
+from samlm.pipeline import TrainConfig, train
+
+
+def _run(tmp_path, data_dir, *extra: str, name: str = "run") -> Path:
+    out = tmp_path / name
+    code = main(["train", "--data-dir", str(data_dir), "--output", str(out), *extra])
+    assert code == 0
+    return out
+
+
+def test_train_writes_its_outputs(tmp_path, data_dir, tiny_bert_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--optimizer",
+        "sam",
+        "--ascent-fraction",
+        "0.25",
+        "--train-size",
+        "32",
+        "--eval-size",
+        "32",
+        "--epochs",
+        "2",
+        "--logging-steps",
+        "1",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "glue/sst2" and metrics["method"] == "sam"
+    assert 0 <= metrics["metrics"]["accuracy"] <= 100
+    assert metrics["train_examples"] == 32 and metrics["eval_examples"] == 32
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["options"]["ascent_fraction"] == 0.25 and config["resolved"]["rho"] == 0.05
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("sam_loss_perturbed" in r for r in logs)
+    assert sum("eval_accuracy" in r for r in logs) == 3  # every epoch, then the best model
+    assert (out / "best" / "config.json").is_file()
+    assert any((out / "tensorboard").iterdir())
+    assert not (out / "checkpoints").exists()
+
+
+def test_same_subset_for_every_method(tmp_path, data_dir, tiny_bert_dir):
+    common = [
+        "--task",
+        "superglue/cb",
+        "--model",
+        str(tiny_bert_dir),
+        "--train-size",
+        "20",
+        "--eval-size",
+        "16",
+        "--max-steps",
+        "1",
+    ]
+    a = _run(tmp_path, data_dir, *common, "--optimizer", "baseline", name="a")
+    b = _run(tmp_path, data_dir, *common, "--optimizer", "asam", name="b")
+    for out in (a, b):
+        assert json.loads((out / "metrics.json").read_text())["train_examples"] == 20
+
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            raise KeyboardInterrupt("killed")
+
+
+def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny_bert_dir):
+    options = dict(
+        task="superglue/rte",
+        model=str(tiny_bert_dir),
+        train_size=32,
+        eval_size=32,
+        epochs=2,
+        batch_size=8,
+        save_steps=2,
+        data_dir=str(data_dir),
+        probability=0.5,
+        learning_rate=1e-3,
+    )
+    full = train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
+    killed = TrainConfig(output=str(tmp_path / "killed"), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, callbacks=[Kill()], log=lambda *a: None)
+    assert (tmp_path / "killed" / "checkpoints" / "checkpoint-2").is_dir()
+    resumed = train(killed, resume=True, log=lambda *a: None)
+    assert resumed["metrics"] == full["metrics"]
+    assert resumed["global_steps"] == full["global_steps"] == 8
+
+
+def test_text2text_with_a_tiny_t5(tmp_path, data_dir, tiny_t5_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "qa/webquestions",
+        "--model",
+        str(tiny_t5_dir),
+        "--train-size",
+        "16",
+        "--eval-size",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-target-length",
+        "8",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modelling"] == "text2text" and metrics["rho"] == 0.15  # Bahri et al.
+    assert metrics["base_optimizer"] == "adafactor"
+    assert set(metrics["metrics"]) >= {"exact_match", "f1"}
+
+
+def test_yaml_config_and_flags(tmp_path, data_dir, tiny_bert_dir):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "glue/cola",
+                "model": str(tiny_bert_dir),
+                "train-size": 16,
+                "eval_size": 16,
+                "max_steps": 1,
+                "rho": 0.3,
+            }
+        )
+    )
+    out = _run(tmp_path, data_dir, "--config", str(config), "--rho", "0.2")
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["options"]["rho"] == 0.2 and saved["options"]["train_size"] == 16
+    assert "matthews" in json.loads((out / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.slow
+def test_minilm_on_rte_slice(tmp_path, data_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "superglue/rte",
+        "--train-size",
+        "64",
+        "--eval-size",
+        "64",
+        "--epochs",
+        "1",
+        "--ascent-fraction",
+        "0.25",
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["metrics"]["accuracy"] <= 100
