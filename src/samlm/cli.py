@@ -70,7 +70,87 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(train)
     tasks = sub.add_parser("tasks", help="list the tasks, their metrics and data")
     tasks.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
+    _add_compare_options(
+        sub.add_parser(
+            "compare", help="SAM against its baseline: a grid of tasks x sizes x methods x seeds"
+        )
+    )
+    report = sub.add_parser("report", help="(re)write the report of a samlm compare folder")
+    report.add_argument("run_dir", help="the --output folder of samlm compare")
     return parser
+
+
+def _csv(kind):
+    def parse(text: str) -> list:
+        return [kind(x) for x in text.split(",") if x.strip()]
+
+    return parse
+
+
+def _add_compare_options(p: argparse.ArgumentParser) -> None:
+    from .compare import METHODS, PRESETS
+
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
+        help="default: a quick grid (under 20 minutes on 2 cores); paper: every "
+        "local GLUE/SuperGLUE task, several sizes, 5 seeds",
+    )
+    p.add_argument("--tasks", type=_csv(str), help="comma-separated task names")
+    p.add_argument("--sizes", type=_csv(int), help="comma-separated training-set sizes (0 = all)")
+    p.add_argument("--methods", type=_csv(str), help=f"comma-separated, from {', '.join(METHODS)}")
+    p.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...)")
+    p.add_argument("--model", help="model alias, folder or Hub name (default: minilm)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--eval-size", type=int, help="dev examples per evaluation (a fixed subset)")
+    p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
+    p.add_argument("--rho-asam", type=float, help="rho of asam")
+    p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
+    p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
+    p.add_argument("--workers", type=int, help="parallel cells (default: one per core)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from .compare import PRESETS, GridSpec, compare, write_report
+    from .compare.report import terminal
+    from .tasks import resolve_data_dir
+
+    options = dict(PRESETS[args.preset])
+    for name in (
+        "tasks",
+        "sizes",
+        "methods",
+        "seeds",
+        "model",
+        "epochs",
+        "learning_rate",
+        "batch_size",
+        "max_length",
+        "eval_size",
+        "rho_sam",
+        "rho_asam",
+    ):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    data_dir = resolve_data_dir(args.data_dir)
+    options["data_dir"] = str(data_dir) if data_dir else None
+    spec = GridSpec(**options)
+    compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)
+    print(terminal(write_report(args.output)))
+    print(f"\nreport: {args.output}/report.html, {args.output}/report.md")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from .compare import write_report
+    from .compare.report import terminal
+
+    print(terminal(write_report(args.run_dir)))
+    print(f"\nreport: {args.run_dir}/report.html, {args.run_dir}/report.md")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -115,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": _train, "tasks": _tasks}[args.command](args)
+        commands = {"train": _train, "tasks": _tasks, "compare": _compare, "report": _report}
+        commands[args.command](args)
     except (ValueError, FileExistsError) as err:
         print(f"samlm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -171,9 +171,26 @@ def test_minilm_on_rte_slice(tmp_path, data_dir):
 @pytest.mark.slow
 def test_text2text_with_minilm_warm_started_encoder_decoder(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("SAMLM_CACHE", str(tmp_path / "cache"))
-    out = _run(tmp_path, data_dir, "--task", "superglue/rte", "--model", "minilm-seq2seq",
-               "--modelling", "text2text", "--train-size", "16", "--eval-size", "8",
-               "--max-steps", "2", "--batch-size", "8", "--max-target-length", "4")
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "superglue/rte",
+        "--model",
+        "minilm-seq2seq",
+        "--modelling",
+        "text2text",
+        "--train-size",
+        "16",
+        "--eval-size",
+        "8",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-target-length",
+        "4",
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["modelling"] == "text2text" and metrics["base_optimizer"] == "adamw"
     assert 0 <= metrics["metrics"]["accuracy"] <= 100

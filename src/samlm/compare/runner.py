@@ -1,0 +1,159 @@
+"""``samlm compare``: run the grid's cells in parallel worker processes, resumably.
+
+Finished cells (in ``results.jsonl``) are skipped; a cell in progress when the process
+died resumes from its last checkpoint; a cell that fails is recorded with its error
+and the others go on (a failed cell is tried again by the next ``samlm compare``).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm.auto import tqdm
+
+from . import store
+from .grid import METHODS, Cell, GridSpec
+
+SPEC_FILE = "compare.yaml"
+
+
+def _curve(log: Path, metric: str) -> list[list[float]]:
+    if not log.is_file():
+        return []
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [[r["step"], r[f"eval_{metric}"]] for r in rows if f"eval_{metric}" in r]
+
+
+def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: int) -> dict:
+    """Train one cell (in a worker process) and return its results-store record."""
+    import torch
+
+    from ..metrics import task_score
+    from ..pipeline import TrainConfig, train
+
+    torch.set_num_threads(threads)
+    grid, c = GridSpec(**spec), Cell(**cell)
+    out = Path(folder) / "cells" / c.folder
+    record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
+    start = time.perf_counter()
+    try:
+        options = grid.train_options(c)
+        cfg = TrainConfig(output=str(out), logging_steps=5, **options)
+        result = train(cfg, resume=True, log=lambda *args: None)
+        metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
+        steps = result["global_steps"]
+        extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
+        record.update(
+            status="ok",
+            score=task_score(metrics),
+            metrics=metrics,
+            steps=steps,
+            passes=steps * (1 + extra),
+            train_time_s=result["train_runtime_s"],
+            curve=_curve(out / "log.jsonl", result["main_metric"]),
+            error=None,
+        )
+    except Exception as err:  # recorded; the grid goes on
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+    record["wall_time_s"] = time.perf_counter() - start
+    return record
+
+
+def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
+    if overwrite and folder.exists():
+        shutil.rmtree(folder)
+    saved = folder / SPEC_FILE
+    if saved.is_file():
+        previous = yaml.safe_load(saved.read_text())
+        if previous != spec.to_dict():
+            diff = [k for k in spec.to_dict() if previous.get(k) != spec.to_dict()[k]]
+            raise ValueError(
+                f"{folder} holds a comparison with other settings ({', '.join(diff)}): "
+                "use another --output, or --overwrite to replace it"
+            )
+    elif folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} exists and is not a samlm compare folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def _running_gain(records: dict[str, dict[str, Any]]) -> str:
+    """The mean paired gain of each method so far, over every finished pair."""
+    base = {
+        (r["task"], r["size"], r["seed"]): r["score"]
+        for r in records.values()
+        if r["method"] == "baseline" and r["status"] == "ok"
+    }
+    parts = []
+    for method in METHODS:
+        if method == "baseline":
+            continue
+        d = [
+            r["score"] - base[(r["task"], r["size"], r["seed"])]
+            for r in records.values()
+            if r["method"] == method
+            and r["status"] == "ok"
+            and (r["task"], r["size"], r["seed"]) in base
+        ]
+        if d:
+            parts.append(f"{method} {sum(d) / len(d):+.1f}")
+    return ", ".join(parts)
+
+
+def compare(
+    spec: GridSpec,
+    folder: str | Path,
+    *,
+    workers: int | None = None,
+    overwrite: bool = False,
+    cell_fn: Callable[..., dict] = run_cell,
+) -> dict[str, dict[str, Any]]:
+    """Run every unfinished cell; returns the store's records."""
+    folder = Path(folder)
+    _prepare(spec, folder, overwrite)
+    records = store.read(folder)
+    todo = [c for c in spec.cells() if records.get(c.key, {}).get("status") != "ok"]
+    cores = os.cpu_count() or 1
+    workers = max(1, min(workers or cores, len(todo) or 1))
+    threads = max(1, cores // workers)
+    bar = tqdm(
+        total=len(spec.cells()),
+        initial=len(spec.cells()) - len(todo),
+        unit="cell",
+        desc="compare",
+        dynamic_ncols=True,
+    )
+    bar.set_postfix_str(_running_gain(records))
+    if todo:
+        context = mp.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(cell_fn, spec.to_dict(), c.__dict__, str(folder), threads): c
+                for c in todo
+            }
+            for future in as_completed(futures):
+                cell = futures[future]
+                try:
+                    record = future.result()
+                except Exception as err:  # the worker itself died
+                    record = {
+                        "key": cell.key,
+                        **cell.__dict__,
+                        "status": "failed",
+                        "error": f"worker died: {type(err).__name__}: {err}",
+                    }
+                store.append(folder, record)
+                records[cell.key] = record
+                bar.update(1)
+                bar.set_postfix_str(_running_gain(records))
+    bar.close()
+    return records

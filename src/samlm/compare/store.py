@@ -1,0 +1,45 @@
+"""The results store: ``results.jsonl`` in the compare folder, one JSON object per line.
+
+Each line records one finished cell (the last line of a cell wins):
+
+    {"key": "glue/sst2|250|sam|0", "task": "glue/sst2", "size": 250, "method": "sam",
+     "seed": 0, "status": "ok" | "failed", "score": 81.2,        # the task score, 0-100
+     "metrics": {...},                                            # the dev metrics
+     "wall_time_s": 51.3, "steps": 48, "passes": 96.0,           # cost
+     "curve": [[step, score], ...],                               # dev score in training
+     "error": null | "ValueError: ...", "run_dir": "cells/..."}
+
+Lines are appended and flushed one at a time, so a crash loses at most the cells in
+progress; a half-written last line is ignored when the store is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+FILE = "results.jsonl"
+
+
+def append(folder: Path, record: dict[str, Any]) -> None:
+    with (folder / FILE).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read(folder: Path) -> dict[str, dict[str, Any]]:
+    """The latest record of every cell, keyed by cell key."""
+    path = folder / FILE
+    records: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        records[record["key"]] = record
+    return records

@@ -1,0 +1,144 @@
+"""The grid runner: resumable, failures recorded, reports with plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from samlm.compare import GridSpec, compare, write_report
+from samlm.compare import store as store_module
+from samlm.compare.report import terminal
+
+from .fake import fake_cell
+
+SPEC = dict(
+    tasks=["glue/sst2", "glue/cola"], sizes=[100, 200], methods=["baseline", "sam", "asam"], seeds=3
+)
+
+
+def _calls(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "calls.jsonl").read_text().splitlines()]
+
+
+def test_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
+    records = compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell)
+    assert len(records) == 2 * 2 * 3 * 3
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    assert len(failed) == 2 * 3 and all("boom" in r["error"] for r in failed)
+    text = terminal(write_report(tmp_path))
+    assert "FAILED glue/cola|100|asam|0" in text
+    assert "significantly better" in text  # sam: +2, +2.5, +3 on sst2
+
+
+def test_resume_after_a_kill_reruns_nothing_finished(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    compare(GridSpec(**SPEC), full, workers=2, cell_fn=fake_cell)
+    write_report(full)
+
+    killed = tmp_path / "killed"
+    real_append = store_module.append
+    count = {"n": 0}
+
+    def dying_append(folder, record):
+        if count["n"] == 5:
+            raise KeyboardInterrupt("killed")
+        count["n"] += 1
+        real_append(folder, record)
+
+    monkeypatch.setattr(store_module, "append", dying_append)
+    with pytest.raises(KeyboardInterrupt):
+        compare(GridSpec(**SPEC), killed, workers=1, cell_fn=fake_cell)
+    monkeypatch.setattr(store_module, "append", real_append)
+    stored = set(store_module.read(killed))
+    assert len(stored) == 5
+    before = len(_calls(killed))
+    compare(GridSpec(**SPEC), killed, workers=2, cell_fn=fake_cell)
+    rerun = _calls(killed)[before:]
+    keys = {f"{c['task']}|{c['size']}|{c['method']}|{c['seed']}" for c in rerun}
+    assert not keys & {k for k in stored if store_module.read(killed)[k]["status"] == "ok"}
+    write_report(killed)
+    assert (killed / "report.md").read_text() == (full / "report.md").read_text()
+
+
+def test_other_settings_in_the_same_folder_are_refused(tmp_path):
+    compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)
+    with pytest.raises(ValueError, match="seeds"):
+        compare(GridSpec(**SPEC), tmp_path, workers=1, cell_fn=fake_cell)
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="baseline"):
+        GridSpec(tasks=["glue/sst2"], sizes=[10], methods=["sam"])
+    with pytest.raises(ValueError, match="unknown method"):
+        GridSpec(tasks=["glue/sst2"], sizes=[10], methods=["baseline", "adam"])
+
+
+def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_bert_dir):
+    spec = GridSpec(
+        tasks=["glue/sst2", "glue/nope"],
+        sizes=[16],
+        methods=["baseline", "sam"],
+        seeds=2,
+        model=str(tiny_bert_dir),
+        epochs=1.0,
+        eval_size=16,
+        batch_size=8,
+        max_length=32,
+        data_dir=str(data_dir),
+    )
+    records = compare(spec, tmp_path / "cmp", workers=2)
+    ok = [r for r in records.values() if r["status"] == "ok"]
+    assert len(ok) == 4 and all(0 <= r["score"] <= 100 and r["curve"] for r in ok)
+    assert all("glue/nope" in r["error"] for r in records.values() if r["status"] == "failed")
+    a = write_report(tmp_path / "cmp")
+    assert a.cost["sam"]["passes_per_step"] == 2.0
+    for name in ("gain_vs_size", "dev_metric_during_training", "cost_vs_gain"):
+        assert (tmp_path / "cmp" / f"{name}.png").stat().st_size > 1000
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_html_report_shows_its_plots_in_headless_chromium(tmp_path):
+    import matplotlib.image
+
+    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell)
+    write_report(tmp_path)
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1300,4000",
+            f"--screenshot={shot}",
+            (tmp_path / "report.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    # matplotlib's first line colour, #1f77b4, appears only if the plots were decoded
+    blue = (
+        (abs(pixels[..., 0] - 0x1F / 255) < 0.06)
+        & (abs(pixels[..., 1] - 0x77 / 255) < 0.06)
+        & (abs(pixels[..., 2] - 0xB4 / 255) < 0.06)
+    )
+    assert blue.sum() > 200
