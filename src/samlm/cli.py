@@ -35,6 +35,7 @@ HELP = {
     "save_steps": "evaluate and checkpoint every N steps (default: every epoch)",
     "seed": "seed of the subset, the initialisation, the data order and dropout",
     "data_dir": "folder in the official layout (default: $SAMLM_DATA_DIR, else the Hub)",
+    "progress": "show the Trainer's progress bar",
 }
 
 
@@ -50,7 +51,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         if default is not None:
             text += f" (default: {default})"
         if f.type == "bool":
-            parser.add_argument(flag, action="store_true", default=None, help=text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
             continue
         kind = float if "float" in f.type else int if "int" in f.type else str
         parser.add_argument(

@@ -13,10 +13,10 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Quick: two tasks where MiniLM clearly learns from 250 examples (RTE at 250 stays
-    # at chance, about 53%, so it is left out: two methods at chance measure noise).
+    # Quick: SST-2 at 250 examples, where MiniLM clearly learns (about 76% dev accuracy);
+    # RTE at 250 stays at chance (about 53%): two methods at chance measure noise.
     "default": {
-        "tasks": ["glue/sst2", "superglue/cb"],
+        "tasks": ["glue/sst2"],
         "sizes": [250],
         "seeds": 3,
         "epochs": 3.0,

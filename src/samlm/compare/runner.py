@@ -35,19 +35,24 @@ def _curve(log: Path, metric: str) -> list[list[float]]:
 
 def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: int) -> dict:
     """Train one cell (in a worker process) and return its results-store record."""
+    import datasets
     import torch
+    import transformers
 
     from ..metrics import task_score
     from ..pipeline import TrainConfig, train
 
     torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()  # one progress bar: the grid's
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     grid, c = GridSpec(**spec), Cell(**cell)
     out = Path(folder) / "cells" / c.folder
     record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
     start = time.perf_counter()
     try:
         options = grid.train_options(c)
-        cfg = TrainConfig(output=str(out), logging_steps=5, **options)
+        cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
         result = train(cfg, resume=True, log=lambda *args: None)
         metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
         steps = result["global_steps"]

@@ -62,6 +62,7 @@ class TrainConfig:
     bf16: bool = False
     seed: int = 0
     data_dir: str | None = None
+    progress: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

@@ -34,7 +34,7 @@ from .models import ModelChoice, load_model, resolve_model
 
 DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
 TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
-RESUME_IGNORES = ("data_dir",)
+RESUME_IGNORES = ("data_dir", "progress")
 RUNTIME_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch")
 
 
@@ -115,6 +115,7 @@ def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=not cfg.progress,
     )
     if choice.modelling == "text2text":
         return Seq2SeqTrainingArguments(

@@ -1,0 +1,173 @@
+"""``samlm sharpness RUN_DIR``: the sharpness diagnostics of a finished run.
+
+The lead wires it in ``samlm.cli``::
+
+    add_sharpness_parser(sub)                 # in build_parser
+    {"sharpness": run_sharpness, ...}         # in main's dispatch
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .measure import MeasureOptions
+
+DEFAULTS = MeasureOptions()
+
+
+def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``sharpness`` command to ``subparsers`` (from ``add_subparsers``)."""
+    p = subparsers.add_parser(
+        "sharpness",
+        help="measure the flatness of a run's best model (sharpness, Hessian, landscape)",
+        description=(
+            "Rebuild a run's training subset, measure on a sample of it: rho-sharpness "
+            "(plain, m-, adaptive), the Hessian's top eigenvalue and trace, and the loss "
+            "along filter-normalised random directions. Writes RUN_DIR/sharpness/."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `samlm train`")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=256,
+        help="training examples measured (a seeded sample; default: 256)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="examples per forward pass; bounds memory (default: 32)",
+    )
+    p.add_argument(
+        "--rho",
+        type=float,
+        default=DEFAULTS.rho,
+        help=f"radius of the sharpness ball (default: {DEFAULTS.rho})",
+    )
+    p.add_argument(
+        "--adaptive-rho",
+        type=float,
+        default=None,
+        help="radius of the adaptive (ASAM) ball (default: --rho)",
+    )
+    p.add_argument(
+        "--eta",
+        type=float,
+        default=DEFAULTS.eta,
+        help=f"ASAM's offset in T = |w| + eta (default: {DEFAULTS.eta})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULTS.steps,
+        help=f"projected ascent steps; 1 is SAM's estimate (default: {DEFAULTS.steps})",
+    )
+    p.add_argument(
+        "--m",
+        type=int,
+        default=DEFAULTS.m,
+        help=f"m-sharpness chunk size, 0 skips it (default: {DEFAULTS.m})",
+    )
+    p.add_argument(
+        "--hessian-iters",
+        type=int,
+        default=DEFAULTS.hessian_iters,
+        help="power iterations for the top eigenvalue, 0 skips it "
+        f"(default: {DEFAULTS.hessian_iters})",
+    )
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=DEFAULTS.probes,
+        help=f"Hutchinson probes for the trace, 0 skips it (default: {DEFAULTS.probes})",
+    )
+    p.add_argument(
+        "--grid",
+        type=int,
+        default=DEFAULTS.grid,
+        help="landscape grid: GRID x GRID contour, 2 GRID - 1 line points; 0 skips "
+        f"(default: {DEFAULTS.grid})",
+    )
+    p.add_argument(
+        "--span",
+        type=float,
+        default=DEFAULTS.span,
+        help=f"landscape range [-span, span] (default: {DEFAULTS.span})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS.seed,
+        help="seed of the sample, random starts, probes and directions (default: 0)",
+    )
+    p.add_argument("--data-dir", default=None, help="override the run's data folder")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument(
+        "--train-mode", action="store_true", help="measure with dropout on (default: eval mode)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return p
+
+
+def run_sharpness(args: argparse.Namespace) -> None:
+    """Measure ``args.run_dir``, write ``RUN_DIR/sharpness/``, print a short summary."""
+    from .run import RESULT, measure_run
+
+    result = measure_run(
+        args.run_dir,
+        samples=args.samples,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        device=args.device,
+        rho=args.rho,
+        adaptive_rho=args.adaptive_rho,
+        eta=args.eta,
+        steps=args.steps,
+        m=args.m,
+        hessian_iters=args.hessian_iters,
+        probes=args.probes,
+        grid=args.grid,
+        span=args.span,
+        seed=args.seed,
+        train=args.train_mode,
+        progress=not args.no_progress,
+    )
+    print("\n".join(summary(result)))
+    print(f"-> {args.run_dir}/sharpness/{RESULT}")
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """A few lines: loss, the sharpness variants, the Hessian, the plots."""
+    lines = [
+        f"{result['task']} ({result['method']}): {result['samples']} of "
+        f"{result['train_examples']} training examples, loss {result['loss']:.4f}"
+    ]
+    for key, label in (
+        ("sharpness", "sharpness"),
+        ("m_sharpness", "m-sharpness"),
+        ("adaptive_sharpness", "adaptive sharpness"),
+    ):
+        s = result.get(key)
+        if s:
+            extra = f", m={s['m']}" if s["m"] else ""
+            lines.append(
+                f"  {label:<19} {s['sharpness']:.4g}  (rho={s['rho']:g}, {s['steps']} steps{extra})"
+            )
+    top = result["hessian"]["top_eigenvalue"]
+    if top:
+        state = "converged" if top["converged"] else "not converged"
+        lines.append(
+            f"  {'lambda_max(H)':<19} {top['value']:.4g}  ({top['iterations']} iterations, "
+            f"{state}, last change {top['relative_change']:.2g})"
+        )
+    trace = result["hessian"]["trace"]
+    if trace:
+        lines.append(
+            f"  {'trace(H)':<19} {trace['value']:.4g} +- {trace['stderr']:.2g}  "
+            f"({trace['probes']} probes)"
+        )
+    for path in result.get("plots", {}).values():
+        lines.append(f"  plot: {path}")
+    return lines

@@ -1,0 +1,168 @@
+"""Every measure on one model and sample: sharpness (plain, m-, adaptive), the Hessian's
+top eigenvalue and trace, and the 1-D / 2-D landscapes with their plots."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checks import positive_float, positive_int
+from .hessian import hessian_trace, top_eigenvalue
+from .landscape import landscape_1d, landscape_2d
+from .objective import LossFn, Objective
+from .plots import plot_landscape_1d, plot_landscape_2d
+from .sharpness import rho_sharpness
+
+PLOTS = {"landscape_1d": "landscape_1d.png", "landscape_2d": "landscape_2d.png"}
+
+
+@dataclass
+class MeasureOptions:
+    """Settings of :func:`measure_all`. A count of 0 skips its measure: ``m`` (the
+    m-sharpness), ``hessian_iters`` (the top eigenvalue), ``probes`` (the trace),
+    ``grid`` (both landscapes; the line has ``2 grid - 1`` points, the contour
+    ``grid x grid``). ``adaptive_rho`` defaults to ``rho``."""
+
+    rho: float = 0.05
+    steps: int = 5
+    m: int = 8
+    adaptive_rho: float | None = None
+    eta: float = 0.01
+    hessian_iters: int = 20
+    hessian_tol: float = 1e-3
+    probes: int = 10
+    grid: int = 11
+    span: float = 1.0
+    seed: int = 0
+    batch_size: int | None = None
+    train: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive_float("rho", self.rho)
+        positive_int("steps", self.steps)
+        if self.adaptive_rho is not None:
+            positive_float("adaptive_rho", self.adaptive_rho)
+        positive_float("eta", self.eta, allow_zero=True)
+        for name in ("m", "hessian_iters", "probes", "grid"):
+            positive_int(name, getattr(self, name), minimum=0)
+        positive_float("hessian_tol", self.hessian_tol)
+        positive_float("span", self.span)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed={self.seed!r} must be an integer")
+        if self.batch_size is not None:
+            positive_int("batch_size", self.batch_size)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_all(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    options: MeasureOptions | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Run every measure with ``options`` on the mean loss over ``batches``; with
+    ``output_dir``, also write ``landscape_1d.png`` and ``landscape_2d.png`` there (their
+    titles prefixed by ``title``).
+    Returns a JSON-ready dict (NaN/inf left as floats)."""
+    opts = options or MeasureOptions()
+    batches = list(batches)
+    objective = Objective(model, loss_fn, batches, batch_size=opts.batch_size)
+    common: dict[str, Any] = dict(
+        seed=opts.seed, batch_size=opts.batch_size, train=opts.train, progress=opts.progress
+    )
+    ascent = dict(steps=opts.steps, eta=opts.eta, **common)
+    seconds: dict[str, float] = {}
+    out: dict[str, Any] = {"examples": objective.examples, "options": opts.as_dict()}
+
+    def timed(name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        value = fn(*args, **kwargs)
+        seconds[name] = round(time.perf_counter() - start, 3)
+        return value
+
+    plain = timed("sharpness", rho_sharpness, model, loss_fn, batches, rho=opts.rho, **ascent)
+    out["loss"] = plain.loss
+    out["sharpness"] = plain.as_dict()
+    out["m_sharpness"] = (
+        timed(
+            "m_sharpness", rho_sharpness, model, loss_fn, batches, rho=opts.rho, m=opts.m, **ascent
+        ).as_dict()
+        if opts.m
+        else None
+    )
+    out["adaptive_sharpness"] = timed(
+        "adaptive_sharpness",
+        rho_sharpness,
+        model,
+        loss_fn,
+        batches,
+        rho=opts.adaptive_rho or opts.rho,
+        adaptive=True,
+        **ascent,
+    ).as_dict()
+    out["hessian"] = {
+        "top_eigenvalue": timed(
+            "top_eigenvalue",
+            top_eigenvalue,
+            model,
+            loss_fn,
+            batches,
+            iters=opts.hessian_iters,
+            tol=opts.hessian_tol,
+            **common,
+        ).as_dict()
+        if opts.hessian_iters
+        else None,
+        "trace": timed(
+            "trace", hessian_trace, model, loss_fn, batches, probes=opts.probes, **common
+        ).as_dict()
+        if opts.probes
+        else None,
+    }
+    out["landscape"] = {"1d": None, "2d": None}
+    out["plots"] = {}
+    if opts.grid:
+        line = timed(
+            "landscape_1d",
+            landscape_1d,
+            model,
+            loss_fn,
+            batches,
+            points=2 * opts.grid - 1,
+            span=opts.span,
+            **common,
+        )
+        surface = timed(
+            "landscape_2d",
+            landscape_2d,
+            model,
+            loss_fn,
+            batches,
+            points=opts.grid,
+            span=opts.span,
+            **common,
+        )
+        out["landscape"] = {"1d": line.as_dict(), "2d": surface.as_dict()}
+        if output_dir is not None:
+            folder = Path(output_dir)
+            prefix = f"{title}: " if title else ""
+            one = plot_landscape_1d(
+                line, folder / PLOTS["landscape_1d"], f"{prefix}loss along a random direction"
+            )
+            two = plot_landscape_2d(
+                surface, folder / PLOTS["landscape_2d"], f"{prefix}loss around w"
+            )
+            out["plots"] = {"landscape_1d": str(one), "landscape_2d": str(two)}
+    out["seconds"] = seconds
+    return out
