@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report = sub.add_parser("report", help="(re)write the report of a samlm compare folder")
     report.add_argument("run_dir", help="the --output folder of samlm compare")
+    from .analysis.cli import add_sharpness_parser
+
+    add_sharpness_parser(sub)
     return parser
 
 
@@ -198,7 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        commands = {"train": _train, "tasks": _tasks, "compare": _compare, "report": _report}
+        from .analysis.cli import run_sharpness
+
+        commands = {
+            "train": _train,
+            "tasks": _tasks,
+            "compare": _compare,
+            "report": _report,
+            "sharpness": run_sharpness,
+        }
         commands[args.command](args)
     except (ValueError, FileExistsError) as err:
         print(f"samlm {args.command}: error: {err}", file=sys.stderr)

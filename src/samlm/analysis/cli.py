@@ -31,8 +31,8 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--samples",
         type=int,
-        default=256,
-        help="training examples measured (a seeded sample; default: 256)",
+        default=128,
+        help="training examples measured (a seeded sample; default: 128)",
     )
     p.add_argument(
         "--batch-size",
@@ -105,9 +105,17 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="override the run's data folder")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument(
-        "--train-mode", action="store_true", help="measure with dropout on (default: eval mode)"
+        "--train-mode",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="measure with dropout on (default: eval mode)",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show the progress bars (default: on)",
+    )
     return p
 
 
@@ -132,7 +140,7 @@ def run_sharpness(args: argparse.Namespace) -> None:
         span=args.span,
         seed=args.seed,
         train=args.train_mode,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     print("\n".join(summary(result)))
     print(f"-> {args.run_dir}/sharpness/{RESULT}")

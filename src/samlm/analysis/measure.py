@@ -36,7 +36,7 @@ class MeasureOptions:
     hessian_iters: int = 20
     hessian_tol: float = 1e-3
     probes: int = 10
-    grid: int = 11
+    grid: int = 9
     span: float = 1.0
     seed: int = 0
     batch_size: int | None = None

@@ -114,7 +114,7 @@ def batches_for(
 def measure_run(
     run_dir: str | Path,
     *,
-    samples: int | None = 256,
+    samples: int | None = 128,
     batch_size: int = 32,
     data_dir: str | Path | None = None,
     device: str | None = None,

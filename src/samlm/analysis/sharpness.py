@@ -162,7 +162,13 @@ def _ascent(
             set_weights(params, base, (1.0, perturbation(z)))
 
     move_to(None)
-    points: list[tuple[float, Vector | None]] = []  # (L(w + e_i) - L(w), z_i)
+    best: tuple[float, Vector | None] | None = None  # the largest L(w + e_i) - L(w), its z_i
+
+    def record(value: float, z: Vector | None) -> None:
+        nonlocal best
+        if best is None or value > best[0]:
+            best = (value, z)
+
     if random_start is True:
         loss0, grad = objective.loss(bar), None
     else:
@@ -178,7 +184,7 @@ def _ascent(
         if random_start is None:
             bar.total += objective.passes
             bar.refresh()
-        points.append((loss - loss0, z))
+        record(loss - loss0, z)
     history = []
     for i in range(1, steps + 1):
         s = mul(t, grad) if t is not None else grad
@@ -195,11 +201,12 @@ def _ascent(
         else:
             loss = objective.loss(bar)
         history.append(loss - loss0)
-        points.append((loss - loss0, z))
+        record(loss - loss0, z)
     move_to(None)
-    best, z_best = max(points, key=lambda pair: pair[0])
+    assert best is not None  # steps >= 1
+    value, z_best = best
     e_norm = 0.0 if z_best is None else norm(perturbation(z_best))
-    return _Ascent(best, loss0, loss0 + best, e_norm, started, history)
+    return _Ascent(value, loss0, loss0 + value, e_norm, started, history)
 
 
 def _norm_s(grad: Vector | None, t: list[Tensor] | None) -> float:

@@ -1,0 +1,102 @@
+"""`samlm sharpness RUN_DIR` end to end, on a run trained in the test (tiny random BERT,
+a slice of SST-2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import matplotlib.image
+import pytest
+
+from samlm.analysis import measure_run
+from samlm.analysis.cli import add_sharpness_parser, run_sharpness
+from samlm.pipeline import TrainConfig, train
+
+FAST = [
+    "--samples", "16", "--batch-size", "8", "--steps", "2", "--m", "4",
+    "--hessian-iters", "3", "--probes", "2", "--grid", "3", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, sst2_data_dir, tiny_bert_dir):
+    out = tmp_path_factory.mktemp("runs") / "sst2-sam"
+    cfg = TrainConfig(
+        task="glue/sst2",
+        output=str(out),
+        model=str(tiny_bert_dir),
+        optimizer="sam",
+        train_size=24,
+        eval_size=16,
+        max_steps=2,
+        batch_size=8,
+        eval_batch_size=16,
+        logging_steps=1,
+        seed=3,
+        data_dir=str(sst2_data_dir),
+        progress=False,
+    )
+    train(cfg, log=lambda *_: None)
+    return out
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="samlm")
+    add_sharpness_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_samlm_sharpness_writes_its_outputs(run_dir, capsys):
+    args = _parse(["sharpness", str(run_dir), *FAST])
+    assert args.command == "sharpness"
+    run_sharpness(args)
+    printed = capsys.readouterr().out
+    assert "glue/sst2 (sam): 16 of 24 training examples" in printed
+    assert "lambda_max(H)" in printed and "trace(H)" in printed
+    folder = run_dir / "sharpness"
+    result = json.loads((folder / "sharpness.json").read_text())
+    assert result["task"] == "glue/sst2" and result["method"] == "sam"
+    assert result["train_examples"] == 24 and result["samples"] == 16 == result["examples"]
+    assert result["run_rho"] == 0.05 and result["options"]["rho"] == 0.05
+    for key in ("sharpness", "m_sharpness", "adaptive_sharpness"):
+        assert math.isfinite(result[key]["sharpness"]) and result[key]["steps"] == 2
+    assert result["m_sharpness"]["chunks"] == 4
+    top = result["hessian"]["top_eigenvalue"]
+    assert top["iterations"] <= 3 and isinstance(top["converged"], bool)
+    assert result["hessian"]["trace"]["probes"] == 2
+    line = result["landscape"]["1d"]
+    assert line["losses"][2] == pytest.approx(result["loss"], abs=1e-6)
+    for name in ("landscape_1d.png", "landscape_2d.png"):
+        assert matplotlib.image.imread(folder / name).ndim == 3
+    assert result["seconds"]["total"] > 0
+
+    # measure_run, for the comparison tool: the same numbers from Python
+    again = measure_run(
+        run_dir, samples=16, batch_size=8, steps=2, m=4, hessian_iters=3, probes=2, grid=3,
+        progress=False, write=False,
+    )  # fmt: skip
+    assert again["sharpness"] == result["sharpness"]
+    assert again["hessian"]["trace"]["value"] == pytest.approx(
+        result["hessian"]["trace"]["value"], rel=1e-6
+    )
+
+
+def test_a_different_data_folder_is_refused(run_dir, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        measure_run(run_dir, data_dir=tmp_path / "nowhere", progress=False, write=False)
+
+
+def test_a_subset_that_differs_from_the_runs_is_refused(run_dir, tmp_path):
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir / "best", copy / "best")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["resolved"]["train_examples"] = 99
+    (copy / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="has 24 examples but the run had 99"):
+        measure_run(copy, progress=False, write=False)
