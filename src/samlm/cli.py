@@ -118,6 +118,11 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
     p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
     p.add_argument("--workers", type=int, help="parallel cells (default: one per core)")
+    p.add_argument(
+        "--sharpness",
+        action="store_true",
+        help="measure every finished cell's sharpness and report it per method",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --output")
 
 
@@ -145,6 +150,7 @@ def _compare(args: argparse.Namespace) -> None:
             options[name] = getattr(args, name)
     data_dir = resolve_data_dir(args.data_dir)
     options["data_dir"] = str(data_dir) if data_dir else None
+    options["sharpness"] = args.sharpness
     spec = GridSpec(**options)
     compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)
     print(terminal(write_report(args.output)))

@@ -89,6 +89,7 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
         batch_size=8,
         max_length=32,
         data_dir=str(data_dir),
+        sharpness=True,
     )
     records = compare(spec, tmp_path / "cmp", workers=2)
     ok = [r for r in records.values() if r["status"] == "ok"]
@@ -101,6 +102,8 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     page = (tmp_path / "cmp" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3
     assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert all(set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"} for r in ok)
+    assert "<h2>Sharpness</h2>" in page and "lambda_max" in terminal(a)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

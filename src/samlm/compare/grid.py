@@ -74,6 +74,7 @@ class GridSpec:
     rho_sam: float = 0.05
     rho_asam: float = 0.5
     data_dir: str | None = None
+    sharpness: bool = False  # measure every finished cell (samlm.analysis)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]

@@ -27,6 +27,10 @@ class Analysis:
     scores: dict[tuple[str, int], dict[str, dict[int, float]]] = field(default_factory=dict)
     curves: dict[tuple[str, int], dict[str, list[list[list[float]]]]] = field(default_factory=dict)
     cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (task, size) -> method -> list of {"sharpness", "lambda_max", "trace"}
+    sharpness: dict[tuple[str, int], dict[str, list[dict[str, float]]]] = field(
+        default_factory=dict
+    )
     failures: list[dict[str, Any]] = field(default_factory=list)
     missing: int = 0
 
@@ -73,6 +77,8 @@ def analyse(folder: str | Path) -> Analysis:
         key = (cell.task, cell.size)
         result.scores.setdefault(key, {}).setdefault(cell.method, {})[cell.seed] = r["score"]
         result.curves.setdefault(key, {}).setdefault(cell.method, []).append(r.get("curve", []))
+        if r.get("sharpness"):
+            result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])
         if r.get("steps"):
             step_time[cell.method][key].append(r["train_time_s"] / r["steps"])
             passes[cell.method].append(r["passes"] / r["steps"])
@@ -143,6 +149,34 @@ def _cost_rows(a: Analysis) -> list[dict[str, str]]:
     ]
 
 
+def _sharpness_rows(a: Analysis) -> list[dict[str, str]]:
+    """Sharpness per method next to its gain: does lower sharpness go with the gain?"""
+    rows = []
+    for key in sorted(a.sharpness):
+        for method in a.spec.methods:
+            values = a.sharpness[key].get(method)
+            if not values:
+                continue
+            gain = _gain(a.scores.get(key, {}), method) if method != "baseline" else None
+
+            def mean(name: str, vals: list[dict[str, float]] = values) -> str:
+                xs = [v[name] for v in vals if v.get(name) is not None]
+                return f"{np.mean(xs):.4g}" if xs else "n/a"
+
+            rows.append(
+                {
+                    "task": key[0],
+                    "size": str(key[1] or "all"),
+                    "method": method,
+                    "rho-sharpness": mean("sharpness"),
+                    "lambda_max": mean("lambda_max"),
+                    "trace": mean("trace"),
+                    "gain": f"{gain.mean:+.2f}" if gain else "",
+                }
+            )
+    return rows
+
+
 def _table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return "(no results yet)"
@@ -179,8 +213,15 @@ def terminal(a: Analysis) -> str:
         "",
         "Cost",
         _table(_cost_rows(a)),
-        *(["", *_status(a)] if _status(a) else []),
     ]
+    if a.sharpness:
+        parts += [
+            "",
+            "Sharpness of the selected models (mean over seeds)",
+            _table(_sharpness_rows(a)),
+        ]
+    if _status(a):
+        parts += ["", *_status(a)]
     return "\n".join(parts)
 
 
@@ -202,6 +243,17 @@ def markdown(a: Analysis, plots: dict[str, str]) -> str:
         "",
         _markdown_table(_cost_rows(a)),
     ]
+    if a.sharpness:
+        parts += [
+            "",
+            "## Sharpness",
+            "",
+            "SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top "
+            "eigenvalue and its trace on 64 training examples of each cell's best "
+            "model, mean over seeds, next to the method's mean gain.",
+            "",
+            _markdown_table(_sharpness_rows(a)),
+        ]
     if _status(a):
         parts += ["", "## Status", "", *[f"- {s}" for s in _status(a)]]
     parts += ["", "## Plots", ""] + [f"![{name}]({name}.png)" for name in plots]
@@ -320,6 +372,7 @@ def html_page(a: Analysis, images: dict[str, bytes]) -> str:
         f"<p>Model {html.escape(a.spec.model)}, {a.spec.seeds} seed(s). Gains are paired by "
         "seed with a 95% bootstrap interval; one that includes zero is not significant.</p>"
         f"{table(_rows(a))}<h2>Cost</h2>{table(_cost_rows(a))}"
+        f"{'<h2>Sharpness</h2>' + table(_sharpness_rows(a)) if a.sharpness else ''}"
         f"{'<h2>Status</h2><ul>' + status + '</ul>' if status else ''}"
         f"<h2>Plots</h2>{figures}</body></html>"
     )

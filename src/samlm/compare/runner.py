@@ -33,6 +33,22 @@ def _curve(log: Path, metric: str) -> list[list[float]]:
     return [[r["step"], r[f"eval_{metric}"]] for r in rows if f"eval_{metric}" in r]
 
 
+SHARPNESS_OPTIONS = dict(samples=64, steps=1, m=0, hessian_iters=10, probes=4, grid=0)
+
+
+def _sharpness(run_dir: Path) -> dict[str, float]:
+    """SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top eigenvalue
+    and trace, on 64 training examples of the cell's best model."""
+    from ..analysis import measure_run
+
+    r = measure_run(run_dir, progress=False, **SHARPNESS_OPTIONS)
+    return {
+        "sharpness": r["sharpness"]["sharpness"],
+        "lambda_max": r["hessian"]["top_eigenvalue"]["value"],
+        "trace": r["hessian"]["trace"]["value"],
+    }
+
+
 def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: int) -> dict:
     """Train one cell (in a worker process) and return its results-store record."""
     import datasets
@@ -67,6 +83,8 @@ def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: i
             curve=_curve(out / "log.jsonl", result["main_metric"]),
             error=None,
         )
+        if grid.sharpness:
+            record["sharpness"] = _sharpness(out)
     except Exception as err:  # recorded; the grid goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
     record["wall_time_s"] = time.perf_counter() - start
