@@ -84,7 +84,7 @@ def test_stats_match_independent_values():
     dot = sum((g1[k] * g2[k]).sum().item() for k in params)
     cos = dot / g_norm / math.sqrt(sum((v**2).sum().item() for v in g2.values()))
 
-    sam = SAM(_sgd(model), rho=rho)
+    sam = SAM(_sgd(model), rho=rho, track_cosine=True)
     sam_step(sam, ce_loss(model), batch)
     stats = sam.last_stats.as_dict()
     assert stats["sam_step"] == 1.0
@@ -137,7 +137,7 @@ def test_cosine_in_the_closure_api(set_to_none):
     (not a wrong number), and the step itself is unaffected."""
     batch = tiny_batch()
     model, ref = tiny_mlp(), tiny_mlp()
-    sam = SAM(_sgd(model), rho=0.2)
+    sam = SAM(_sgd(model), rho=0.2, track_cosine=True)
     sam_step(SAM(_sgd(ref), rho=0.2), ce_loss(ref), batch)
 
     def closure():
@@ -153,8 +153,8 @@ def test_cosine_in_the_closure_api(set_to_none):
     assert (0.5 < cosine <= 1.0) if set_to_none else math.isnan(cosine)
 
 
-def test_track_cosine_off():
+def test_track_cosine_is_off_by_default():
     model = tiny_mlp()
-    sam = SAM(_sgd(model), rho=0.2, track_cosine=False)
+    sam = SAM(_sgd(model), rho=0.2)
     sam_step(sam, ce_loss(model), tiny_batch())
     assert sam.last_stats.sam_step and math.isnan(sam.last_stats.cosine)

@@ -140,7 +140,9 @@ def _train(out, resume=None, kill_after=None, m=1):
             out, max_steps=6, save_strategy="steps", save_steps=3, gradient_accumulation_steps=2
         ),
         train_dataset=toy_dataset(),
-        sam_config=SAMConfig(rho=0.1, probability=0.6, ascent_fraction=0.5, m=m, seed=1),
+        sam_config=SAMConfig(
+            rho=0.1, probability=0.6, ascent_fraction=0.5, m=m, seed=1, track_cosine=True
+        ),
         callbacks=[KillAfter(kill_after)] if kill_after else None,
     )
     trainer.train(resume_from_checkpoint=resume)

@@ -24,7 +24,7 @@ class SAMStats:
       on different examples (``same_examples=False``, an ascent on part of the batch).
     * ``grad_norm``: ||g|| over the perturbed parameters; ``perturbation_norm``: ||e||.
     * ``cosine``: cos(g, g_sam) between the gradient at w and the gradient at w + e, over
-      the perturbed parameters (NaN when ``track_cosine=False``).
+      the perturbed parameters (NaN unless ``SAM(track_cosine=True)``).
     * ``skipped_steps``: steps skipped so far because a gradient was not finite.
     """
 

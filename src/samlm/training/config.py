@@ -35,6 +35,7 @@ class SAMConfig:
     same_dropout: bool = False
     exclude_bias_and_norm: bool = True
     exclude_embeddings: bool = False
+    track_cosine: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,6 +55,7 @@ class SAMConfig:
             "interval",
             "probability",
             "same_dropout",
+            "track_cosine",
             "seed",
         )
         return {k: getattr(self, k) for k in keys}
