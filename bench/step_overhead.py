@@ -8,6 +8,9 @@ with a fresh 2-label classification head) and random token ids:
 * ``fb``:          one forward-backward on the full batch (zero_grad, forward, backward)
 * ``fb_quarter``:  one forward-backward on the first quarter of the batch
 * ``plain``:       a plain training step (zero_grad, forward-backward, AdamW step)
+* ``plain_fb``:    a plain step, then one more forward-backward on the full batch, timed as
+                   one unit on one model: the unavoidable cost of a SAM step
+* ``plain_fbq``:   the same with the extra forward-backward on the first quarter
 * ``sam``:         ``samlm.SAM(AdamW(...), rho=0.05).step(closure)``
 * ``sam_quarter``: ``samlm.sam_step(opt, loss_fn, batch, ascent_fraction=0.25)``
 * ``peer``:        ``pytorch_optimizer.SAM(params, AdamW, rho=0.05)`` via its closure API
@@ -18,8 +21,10 @@ fresh seeded order every round), so machine noise hits them all alike; every cal
 from the same ``torch.manual_seed`` and reads the same batch. Reported: median wall
 time per variant and these ratios, each against its target:
 
-* ``sam / (plain + fb)``:                  what SAM adds beyond its second pass (<= 1.03)
-* ``sam_quarter / (plain + fb_quarter)``:  the same for the quarter-batch ascent (<= 1.05)
+* ``sam / plain_fb``:                      what SAM adds beyond its second pass (<= 1.03)
+* ``sam_quarter / plain_fbq``:             the same for the quarter-batch ascent (<= 1.05)
+* the same two with the denominator summed from separately timed ``plain`` and ``fb`` /
+  ``fb_quarter`` (their own models and allocations; noisier)
 * ``sam / peer``:                          against pytorch_optimizer's SAM (<= 1.00)
 * SAM's extra state bytes / perturbed parameter bytes, after a few steps (<= 1.0):
   the tensors the SAM wrapper holds beyond the base optimizer's state (its weight
@@ -64,7 +69,17 @@ import samlm
 LR = 2e-5
 RHO = 0.05
 SEED = 0
-VARIANTS = ("base", "fb", "fb_quarter", "plain", "sam", "sam_quarter", "peer")
+VARIANTS = (
+    "base",
+    "fb",
+    "fb_quarter",
+    "plain",
+    "plain_fb",
+    "plain_fbq",
+    "sam",
+    "sam_quarter",
+    "peer",
+)
 
 Batch = dict[str, Tensor]
 
@@ -137,6 +152,22 @@ def build_variants(
         return loss
 
     steps["plain"] = plain
+
+    for name, extra in (("plain_fb", batch), ("plain_fbq", small)):
+        m = models[name]
+        opt = opts[name] = torch.optim.AdamW(m.parameters(), lr=LR)
+
+        def plain_and_pass(
+            m: nn.Module = m, opt: torch.optim.Optimizer = opt, extra: Batch = extra
+        ) -> Tensor:
+            opt.zero_grad()
+            forward_backward(m, extra)
+            opt.zero_grad()
+            loss = forward_backward(m, batch)
+            opt.step()
+            return loss
+
+        steps[name] = plain_and_pass
 
     m = models["sam"]
     opt = opts["sam"] = samlm.SAM(torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO)
@@ -385,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
 
     state = mem["sam_backup"] / mem["perturbed"]
     ratios = [
+        ("sam / plain_fb", *ratio(["sam"], ["plain_fb"]), 1.03),
+        ("sam_quarter / plain_fbq", *ratio(["sam_quarter"], ["plain_fbq"]), 1.05),
         ("sam / (plain + fb)", *ratio(["sam"], ["plain", "fb"]), 1.03),
         (
             "sam_quarter / (plain + fb_quarter)",
