@@ -132,6 +132,25 @@ class KillAfter(TrainerCallback):
             control.should_training_stop = True
 
 
+def test_embeddings_can_be_left_out(tmp_path):
+    model = tiny_bert()
+    trainer = SAMTrainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(exclude_embeddings=True),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = trainer.sam_optimizer.param_groups
+    plain = {names[id(p)] for g in groups if not g["perturb"] for p in g["params"]}
+    assert "bert.embeddings.word_embeddings.weight" in plain
+    assert "classifier.weight" not in plain
+    assert sum(len(g["params"]) for g in groups) == len(names)
+    decay = {g["weight_decay"] for g in groups if g["perturb"]}
+    assert decay == {trainer.args.weight_decay}  # the Trainer's decay split is kept
+
+
 def _train(out, resume=None, kill_after=None, m=1):
     model = tiny_bert(dropout=0.1)
     trainer = SAMTrainer(

@@ -18,13 +18,15 @@ def _is_norm(module: nn.Module) -> bool:
 def sam_param_groups(
     model: nn.Module,
     *,
+    exclude_bias_and_norm: bool = True,
     exclude_embeddings: bool = False,
     weight_decay: float | None = None,
 ) -> list[dict[str, Any]]:
     """Split ``model``'s trainable parameters into groups for the base optimizer.
 
-    A parameter is *plain* (``perturb=False``) if it is a bias, belongs to a
-    normalisation layer, or (with ``exclude_embeddings``) to an ``nn.Embedding``;
+    A parameter is *plain* (``perturb=False``) if it is a bias or belongs to a
+    normalisation layer (with ``exclude_bias_and_norm``, the default), or (with
+    ``exclude_embeddings``) belongs to an ``nn.Embedding``;
     every other trainable parameter is perturbed. With ``weight_decay``, biases and
     normalisation weights get ``weight_decay=0`` and the rest the given value.
     Frozen parameters (``requires_grad=False``) are left out. Empty groups are dropped.
@@ -39,7 +41,9 @@ def sam_param_groups(
                 continue
             seen.add(id(p))
             no_decay = norm or name == "bias"
-            perturb = not (no_decay or (exclude_embeddings and embedding))
+            perturb = not (
+                (exclude_bias_and_norm and no_decay) or (exclude_embeddings and embedding)
+            )
             kinds.setdefault((perturb, no_decay), []).append(p)
     groups = []
     for (perturb, no_decay), params in kinds.items():

@@ -63,14 +63,23 @@ class SAMTrainerMixin:
         cfg = self.sam_config
         plain = {
             id(p)
-            for g in sam_param_groups(self.model, exclude_embeddings=cfg.exclude_embeddings)
+            for g in sam_param_groups(
+                self.model,
+                exclude_bias_and_norm=cfg.exclude_bias_and_norm,
+                exclude_embeddings=cfg.exclude_embeddings,
+            )
             if not g["perturb"]
             for p in g["params"]
         }
+        # split each of the Trainer's groups (decay / no decay) by perturbation; the base
+        # optimizer has no state yet, so its group list can be rebuilt in place
+        groups = []
         for group in base.param_groups:
-            excluded = cfg.exclude_bias_and_norm or cfg.exclude_embeddings
-            if excluded and group["params"] and all(id(p) in plain for p in group["params"]):
-                group["perturb"] = False
+            for perturb in (True, False):
+                params = [p for p in group["params"] if (id(p) not in plain) == perturb]
+                if params:
+                    groups.append({**group, "params": params, "perturb": perturb})
+        base.param_groups[:] = groups
         self.optimizer = self.sam_optimizer = SAM(base, **cfg.optimizer_kwargs())
         return self.optimizer
 
