@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 from transformers import (
+    PrinterCallback,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     Trainer,
@@ -211,6 +212,8 @@ def train(
         callbacks=[JsonlLog(out / "log.jsonl"), _tensorboard(out / "tensorboard"), *callbacks],
         **kwargs,
     )
+    if not cfg.progress:  # quiet: no bar, and no log dicts printed in its place
+        trainer.remove_callback(PrinterCallback)
     if checkpoint is not None:
         log(f"resuming from {checkpoint}")
     train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
