@@ -20,15 +20,15 @@ from transformers import (
     AutoTokenizer,
 )
 
+from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
-from ..tasks import Example, Task, get_task, load_split, resolve_data_dir, subsample
+from ..tasks import Example, Task, get_task, subsample
 from .checks import optional_positive_int, positive_int
 from .measure import MeasureOptions, measure_all
 from .objective import hf_loss
 
 OUTPUT = "sharpness"
 RESULT = "sharpness.json"
-STRATIFIED = ("classification", "multiple_choice")
 
 
 def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
@@ -51,21 +51,14 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
 def training_subset(
     task: Task, options: dict[str, Any], data_dir: str | Path | None
 ) -> list[Example]:
-    """The run's training examples: ``load_split`` then ``subsample`` with the run's seed
-    and size, as ``samlm.pipeline.run.train`` does."""
-    folder = resolve_data_dir(data_dir)
-    if folder is not None and not folder.is_dir():
-        raise ValueError(f"data_dir={str(folder)!r} does not exist or is not a folder")
-    examples = load_split(task, "train", folder)
-    if options.get("train_size") is not None or options.get("train_fraction") is not None:
-        examples = subsample(
-            examples,
-            size=options.get("train_size"),
-            fraction=options.get("train_fraction"),
-            seed=options.get("seed", 0),
-            stratify=task.kind in STRATIFIED,
-        )
-    return examples
+    """The run's training examples, by the rule ``samlm train`` used."""
+    return training_examples(
+        task,
+        data_folder(data_dir),
+        train_size=options.get("train_size"),
+        train_fraction=options.get("train_fraction"),
+        seed=options.get("seed", 0),
+    )
 
 
 def load_best(run: Path, task: Task, modelling: str, model_path: str | None):

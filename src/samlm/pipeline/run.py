@@ -27,9 +27,10 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..tasks import Task, get_task, load_split, resolve_data_dir, subsample
+from ..tasks import Task, get_task
 from ..training import SAMSeq2SeqTrainer, SAMTrainer
 from .config import TrainConfig
+from .data import data_folder, dev_examples, training_examples
 from .features import collator, encode, metrics_fn
 from .models import ModelChoice, load_model, resolve_model
 
@@ -138,27 +139,11 @@ def train(
     task = get_task(cfg.task)
     choice = resolve_model(cfg.model, cfg.modelling, task)
     base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
-    data_dir = resolve_data_dir(cfg.data_dir)
-    if data_dir is not None and not data_dir.is_dir():
-        origin = "--data-dir" if cfg.data_dir else "$SAMLM_DATA_DIR"
-        raise ValueError(f"data folder {data_dir} ({origin}) does not exist or is not a folder")
-    train_examples = load_split(task, "train", data_dir)
-    dev_examples = load_split(task, "validation", data_dir)
-    if cfg.train_size is not None or cfg.train_fraction is not None:
-        train_examples = subsample(
-            train_examples,
-            size=cfg.train_size,
-            fraction=cfg.train_fraction,
-            seed=cfg.seed,
-            stratify=task.kind in ("classification", "multiple_choice"),
-        )
-    if cfg.eval_size is not None and cfg.eval_size < len(dev_examples):
-        dev_examples = subsample(
-            dev_examples,
-            size=cfg.eval_size,
-            seed=0,
-            stratify=task.kind in ("classification", "multiple_choice"),
-        )
+    data_dir = data_folder(cfg.data_dir)
+    train_examples = training_examples(
+        task, data_dir, train_size=cfg.train_size, train_fraction=cfg.train_fraction, seed=cfg.seed
+    )
+    dev = dev_examples(task, data_dir, cfg.eval_size)
     out = Path(cfg.output)
     args = _training_args(cfg, task, choice, base, out)
     done = out / "metrics.json"
@@ -177,7 +162,7 @@ def train(
         "base_optimizer": base,
         "rho": sam.rho if sam else None,
         "train_examples": len(train_examples),
-        "eval_examples": len(dev_examples),
+        "eval_examples": len(dev),
         "data_note": note,
     }
     (out / "config.yaml").write_text(
@@ -193,7 +178,7 @@ def train(
         max_target_length=cfg.max_target_length,
     )
     train_ds = encode(task, train_examples, training=True, **enc)
-    dev_ds = encode(task, dev_examples, training=False, **enc)
+    dev_ds = encode(task, dev, training=False, **enc)
     seq2seq = choice.modelling == "text2text"
     trainer_cls = (
         (SAMSeq2SeqTrainer if seq2seq else SAMTrainer)
@@ -208,7 +193,7 @@ def train(
         eval_dataset=dev_ds,
         processing_class=tokenizer,
         data_collator=collator(task, choice.modelling, tokenizer, model),
-        compute_metrics=metrics_fn(task, choice.modelling, dev_examples, tokenizer),
+        compute_metrics=metrics_fn(task, choice.modelling, dev, tokenizer),
         callbacks=[JsonlLog(out / "log.jsonl"), _tensorboard(out / "tensorboard"), *callbacks],
         **kwargs,
     )
