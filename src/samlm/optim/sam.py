@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributed.tensor import DTensor
 
+from . import comm
 from . import functional as F
 from .rng import RNGReplay
 from .schedule import Schedule
@@ -38,12 +40,20 @@ def check_non_negative(name: str, value: float, where: str = "") -> None:
         raise ValueError(f"{name}={value!r}{where} must be a finite number >= 0")
 
 
+def _check_sam_part(own: Mapping[str, Any]) -> None:
+    missing = {"step", "skipped_steps", "generator"} - set(own)
+    if missing:
+        raise ValueError(f"SAM state dict lacks {sorted(missing)} under 'sam'")
+
+
 @dataclass
 class _Perturbation:
-    """What ``restore`` needs: the perturbed weights, their saved values, and (for the
-    cosine statistic) the first-pass gradients with their squared norm."""
+    """What ``restore`` needs: the perturbed parameters, the tensors holding their values
+    (the local shards of sharded parameters), the saved values, and (for the cosine
+    statistic) the first-pass gradients with their squared norm."""
 
     params: list[Tensor]
+    weights: list[Tensor]
     backups: list[Tensor]
     first_grads: list[Tensor] | None
     first_sq: float
@@ -81,6 +91,16 @@ class SAM(torch.optim.Optimizer):
             gradient-sized buffer during pass two with a closure; off by default, it
             cost about 5% of a MiniLM step on CPU (``bench/step_overhead.py``).
         seed: seed of SAM's own generator (randomized SAM); saved in ``state_dict``.
+        distributed: with several processes, ``"per_replica"`` (each replica perturbs
+            with its own gradient, as the original JAX SAM; no gradient traffic, one
+            4-byte all-reduce so that all ranks agree on skipping a non-finite step) or
+            ``"synchronized"`` (the ascent gradients are averaged over the replicas in
+            bucketed all-reduces: single-process SAM on the concatenated batch). Run
+            the first pass under DDP's ``no_sync()`` (:func:`samlm.optim.sam_step` does,
+            given ``model``). Parameters sharded by FSDP2 (``DTensor``) are handled
+            whatever this says: their gradients are already global, ``||g||`` sums the
+            shards' squared norms, and the perturbation and restore act on the shards.
+        process_group: the replicas' group (default: the whole world).
     """
 
     def __init__(
@@ -98,6 +118,8 @@ class SAM(torch.optim.Optimizer):
         max_grad_norm: float | None = None,
         track_cosine: bool = False,
         seed: int = 0,
+        distributed: str | None = None,
+        process_group: Any = None,
     ) -> None:
         if not isinstance(base_optimizer, torch.optim.Optimizer):
             raise ValueError(
@@ -110,6 +132,9 @@ class SAM(torch.optim.Optimizer):
         check_non_negative("eta", eta)
         if max_grad_norm is not None:
             check_non_negative("max_grad_norm", max_grad_norm)
+        comm.validate_mode(distributed)
+        self.distributed = distributed
+        self.process_group = process_group
         self.schedule = Schedule(rho_schedule, warmup_steps, int(interval), float(probability))
         if interval != int(interval):
             raise ValueError(f"interval={interval!r} must be an integer >= 1")
@@ -206,7 +231,7 @@ class SAM(torch.optim.Optimizer):
         stats = self.last_stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
         if not self.is_sam_step():
             return False
-        groups: list[F.AscentGroup] = []
+        chosen: list[tuple[float, float | None, list[Tensor], list[Tensor]]] = []
         for group in self.param_groups:
             rho = self.schedule.rho(group, self._step)
             if not group["perturb"] or rho == 0.0:
@@ -218,46 +243,73 @@ class SAM(torch.optim.Optimizer):
                     params.append(p)
                     gs.append(g)
             if params:
-                eta = float(group["eta"]) if group["adaptive"] else None
-                groups.append(F.ascent_group(params, gs, rho, eta))
-        if not groups:
-            return False
-        squares = torch.stack(
-            [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]).cpu() for a in groups]
-        ).tolist()  # the ascent's one host synchronisation
-        scaled_norm = math.sqrt(sum(row[1] for row in squares))
+                chosen.append((rho, float(group["eta"]) if group["adaptive"] else None, params, gs))
+        shards = comm.shard_group([p for *_, params, _ in chosen for p in params])
+        if shards is not None and self.distributed == "per_replica":
+            raise ValueError(comm.PER_REPLICA_SHARDED)
+        if self.distributed == "synchronized" and shards is None:
+            comm.all_reduce_mean_([g for *_, gs in chosen for g in gs], self.process_group)
+        groups = [
+            F.ascent_group([comm.local(p) for p in params], [comm.local(g) for g in gs], rho, eta)
+            for rho, eta, params, gs in chosen
+        ]
+        rows = [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]) for a in groups]
+        squares = torch.stack(rows) if rows else torch.zeros(0, 3)
+        if shards is not None:
+            torch.distributed.all_reduce(squares, group=shards)  # ||g||^2 = sum of the shards'
+        elif self.distributed == "per_replica":
+            # all replicas skip together: a lone skip would leave the others waiting in the
+            # second pass's all-reduce
+            bad = (~torch.isfinite(squares[:, 1].sum())).float().reshape(1)
+            torch.distributed.all_reduce(bad, torch.distributed.ReduceOp.MAX, self.process_group)
+            if bad.item():
+                squares = squares.clone().fill_(math.nan)
+        squares_host = squares.cpu().tolist()  # the ascent's one host synchronisation
+        scaled_norm = math.sqrt(sum(row[1] for row in squares_host))
         if not math.isfinite(scaled_norm):
             self.skipped_steps += 1
             stats.skipped_steps = self.skipped_steps
             self._skip_pending = True
             return False
-        if scaled_norm == 0.0:
+        if scaled_norm == 0.0 and self.distributed != "per_replica":
             return False
-        all_params: list[Tensor] = []
-        all_backups: list[Tensor] = []
+        # (per replica, a replica with g = 0 stays at w but still takes the second pass)
+        params_all: list[Tensor] = []
+        weights: list[Tensor] = []
+        backups: list[Tensor] = []
         first_grads: list[Tensor] = []
-        for a in groups:
-            backups = [self._backup_of(p) for p in a.params]
-            F.backup_and_perturb(a, backups, scaled_norm)
-            all_params += a.params
-            all_backups += backups
+        for a, (*_, params, _) in zip(groups, chosen, strict=True):
+            if scaled_norm == 0.0:
+                break
+            group_backups = [self._backup_of(p, w) for p, w in zip(params, a.params, strict=True)]
+            F.backup_and_perturb(a, group_backups, scaled_norm)
+            params_all += params
+            weights += a.params
+            backups += group_backups
             first_grads += a.grads
-        grad_norm = math.sqrt(sum(row[0] for row in squares))
-        e_norm = math.sqrt(sum(a.rho**2 * row[2] for a, row in zip(groups, squares, strict=True)))
-        e_norm /= scaled_norm
+        grad_norm = math.sqrt(sum(row[0] for row in squares_host))
+        e_sq = sum(a.rho**2 * row[2] for a, row in zip(groups, squares_host, strict=True))
+        e_norm = math.sqrt(e_sq) / (scaled_norm or 1.0)
         stats.sam_step = True
-        stats.rho = max(a.rho for a in groups)
+        stats.rho = max(a.rho for a in groups) if groups else 0.0
         stats.grad_norm = grad_norm
         stats.perturbation_norm = e_norm
         self._perturbed = _Perturbation(
-            all_params, all_backups, first_grads if self.track_cosine else None, grad_norm**2
+            params_all, weights, backups, first_grads if self.track_cosine else None, grad_norm**2
         )
         return True
 
-    def _backup_of(self, p: Tensor) -> Tensor:
+    def _backup_of(self, p: Tensor, weight: Tensor) -> Tensor:
+        """The buffer saving parameter ``p``, shaped like ``weight`` (its local shard)."""
         buf = self._backup.get(p)
-        if buf is None or buf.shape != p.shape or buf.dtype != p.dtype or buf.device != p.device:
-            buf = self._backup[p] = torch.empty_like(p, memory_format=torch.preserve_format)
+        if (
+            buf is None
+            or buf.shape != weight.shape
+            or buf.dtype != weight.dtype
+            or buf.device != weight.device
+        ):
+            buf = torch.empty_like(weight, memory_format=torch.preserve_format)
+            self._backup[p] = buf
         return buf
 
     @torch.no_grad()
@@ -272,7 +324,7 @@ class SAM(torch.optim.Optimizer):
         if loss is not None:
             self.last_stats.loss_perturbed = loss.detach()
         if state.first_grads is not None:
-            second = [p.grad for p in state.params]
+            second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
             # the first-pass gradients are dead after the perturbation: reuse them in place,
             # unless zero_grad(set_to_none=False) made the second pass accumulate into them
             if all(
@@ -280,7 +332,7 @@ class SAM(torch.optim.Optimizer):
             ):
                 sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
                 self.last_stats._polarisation = (sum_sq, state.first_sq, second_sq)
-        F.restore(state.params, state.backups)
+        F.restore(state.weights, state.backups)
 
     @torch.no_grad()
     def _finish_step(self) -> None:
@@ -290,8 +342,13 @@ class SAM(torch.optim.Optimizer):
             params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
             if self.max_grad_norm is not None:
                 total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+                if isinstance(total, DTensor):
+                    total = total.full_tensor()  # all ranks see the global norm
             else:
-                total = F.squared_norms([p.grad for p in params])
+                total = F.squared_norms([comm.local(p.grad) for p in params])
+                shards = comm.shard_group(params)
+                if shards is not None:  # all ranks skip together or step together
+                    torch.distributed.all_reduce(total, group=shards)
             if not math.isfinite(total.item()):
                 skip = True
                 self.skipped_steps += 1
@@ -357,12 +414,16 @@ class SAM(torch.optim.Optimizer):
             )
         if self._perturbed is not None:
             raise RuntimeError("SAM.load_state_dict() called while the weights are perturbed")
-        own = state_dict["sam"]
-        missing = {"step", "skipped_steps", "generator"} - set(own)
-        if missing:
-            raise ValueError(f"SAM state dict lacks {sorted(missing)} under 'sam'")
+        _check_sam_part(state_dict["sam"])
         self.base_optimizer.load_state_dict(state_dict["base"])
         self._link_base()  # load_state_dict gives the base optimizer new group dicts
+        self.load_sam_state(state_dict["sam"])
+
+    def load_sam_state(self, own: Mapping[str, Any]) -> None:
+        """Load SAM's own part of a state dict (``state_dict()["sam"]``): the schedule's
+        clock, the skipped-step count and the generator; the base optimizer is untouched."""
+        _check_sam_part(own)
+        self._link_base()
         self._step = int(own["step"])
         self.skipped_steps = int(own["skipped_steps"])
         self._generator.set_state(own["generator"])

@@ -1,0 +1,129 @@
+"""DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
+identical weights, equal to single-process m-sharpness with m = world size) and
+synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from samlm import sam_step
+
+from .harness import spawn
+from .model import batches, loss_fn, sam, shard, tiny_model
+
+STEPS, BATCH = 3, 8
+CASES = {
+    # name: (SAM mode, ascent_fraction, accumulation_steps, interval)
+    "per_replica": ("per_replica", 0.5, 1, 1),
+    "per_replica_accumulated": ("per_replica", 1.0, 2, 2),
+    "synchronized": ("synchronized", 1.0, 1, 1),
+}
+
+
+def _worker(rank: int, world: int, out: str) -> None:
+    results = {}
+    for name, (mode, fraction, accumulation, interval) in CASES.items():
+        model = DDP(tiny_model())
+        opt = sam(model, distributed=mode, interval=interval)
+        hooks: list[bool] = []  # is_perturbed at each bucket all-reduce of DDP
+        all_reduce = dist.all_reduce
+
+        def hook(state, bucket, opt=opt, hooks=hooks, all_reduce=all_reduce):
+            hooks.append(opt.is_perturbed)
+            grad = bucket.buffer().div_(world)
+            future = all_reduce(grad, async_op=True).get_future()
+            return future.then(lambda f: f.value()[0])
+
+        model.register_comm_hook(None, hook)
+        ours = []  # all-reduce calls outside DDP's hooks (the synchronized ascent, the flag)
+
+        def counting(tensor, *args, ours=ours, all_reduce=all_reduce, **kwargs):
+            ours.append(tensor.numel())
+            return all_reduce(tensor, *args, **kwargs)
+
+        dist.all_reduce = counting
+        steps = []
+        try:
+            for batch in batches(STEPS, BATCH):
+                hooks.clear()
+                ours.clear()
+                sam_step(
+                    opt,
+                    loss_fn(model),
+                    shard(batch, rank, world),
+                    ascent_fraction=fraction,
+                    accumulation_steps=accumulation,
+                    model=model,
+                )
+                weights = {k: v.clone() for k, v in model.module.state_dict().items()}
+                steps.append((list(hooks), list(ours), opt.last_stats.sam_step, weights))
+        finally:
+            dist.all_reduce = all_reduce
+        results[name] = steps
+    # a DDP model needs a distributed mode
+    model = DDP(tiny_model())
+    with pytest.raises(ValueError, match="per_replica"):
+        sam_step(sam(model), loss_fn(model), shard(batches(1, BATCH)[0], rank, world), model=model)
+    torch.save(results, f"{out}/rank{rank}.pt")
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    spawn(_worker, out, str(out))
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+def _reference(name: str):
+    mode, fraction, _, interval = CASES[name]
+    model = tiny_model()
+    opt = sam(model, interval=interval)
+    m = 2 if mode == "per_replica" else 1  # per replica = m-sharpness over the replicas
+    out = []
+    for batch in batches(STEPS, BATCH):
+        sam_step(opt, loss_fn(model), batch, ascent_fraction=fraction, m=m)
+        out.append({k: v.clone() for k, v in model.state_dict().items()})
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_ddp_equals_the_single_process_rule(ddp_results, name):
+    reference = _reference(name)
+    for rank in ddp_results:
+        for (*_, weights), ref in zip(rank[name], reference, strict=True):
+            for key, w in weights.items():
+                torch.testing.assert_close(w, ref[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_ddp_replicas_end_every_step_with_identical_weights(ddp_results, name):
+    zero, one = ddp_results
+    for (*_, w0), (*_, w1) in zip(zero[name], one[name], strict=True):
+        for key in w0:
+            assert torch.equal(w0[key], w1[key]), key
+
+
+@pytest.mark.parametrize("name", ["per_replica", "per_replica_accumulated"])
+def test_per_replica_first_pass_sends_no_gradient(ddp_results, name):
+    for rank in ddp_results:
+        sam_steps = 0
+        for hooks, ours, is_sam, _ in rank[name]:
+            assert hooks, "DDP all-reduced nothing: the second pass must synchronise"
+            if is_sam:
+                sam_steps += 1
+                assert all(hooks), "a gradient bucket was all-reduced during the first pass"
+                assert ours == [1]  # the one-element skip flag, no gradient
+            else:
+                assert ours == []
+        assert sam_steps >= 1
+
+
+def test_synchronized_ascent_is_one_bucketed_all_reduce(ddp_results):
+    n_params = sum(w.numel() for w in ddp_results[0]["synchronized"][0][3].values())
+    for rank in ddp_results:
+        for hooks, ours, is_sam, _ in rank["synchronized"]:
+            assert is_sam and all(hooks)
+            assert ours == [n_params]  # every ascent gradient in one call
