@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import MISSING, fields
 from typing import Any
 
+from .optim.comm import MODES
 from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
 
 HELP = {
@@ -25,6 +27,8 @@ HELP = {
     "rho_schedule": "constant, lr (rho follows the learning rate) or warmup",
     "rho_warmup_steps": "steps of the rho warm-up",
     "same_dropout": "replay the RNG so both SAM passes use the same dropout masks",
+    "distributed_sam": "with several processes: per_replica (each perturbs with its own "
+    "gradient, no extra traffic) or synchronized (one perturbation from the global gradient)",
     "learning_rate": "default: 1e-4 AdamW, 1e-3 Adafactor, 1e-2 SGD",
     "lr_scheduler": "Trainer scheduler name (default: constant for Adafactor, else linear)",
     "epochs": "training epochs",
@@ -43,7 +47,12 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
     parser.add_argument("--overwrite", action="store_true", help="replace --output")
-    choices = {"optimizer": METHODS, "base_optimizer": BASE_OPTIMIZERS, "modelling": MODELLING}
+    choices = {
+        "optimizer": METHODS,
+        "base_optimizer": BASE_OPTIMIZERS,
+        "modelling": MODELLING,
+        "distributed_sam": MODES,
+    }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = None if f.default is MISSING else f.default
@@ -172,8 +181,9 @@ def _train(args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in vars(args).items() if k in names}
     cfg = TrainConfig.from_sources(args.config, overrides)
     result = train(cfg, resume=args.resume, overwrite=args.overwrite)
-    scores = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items() if k != "loss")
-    print(f"{result['task']} ({result['method']}): {scores}  -> {cfg.output}/metrics.json")
+    if os.environ.get("RANK", "0") == "0":  # one line under a launcher too
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items() if k != "loss")
+        print(f"{result['task']} ({result['method']}): {scores}  -> {cfg.output}/metrics.json")
 
 
 METRIC_SETS = {

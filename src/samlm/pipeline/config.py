@@ -42,6 +42,7 @@ class TrainConfig:
     rho_schedule: str = "constant"
     rho_warmup_steps: int = 0
     same_dropout: bool = False
+    distributed_sam: str = "per_replica"
     learning_rate: float | None = None
     lr_scheduler: str | None = None
     weight_decay: float = 0.01
@@ -113,6 +114,7 @@ class TrainConfig:
             rho_schedule=self.rho_schedule,
             warmup_steps=self.rho_warmup_steps,
             same_dropout=self.same_dropout,
+            distributed=self.distributed_sam,
             seed=self.seed,
         )
 

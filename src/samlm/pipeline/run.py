@@ -4,11 +4,16 @@ A run folder holds ``config.yaml`` (the resolved options), ``log.jsonl`` (one li
 Trainer log: training loss, SAM statistics, dev metrics), ``tensorboard/``,
 ``checkpoints/`` while it runs (for ``--resume``), then ``best/`` (the best model by the
 task's main dev metric) and ``metrics.json`` (its dev scores) when it is done.
+
+Under a launcher (``torchrun --nproc_per_node N``) every process runs this; the main
+process alone prepares and writes the run folder, the others wait for it and share its
+errors, and the Trainer runs DDP (``--batch-size`` is per process).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +21,7 @@ from typing import Any
 
 import torch
 import yaml
+from accelerate import PartialState
 from transformers import (
     PrinterCallback,
     Seq2SeqTrainer,
@@ -87,6 +93,23 @@ def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | N
     return None
 
 
+def _main_first(state: PartialState, fn):
+    """``fn()`` on the main process only; every process returns its result or raises its
+    error (so no process waits forever for one that failed)."""
+    box: list[Any] = [None]
+    if state.is_main_process:
+        try:
+            box = [(True, fn())]
+        except Exception as error:  # re-raised on every process
+            box = [(False, error)]
+    if state.num_processes > 1:
+        torch.distributed.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str, out: Path):
     strategy = "steps" if cfg.save_steps else "epoch"
     kwargs: dict[str, Any] = dict(
@@ -118,6 +141,12 @@ def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str,
         logging_first_step=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not cfg.progress,
+        # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        # each process's loss is its own mean (DDP averages the gradients); with True the
+        # Trainer multiplies the loss by the process count for models that accept loss
+        # kwargs, and BERT-style heads accept them without using them
+        average_tokens_across_devices=False,
     )
     if choice.modelling == "text2text":
         return Seq2SeqTrainingArguments(
@@ -146,14 +175,14 @@ def train(
     dev = dev_examples(task, data_dir, cfg.eval_size)
     out = Path(cfg.output)
     args = _training_args(cfg, task, choice, base, out)
+    state: PartialState = args.distributed_state  # one process, or a launcher's
+    if not state.is_main_process:
+        log = _silent
     done = out / "metrics.json"
     if resume and done.is_file():
         log(f"{out}: this run is complete; its metrics are in {done}")
         return json.loads(done.read_text())
-    checkpoint = _prepare_output(cfg, resume, overwrite)
     note = task.data_note(data_dir)
-    if note:
-        log(note)
 
     sam = cfg.sam_config(choice.default_rho()) if cfg.optimizer != "baseline" else None
     resolved = {
@@ -165,9 +194,17 @@ def train(
         "eval_examples": len(dev),
         "data_note": note,
     }
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({"options": cfg.to_dict(), "resolved": resolved}, sort_keys=False)
-    )
+
+    def prepare() -> Path | None:
+        checkpoint = _prepare_output(cfg, resume, overwrite)
+        (out / "config.yaml").write_text(
+            yaml.safe_dump({"options": cfg.to_dict(), "resolved": resolved}, sort_keys=False)
+        )
+        return checkpoint
+
+    checkpoint = _main_first(state, prepare)
+    if note:
+        log(note)
 
     set_seed(cfg.seed)
     model, tokenizer = load_model(choice, task)
@@ -194,7 +231,11 @@ def train(
         processing_class=tokenizer,
         data_collator=collator(task, choice.modelling, tokenizer, model),
         compute_metrics=metrics_fn(task, choice.modelling, dev, tokenizer),
-        callbacks=[JsonlLog(out / "log.jsonl"), _tensorboard(out / "tensorboard"), *callbacks],
+        callbacks=[
+            JsonlLog(out / "log.jsonl"),
+            *([_tensorboard(out / "tensorboard")] if state.is_main_process else []),
+            *callbacks,
+        ],
         **kwargs,
     )
     if not cfg.progress:  # quiet: no bar, and no log dicts printed in its place
@@ -215,6 +256,12 @@ def train(
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         **resolved,
     }
-    done.write_text(json.dumps(result, indent=2) + "\n")
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if state.is_main_process:
+        done.write_text(json.dumps(result, indent=2) + "\n")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    state.wait_for_everyone()
     return result
+
+
+def _silent(*args: Any) -> None:
+    """The ``log`` of processes other than the main one."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..optim.comm import MODES
 from ..optim.sam import check_non_negative
 from ..optim.schedule import Schedule
 from ..optim.step import validate_step_options
@@ -20,7 +21,8 @@ class SAMConfig:
     (Bahri et al. 2022 take the ascent on a quarter of the batch); with
     ``exclude_bias_and_norm`` the Trainer's no-decay group (biases, LayerNorm
     weights) is left out of the perturbation, and ``exclude_embeddings`` leaves the
-    embedding matrices out too.
+    embedding matrices out too. ``distributed`` is SAM's mode when the Trainer runs on
+    several processes (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`).
     """
 
     rho: float = 0.05
@@ -36,6 +38,7 @@ class SAMConfig:
     exclude_bias_and_norm: bool = True
     exclude_embeddings: bool = False
     track_cosine: bool = False
+    distributed: str = "per_replica"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -43,6 +46,8 @@ class SAMConfig:
         check_non_negative("eta", self.eta)
         Schedule(self.rho_schedule, self.warmup_steps, self.interval, self.probability)
         validate_step_options(self.ascent_fraction, self.m, 1, "per_microbatch")
+        if self.distributed not in MODES:
+            raise ValueError(f"distributed={self.distributed!r} must be one of {', '.join(MODES)}")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`samlm.SAM`."""

@@ -3,6 +3,8 @@
 For every micro-batch of a SAM step (gradient accumulation is SAM per micro-batch):
 
     e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
+                             (under DDP's ``no_sync``; per replica or averaged over the
+                             replicas as ``SAMConfig.distributed`` says)
     grad += grad L(w + e)    (the Trainer's own ``training_step``: loss scaling for
                               accumulation, fp16 scaler, backward)
     w    <- w                (exact restore)
@@ -56,6 +58,12 @@ class SAMTrainerMixin:
     # -- optimizer ------------------------------------------------------------------------
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            raise ValueError(
+                "SAMTrainer does not support FSDP or DeepSpeed through the Trainer yet: use "
+                "DDP (torchrun / accelerate launch without --fsdp), or a loop with "
+                "samlm.sam_step on a fully_shard model (see the README)"
+            )
         base = super().create_optimizer(model)
         if isinstance(base, SAM):
             self.sam_optimizer = base
@@ -80,7 +88,10 @@ class SAMTrainerMixin:
                 if params:
                     groups.append({**group, "params": params, "perturb": perturb})
         base.param_groups[:] = groups
-        self.optimizer = self.sam_optimizer = SAM(base, **cfg.optimizer_kwargs())
+        distributed = cfg.distributed if self.args.world_size > 1 else None
+        self.optimizer = self.sam_optimizer = SAM(
+            base, **cfg.optimizer_kwargs(), distributed=distributed
+        )
         return self.optimizer
 
     # -- the step -------------------------------------------------------------------------
@@ -109,6 +120,9 @@ class SAMTrainerMixin:
         scaler = getattr(self.accelerator, "scaler", None)
         scale = scaler.scale if scaler is not None else (lambda x: x)
 
+        def no_sync():  # the first pass never all-reduces (DDP); SAM's mode does the rest
+            return self.accelerator.no_sync(model)
+
         def loss_fn(batch: dict[str, Any]) -> Tensor:
             with self.compute_loss_context_manager():
                 return self.compute_loss(model, batch)
@@ -118,7 +132,9 @@ class SAMTrainerMixin:
         reported: Tensor | float = 0.0
         for chunk, size in chunks:
             rng = RNGReplay(sam.devices()) if sam.same_dropout else None
-            ascent_loss, grads = ascend(sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale)
+            ascent_loss, grads = ascend(
+                sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale, no_sync
+            )
             loss_w = loss_w + ascent_loss * (size / n)
             if sam.step_skipped:
                 for p, g in grads.items():  # the scaler (or the step's own check) sees the inf

@@ -1,0 +1,5 @@
+"""``python -m samlm`` (and ``torchrun -m samlm``): the ``samlm`` command line."""
+
+from .cli import entry
+
+entry()

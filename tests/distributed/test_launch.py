@@ -1,0 +1,46 @@
+"""``samlm train`` under ``torchrun --nproc_per_node 2`` (DDP on gloo) writes what a
+single-process run writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+BATCH, TRAIN, EPOCHS, WORLD = 4, 32, 2, 2
+
+
+@pytest.mark.parametrize("mode", ["per_replica", "synchronized"])
+def test_torchrun_train_writes_a_complete_run(tmp_path, data_dir, tiny_bert_dir, mode):
+    out = tmp_path / "run"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD)),
+        *("--standalone", "-m", "samlm", "train", "--task", "glue/sst2"),
+        *("--model", str(tiny_bert_dir), "--data-dir", str(data_dir), "--output", str(out)),
+        *("--ascent-fraction", "0.5", "--train-size", str(TRAIN), "--eval-size", "16"),
+        *("--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--logging-steps", "1"),
+        *("--distributed-sam", mode, "--no-progress"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stdout.count("-> ") == 1, done.stdout  # the summary line, once
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "sam" and 0 <= metrics["metrics"]["accuracy"] <= 100
+    # each process takes BATCH examples a step: the global batch is WORLD * BATCH
+    assert metrics["global_steps"] == TRAIN // (BATCH * WORLD) * EPOCHS
+    options = yaml.safe_load((out / "config.yaml").read_text())["options"]
+    assert options["distributed_sam"] == mode
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in logs if "sam_loss_perturbed" in r]
+    assert len(steps) == metrics["global_steps"]  # one line per step, from rank 0 only
+    for r in steps:  # both losses on one scale: the mean loss of a process's examples
+        assert 0.5 < r["sam_loss_perturbed"] / r["loss"] < 2
+    assert (out / "best" / "config.json").is_file()
+    assert len(list((out / "tensorboard").iterdir())) == 1  # one writer
+    assert not (out / "checkpoints").exists()
