@@ -63,6 +63,16 @@ def _worker(rank: int, world: int, out: str) -> None:
         finally:
             dist.all_reduce = all_reduce
         results[name] = steps
+    # a non-finite ascent gradient on one replica only: every replica skips the step
+    model = DDP(tiny_model())
+    opt = sam(model, distributed="per_replica")
+    local = shard(batches(1, BATCH)[0], rank, world)
+    if rank == 1:
+        local["x"][0, 0] = float("nan")
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    sam_step(opt, loss_fn(model), local, model=model)
+    after = model.module.state_dict()
+    results["skip"] = (opt.skipped_steps, all(torch.equal(before[k], after[k]) for k in before))
     # a DDP model needs a distributed mode
     model = DDP(tiny_model())
     with pytest.raises(ValueError, match="per_replica"):
@@ -119,6 +129,10 @@ def test_per_replica_first_pass_sends_no_gradient(ddp_results, name):
             else:
                 assert ours == []
         assert sam_steps >= 1
+
+
+def test_a_non_finite_replica_makes_every_replica_skip(ddp_results):
+    assert [rank["skip"] for rank in ddp_results] == [(1, True), (1, True)]
 
 
 def test_synchronized_ascent_is_one_bucketed_all_reduce(ddp_results):
