@@ -16,16 +16,17 @@ from .model import batches, loss_fn, sam, shard, tiny_model
 
 STEPS, BATCH = 3, 8
 CASES = {
-    # name: (SAM mode, ascent_fraction, accumulation_steps, interval)
-    "per_replica": ("per_replica", 0.5, 1, 1),
-    "per_replica_accumulated": ("per_replica", 1.0, 2, 2),
-    "synchronized": ("synchronized", 1.0, 1, 1),
+    # name: (SAM mode, ascent_fraction, accumulation_steps, interval, m)
+    "per_replica": ("per_replica", 0.5, 1, 1, 1),
+    "per_replica_accumulated": ("per_replica", 1.0, 2, 2, 1),
+    "per_replica_m": ("per_replica", 0.5, 1, 1, 2),
+    "synchronized": ("synchronized", 1.0, 1, 1, 1),
 }
 
 
 def _worker(rank: int, world: int, out: str) -> None:
     results = {}
-    for name, (mode, fraction, accumulation, interval) in CASES.items():
+    for name, (mode, fraction, accumulation, interval, m) in CASES.items():
         model = DDP(tiny_model())
         opt = sam(model, distributed=mode, interval=interval)
         hooks: list[bool] = []  # is_perturbed at each bucket all-reduce of DDP
@@ -56,6 +57,7 @@ def _worker(rank: int, world: int, out: str) -> None:
                     shard(batch, rank, world),
                     ascent_fraction=fraction,
                     accumulation_steps=accumulation,
+                    m=m,
                     model=model,
                 )
                 weights = {k: v.clone() for k, v in model.module.state_dict().items()}
@@ -88,10 +90,11 @@ def ddp_results(tmp_path_factory):
 
 
 def _reference(name: str):
-    mode, fraction, _, interval = CASES[name]
+    mode, fraction, _, interval, m = CASES[name]
     model = tiny_model()
     opt = sam(model, interval=interval)
-    m = 2 if mode == "per_replica" else 1  # per replica = m-sharpness over the replicas
+    if mode == "per_replica":  # m-sharpness over the replicas (and over m chunks in each)
+        m *= 2
     out = []
     for batch in batches(STEPS, BATCH):
         sam_step(opt, loss_fn(model), batch, ascent_fraction=fraction, m=m)
@@ -116,7 +119,7 @@ def test_ddp_replicas_end_every_step_with_identical_weights(ddp_results, name):
             assert torch.equal(w0[key], w1[key]), key
 
 
-@pytest.mark.parametrize("name", ["per_replica", "per_replica_accumulated"])
+@pytest.mark.parametrize("name", ["per_replica", "per_replica_accumulated", "per_replica_m"])
 def test_per_replica_first_pass_sends_no_gradient(ddp_results, name):
     for rank in ddp_results:
         sam_steps = 0
@@ -125,7 +128,7 @@ def test_per_replica_first_pass_sends_no_gradient(ddp_results, name):
             if is_sam:
                 sam_steps += 1
                 assert all(hooks), "a gradient bucket was all-reduced during the first pass"
-                assert ours == [1]  # the one-element skip flag, no gradient
+                assert ours == [1] * CASES[name][4]  # a one-element skip flag per unit
             else:
                 assert ours == []
         assert sam_steps >= 1

@@ -14,7 +14,8 @@ from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
 
-STEPS, BATCH = 4, 8
+STEPS, BATCH, M = 4, 8, 2
+SCHEDULED = {"interval": 2, "rho_schedule": "warmup", "warmup_steps": 3}
 
 
 def _sharded_model() -> nn.Module:
@@ -30,9 +31,9 @@ def _full(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.full_tensor().clone() for k, v in model.state_dict().items()}
 
 
-def _train(model, opt, rank, world, steps, log=None):
+def _train(model, opt, rank, world, steps, log=None, m=1):
     for batch in steps:
-        sam_step(opt, loss_fn(model), shard(batch, rank, world), model=model)
+        sam_step(opt, loss_fn(model), shard(batch, rank, world), m=m, model=model)
         if log is not None:
             log.append((opt.last_stats.grad_norm, _full(model)))
 
@@ -55,6 +56,11 @@ def _worker(rank: int, world: int, out: str) -> None:
         load_checkpoint(folder, model, opt)
         _train(model, opt, rank, world, data[2:])
         results[kind] = _full(model)
+    model = _sharded_model()
+    opt = sam(model, distributed="synchronized", **SCHEDULED)
+    log = []
+    _train(model, opt, rank, world, data, log, m=M)
+    results["scheduled"] = log
     per_replica = sam(model, distributed="per_replica")
     with pytest.raises(ValueError, match="per_replica"):
         sam_step(per_replica, loss_fn(model), shard(data[0], rank, world), model=model)
@@ -78,6 +84,25 @@ def _reference():
             (opt.last_stats.grad_norm, {k: v.clone() for k, v in model.state_dict().items()})
         )
     return log
+
+
+def _chunk_major(batch, world):
+    """The global batch reordered so that single-process chunk c holds every rank's chunk c
+    (under FSDP each of the m perturbations comes from the global gradient of chunk c)."""
+    return {
+        k: torch.cat([part for c in range(M) for part in (r.chunk(M)[c] for r in v.chunk(world))])
+        for k, v in batch.items()
+    }
+
+
+def test_fsdp_with_m_interval_and_rho_warmup_matches_single_process_sam(fsdp_results):
+    model = tiny_model()
+    opt = sam(model, **SCHEDULED)
+    for step, batch in enumerate(batches(STEPS, BATCH)):
+        sam_step(opt, loss_fn(model), _chunk_major(batch, 2), m=M)
+        for rank in fsdp_results:
+            for name, w in rank["scheduled"][step][1].items():
+                torch.testing.assert_close(w, model.state_dict()[name], rtol=1e-5, atol=1e-6)
 
 
 def test_fsdp_matches_single_process_sam_with_a_global_norm(fsdp_results):
