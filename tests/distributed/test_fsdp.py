@@ -31,9 +31,15 @@ def _full(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.full_tensor().clone() for k, v in model.state_dict().items()}
 
 
-def _train(model, opt, rank, world, steps, log=None, m=1):
+def _decay(opt):
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 / (1 + step))
+
+
+def _train(model, opt, rank, world, steps, log=None, m=1, scheduler=None):
     for batch in steps:
         sam_step(opt, loss_fn(model), shard(batch, rank, world), m=m, model=model)
+        if scheduler is not None:
+            scheduler.step()
         if log is not None:
             log.append((opt.last_stats.grad_norm, _full(model)))
 
@@ -59,7 +65,7 @@ def _worker(rank: int, world: int, out: str) -> None:
     model = _sharded_model()
     opt = sam(model, distributed="synchronized", **SCHEDULED)
     log = []
-    _train(model, opt, rank, world, data, log, m=M)
+    _train(model, opt, rank, world, data, log, m=M, scheduler=_decay(opt))
     results["scheduled"] = log
     per_replica = sam(model, distributed="per_replica")
     with pytest.raises(ValueError, match="per_replica"):
@@ -95,11 +101,13 @@ def _chunk_major(batch, world):
     }
 
 
-def test_fsdp_with_m_interval_and_rho_warmup_matches_single_process_sam(fsdp_results):
+def test_fsdp_with_m_schedules_and_an_lr_scheduler_matches_single_process_sam(fsdp_results):
     model = tiny_model()
     opt = sam(model, **SCHEDULED)
+    scheduler = _decay(opt)
     for step, batch in enumerate(batches(STEPS, BATCH)):
         sam_step(opt, loss_fn(model), _chunk_major(batch, 2), m=M)
+        scheduler.step()
         for rank in fsdp_results:
             for name, w in rank["scheduled"][step][1].items():
                 torch.testing.assert_close(w, model.state_dict()[name], rtol=1e-5, atol=1e-6)
