@@ -123,6 +123,7 @@ def sam_step(
         if optimizer.step_skipped:
             _skip(optimizer, scaler, grads)
             return loss_w  # type: ignore[return-value]
+        del grads  # free before the second pass, whose gradients can reuse the memory
         if optimizer.is_perturbed and rng is not None:
             rng.replay()
         loss_p = loss_p + descend(unit, last=index == len(units) - 1)

@@ -141,6 +141,7 @@ class SAMTrainerMixin:
                     p.grad = g
                 self._record(sam.last_stats)
                 return torch.full((), float("nan"), device=ascent_loss.device)
+            del grads  # free before the second pass, whose gradients can reuse the memory
             if sam.is_perturbed and rng is not None:
                 rng.replay()
             # one chunk: exactly the Trainer's own step; m chunks: mean losses weighted by size
