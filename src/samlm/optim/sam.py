@@ -273,14 +273,13 @@ class SAM(torch.optim.Optimizer):
             return False
         if scaled_norm == 0.0 and self.distributed != "per_replica":
             return False
-        # (per replica, a replica with g = 0 stays at w but still takes the second pass)
         params_all: list[Tensor] = []
         weights: list[Tensor] = []
         backups: list[Tensor] = []
         first_grads: list[Tensor] = []
-        for a, (*_, params, _) in zip(groups, chosen, strict=True):
-            if scaled_norm == 0.0:
-                break
+        # (per replica, a replica with g = 0 stays at w but still takes the second pass)
+        moved = zip(groups, chosen, strict=True) if scaled_norm > 0.0 else ()
+        for a, (*_, params, _) in moved:
             group_backups = [self._backup_of(p, w) for p, w in zip(params, a.params, strict=True)]
             F.backup_and_perturb(a, group_backups, scaled_norm)
             params_all += params
