@@ -1,5 +1,5 @@
-"""``samlm train`` under ``torchrun --nproc_per_node 2`` (DDP on gloo) writes what a
-single-process run writes."""
+"""``samlm train`` under ``torchrun --nproc_per_node 2`` and ``accelerate launch
+--multi_gpu --num_processes 2`` (DDP on gloo) writes what a single-process run writes."""
 
 from __future__ import annotations
 
@@ -12,14 +12,22 @@ import pytest
 import yaml
 
 BATCH, TRAIN, EPOCHS, WORLD = 4, 32, 2, 2
+LAUNCHERS = {
+    "torchrun": ("torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)),
+    # accelerate's passthrough to torchrun; --multi_gpu also on CPUs (--cpu is one process)
+    "accelerate": ("accelerate.commands.launch", "--multi_gpu", "--num_processes", str(WORLD)),
+}
 
 
-@pytest.mark.parametrize("mode", ["per_replica", "synchronized"])
-def test_torchrun_train_writes_a_complete_run(tmp_path, data_dir, tiny_bert_dir, mode):
+@pytest.mark.parametrize(
+    "launcher, mode",
+    [("torchrun", "per_replica"), ("torchrun", "synchronized"), ("accelerate", "per_replica")],
+)
+def test_launched_train_writes_a_complete_run(tmp_path, data_dir, tiny_bert_dir, launcher, mode):
     out = tmp_path / "run"
     command = [
-        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD)),
-        *("--standalone", "-m", "samlm", "train", "--task", "glue/sst2"),
+        *(sys.executable, "-m", *LAUNCHERS[launcher]),
+        *("-m", "samlm", "train", "--task", "glue/sst2"),
         *("--model", str(tiny_bert_dir), "--data-dir", str(data_dir), "--output", str(out)),
         *("--ascent-fraction", "0.5", "--train-size", str(TRAIN), "--eval-size", "16"),
         *("--epochs", str(EPOCHS), "--batch-size", str(BATCH), "--logging-steps", "1"),

@@ -1,0 +1,90 @@
+"""SAMTrainer's own loop under DDP (2 gloo processes) equals a single-process SAMTrainer
+fed the same examples, step by step: with m = 2 for per-replica SAM, on the whole batch
+for synchronized SAM."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from samlm.training import SAMConfig, SAMTrainer
+
+from ..training.test_trainer import _args, tiny_bert, toy_dataset
+from .harness import spawn
+
+STEPS, BATCH, RHO = 3, 8, 0.1
+
+
+class RecordingTrainer(SAMTrainer):
+    """Keeps each step's inputs, so that a reference can replay them."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self.seen.append({k: v.clone() for k, v in inputs.items()})
+        return super().training_step(model, inputs, num_items_in_batch)
+
+
+def _train_args(out, **kw):
+    # the loss of one process's examples, as samlm's pipeline sets it (transformers' default
+    # True multiplies a BERT head's loss by the process count)
+    return _args(out, weight_decay=0.0, average_tokens_across_devices=False, **kw)
+
+
+def _worker(rank: int, world: int, out: str, mode: str) -> dict:
+    # what torchrun sets; the process group already exists, so accelerate adopts it
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")  # checked, not used
+    model = tiny_bert()
+    trainer = RecordingTrainer(
+        model=model,
+        args=_train_args(out, max_steps=STEPS, per_device_train_batch_size=BATCH),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(rho=RHO, distributed=mode),
+    )
+    trainer.seen = []
+    trainer.train()
+    return {
+        "world_size": trainer.args.world_size,
+        "mode": trainer.sam_optimizer.distributed,
+        "global_step": trainer.state.global_step,
+        "seen": trainer.seen,
+        "weights": {n: p.detach().clone() for n, p in model.named_parameters()},
+    }
+
+
+@pytest.mark.parametrize("mode, m", [("per_replica", 2), ("synchronized", 1)])
+def test_trainer_under_ddp_equals_single_process_sam(tmp_path, mode, m):
+    ranks = spawn(_worker, tmp_path, str(tmp_path / "ddp"), mode)
+    for r in ranks:
+        assert (r["world_size"], r["mode"], r["global_step"]) == (2, mode, STEPS)
+        assert len(r["seen"]) == STEPS and all(len(b["labels"]) == BATCH for b in r["seen"])
+    for name, p in ranks[0]["weights"].items():  # DDP keeps the replicas identical
+        assert torch.equal(p, ranks[1]["weights"][name]), name
+
+    # single process on rank 0's examples then rank 1's (per replica: as m = 2 chunks),
+    # same schedule, same clipping as the Trainer's loop
+    ref = tiny_bert()
+    trainer = SAMTrainer(
+        model=ref,
+        args=_train_args(tmp_path / "ref", max_steps=STEPS, per_device_train_batch_size=BATCH),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(rho=RHO, m=m),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=STEPS)
+    trainer.current_gradient_accumulation_steps = 1
+    before = {n: p.detach().clone() for n, p in ref.named_parameters()}
+    for step in range(STEPS):
+        batch = {
+            k: torch.cat([ranks[0]["seen"][step][k], ranks[1]["seen"][step][k]])
+            for k in ranks[0]["seen"][step]
+        }
+        ref.zero_grad()
+        trainer.training_step(ref, batch)
+        assert trainer.sam_optimizer.last_stats.sam_step
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), trainer.args.max_grad_norm)
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    for name, p in ref.named_parameters():
+        assert not torch.equal(p, before[name]) or not p.requires_grad, name  # it trained
+        torch.testing.assert_close(ranks[0]["weights"][name], p, rtol=1e-5, atol=1e-6, msg=name)
