@@ -1,6 +1,6 @@
 """SAMTrainer's own loop under DDP (2 gloo processes) equals a single-process SAMTrainer
-fed the same examples, step by step: with m = 2 for per-replica SAM, on the whole batch
-for synchronized SAM."""
+fed the same examples, step by step: with m = 2 x (m per process) for per-replica SAM, on
+the whole batch for synchronized SAM; DDP all-reduces the gradient buckets once a step."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 
 import pytest
 import torch
+import torch.distributed as dist
+from transformers import TrainerCallback
 
 from samlm.training import SAMConfig, SAMTrainer
 
@@ -18,11 +20,29 @@ STEPS, BATCH, RHO = 3, 8, 0.1
 
 
 class RecordingTrainer(SAMTrainer):
-    """Keeps each step's inputs, so that a reference can replay them."""
+    """Keeps each step's inputs, so that a reference can replay them, and counts the
+    all-reduces of DDP's gradient buckets in each step."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self.seen.append({k: v.clone() for k, v in inputs.items()})
         return super().training_step(model, inputs, num_items_in_batch)
+
+
+class CountBuckets(TrainerCallback):
+    def __init__(self, trainer: RecordingTrainer) -> None:
+        self.trainer, self.calls, self.per_step = trainer, 0, []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer.model_wrapped.register_comm_hook(None, self.hook)
+
+    def hook(self, _, bucket):
+        self.calls += 1
+        grad = bucket.buffer().div_(dist.get_world_size())
+        return dist.all_reduce(grad, async_op=True).get_future().then(lambda f: f.value()[0])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.per_step.append(self.calls)
+        self.calls = 0
 
 
 def _train_args(out, **kw):
@@ -31,7 +51,7 @@ def _train_args(out, **kw):
     return _args(out, weight_decay=0.0, average_tokens_across_devices=False, **kw)
 
 
-def _worker(rank: int, world: int, out: str, mode: str) -> dict:
+def _worker(rank: int, world: int, out: str, mode: str, m: int) -> dict:
     # what torchrun sets; the process group already exists, so accelerate adopts it
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")  # checked, not used
@@ -40,24 +60,32 @@ def _worker(rank: int, world: int, out: str, mode: str) -> dict:
         model=model,
         args=_train_args(out, max_steps=STEPS, per_device_train_batch_size=BATCH),
         train_dataset=toy_dataset(),
-        sam_config=SAMConfig(rho=RHO, distributed=mode),
+        sam_config=SAMConfig(rho=RHO, distributed=mode, m=m),
     )
     trainer.seen = []
+    buckets = CountBuckets(trainer)
+    trainer.add_callback(buckets)
     trainer.train()
     return {
         "world_size": trainer.args.world_size,
         "mode": trainer.sam_optimizer.distributed,
         "global_step": trainer.state.global_step,
+        "bucket_all_reduces": buckets.per_step,
         "seen": trainer.seen,
         "weights": {n: p.detach().clone() for n, p in model.named_parameters()},
     }
 
 
-@pytest.mark.parametrize("mode, m", [("per_replica", 2), ("synchronized", 1)])
-def test_trainer_under_ddp_equals_single_process_sam(tmp_path, mode, m):
-    ranks = spawn(_worker, tmp_path, str(tmp_path / "ddp"), mode)
+@pytest.mark.parametrize(
+    "mode, m, ref_m", [("per_replica", 1, 2), ("per_replica", 2, 4), ("synchronized", 1, 1)]
+)
+def test_trainer_under_ddp_equals_single_process_sam(tmp_path, mode, m, ref_m):
+    ranks = spawn(_worker, tmp_path, str(tmp_path / "ddp"), mode, m)
     for r in ranks:
         assert (r["world_size"], r["mode"], r["global_step"]) == (2, mode, STEPS)
+        # the tiny model is one bucket: one all-reduce a step, for any m (the chunks but
+        # the last accumulate locally); none in the first pass
+        assert r["bucket_all_reduces"] == [1] * STEPS
         assert len(r["seen"]) == STEPS and all(len(b["labels"]) == BATCH for b in r["seen"])
     for name, p in ranks[0]["weights"].items():  # DDP keeps the replicas identical
         assert torch.equal(p, ranks[1]["weights"][name]), name
@@ -69,7 +97,7 @@ def test_trainer_under_ddp_equals_single_process_sam(tmp_path, mode, m):
         model=ref,
         args=_train_args(tmp_path / "ref", max_steps=STEPS, per_device_train_batch_size=BATCH),
         train_dataset=toy_dataset(),
-        sam_config=SAMConfig(rho=RHO, m=m),
+        sam_config=SAMConfig(rho=RHO, m=ref_m),
     )
     trainer.create_optimizer_and_scheduler(num_training_steps=STEPS)
     trainer.current_gradient_accumulation_steps = 1

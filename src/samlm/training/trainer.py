@@ -6,7 +6,8 @@ For every micro-batch of a SAM step (gradient accumulation is SAM per micro-batc
                              (under DDP's ``no_sync``; per replica or averaged over the
                              replicas as ``SAMConfig.distributed`` says)
     grad += grad L(w + e)    (the Trainer's own ``training_step``: loss scaling for
-                              accumulation, fp16 scaler, backward)
+                              accumulation, fp16 scaler, backward; with m chunks, DDP
+                              all-reduces once, after the last)
     w    <- w                (exact restore)
 
 then the Trainer clips (``max_grad_norm``), steps the optimizer (the base optimizer
@@ -15,6 +16,7 @@ inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and saves as
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -130,7 +132,7 @@ class SAMTrainerMixin:
         loss_w: Tensor | float = 0.0
         loss_p: Tensor | float = 0.0
         reported: Tensor | float = 0.0
-        for chunk, size in chunks:
+        for index, (chunk, size) in enumerate(chunks):
             rng = RNGReplay(sam.devices()) if sam.same_dropout else None
             ascent_loss, grads = ascend(
                 sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale, no_sync
@@ -146,10 +148,13 @@ class SAMTrainerMixin:
                 rng.replay()
             # one chunk: exactly the Trainer's own step; m chunks: mean losses weighted by size
             self._sam_loss_weight = 1.0 if len(chunks) == 1 else size / n
+            # DDP all-reduces once per micro-batch, after its last chunk
+            last = index == len(chunks) - 1
             try:
-                reported = reported + super().training_step(
-                    model, chunk, num_items_in_batch if len(chunks) == 1 else None
-                )
+                with contextlib.nullcontext() if last else no_sync():
+                    reported = reported + super().training_step(
+                        model, chunk, num_items_in_batch if len(chunks) == 1 else None
+                    )
             finally:
                 self._sam_loss_weight = 1.0
             loss_p = loss_p + self._sam_raw_loss * (size / n)
