@@ -1,0 +1,49 @@
+"""The benchmark scripts still run (``make test-slow``): bench/step_overhead.py --quick
+and bench/distributed.py, whose byte counts are exact and checked here."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+pytestmark = pytest.mark.slow
+
+
+def _run(*args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout
+
+
+def test_step_overhead_quick_prints_every_ratio():
+    pytest.importorskip("pytorch_optimizer", reason="needs the bench extra")
+    out = _run(str(BENCH / "step_overhead.py"), "--quick")
+    for label in ("sam / plain_fb", "sam_quarter / plain_fbq", "sam / peer"):
+        assert re.search(rf"^{re.escape(label)} +\d+\.\d{{3}} +\d+\.\d{{3}} ", out, re.M), out
+    # the backups are exactly the perturbed parameters' bytes
+    assert re.search(r"^sam extra state / perturbed params +1\.000 .*PASS$", out, re.M), out
+    for name in ("sam", "sam_quarter", "peer"):  # the own-work rows
+        assert re.search(rf"^{name} +\d+\.\d +\d+\.\d%", out, re.M), out
+
+
+def test_distributed_bench_counts_the_bytes_of_each_mode():
+    out = _run(str(BENCH / "distributed.py"))
+    rows = {
+        tuple(line.split()[:3]): line.split()
+        for line in out.splitlines()
+        if line.startswith(("ddp ", "fsdp "))
+    }
+    per_replica = rows[("ddp", "SAM", "per_replica")]
+    synchronized = rows[("ddp", "SAM", "synchronized")]
+    assert per_replica[-3:-1] == ["4B", "1.000"]  # a 4-byte flag, no gradient traffic
+    assert synchronized[-2] == "2.000"  # the ascent gradients once more
+    assert rows[("fsdp", "SAM", "synchronized")][-2] == "2.000"
