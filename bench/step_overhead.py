@@ -79,6 +79,7 @@ import scipy.stats
 import torch
 import transformers
 from torch import Tensor, nn
+from tqdm import tqdm
 
 import samlm
 
@@ -310,11 +311,11 @@ def time_variants(
     steps: dict[str, Callable[[], Any]], meters: dict[str, OwnWork], repeats: int, warmup: int
 ) -> tuple[Timings, Timings]:
     """Per variant, the wall time of every timed call; per metered variant, its own work."""
-    for w in range(warmup):
+    for w in tqdm(range(warmup), desc="warm-up rounds", leave=False):
         run_round(steps, meters, shuffled(w), SEED + w)
     wall: Timings = {name: [] for name in VARIANTS}
     own: Timings = {name: [] for name in meters}
-    for r in range(repeats):
+    for r in tqdm(range(repeats), desc="timed rounds", leave=False):
         round_wall, round_own = run_round(steps, meters, shuffled(1000 + r), SEED + 1000 + r)
         for name, t in round_wall.items():
             wall[name].append(t)
