@@ -262,8 +262,7 @@ class SAM(torch.optim.Optimizer):
             # second pass's all-reduce
             bad = (~torch.isfinite(squares[:, 1].sum())).float().reshape(1)
             torch.distributed.all_reduce(bad, torch.distributed.ReduceOp.MAX, self.process_group)
-            if bad.item():
-                squares = squares.clone().fill_(math.nan)
+            squares = torch.where(bad.bool(), math.nan, squares)  # no host sync of its own
         squares_host = squares.cpu().tolist()  # the ascent's one host synchronisation
         scaled_norm = math.sqrt(sum(row[1] for row in squares_host))
         if not math.isfinite(scaled_norm):
@@ -415,14 +414,13 @@ class SAM(torch.optim.Optimizer):
             raise RuntimeError("SAM.load_state_dict() called while the weights are perturbed")
         _check_sam_part(state_dict["sam"])
         self.base_optimizer.load_state_dict(state_dict["base"])
-        self._link_base()  # load_state_dict gives the base optimizer new group dicts
         self.load_sam_state(state_dict["sam"])
 
     def load_sam_state(self, own: Mapping[str, Any]) -> None:
         """Load SAM's own part of a state dict (``state_dict()["sam"]``): the schedule's
         clock, the skipped-step count and the generator; the base optimizer is untouched."""
         _check_sam_part(own)
-        self._link_base()
+        self._link_base()  # loading the base optimizer's state gives it new group dicts
         self._step = int(own["step"])
         self.skipped_steps = int(own["skipped_steps"])
         self._generator.set_state(own["generator"])
