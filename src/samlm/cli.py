@@ -10,6 +10,7 @@ from typing import Any
 
 from .optim.comm import MODES
 from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
+from .pipeline.data import VALIDATION_FROM
 
 HELP = {
     "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`)",
@@ -36,6 +37,11 @@ HELP = {
     "train_size": "low-data: this many training examples (seeded, stratified by label)",
     "train_fraction": "low-data: this share of the training set (seeded, stratified)",
     "eval_size": "evaluate on this many dev examples (a fixed, stratified subset)",
+    "validation_size": "select the checkpoint on this many held-out examples, never on the "
+    "reported dev examples (a fixed stratified sample, the same for every method and seed)",
+    "validation_from": "where the validation sample comes from: train (the training pool "
+    "outside the training subset), dev (part of the dev set, reported on the rest), or auto "
+    "(train when the pool allows)",
     "save_steps": "evaluate and checkpoint every N steps (default: every epoch)",
     "seed": "seed of the subset, the initialisation, the data order and dropout",
     "data_dir": "folder in the official layout (default: $SAMLM_DATA_DIR, else the Hub)",
@@ -52,6 +58,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "base_optimizer": BASE_OPTIMIZERS,
         "modelling": MODELLING,
         "distributed_sam": MODES,
+        "validation_from": VALIDATION_FROM,
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -44,7 +44,7 @@ def test_train_writes_its_outputs(tmp_path, data_dir, tiny_bert_dir):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "glue/sst2" and metrics["method"] == "sam"
     assert 0 <= metrics["metrics"]["accuracy"] <= 100
-    assert metrics["train_examples"] == 32 and metrics["eval_examples"] == 32
+    assert metrics["train_examples"] == 32 and metrics["reported_examples"] == 32
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["options"]["ascent_fraction"] == 0.25 and config["resolved"]["rho"] == 0.05
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

@@ -52,13 +52,7 @@ def training_subset(
     task: Task, options: dict[str, Any], data_dir: str | Path | None
 ) -> list[Example]:
     """The run's training examples, by the rule ``samlm train`` used."""
-    return training_examples(
-        task,
-        data_folder(data_dir),
-        train_size=options.get("train_size"),
-        train_fraction=options.get("train_fraction"),
-        seed=options.get("seed", 0),
-    )
+    return training_examples(task, data_folder(data_dir), options)
 
 
 def load_best(run: Path, task: Task, modelling: str, model_path: str | None):

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..training.config import SAMConfig
+from .data import VALIDATION_FROM
 
 METHODS = ("baseline", "sam", "asam")
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
@@ -57,6 +58,8 @@ class TrainConfig:
     train_size: int | None = None
     train_fraction: float | None = None
     eval_size: int | None = None
+    validation_size: int | None = None
+    validation_from: str = "auto"
     save_steps: int | None = None
     logging_steps: int = 10
     max_grad_norm: float = 1.0
@@ -82,7 +85,8 @@ class TrainConfig:
             "logging_steps",
         ):
             _at_least(name, getattr(self, name), 1)
-        for name in ("train_size", "eval_size", "save_steps"):
+        _choice("validation_from", self.validation_from, VALIDATION_FROM)
+        for name in ("train_size", "eval_size", "validation_size", "save_steps"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
         if self.train_size is not None and self.train_fraction is not None:

@@ -1,13 +1,49 @@
-"""The examples a run trains and evaluates on: one rule for ``samlm train`` and for every
-tool that must rebuild a run's training subset (``samlm sharpness``)."""
+"""The examples a run trains, selects and reports on: one rule for ``samlm train``,
+``samlm compare`` and every tool that must rebuild a run's subsets (``samlm sharpness``).
+
+Three disjoint roles (with ``validation_size``):
+
+* *validation*: the examples checkpoint selection (and tuning) looks at: a fixed,
+  label-stratified sample of ``validation_size`` drawn with :data:`VALIDATION_SEED`,
+  the same for every method and seed;
+* *train*: the run's seeded training subset, drawn from what the validation sample
+  left of the training pool;
+* *reported*: the official dev set (less the validation sample when it was drawn from
+  it), whose score the run reports and never selects on.
+
+``validation_from="train"`` draws the validation sample from the training pool (possible
+when the pool holds it and the training subset); ``"dev"`` from the official dev set;
+``"auto"`` picks ``"train"`` when the pool allows. Without ``validation_size`` the run
+selects on the reported dev examples themselves (the Trainer's usual practice; biased
+upwards, and so not what ``samlm compare`` does).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..tasks import Example, Task, load_split, resolve_data_dir, subsample
 
 STRATIFIED = ("classification", "multiple_choice")
+VALIDATION_SEED = 2_147_483_647  # the validation sample's own seed, apart from run seeds
+VALIDATION_FROM = ("auto", "train", "dev")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[Example]
+    validation: list[Example]  # checkpoint selection
+    reported: list[Example]  # the score the run reports
+    validation_from: str  # "train", "dev", or "reported" (selection on the reported set)
+
+    def describe(self) -> dict[str, int | str]:
+        return {
+            "train_examples": len(self.train),
+            "validation_examples": len(self.validation),
+            "validation_from": self.validation_from,
+            "reported_examples": len(self.reported),
+        }
 
 
 def data_folder(explicit: str | Path | None) -> Path | None:
@@ -19,21 +55,28 @@ def data_folder(explicit: str | Path | None) -> Path | None:
     return folder
 
 
-def training_examples(
-    task: Task,
-    data_dir: Path | None,
-    *,
-    train_size: int | None,
-    train_fraction: float | None,
-    seed: int,
+def split_off(
+    task: Task, examples: list[Example], size: int, option: str
+) -> tuple[list[Example], list[Example]]:
+    """``(held, rest)``: a fixed stratified sample of ``size`` and the examples it left,
+    both in their original order."""
+    if size >= len(examples):
+        raise ValueError(
+            f"{option}={size} leaves no example of the {len(examples)} it is drawn from "
+            f"({task.name})"
+        )
+    held = subsample(examples, size=size, seed=VALIDATION_SEED, stratify=task.kind in STRATIFIED)
+    taken = {id(ex) for ex in held}
+    return held, [ex for ex in examples if id(ex) not in taken]
+
+
+def _subset(
+    task: Task, pool: list[Example], train_size: int | None, train_fraction: float | None, seed: int
 ) -> list[Example]:
-    """The training split, or its seeded subset (stratified by label for classification),
-    the same for every method with the same seed."""
-    examples = load_split(task, "train", data_dir)
     if train_size is None and train_fraction is None:
-        return examples
+        return pool
     return subsample(
-        examples,
+        pool,
         size=train_size,
         fraction=train_fraction,
         seed=seed,
@@ -41,9 +84,71 @@ def training_examples(
     )
 
 
-def dev_examples(task: Task, data_dir: Path | None, eval_size: int | None) -> list[Example]:
-    """The validation split, or a fixed (seed 0) stratified subset of ``eval_size``."""
-    examples = load_split(task, "validation", data_dir)
+def resolve_validation_from(
+    choice: str, pool_size: int, validation_size: int, train_size: int | None
+) -> str:
+    """``auto``: the training pool when it holds the validation sample and the training
+    subset (a whole-set run draws from the dev set)."""
+    if choice != "auto":
+        return choice
+    if train_size is not None and pool_size - validation_size >= train_size:
+        return "train"
+    return "dev"
+
+
+def run_splits(
+    task: Task,
+    data_dir: Path | None,
+    *,
+    train_size: int | None = None,
+    train_fraction: float | None = None,
+    seed: int = 0,
+    eval_size: int | None = None,
+    validation_size: int | None = None,
+    validation_from: str = "auto",
+) -> Splits:
+    """The run's training, validation and reported examples (see the module docstring);
+    ``eval_size`` caps the reported examples (a fixed stratified subset)."""
+    if validation_from not in VALIDATION_FROM:
+        raise ValueError(
+            f"validation_from={validation_from!r} must be one of {', '.join(VALIDATION_FROM)}"
+        )
+    pool = load_split(task, "train", data_dir)
+    dev = load_split(task, "validation", data_dir)
+    source = "reported"
+    validation: list[Example] | None = None
+    if validation_size is not None:
+        source = resolve_validation_from(validation_from, len(pool), validation_size, train_size)
+        if source == "train":
+            validation, pool = split_off(task, pool, validation_size, "validation_size")
+        else:
+            validation, dev = split_off(task, dev, validation_size, "validation_size")
+    if train_size is not None and train_size > len(pool):
+        raise ValueError(
+            f"train_size={train_size} is larger than the {len(pool)} training examples of "
+            f"{task.name}" + (" left after the validation sample" if source == "train" else "")
+        )
+    reported = _cap(task, dev, eval_size)
+    train = _subset(task, pool, train_size, train_fraction, seed)
+    return Splits(train, reported if validation is None else validation, reported, source)
+
+
+def _cap(task: Task, examples: list[Example], eval_size: int | None) -> list[Example]:
     if eval_size is None or eval_size >= len(examples):
         return examples
     return subsample(examples, size=eval_size, seed=0, stratify=task.kind in STRATIFIED)
+
+
+def training_examples(
+    task: Task, data_dir: Path | None, options: dict, *, default_seed: int = 0
+) -> list[Example]:
+    """The training subset of a run with these ``TrainConfig`` options (a dict)."""
+    return run_splits(
+        task,
+        data_dir,
+        train_size=options.get("train_size"),
+        train_fraction=options.get("train_fraction"),
+        seed=options.get("seed", default_seed),
+        validation_size=options.get("validation_size"),
+        validation_from=options.get("validation_from", "auto"),
+    ).train

@@ -1,9 +1,12 @@
 """``samlm train``: fine-tune on a task with SAM or its baseline, keep the best checkpoint.
 
 A run folder holds ``config.yaml`` (the resolved options), ``log.jsonl`` (one line per
-Trainer log: training loss, SAM statistics, dev metrics), ``tensorboard/``,
+Trainer log: training loss, SAM statistics, validation metrics), ``tensorboard/``,
 ``checkpoints/`` while it runs (for ``--resume``), then ``best/`` (the best model by the
-task's main dev metric) and ``metrics.json`` (its dev scores) when it is done.
+task's main metric on the validation examples) and ``metrics.json`` (its scores on the
+reported dev examples, and on the validation examples) when it is done. With
+``validation_size`` the validation examples are held out apart from the reported ones
+(``pipeline/data.py``); without it the run selects on the dev examples it reports.
 
 Under a launcher (``torchrun --nproc_per_node N``) every process runs this; the main
 process alone prepares and writes the run folder, the others wait for it and share its
@@ -36,14 +39,14 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..tasks import Task, get_task
 from ..training import SAMSeq2SeqTrainer, SAMTrainer
 from .config import TrainConfig
-from .data import data_folder, dev_examples, training_examples
+from .data import data_folder, run_splits
 from .features import collator, encode, metrics_fn
 from .models import ModelChoice, load_model, resolve_model
 
 DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
 TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
 RESUME_IGNORES = ("data_dir", "progress")
-RUNTIME_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch")
+RUNTIME_NAMES = ("runtime", "samples_per_second", "steps_per_second")
 
 
 class JsonlLog(TrainerCallback):
@@ -169,10 +172,16 @@ def train(
     choice = resolve_model(cfg.model, cfg.modelling, task)
     base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
     data_dir = data_folder(cfg.data_dir)
-    train_examples = training_examples(
-        task, data_dir, train_size=cfg.train_size, train_fraction=cfg.train_fraction, seed=cfg.seed
+    splits = run_splits(
+        task,
+        data_dir,
+        train_size=cfg.train_size,
+        train_fraction=cfg.train_fraction,
+        seed=cfg.seed,
+        eval_size=cfg.eval_size,
+        validation_size=cfg.validation_size,
+        validation_from=cfg.validation_from,
     )
-    dev = dev_examples(task, data_dir, cfg.eval_size)
     out = Path(cfg.output)
     args = _training_args(cfg, task, choice, base, out)
     state: PartialState = args.distributed_state  # one process, or a launcher's
@@ -190,8 +199,7 @@ def train(
         "model_path": choice.path,
         "base_optimizer": base,
         "rho": sam.rho if sam else None,
-        "train_examples": len(train_examples),
-        "eval_examples": len(dev),
+        **splits.describe(),
         "data_note": note,
     }
 
@@ -214,8 +222,8 @@ def train(
         max_length=cfg.max_length,
         max_target_length=cfg.max_target_length,
     )
-    train_ds = encode(task, train_examples, training=True, **enc)
-    dev_ds = encode(task, dev, training=False, **enc)
+    train_ds = encode(task, splits.train, training=True, **enc)
+    validation_ds = encode(task, splits.validation, training=False, **enc)
     seq2seq = choice.modelling == "text2text"
     trainer_cls = (
         (SAMSeq2SeqTrainer if seq2seq else SAMTrainer)
@@ -227,10 +235,10 @@ def train(
         model=model,
         args=args,
         train_dataset=train_ds,
-        eval_dataset=dev_ds,
+        eval_dataset=validation_ds,
         processing_class=tokenizer,
         data_collator=collator(task, choice.modelling, tokenizer, model),
-        compute_metrics=metrics_fn(task, choice.modelling, dev, tokenizer),
+        compute_metrics=metrics_fn(task, choice.modelling, splits.validation, tokenizer),
         callbacks=[
             JsonlLog(out / "log.jsonl"),
             *([_tensorboard(out / "tensorboard")] if state.is_main_process else []),
@@ -243,13 +251,19 @@ def train(
     if checkpoint is not None:
         log(f"resuming from {checkpoint}")
     train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    scores = trainer.evaluate()
+    scores = trainer.evaluate()  # the selected model on the validation examples
+    validation_scores = _metrics(scores)
+    if splits.validation_from != "reported":  # the reported score, on examples never selected on
+        trainer.compute_metrics = metrics_fn(task, choice.modelling, splits.reported, tokenizer)
+        reported_ds = encode(task, splits.reported, training=False, **enc)
+        scores = trainer.evaluate(reported_ds, metric_key_prefix="reported")
     trainer.save_model(str(out / "best"))
     result = {
         "task": task.name,
         "method": cfg.optimizer,
         "main_metric": task.main_metric,
-        "metrics": {k.removeprefix("eval_"): v for k, v in scores.items() if k not in RUNTIME_KEYS},
+        "metrics": _metrics(scores),
+        "validation_metrics": validation_scores,
         "best_checkpoint": trainer.state.best_model_checkpoint
         and Path(trainer.state.best_model_checkpoint).name,
         "global_steps": trainer.state.global_step,
@@ -261,6 +275,16 @@ def train(
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     state.wait_for_everyone()
     return result
+
+
+def _metrics(scores: dict[str, float]) -> dict[str, float]:
+    """Scores without the Trainer's prefix (``eval_``, ``reported_``) and runtimes."""
+    out = {}
+    for key, value in scores.items():
+        prefix, _, name = key.partition("_")
+        if prefix in ("eval", "reported") and name not in RUNTIME_NAMES:
+            out[name] = value
+    return out
 
 
 def _silent(*args: Any) -> None:
