@@ -1,5 +1,9 @@
 """Record readers for the official file formats; each yields ``(Where, record)`` pairs.
 
+Every reader accepts a UTF-8 byte-order mark at the very start of a file (the official
+MRPC tsv files begin with one) and drops it; a BOM anywhere else is left in the text,
+where it fails as the malformed data it is.
+
 * :func:`iter_jsonl`: one JSON object per line (SuperGLUE, NQ-open).
 * :func:`iter_tsv`: GLUE tsv, tab-separated with no quote handling (``csv.QUOTE_NONE``),
   with a header row or with the given column names.
@@ -21,14 +25,20 @@ from .errors import DataError, Where
 Record = tuple[Where, dict[str, Any]]
 
 
+BOM = "\ufeff"
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines, decoded as UTF-8, with their 1-based numbers."""
+    """Non-blank lines, decoded as UTF-8, with their 1-based numbers; a byte-order mark
+    at the start of the file is dropped."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise DataError(f"{path}, line {number}: not valid UTF-8 ({err.reason})") from None
+            if number == 1 and line.startswith(BOM):
+                line = line[len(BOM) :]
             line = line.rstrip("\r\n")
             if line.strip():
                 yield number, line
@@ -66,8 +76,9 @@ def iter_tsv(path: Path, columns: tuple[str, ...] | None = None) -> Iterator[Rec
 
 
 def _load_json(path: Path) -> Any:
+    """The parsed file; "utf-8-sig" drops a byte-order mark at its start (only there)."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from None
