@@ -122,13 +122,38 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", type=_csv(str), help="comma-separated task names")
     p.add_argument("--sizes", type=_csv(int), help="comma-separated training-set sizes (0 = all)")
     p.add_argument("--methods", type=_csv(str), help=f"comma-separated, from {', '.join(METHODS)}")
-    p.add_argument("--seeds", type=int, help="number of seeds (0, 1, ...)")
+    p.add_argument("--seeds", type=int, help="number of seeds")
+    p.add_argument(
+        "--seed-offset",
+        type=int,
+        help="first seed (default 0): --seed-offset 3 --seeds 3 runs seeds 3, 4, 5, a set "
+        "disjoint from the default's",
+    )
     p.add_argument("--model", help="model alias, folder or Hub name (default: minilm)")
     p.add_argument("--epochs", type=float)
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        help="step budget: every cell trains at least this many optimizer steps",
+    )
+    p.add_argument("--eval-steps", type=int, help="evaluate and checkpoint every N steps")
+    p.add_argument(
+        "--validation-size",
+        type=int,
+        help="held-out examples that checkpoint selection and tuning look at (from the "
+        "training pool outside the subset when it allows, else half the dev set at most)",
+    )
+    p.add_argument(
+        "--tune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tune every method with the same number of trials on the validation sample "
+        "(learning rate; rho for the SAM family), then run its seeds at its best setting",
+    )
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--max-length", type=int)
-    p.add_argument("--eval-size", type=int, help="dev examples per evaluation (a fixed subset)")
+    p.add_argument("--eval-size", type=int, help="cap on the reported dev examples")
     p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
     p.add_argument("--rho-asam", type=float, help="rho of asam")
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
@@ -139,12 +164,18 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="measure every finished cell's sharpness and report it per method",
     )
+    p.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep every cell's best model (by default deleted once its result is stored)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --output")
 
 
-def _compare(args: argparse.Namespace) -> None:
+def _compare(args: argparse.Namespace) -> int:
     from .compare import PRESETS, GridSpec, compare, write_report
     from .compare.report import terminal
+    from .compare.validate import check_grid
     from .tasks import resolve_data_dir
 
     options = dict(PRESETS[args.preset])
@@ -153,8 +184,13 @@ def _compare(args: argparse.Namespace) -> None:
         "sizes",
         "methods",
         "seeds",
+        "seed_offset",
         "model",
         "epochs",
+        "min_steps",
+        "eval_steps",
+        "validation_size",
+        "tune",
         "learning_rate",
         "batch_size",
         "max_length",
@@ -167,10 +203,17 @@ def _compare(args: argparse.Namespace) -> None:
     data_dir = resolve_data_dir(args.data_dir)
     options["data_dir"] = str(data_dir) if data_dir else None
     options["sharpness"] = args.sharpness
+    options["keep_models"] = args.keep_models
     spec = GridSpec(**options)
-    compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)
+    check_grid(spec)
+    records = compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)
     print(terminal(write_report(args.output)))
     print(f"\nreport: {args.output}/report.html, {args.output}/report.md")
+    cells = [records.get(c.key, {}) for c in spec.cells()]
+    if not any(r.get("status") == "ok" for r in cells):
+        print("samlm compare: error: every cell failed (errors above)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -233,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
             "report": _report,
             "sharpness": run_sharpness,
         }
-        commands[args.command](args)
+        code = commands[args.command](args)
     except (ValueError, FileExistsError) as err:
         print(f"samlm {args.command}: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 def entry() -> Any:  # console-script entry point

@@ -8,7 +8,7 @@ from pathlib import Path
 SCORES = {"baseline": 70.0, "sam": 72.0, "asam": 69.0}
 
 
-def fake_cell(spec: dict, cell: dict, folder: str, threads: int) -> dict:
+def fake_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
     with (Path(folder) / "calls.jsonl").open("a") as f:
         f.write(json.dumps(cell) + "\n")
     if cell["task"] == "glue/cola" and cell["method"] == "asam":
@@ -29,3 +29,15 @@ def fake_cell(spec: dict, cell: dict, folder: str, threads: int) -> dict:
         "error": None,
         "run_dir": "cells/x",
     }
+
+
+def fake_cell_no_asam(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
+    """Like :func:`fake_cell`, but every asam cell fails."""
+    if cell["method"] == "asam":
+        raise RuntimeError("asam always fails")
+    return fake_cell(spec, cell, folder, threads, setting)
+
+
+def failing_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
+    """Every cell fails."""
+    raise RuntimeError("nothing works")

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from samlm.compare import GridSpec, compare, write_report
 from samlm.compare import store as store_module
-from samlm.compare.report import terminal
+from samlm.compare.report import (
+    DEV_CURVE_LABEL,
+    METHOD_COLOURS,
+    analyse,
+    figures,
+    markdown,
+    method_colour,
+    terminal,
+)
 
-from .fake import fake_cell
+from .fake import failing_cell, fake_cell, fake_cell_no_asam
 
 SPEC = dict(
     tasks=["glue/sst2", "glue/cola"], sizes=[100, 200], methods=["baseline", "sam", "asam"], seeds=3
@@ -104,6 +114,99 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert all(set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"} for r in ok)
     assert "<h2>Sharpness</h2>" in page and "lambda_max" in terminal(a)
+
+
+def _colours(fig) -> dict[str, set[str]]:
+    """Method -> the colours its artists have in ``fig`` (error bars, lines, points)."""
+    from matplotlib.colors import to_hex
+
+    found: dict[str, set[str]] = {}
+    for ax in fig.axes:
+        pairs = [(c.get_label(), [c.lines[0].get_color()]) for c in ax.containers]
+        pairs += [(line.get_label(), [line.get_color()]) for line in ax.get_lines()]
+        pairs += [(c.get_label(), list(c.get_facecolor())) for c in ax.collections]  # scatter
+        for label, colours in pairs:
+            if label and not label.startswith("_"):  # not an axhline or an error bar's part
+                found.setdefault(label, set()).update(to_hex(c) for c in colours)
+    return found
+
+
+def test_a_method_has_one_colour_in_every_plot(tmp_path):
+    import matplotlib.pyplot as plt
+
+    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell)
+    figs = figures(analyse(tmp_path))
+    try:
+        assert set(figs) == {"gain_vs_size", "dev_metric_during_training", "cost_vs_gain"}
+        seen = {name: _colours(fig) for name, fig in figs.items()}
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+    assert set(seen["gain_vs_size"]) == set(seen["cost_vs_gain"]) == {"sam", "asam"}
+    assert set(seen["dev_metric_during_training"]) == {"baseline", "sam", "asam"}
+    for by_method in seen.values():
+        for method, colours in by_method.items():
+            assert colours == {method_colour(method)}, (method, colours)
+    # fixed by METHODS, not by the grid's subset or order: SAM is orange everywhere
+    assert method_colour("baseline") == "#1f77b4" and method_colour("sam") == "#ff7f0e"
+    assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS)
+    other = method_colour("lookahead")
+    assert other == method_colour("lookahead") and other not in METHOD_COLOURS.values()
+
+
+def test_dev_curves_say_they_are_the_selection_metric(tmp_path):
+    import matplotlib.pyplot as plt
+
+    compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)
+    fig = figures(analyse(tmp_path))["dev_metric_during_training"]
+    try:
+        assert fig.get_suptitle() == DEV_CURVE_LABEL
+        assert DEV_CURVE_LABEL == "validation metric (used for selection), mean over seeds"
+        assert all("used for selection" in ax.get_ylabel() for ax in fig.axes)
+    finally:
+        plt.close(fig)
+    write_report(tmp_path)
+    assert "used for checkpoint selection" in (tmp_path / "report.html").read_text()
+
+
+def _texts(folder: Path) -> dict[str, str]:
+    """Terminal, markdown and HTML text of a written report (the inlined PNGs left out)."""
+    a = write_report(folder)
+    page = (folder / "report.html").read_text()
+    page = re.sub(r"data:image/png;base64,[^\"]*", "", page)
+    assert (folder / "report.md").read_text() == markdown(a, {p.stem: "" for p in _pngs(folder)})
+    return {"terminal": terminal(a), "markdown": (folder / "report.md").read_text(), "html": page}
+
+
+def _pngs(folder: Path) -> list[Path]:
+    order = ["gain_vs_size", "dev_metric_during_training", "cost_vs_gain"]
+    return sorted(folder.glob("*.png"), key=lambda p: order.index(p.stem))
+
+
+def test_a_method_without_results_shows_no_nan(tmp_path):
+    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell_no_asam)
+    for where, text in _texts(tmp_path).items():
+        assert not re.search(r"\bnan", text), (where, text)
+        assert "asam: no results (12 failed)" in text, where
+        assert "n/a" in text, where  # asam's cost
+        assert "sam: no results" not in text.replace("asam: no results", "")
+    a = analyse(tmp_path)
+    assert a.without_results() == {"asam": "12 failed"}
+    assert a.cost["sam"]["time_per_step_vs_baseline"] == pytest.approx(1.9)
+
+
+def test_a_grid_where_every_cell_failed_still_reports(tmp_path):
+    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=failing_cell)
+    texts = _texts(tmp_path)
+    assert _pngs(tmp_path) == []
+    for where, text in texts.items():
+        assert not re.search(r"\bnan", text), (where, text)
+        for method in SPEC["methods"]:
+            assert f"{method}: no results (12 failed)" in text, where
+        assert "(no results)" in text and "FAILED glue/sst2|100|baseline|0" in text
+    saved = yaml.safe_load((tmp_path / "compare.yaml").read_text())
+    (tmp_path / "compare.yaml").write_text(yaml.safe_dump({**saved, "seeds": 4}))
+    assert analyse(tmp_path).without_results()["sam"] == "12 failed, 4 not run yet"
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -49,7 +49,8 @@ def test_train_writes_its_outputs(tmp_path, data_dir, tiny_bert_dir):
     assert config["options"]["ascent_fraction"] == 0.25 and config["resolved"]["rho"] == 0.05
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("sam_loss_perturbed" in r for r in logs)
-    assert sum("eval_accuracy" in r for r in logs) == 3  # every epoch, then the best model
+    assert sum("eval_accuracy" in r for r in logs) == 2  # every epoch
+    assert sum("selected_accuracy" in r for r in logs) == 1  # then the best model
     assert (out / "best" / "config.json").is_file()
     assert any((out / "tensorboard").iterdir())
     assert not (out / "checkpoints").exists()

@@ -1,7 +1,22 @@
-"""The experiment grid: tasks x training-set sizes x methods x seeds, and its presets."""
+"""The experiment grid: tasks x training-set sizes x methods x seeds, its tuning trials,
+and its presets.
+
+The protocol (bench/results/protocol.md says why):
+
+* every cell selects its checkpoint on a validation sample held out apart from the
+  reported dev examples (``validation_size``; ``pipeline/data.py``), the same sample for
+  every method and seed;
+* low-data cells train for a step budget: ``max(min_steps, epochs x steps per epoch)``
+  optimizer steps, evaluated every ``eval_steps``;
+* with ``tune``, every method gets the same number of trials (:data:`TUNE_GRID`, one
+  tuning seed apart from the evaluation seeds) on the validation sample, and its seeds
+  run at its own best setting; else a setting recorded by an earlier tuning
+  (``settings``), else the untuned defaults.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,9 +27,22 @@ METHODS: dict[str, dict[str, Any]] = {
     "asam": {"optimizer": "asam"},
 }
 
+# The same number of trials for every method: the baseline searches the learning rate
+# over a wider range, the SAM family the two rates the 2026-11-27 sweep found best for
+# both methods times two radii each (bench/results/protocol.md).
+TUNE_GRID: dict[str, list[dict[str, float]]] = {
+    "baseline": [{"learning_rate": lr} for lr in (5e-5, 1e-4, 2e-4, 4e-4)],
+    **{
+        m: [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.02, 0.05)]
+        for m in ("sam", "sam_quarter")
+    },
+    "asam": [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.5, 1.0)],
+}
+TUNE_SEED = 1000  # the trials' seed: apart from the evaluation seeds 0, 1, ...
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # Quick: SST-2 at 250 examples, where MiniLM clearly learns (about 76% dev accuracy);
-    # RTE at 250 stays at chance (about 53%): two methods at chance measure noise.
+    # Quick: SST-2 at 250 examples, where MiniLM clearly learns; RTE at 250 stays at
+    # chance: two methods at chance measure noise.
     "default": {
         "tasks": ["glue/sst2"],
         "sizes": [250],
@@ -33,7 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "glue/cola",
             "glue/sst2",
         ],
-        "sizes": [250, 1000, 0],  # 0: the full training set
+        "sizes": [250, 0],  # 0: the full training set (CB has 250, COPA 400)
         "seeds": 5,
         "epochs": 5.0,  # bench/results/sweep_2026-11-27.md: 5 beat 3 where MiniLM learns
         "eval_size": None,
@@ -47,14 +75,26 @@ class Cell:
     size: int  # training examples; 0 = the full training set
     method: str
     seed: int
+    trial: int | None = None  # a tuning trial: the index into TUNE_GRID[method]
 
     @property
     def key(self) -> str:
-        return f"{self.task}|{self.size}|{self.method}|{self.seed}"
+        base = f"{self.task}|{self.size}|{self.method}|{self.seed}"
+        return base if self.trial is None else f"{base}|trial{self.trial}"
 
     @property
     def folder(self) -> str:
-        return f"{self.task.replace('/', '-')}_n{self.size or 'all'}_{self.method}_s{self.seed}"
+        name = f"{self.task.replace('/', '-')}_n{self.size or 'all'}_{self.method}_s{self.seed}"
+        return name if self.trial is None else f"{name}_trial{self.trial}"
+
+    @property
+    def group(self) -> tuple[str, int, str]:
+        return (self.task, self.size, self.method)
+
+
+def group_key(task: str, size: int, method: str) -> str:
+    """The key of a (task, size, method) in a settings mapping."""
+    return f"{task}|{size}|{method}"
 
 
 @dataclass
@@ -65,16 +105,26 @@ class GridSpec:
     sizes: list[int]
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     seeds: int = 3
+    seed_offset: int = 0  # the seeds are seed_offset, ..., seed_offset + seeds - 1
     model: str = "minilm"
     epochs: float = 3.0
+    min_steps: int = 0  # step budget: at least this many optimizer steps
+    eval_steps: int | None = None  # evaluate and checkpoint every N steps (None: epochs)
     learning_rate: float | None = None
     batch_size: int = 16
     max_length: int = 128
-    eval_size: int | None = None
+    eval_size: int | None = None  # cap on the reported dev examples
+    validation_size: int | None = None  # None: select on the reported dev examples
     rho_sam: float = 0.05
     rho_asam: float = 0.5
+    tune: bool = False
+    # recorded tuned settings, "task|size|method" -> {"learning_rate", "rho"}, and where
+    # they come from (used when tune is off)
+    settings: dict[str, dict[str, float]] | None = None
+    settings_source: str | None = None
     data_dir: str | None = None
     sharpness: bool = False  # measure every finished cell (samlm.analysis)
+    keep_models: bool = False  # keep every cell's best model (else deleted once measured)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -88,36 +138,88 @@ class GridSpec:
             raise ValueError(f"sizes {self.sizes} must be >= 0 (0 = the full training set)")
         if self.seeds < 1:
             raise ValueError(f"seeds={self.seeds} must be >= 1")
+        if self.seed_offset < 0:
+            raise ValueError(f"seed_offset={self.seed_offset} must be >= 0")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps={self.min_steps} must be >= 0")
+        for name in ("eval_steps", "validation_size", "eval_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value} must be >= 1")
+        if self.tune and self.validation_size is None:
+            raise ValueError("tune needs a validation_size: trials must not see reported data")
+        if self.seed_offset <= TUNE_SEED < self.seed_offset + self.seeds:
+            raise ValueError(f"the seeds must not include the tuning seed {TUNE_SEED}")
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seed_offset, self.seed_offset + self.seeds))
+
+    def trials(self) -> list[Cell]:
+        """The tuning trials (none without ``tune``): the same count for every method."""
+        if not self.tune:
+            return []
+        return [
+            Cell(task, size, method, TUNE_SEED, trial=i)
+            for task in self.tasks
+            for size in self.sizes
+            for method in self.methods
+            for i in range(len(TUNE_GRID[method]))
+        ]
 
     def cells(self) -> list[Cell]:
         """Seed-major order, so early results already pair every method on a seed."""
         return [
             Cell(task, size, method, seed)
-            for seed in range(self.seeds)
+            for seed in self.seed_list()
             for task in self.tasks
             for size in self.sizes
             for method in self.methods
         ]
 
-    def train_options(self, cell: Cell) -> dict[str, Any]:
-        """The ``TrainConfig`` options of one cell (output folder excluded)."""
+    def default_setting(self, method: str) -> dict[str, float | None]:
+        """The untuned setting: the spec's learning rate and radius."""
+        rho = {"sam": self.rho_sam, "sam_quarter": self.rho_sam, "asam": self.rho_asam}
+        out: dict[str, float | None] = {"learning_rate": self.learning_rate}
+        if method in rho:
+            out["rho"] = rho[method]
+        return out
+
+    def recorded_setting(self, cell: Cell) -> dict[str, float] | None:
+        return (self.settings or {}).get(group_key(*cell.group))
+
+    def steps(self, size: int) -> int:
+        """The cell's step budget: ``max(min_steps, epochs x steps per epoch)``; -1 (train
+        by epochs) for the full training set without ``min_steps``."""
+        if size == 0:
+            return self.min_steps or -1
+        return max(self.min_steps, math.ceil(self.epochs * math.ceil(size / self.batch_size)))
+
+    def train_options(
+        self, cell: Cell, setting: dict[str, float | None] | None = None
+    ) -> dict[str, Any]:
+        """The ``TrainConfig`` options of one cell (output folder excluded); ``setting``
+        (learning rate, rho) overrides the spec's defaults, a trial uses its grid point."""
+        if cell.trial is not None:
+            setting = TUNE_GRID[cell.method][cell.trial]
+        setting = {**self.default_setting(cell.method), **(setting or {})}
         options: dict[str, Any] = {
             "task": cell.task,
             "model": self.model,
             "seed": cell.seed,
             "epochs": self.epochs,
-            "learning_rate": self.learning_rate,
+            "max_steps": self.steps(cell.size),
+            "save_steps": self.eval_steps,
+            "learning_rate": setting["learning_rate"],
             "batch_size": self.batch_size,
             "max_length": self.max_length,
             "eval_size": self.eval_size,
+            "validation_size": self.validation_size,
             "train_size": cell.size or None,
             "data_dir": self.data_dir,
             **METHODS[cell.method],
         }
-        if cell.method in ("sam", "sam_quarter"):
-            options["rho"] = self.rho_sam
-        elif cell.method == "asam":
-            options["rho"] = self.rho_asam
+        if "rho" in setting:
+            options["rho"] = setting["rho"]
         return options
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """``samlm compare``: run the grid's cells in parallel worker processes, resumably.
 
-Finished cells (in ``results.jsonl``) are skipped; a cell in progress when the process
-died resumes from its last checkpoint; a cell that fails is recorded with its error
-and the others go on (a failed cell is tried again by the next ``samlm compare``).
+With tuning, the trials run first; each (task, size, method) then runs its seeds at the
+setting :mod:`.tuning` chooses. Finished cells (in ``results.jsonl``) are skipped; a
+cell in progress when the process died resumes from its last checkpoint; a cell that
+fails is recorded with its error and the others go on (a failed cell is tried again by
+the next ``samlm compare``). A finished cell's model is deleted once its result (and
+its sharpness) is stored, unless ``keep_models``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import store
-from .grid import METHODS, Cell, GridSpec
+from .grid import METHODS, Cell, GridSpec, group_key
+from .tuning import choose
 
 SPEC_FILE = "compare.yaml"
 
@@ -49,8 +53,15 @@ def _sharpness(run_dir: Path) -> dict[str, float]:
     }
 
 
-def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: int) -> dict:
-    """Train one cell (in a worker process) and return its results-store record."""
+def run_cell(
+    spec: dict[str, Any],
+    cell: dict[str, Any],
+    folder: str,
+    threads: int,
+    setting: dict[str, Any] | None = None,
+) -> dict:
+    """Train one cell (in a worker process) at ``setting`` (learning rate, rho; a trial
+    at its grid point) and return its results-store record."""
     import datasets
     import torch
     import transformers
@@ -67,8 +78,9 @@ def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: i
     record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
     start = time.perf_counter()
     try:
-        options = grid.train_options(c)
+        options = grid.train_options(c, setting)
         cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
+        record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
         result = train(cfg, resume=True, log=lambda *args: None)
         metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
         steps = result["global_steps"]
@@ -77,14 +89,28 @@ def run_cell(spec: dict[str, Any], cell: dict[str, Any], folder: str, threads: i
             status="ok",
             score=task_score(metrics),
             metrics=metrics,
+            validation_score=task_score(
+                {k: v for k, v in result["validation_metrics"].items() if k != "loss"}
+            ),
+            examples={
+                k: result[k]
+                for k in (
+                    "train_examples",
+                    "validation_examples",
+                    "validation_from",
+                    "reported_examples",
+                )
+            },
             steps=steps,
             passes=steps * (1 + extra),
             train_time_s=result["train_runtime_s"],
             curve=_curve(out / "log.jsonl", result["main_metric"]),
             error=None,
         )
-        if grid.sharpness:
+        if grid.sharpness and c.trial is None:
             record["sharpness"] = _sharpness(out)
+        if not grid.keep_models:
+            shutil.rmtree(out / "best", ignore_errors=True)
     except Exception as err:  # recorded; the grid goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
     record["wall_time_s"] = time.perf_counter() - start
@@ -110,7 +136,8 @@ def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
 
 
 def _running_gain(records: dict[str, dict[str, Any]]) -> str:
-    """The mean paired gain of each method so far, over every finished pair."""
+    """The mean paired gain of each method so far, over every finished pair of seeds."""
+    records = {k: r for k, r in records.items() if r.get("trial") is None}
     base = {
         (r["task"], r["size"], r["seed"]): r["score"]
         for r in records.values()
@@ -140,43 +167,85 @@ def compare(
     overwrite: bool = False,
     cell_fn: Callable[..., dict] = run_cell,
 ) -> dict[str, dict[str, Any]]:
-    """Run every unfinished cell; returns the store's records."""
+    """Run every unfinished trial, then every unfinished cell; returns the store's records."""
     folder = Path(folder)
     _prepare(spec, folder, overwrite)
     records = store.read(folder)
-    todo = [c for c in spec.cells() if records.get(c.key, {}).get("status") != "ok"]
+    everything = spec.trials() + spec.cells()
     cores = os.cpu_count() or 1
-    workers = max(1, min(workers or cores, len(todo) or 1))
-    threads = max(1, cores // workers)
+    workers = max(1, workers or cores)
     bar = tqdm(
-        total=len(spec.cells()),
-        initial=len(spec.cells()) - len(todo),
+        total=len(everything),
+        initial=sum(records.get(c.key, {}).get("status") == "ok" for c in everything),
         unit="cell",
         desc="compare",
         dynamic_ncols=True,
     )
     bar.set_postfix_str(_running_gain(records))
-    if todo:
-        context = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {
-                pool.submit(cell_fn, spec.to_dict(), c.__dict__, str(folder), threads): c
-                for c in todo
+    _run(spec, folder, spec.trials(), {}, records, workers, cores, cell_fn, bar)
+    choices = choose(spec, records)
+    settings = {k: c.setting for k, c in choices.items()}
+    failed = {}
+    for cell in spec.cells():
+        choice = choices[group_key(*cell.group)]
+        if choice.setting is None and records.get(cell.key, {}).get("status") != "ok":
+            failed[cell.key] = {
+                "key": cell.key,
+                **cell.__dict__,
+                "status": "failed",
+                "error": f"no setting to run at: {choice.error}",
             }
-            for future in as_completed(futures):
-                cell = futures[future]
-                try:
-                    record = future.result()
-                except Exception as err:  # the worker itself died
-                    record = {
-                        "key": cell.key,
-                        **cell.__dict__,
-                        "status": "failed",
-                        "error": f"worker died: {type(err).__name__}: {err}",
-                    }
-                store.append(folder, record)
-                records[cell.key] = record
-                bar.update(1)
-                bar.set_postfix_str(_running_gain(records))
+    for record in failed.values():
+        store.append(folder, record)
+        records[record["key"]] = record
+    runnable = [c for c in spec.cells() if c.key not in failed]
+    _run(spec, folder, runnable, settings, records, workers, cores, cell_fn, bar)
     bar.close()
     return records
+
+
+def _run(
+    spec: GridSpec,
+    folder: Path,
+    cells: list[Cell],
+    settings: dict[str, dict[str, Any] | None],
+    records: dict[str, dict[str, Any]],
+    workers: int,
+    cores: int,
+    cell_fn: Callable[..., dict],
+    bar: tqdm,
+) -> None:
+    """Run the unfinished ``cells`` in worker processes, storing each record."""
+    todo = [c for c in cells if records.get(c.key, {}).get("status") != "ok"]
+    if not todo:
+        return
+    workers = min(workers, len(todo))
+    threads = max(1, cores // workers)
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(
+                cell_fn,
+                spec.to_dict(),
+                c.__dict__,
+                str(folder),
+                threads,
+                settings.get(group_key(*c.group)),
+            ): c
+            for c in todo
+        }
+        for future in as_completed(futures):
+            cell = futures[future]
+            try:
+                record = future.result()
+            except Exception as err:  # the worker itself died
+                record = {
+                    "key": cell.key,
+                    **cell.__dict__,
+                    "status": "failed",
+                    "error": f"worker died: {type(err).__name__}: {err}",
+                }
+            store.append(folder, record)
+            records[cell.key] = record
+            bar.update(1)
+            bar.set_postfix_str(_running_gain(records))

@@ -13,7 +13,8 @@ Three disjoint roles (with ``validation_size``):
 
 ``validation_from="train"`` draws the validation sample from the training pool (possible
 when the pool holds it and the training subset); ``"dev"`` from the official dev set;
-``"auto"`` picks ``"train"`` when the pool allows. Without ``validation_size`` the run
+``"auto"`` picks ``"train"`` when the pool allows (:func:`validation_plan`), else takes at
+most half the dev set. Without ``validation_size`` the run
 selects on the reported dev examples themselves (the Trainer's usual practice; biased
 upwards, and so not what ``samlm compare`` does).
 """
@@ -84,16 +85,24 @@ def _subset(
     )
 
 
-def resolve_validation_from(
-    choice: str, pool_size: int, validation_size: int, train_size: int | None
-) -> str:
-    """``auto``: the training pool when it holds the validation sample and the training
-    subset (a whole-set run draws from the dev set)."""
-    if choice != "auto":
-        return choice
-    if train_size is not None and pool_size - validation_size >= train_size:
-        return "train"
-    return "dev"
+MIN_VALIDATION = 100  # "auto" draws from the training pool only if it leaves this many
+
+
+def validation_plan(
+    choice: str, validation_size: int, pool_size: int, dev_size: int, train_size: int | None
+) -> tuple[str, int]:
+    """Where the validation sample comes from and its size.
+
+    ``auto``: from the training pool when a training subset is asked for and the pool
+    holds it and ``min(validation_size, 100)`` more (the sample is then as large as the
+    pool allows, up to ``validation_size``); else from the dev set, at most half of it.
+    ``train`` and ``dev`` take exactly ``validation_size`` there."""
+    if choice == "auto":
+        left = pool_size - train_size if train_size is not None else 0
+        if left >= min(validation_size, MIN_VALIDATION):
+            return "train", min(validation_size, left)
+        return "dev", min(validation_size, dev_size // 2)
+    return choice, validation_size
 
 
 def run_splits(
@@ -118,11 +127,13 @@ def run_splits(
     source = "reported"
     validation: list[Example] | None = None
     if validation_size is not None:
-        source = resolve_validation_from(validation_from, len(pool), validation_size, train_size)
+        source, size = validation_plan(
+            validation_from, validation_size, len(pool), len(dev), train_size
+        )
         if source == "train":
-            validation, pool = split_off(task, pool, validation_size, "validation_size")
+            validation, pool = split_off(task, pool, size, "validation_size")
         else:
-            validation, dev = split_off(task, dev, validation_size, "validation_size")
+            validation, dev = split_off(task, dev, size, "validation_size")
     if train_size is not None and train_size > len(pool):
         raise ValueError(
             f"train_size={train_size} is larger than the {len(pool)} training examples of "

@@ -251,7 +251,8 @@ def train(
     if checkpoint is not None:
         log(f"resuming from {checkpoint}")
     train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    scores = trainer.evaluate()  # the selected model on the validation examples
+    # the selected model on the validation examples (its own prefix: not a curve point)
+    scores = trainer.evaluate(metric_key_prefix="selected")
     validation_scores = _metrics(scores)
     if splits.validation_from != "reported":  # the reported score, on examples never selected on
         trainer.compute_metrics = metrics_fn(task, choice.modelling, splits.reported, tokenizer)
@@ -278,11 +279,11 @@ def train(
 
 
 def _metrics(scores: dict[str, float]) -> dict[str, float]:
-    """Scores without the Trainer's prefix (``eval_``, ``reported_``) and runtimes."""
+    """Scores without the Trainer's prefix (``selected_``, ``reported_``) and runtimes."""
     out = {}
     for key, value in scores.items():
         prefix, _, name = key.partition("_")
-        if prefix in ("eval", "reported") and name not in RUNTIME_NAMES:
+        if prefix in ("selected", "reported") and name not in RUNTIME_NAMES:
             out[name] = value
     return out
 
