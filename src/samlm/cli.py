@@ -173,6 +173,7 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from .compare import METHODS as METHODS_ALL
     from .compare import PRESETS, GridSpec, compare, write_report
     from .compare.report import terminal
     from .compare.validate import check_grid
@@ -204,6 +205,20 @@ def _compare(args: argparse.Namespace) -> int:
     options["data_dir"] = str(data_dir) if data_dir else None
     options["sharpness"] = args.sharpness
     options["keep_models"] = args.keep_models
+    explicit = any(getattr(args, n) is not None for n in ("learning_rate", "rho_sam", "rho_asam"))
+    if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
+        from .compare.grid import group_key
+        from .compare.recorded import SETTINGS, SOURCE
+
+        keys = {
+            group_key(t, n, m)
+            for t in options["tasks"]
+            for n in options["sizes"]
+            for m in options.get("methods", METHODS_ALL)
+        }
+        recorded = {k: v for k, v in SETTINGS.items() if k in keys}
+        if recorded:
+            options["settings"], options["settings_source"] = recorded, SOURCE
     spec = GridSpec(**options)
     check_grid(spec)
     records = compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)

@@ -76,8 +76,8 @@ def test_resume_after_a_kill_reruns_nothing_finished(tmp_path, monkeypatch):
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)
-    with pytest.raises(ValueError, match="seeds"):
-        compare(GridSpec(**SPEC), tmp_path, workers=1, cell_fn=fake_cell)
+    with pytest.raises(ValueError, match="epochs"):
+        compare(GridSpec(**{**SPEC, "epochs": 5.0}), tmp_path, workers=1, cell_fn=fake_cell)
 
 
 def test_spec_validation():
@@ -95,7 +95,10 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
         seeds=2,
         model=str(tiny_bert_dir),
         epochs=1.0,
+        min_steps=4,
+        eval_steps=2,
         eval_size=16,
+        validation_size=24,
         batch_size=8,
         max_length=32,
         data_dir=str(data_dir),
@@ -104,6 +107,14 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     records = compare(spec, tmp_path / "cmp", workers=2)
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4 and all(0 <= r["score"] <= 100 and r["curve"] for r in ok)
+    assert all(r["steps"] == 4 and [s for s, _ in r["curve"]] == [2, 4] for r in ok)
+    examples = {json.dumps(r["examples"]) for r in ok}  # the same roles for every cell
+    assert len(examples) == 1 and json.loads(examples.pop()) == {
+        "train_examples": 16,
+        "validation_examples": 24,
+        "validation_from": "train",
+        "reported_examples": 16,
+    }
     assert all("glue/nope" in r["error"] for r in records.values() if r["status"] == "failed")
     a = write_report(tmp_path / "cmp")
     assert a.cost["sam"]["passes_per_step"] == 2.0
@@ -114,6 +125,10 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert all(set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"} for r in ok)
     assert "<h2>Sharpness</h2>" in page and "lambda_max" in terminal(a)
+    # measured, then deleted: only the logs and metrics of each cell stay
+    cells = list((tmp_path / "cmp" / "cells").iterdir())
+    assert len(cells) == 4 and all((c / "metrics.json").is_file() for c in cells)
+    assert not any((c / "best").exists() or (c / "checkpoints").exists() for c in cells)
 
 
 def _colours(fig) -> dict[str, set[str]]:
@@ -248,3 +263,15 @@ def test_html_report_shows_its_plots_in_headless_chromium(tmp_path):
         & (abs(pixels[..., 2] - 0xB4 / 255) < 0.06)
     )
     assert blue.sum() > 200
+
+
+def test_a_grid_grows_by_tasks_and_seeds_without_rerunning_its_cells(tmp_path):
+    small = {**SPEC, "tasks": ["glue/sst2"], "seeds": 1}
+    compare(GridSpec(**small), tmp_path, workers=1, cell_fn=fake_cell)
+    before = len(_calls(tmp_path))
+    compare(GridSpec(**{**SPEC, "seeds": 2}), tmp_path, workers=2, cell_fn=fake_cell)
+    rerun = _calls(tmp_path)[before:]
+    assert len(rerun) == 2 * 2 * 3 * 2 - before
+    assert not any(c["task"] == "glue/sst2" and c["seed"] == 0 for c in rerun)
+    with pytest.raises(ValueError, match="seeds"):  # shrinking is another grid
+        compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)

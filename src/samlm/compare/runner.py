@@ -28,6 +28,17 @@ from .grid import METHODS, Cell, GridSpec, group_key
 from .tuning import choose
 
 SPEC_FILE = "compare.yaml"
+# may change between a run and its resumption: where the same data lies, and what
+# happens to models and measurements of cells not finished yet
+MAY_DIFFER = ("data_dir", "keep_models")
+# may grow: a finished grid extended by tasks, sizes, methods or seeds keeps its cells
+GROWABLE = ("tasks", "sizes", "methods", "seeds")
+
+
+def _grows(before: Any, after: Any) -> bool:
+    if isinstance(before, list) and isinstance(after, list):
+        return set(before) <= set(after)
+    return isinstance(before, int) and isinstance(after, int) and before <= after
 
 
 def _curve(log: Path, metric: str) -> list[list[float]]:
@@ -123,8 +134,15 @@ def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
     saved = folder / SPEC_FILE
     if saved.is_file():
         previous = yaml.safe_load(saved.read_text())
-        if previous != spec.to_dict():
-            diff = [k for k in spec.to_dict() if previous.get(k) != spec.to_dict()[k]]
+        now = spec.to_dict()
+        diff = [
+            k
+            for k in now
+            if k not in MAY_DIFFER
+            and previous.get(k) != now[k]
+            and not (k in GROWABLE and _grows(previous.get(k), now[k]))
+        ]
+        if diff:
             raise ValueError(
                 f"{folder} holds a comparison with other settings ({', '.join(diff)}): "
                 "use another --output, or --overwrite to replace it"

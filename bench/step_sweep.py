@@ -1,0 +1,176 @@
+"""The step-budget and learnability sweep behind ``samlm compare``'s protocol.
+
+    python bench/step_sweep.py --data-dir ../shared/data [--output runs/step_sweep]
+
+Each run is ``samlm train`` for a long budget (400 optimizer steps), evaluated every 50
+steps on a validation sample held out from the training pool; the summary reads those
+validation curves only (never the reported dev scores, which the protocol must not be
+tuned on) and gives, per task and size:
+
+* the majority-class score of the validation sample (the constant prediction);
+* each method's validation curve, its best step and how much of the final gain the
+  curve had made by each step (where it plateaus);
+* whether the baseline clearly learns: best validation score above the majority-class
+  score by ``MARGIN`` points.
+
+Runs are resumable (rerun the command); two run at a time, one thread each. MiniLM,
+AdamW lr 1e-4 with a linear decay over the budget, batch 16, rho 0.05, seed 1000 (a
+tuning seed apart from the evaluation seeds 0, 1, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+STEPS, EVERY, SEED, MARGIN = 400, 50, 1000, 5.0
+# (task, training examples, validation examples held out of the training pool)
+CASES = [
+    ("glue/sst2", 250, 500),
+    ("superglue/cb", 100, 150),
+    ("superglue/rte", 1000, 500),
+    ("glue/cola", 1000, 500),
+]
+METHODS = ["baseline", "sam"]
+
+
+def _folder(out: Path, task: str, size: int, method: str) -> Path:
+    return out / f"{task.replace('/', '-')}_n{size}_{method}"
+
+
+def _run(out: Path, data_dir: str, task: str, size: int, val: int, method: str) -> str:
+    folder = _folder(out, task, size, method)
+    if (folder / "metrics.json").is_file():
+        return f"{folder.name}: done"
+    cmd = [
+        sys.executable,
+        "-m",
+        "samlm",
+        "train",
+        "--task",
+        task,
+        "--optimizer",
+        method,
+        "--train-size",
+        str(size),
+        "--validation-size",
+        str(val),
+        "--validation-from",
+        "train",
+        "--max-steps",
+        str(STEPS),
+        "--save-steps",
+        str(EVERY),
+        "--learning-rate",
+        "1e-4",
+        "--seed",
+        str(SEED),
+        "--data-dir",
+        data_dir,
+        "--output",
+        str(folder),
+        "--no-progress",
+    ]
+    if folder.exists():
+        cmd.append("--resume")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    (out / f"{folder.name}.log").write_text(done.stdout + done.stderr)
+    return f"{folder.name}: exit {done.returncode}"
+
+
+def majority_score(task_name: str, size: int, val: int, data_dir: str) -> float:
+    """The task score of predicting the validation sample's most frequent label."""
+    from samlm.metrics import task_score
+    from samlm.pipeline.data import run_splits
+    from samlm.tasks import get_task
+
+    task = get_task(task_name)
+    s = run_splits(
+        task,
+        Path(data_dir),
+        train_size=size,
+        seed=SEED,
+        validation_size=val,
+        validation_from="train",
+    )
+    label = Counter(ex.label for ex in s.validation).most_common(1)[0][0]
+    return task_score(task.compute_metrics([label] * len(s.validation), s.validation))
+
+
+SKIP = ("eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+
+
+def _curve(folder: Path) -> list[tuple[int, float]]:
+    """The validation task score (the mean of the task's metrics) at each evaluation."""
+    log = folder / "log.jsonl"
+    if not log.is_file():
+        return []
+    points: dict[int, float] = {}
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        scores = [v for k, v in r.items() if k.startswith("eval_") and k not in SKIP]
+        if scores:  # the first evaluation at a step (an older run re-evaluated the best)
+            points.setdefault(r["step"], sum(scores) / len(scores))
+    return sorted(points.items())
+
+
+def summary(out: Path, data_dir: str) -> str:
+    lines = [
+        f"Validation curves ({STEPS} steps, evaluated every {EVERY}; task score (the mean "
+        "of the task's metrics) on the held-out validation sample; seed 1000; lr 1e-4, "
+        "rho 0.05); majority: the score of the constant majority-class prediction",
+        "",
+        "| task | n | validation | majority | method | "
+        + " | ".join(str(s) for s in range(EVERY, STEPS + 1, EVERY))
+        + " | best (step) | learns |",
+        "|---|---|---|---|---|" + "---|" * (STEPS // EVERY) + "---|---|",
+    ]
+    for task, size, val in CASES:
+        floor = majority_score(task, size, val, data_dir)
+        for method in METHODS:
+            curve = _curve(_folder(out, task, size, method))
+            if not curve:
+                continue
+            by_step = dict(curve)
+            cells = [
+                f"{by_step[s]:.1f}" if s in by_step else "" for s in range(EVERY, STEPS + 1, EVERY)
+            ]
+            best_step, best = max(curve, key=lambda p: (p[1], -p[0]))
+            learns = "yes" if best >= floor + MARGIN else "no"
+            lines.append(
+                f"| {task} | {size} | {val} | {floor:.1f} | {method} | "
+                + " | ".join(cells)
+                + f" | {best:.1f} ({best_step}) | {learns if method == 'baseline' else ''} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--output", default="runs/step_sweep")
+    parser.add_argument("--summary", help="also write the summary (markdown) here")
+    parser.add_argument("--summary-only", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        jobs = [(t, n, v, m) for t, n, v in CASES for m in METHODS]
+        with ThreadPoolExecutor(2) as pool:
+            for line in pool.map(lambda j: _run(out, args.data_dir, *j), jobs):
+                print(line, flush=True)
+    text = summary(out, args.data_dir)
+    print(text)
+    if args.summary:
+        Path(args.summary).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
