@@ -26,7 +26,11 @@ HELP = {
     "interval": "SAM every k-th step, plain steps between",
     "probability": "SAM with this probability per step (randomized SAM)",
     "rho_schedule": "constant, lr (rho follows the learning rate) or warmup",
-    "rho_warmup_steps": "steps of the rho warm-up",
+    "rho_warmup_steps": "steps of the rho warm-up (counted from --sam-start-step)",
+    "sam_start_step": "plain steps of the base optimizer before SAM starts (one "
+    "forward-backward each); SAM from this step on",
+    "exclude_head": "leave the task head (model.classifier, model.score...) out of the "
+    "perturbation; the base optimizer still trains it (encoder models only)",
     "same_dropout": "replay the RNG so both SAM passes use the same dropout masks",
     "distributed_sam": "with several processes: per_replica (each perturbs with its own "
     "gradient, no extra traffic) or synchronized (one perturbation from the global gradient)",

@@ -20,13 +20,13 @@ SAM_OPTIONS = {
 }
 
 
-def _make(base: str):
+def _make(base: str, **options):
     model = tiny_mlp(dropout=0.3)
     if base == "sgd_momentum":
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=0.01)
-    sam = SAM(opt, **SAM_OPTIONS)
+    sam = SAM(opt, **{**SAM_OPTIONS, **options})
     sched = torch.optim.lr_scheduler.StepLR(sam, step_size=3, gamma=0.5)
     return model, sam, sched
 
@@ -83,6 +83,36 @@ def test_resume_is_bitwise_the_uninterrupted_run(base):
     assert sam.param_groups is sam.base_optimizer.param_groups
     rest = _train(model, sam, sched, range(5, 12))
     assert first + rest == full
+
+
+@pytest.mark.parametrize("cut", [2, 4, 6])
+def test_resume_across_the_sam_start_step_is_bitwise(cut):
+    """SAM starts at step 4; the run is saved before, at and after the start."""
+    start = {"sam_start_step": 4}
+    torch.manual_seed(123)
+    full_model, sam, sched = _make("adamw", **start)
+    full, kinds = [], []
+    for step in range(12):
+        full += _train(full_model, sam, sched, range(step, step + 1))
+        kinds.append(sam.last_stats.sam_step)
+    assert kinds[:4] == [False] * 4 and True in kinds[4:] and False in kinds[4:]
+
+    torch.manual_seed(123)
+    model, sam, sched = _make("adamw", **start)
+    first = _train(model, sam, sched, range(cut))
+    blob = _checkpoint(model, sam, sched)
+    _train(model, sam, sched, range(cut, cut + 2))
+
+    model, sam, sched = _make("adamw", **start)
+    state = torch.load(io.BytesIO(blob), weights_only=False)
+    model.load_state_dict(state["model"])
+    sam.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    rest = _train(model, sam, sched, range(cut, 12))
+    assert first + rest == full
+    for p, q in zip(full_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_randomized_sam_mixes_sam_and_plain_steps():

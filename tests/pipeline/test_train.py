@@ -195,3 +195,57 @@ def test_text2text_with_minilm_warm_started_encoder_decoder(tmp_path, data_dir, 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["modelling"] == "text2text" and metrics["base_optimizer"] == "adamw"
     assert 0 <= metrics["metrics"]["accuracy"] <= 100
+
+
+def test_exclude_head_and_sam_start_step_reach_the_run(tmp_path, data_dir, tiny_bert_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--train-size",
+        "16",
+        "--eval-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "3",
+        "--logging-steps",
+        "1",
+        "--exclude-head",
+        "--sam-start-step",
+        "2",
+    )
+    options = yaml.safe_load((out / "config.yaml").read_text())["options"]
+    assert options["exclude_head"] is True and options["sam_start_step"] == 2
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["sam_steps"] for r in logs if "sam_steps" in r] == [0.0, 0.0, 1.0]
+
+
+def test_exclude_head_is_refused_for_text2text_before_anything_is_written(tmp_path, tiny_t5_dir):
+    cfg = TrainConfig(
+        task="qa/webquestions",
+        model=str(tiny_t5_dir),
+        output=str(tmp_path / "o"),
+        exclude_head=True,
+    )
+    with pytest.raises(ValueError, match=r"exclude_head.*text2text"):
+        train(cfg, log=lambda *a: None)
+    assert not (tmp_path / "o").exists()
+
+
+def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
+    """A run folder whose config.yaml predates an option resumes with its default."""
+    from samlm.pipeline.run import _prepare_output
+
+    cfg = TrainConfig(task="glue/sst2", output=str(tmp_path / "run"))
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("exclude_head", "sam_start_step")}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"options": old}))
+    assert _prepare_output(cfg, resume=True, overwrite=False) is None
+    changed = TrainConfig(task="glue/sst2", output=str(tmp_path / "run"), sam_start_step=3)
+    with pytest.raises(ValueError, match="sam_start_step: 0 -> 3"):
+        _prepare_output(changed, resume=True, overwrite=False)

@@ -7,15 +7,19 @@ import copy
 import pytest
 import torch
 from datasets import Dataset
+from torch.func import functional_call, grad
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
+    Seq2SeqTrainingArguments,
+    T5Config,
+    T5ForConditionalGeneration,
     TrainerCallback,
     TrainingArguments,
 )
 
 from samlm import SAM, sam_step
-from samlm.training import SAMConfig, SAMTrainer
+from samlm.training import SAMConfig, SAMSeq2SeqTrainer, SAMTrainer
 
 
 def tiny_bert(seed: int = 0, dropout: float = 0.0) -> BertForSequenceClassification:
@@ -151,7 +155,7 @@ def test_embeddings_can_be_left_out(tmp_path):
     assert decay == {trainer.args.weight_decay}  # the Trainer's decay split is kept
 
 
-def _train(out, resume=None, kill_after=None, m=1):
+def _train(out, resume=None, kill_after=None, m=1, **sam_options):
     model = tiny_bert(dropout=0.1)
     trainer = SAMTrainer(
         model=model,
@@ -160,7 +164,13 @@ def _train(out, resume=None, kill_after=None, m=1):
         ),
         train_dataset=toy_dataset(),
         sam_config=SAMConfig(
-            rho=0.1, probability=0.6, ascent_fraction=0.5, m=m, seed=1, track_cosine=True
+            rho=0.1,
+            probability=0.6,
+            ascent_fraction=0.5,
+            m=m,
+            seed=1,
+            track_cosine=True,
+            **sam_options,
         ),
         callbacks=[KillAfter(kill_after)] if kill_after else None,
     )
@@ -220,3 +230,125 @@ def test_config_rejects_bad_values():
         SAMConfig(rho=-1)
     with pytest.raises(ValueError, match="interval=0"):
         SAMConfig(interval=0)
+
+
+# -- exclude_head ---------------------------------------------------------------------------
+
+
+def _reference_step(model, batch, rho, lr, perturbed):
+    """One SAM step with plain SGD by torch.func: e from the ``perturbed`` parameters
+    alone (||g|| over them too), the others at w in both passes; every parameter steps."""
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def loss(p):
+        return functional_call(model, p, (), dict(batch)).loss
+
+    g = grad(loss)(params)
+    norm = torch.sqrt(sum((g[n] ** 2).sum() for n in perturbed))
+    moved = {n: w + rho * g[n] / norm if n in perturbed else w for n, w in params.items()}
+    g2 = grad(loss)(moved)
+    return {n: w - lr * g2[n] for n, w in params.items()}
+
+
+def test_exclude_head_step_matches_a_reference_that_leaves_the_head_at_w(tmp_path):
+    rho, lr = 0.5, 0.1
+    model, ref = tiny_bert(), tiny_bert()
+    trainer = SAMTrainer(
+        model=model,
+        args=_args(tmp_path, optim="sgd", learning_rate=lr, weight_decay=0.0),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(rho=rho, exclude_head=True),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    sam = trainer.sam_optimizer
+    names = {id(p): n for n, p in model.named_parameters()}
+    plain = {names[id(p)] for g in sam.param_groups if not g["perturb"] for p in g["params"]}
+    assert {"classifier.weight", "classifier.bias"} <= plain
+    assert sum(len(g["params"]) for g in sam.param_groups) == len(names)  # all still trained
+
+    ds = toy_dataset(16)
+    batch = {"input_ids": torch.tensor(ds["input_ids"]), "labels": torch.tensor(ds["labels"])}
+    trainer.current_gradient_accumulation_steps = 1
+    model.zero_grad()
+    trainer.training_step(model, batch)
+    sam.step()
+    assert sam.last_stats.sam_step
+
+    ref.train()
+    body = [  # chosen by name, independently of samlm's grouping
+        n
+        for n, _ in ref.named_parameters()
+        if not n.startswith("classifier.") and not n.endswith(".bias") and "LayerNorm" not in n
+    ]
+    expected = _reference_step(ref, batch, rho, lr, set(body))
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p, expected[n], rtol=0, atol=1e-6, msg=n)
+    # not vacuous: perturbing the head too gives another step
+    with_head = _reference_step(ref, batch, rho, lr, {*body, "classifier.weight"})
+    gap = max((with_head[n] - expected[n]).abs().max().item() for n in expected)
+    assert gap > 1e-4
+
+
+def test_exclude_head_on_a_model_without_a_head_is_refused(tmp_path):
+    torch.manual_seed(0)
+    t5 = T5ForConditionalGeneration(
+        T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    )
+    with pytest.raises(ValueError, match="T5ForConditionalGeneration") as err:
+        SAMSeq2SeqTrainer(
+            model=t5,
+            args=Seq2SeqTrainingArguments(str(tmp_path), report_to=[], use_cpu=True),
+            sam_config=SAMConfig(exclude_head=True),
+        )
+    assert "model.classifier" in str(err.value) and "model.score" in str(err.value)
+
+
+# -- sam_start_step -------------------------------------------------------------------------
+
+
+class StepPasses(TrainerCallback):
+    """Forward and backward passes of each optimizer step."""
+
+    def __init__(self, model) -> None:
+        self.counts = {"forward": 0, "backward": 0}
+        self.steps: list[tuple[int, int]] = []
+        model.register_forward_pre_hook(lambda *a: self._add("forward"))
+        model.bert.embeddings.word_embeddings.weight.register_hook(lambda g: self._add("backward"))
+
+    def _add(self, kind):
+        self.counts[kind] += 1
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append((self.counts["forward"], self.counts["backward"]))
+        self.counts = {"forward": 0, "backward": 0}
+
+
+def test_plain_steps_before_sam_starts_cost_one_pass(tmp_path):
+    model = tiny_bert()
+    passes = StepPasses(model)
+    trainer = SAMTrainer(
+        model=model,
+        args=_args(tmp_path, max_steps=4),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(rho=0.1, sam_start_step=2),
+        callbacks=[passes],
+    )
+    trainer.train()
+    assert passes.steps == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    kinds = [r["sam_steps"] for r in trainer.state.log_history if "sam_steps" in r]
+    assert kinds == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_resume_across_the_sam_start_step_equals_uninterrupted(tmp_path):
+    """SAM starts at step 4; the run is killed after its step-3 checkpoint and resumed."""
+    full = _train(tmp_path / "full", sam_start_step=4)
+    _train(tmp_path / "part", kill_after=3, sam_start_step=4)
+    resumed = _train(
+        tmp_path / "part", resume=str(tmp_path / "part" / "checkpoint-3"), sam_start_step=4
+    )
+    for p, q in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    kinds = [r["sam_steps"] for r in full.state.log_history if "sam_steps" in r]
+    assert kinds[:3] == [0.0] * 3 and 1.0 in kinds[3:]
+    resumed_kinds = [r["sam_steps"] for r in resumed.state.log_history if "sam_steps" in r]
+    assert resumed_kinds == kinds

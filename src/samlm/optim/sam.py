@@ -82,6 +82,9 @@ class SAM(torch.optim.Optimizer):
         rho_schedule: ``"constant"``, ``"lr"`` (rho follows lr / initial lr) or
             ``"warmup"`` (linear over ``warmup_steps``).
         interval: perturb every ``interval``-th step; the others are plain steps.
+        sam_start_step: steps ``0 .. sam_start_step - 1`` are plain steps of the base
+            optimizer (one forward-backward each); SAM starts at this step, and
+            ``interval`` and the rho warm-up count from it.
         probability: perturb with this probability per step (randomized SAM).
         same_dropout: replay the RNG so both passes draw the same dropout masks.
         max_grad_norm: clip the SAM gradient (after the restore, before the step).
@@ -114,6 +117,7 @@ class SAM(torch.optim.Optimizer):
         warmup_steps: int = 0,
         interval: int = 1,
         probability: float = 1.0,
+        sam_start_step: int = 0,
         same_dropout: bool = False,
         max_grad_norm: float | None = None,
         track_cosine: bool = False,
@@ -135,7 +139,9 @@ class SAM(torch.optim.Optimizer):
         comm.validate_mode(distributed)
         self.distributed = distributed
         self.process_group = process_group
-        self.schedule = Schedule(rho_schedule, warmup_steps, int(interval), float(probability))
+        self.schedule = Schedule(
+            rho_schedule, warmup_steps, int(interval), float(probability), sam_start_step
+        )
         if interval != int(interval):
             raise ValueError(f"interval={interval!r} must be an integer >= 1")
         self.base_optimizer = base_optimizer

@@ -2,15 +2,20 @@
 
 * ``constant``: ``rho_t = rho``
 * ``lr``:       ``rho_t = rho * lr_t / lr_0`` (lr_0 is the group's ``initial_lr``)
-* ``warmup``:   ``rho_t = rho * min(1, (t + 1) / warmup_steps)``
+* ``warmup``:   ``rho_t = rho * min(1, (t - sam_start_step + 1) / warmup_steps)``
 
-The gate makes step ``t`` a SAM step when ``t % interval == 0`` and, with
-``probability < 1``, a draw from SAM's own generator falls below ``probability``
-(randomized SAM); every other step is a plain step of the base optimizer.
+The gate makes step ``t`` a SAM step when ``t >= sam_start_step``,
+``(t - sam_start_step) % interval == 0`` and, with ``probability < 1``, a draw from
+SAM's own generator falls below ``probability`` (randomized SAM); every other step is
+a plain step of the base optimizer (one forward-backward). Steps ``0 ..
+sam_start_step - 1`` are thus plain (no draw either), SAM starts at ``sam_start_step``,
+and the interval and the rho warm-up count from there. The gate is a function of the
+step count alone (SAM's clock, saved in its ``state_dict``) and of SAM's generator.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +30,7 @@ class Schedule:
     warmup_steps: int = 0
     interval: int = 1
     probability: float = 1.0
+    sam_start_step: int = 0
 
     def __post_init__(self) -> None:
         if self.rho_schedule not in RHO_SCHEDULES:
@@ -39,6 +45,9 @@ class Schedule:
             raise ValueError(f"interval={self.interval} must be an integer >= 1")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError(f"probability={self.probability} must be in [0, 1]")
+        start = self.sam_start_step
+        if not (isinstance(start, numbers.Integral) and not isinstance(start, bool) and start >= 0):
+            raise ValueError(f"sam_start_step={start!r} must be an integer >= 0")
 
     def rho(self, group: dict[str, Any], step: int) -> float:
         """The group's radius at step ``step`` (0-based)."""
@@ -47,12 +56,12 @@ class Schedule:
             lr0 = float(group["initial_lr"])
             return rho * float(group["lr"]) / lr0 if lr0 > 0 else 0.0
         if self.rho_schedule == "warmup":
-            return rho * min(1.0, (step + 1) / self.warmup_steps)
+            return rho * min(1.0, max(0, step - self.sam_start_step + 1) / self.warmup_steps)
         return rho
 
     def is_sam_step(self, step: int, generator: torch.Generator) -> bool:
         """Whether step ``step`` perturbs; draws from ``generator`` only when randomized."""
-        if step % self.interval != 0:
+        if step < self.sam_start_step or (step - self.sam_start_step) % self.interval != 0:
             return False
         if self.probability < 1.0:
             return bool(torch.rand((), generator=generator).item() < self.probability)

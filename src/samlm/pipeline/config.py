@@ -42,6 +42,8 @@ class TrainConfig:
     probability: float = 1.0
     rho_schedule: str = "constant"
     rho_warmup_steps: int = 0
+    sam_start_step: int = 0
+    exclude_head: bool = False
     same_dropout: bool = False
     distributed_sam: str = "per_replica"
     learning_rate: float | None = None
@@ -104,7 +106,7 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules
+        self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
 
     def sam_config(self, default_rho: float) -> SAMConfig:
         return SAMConfig(
@@ -117,6 +119,8 @@ class TrainConfig:
             probability=self.probability,
             rho_schedule=self.rho_schedule,
             warmup_steps=self.rho_warmup_steps,
+            sam_start_step=self.sam_start_step,
+            exclude_head=self.exclude_head,
             same_dropout=self.same_dropout,
             distributed=self.distributed_sam,
             seed=self.seed,

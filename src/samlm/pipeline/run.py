@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | N
         saved_path = out / "config.yaml"
         if saved_path.is_file():
             saved = yaml.safe_load(saved_path.read_text())["options"]
+            # an option added since the run started is saved as its default value
+            saved = {**_defaults(), **saved}
             now = cfg.to_dict()
             diff = [k for k in now if k not in RESUME_IGNORES and saved.get(k) != now[k]]
             if diff:
@@ -94,6 +97,10 @@ def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | N
         return Path(last) if last else None
     out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def _main_first(state: PartialState, fn):
@@ -170,6 +177,11 @@ def train(
     checked (task, model, options, data, output folder) is checked before training."""
     task = get_task(cfg.task)
     choice = resolve_model(cfg.model, cfg.modelling, task)
+    if cfg.exclude_head and cfg.optimizer != "baseline" and choice.modelling == "text2text":
+        raise ValueError(
+            f"exclude_head: model {cfg.model!r} is modelled text2text, which has no freshly "
+            "initialised task head (its lm_head is pretrained or tied); drop --exclude-head"
+        )
     base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
     data_dir = data_folder(cfg.data_dir)
     splits = run_splits(

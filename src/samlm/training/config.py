@@ -16,13 +16,17 @@ class SAMConfig:
     """SAM's options for :class:`SAMTrainer` and ``samlm train``.
 
     ``rho``, ``adaptive``/``eta`` (ASAM), the schedules (``rho_schedule``,
-    ``warmup_steps``, ``interval``, ``probability``) and ``same_dropout`` go to
+    ``warmup_steps``, ``interval``, ``probability``, ``sam_start_step``: plain steps
+    of the base optimizer before SAM starts) and ``same_dropout`` go to
     :class:`samlm.SAM`; ``ascent_fraction`` and ``m`` shape each micro-batch's step
     (Bahri et al. 2022 take the ascent on a quarter of the batch); with
     ``exclude_bias_and_norm`` the Trainer's no-decay group (biases, LayerNorm
-    weights) is left out of the perturbation, and ``exclude_embeddings`` leaves the
-    embedding matrices out too. ``distributed`` is SAM's mode when the Trainer runs on
-    several processes (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`).
+    weights) is left out of the perturbation, ``exclude_embeddings`` leaves the
+    embedding matrices out too, and ``exclude_head`` the task head
+    (:func:`samlm.optim.head_parameters`: ``model.classifier``, ``model.score``...;
+    a model without one is refused), which the base optimizer still trains.
+    ``distributed`` is SAM's mode when the Trainer runs on several processes
+    (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`).
     """
 
     rho: float = 0.05
@@ -32,11 +36,13 @@ class SAMConfig:
     m: int = 1
     interval: int = 1
     probability: float = 1.0
+    sam_start_step: int = 0
     rho_schedule: str = "constant"
     warmup_steps: int = 0
     same_dropout: bool = False
     exclude_bias_and_norm: bool = True
     exclude_embeddings: bool = False
+    exclude_head: bool = False
     track_cosine: bool = False
     distributed: str = "per_replica"
     seed: int = 0
@@ -44,7 +50,13 @@ class SAMConfig:
     def __post_init__(self) -> None:
         check_non_negative("rho", self.rho)
         check_non_negative("eta", self.eta)
-        Schedule(self.rho_schedule, self.warmup_steps, self.interval, self.probability)
+        Schedule(
+            self.rho_schedule,
+            self.warmup_steps,
+            self.interval,
+            self.probability,
+            self.sam_start_step,
+        )
         validate_step_options(self.ascent_fraction, self.m, 1, "per_microbatch")
         if self.distributed not in MODES:
             raise ValueError(f"distributed={self.distributed!r} must be one of {', '.join(MODES)}")
@@ -59,6 +71,7 @@ class SAMConfig:
             "warmup_steps",
             "interval",
             "probability",
+            "sam_start_step",
             "same_dropout",
             "track_cosine",
             "seed",

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
 
 from ..optim.batching import batch_size, split_batch
-from ..optim.groups import sam_param_groups
+from ..optim.groups import head_parameters, sam_param_groups
 from ..optim.rng import RNGReplay
 from ..optim.sam import SAM
 from ..optim.stats import SAMStats
@@ -51,6 +51,8 @@ class SAMTrainerMixin:
     def __init__(self, *args: Any, sam_config: SAMConfig | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sam_config = sam_config or SAMConfig()
+        if self.sam_config.exclude_head and self.model is not None:
+            head_parameters(self.model)  # a model without a task head fails here, not later
         self.sam_optimizer: SAM | None = None
         self._sam_records: list[SAMStats] = []
         self._sam_loss_weight = 1.0
@@ -77,6 +79,7 @@ class SAMTrainerMixin:
                 self.model,
                 exclude_bias_and_norm=cfg.exclude_bias_and_norm,
                 exclude_embeddings=cfg.exclude_embeddings,
+                exclude_head=cfg.exclude_head,
             )
             if not g["perturb"]
             for p in g["params"]
