@@ -200,26 +200,45 @@ def compare(
         dynamic_ncols=True,
     )
     bar.set_postfix_str(_running_gain(records))
-    _run(spec, folder, spec.trials(), {}, records, workers, cores, cell_fn, bar)
+    for task in spec.tasks:  # stratum by stratum: its trials, then its seeds
+        for size in spec.sizes:
+            trials = [c for c in spec.trials() if (c.task, c.size) == (task, size)]
+            _run(spec, folder, trials, {}, records, workers, cores, cell_fn, bar)
+            cells = [c for c in spec.cells() if (c.task, c.size) == (task, size)]
+            _run_seeds(spec, folder, cells, records, workers, cores, cell_fn, bar)
+    bar.close()
+    return records
+
+
+def _run_seeds(
+    spec: GridSpec,
+    folder: Path,
+    cells: list[Cell],
+    records: dict[str, dict[str, Any]],
+    workers: int,
+    cores: int,
+    cell_fn: Callable[..., dict],
+    bar: tqdm,
+) -> None:
+    """Run ``cells`` at the settings :func:`choose` gives; a (task, size, method) with no
+    setting (every trial failed) records its cells as failed."""
     choices = choose(spec, records)
     settings = {k: c.setting for k, c in choices.items()}
-    failed = {}
-    for cell in spec.cells():
+    runnable = []
+    for cell in cells:
         choice = choices[group_key(*cell.group)]
-        if choice.setting is None and records.get(cell.key, {}).get("status") != "ok":
-            failed[cell.key] = {
+        if choice.setting is not None:
+            runnable.append(cell)
+        elif records.get(cell.key, {}).get("status") != "ok":
+            record = {
                 "key": cell.key,
                 **cell.__dict__,
                 "status": "failed",
                 "error": f"no setting to run at: {choice.error}",
             }
-    for record in failed.values():
-        store.append(folder, record)
-        records[record["key"]] = record
-    runnable = [c for c in spec.cells() if c.key not in failed]
+            store.append(folder, record)
+            records[cell.key] = record
     _run(spec, folder, runnable, settings, records, workers, cores, cell_fn, bar)
-    bar.close()
-    return records
 
 
 def _run(
