@@ -130,3 +130,20 @@ def test_step_budget_and_a_cells_options():
     assert (trial["max_steps"], trial["save_steps"], trial["validation_size"]) == (200, 50, 500)
     seed = spec.train_options(Cell("glue/sst2", 250, "asam", 0), {"learning_rate": 2e-4})
     assert (seed["learning_rate"], seed["rho"], seed["optimizer"]) == (2e-4, 0.5, "asam")
+
+
+def test_task_sizes_replace_the_grids_sizes_for_one_task():
+    spec = GridSpec(
+        tasks=["glue/sst2", "superglue/cb"],
+        sizes=[250, 100],
+        task_sizes={"superglue/cb": [100]},
+        methods=["baseline", "sam"],
+        seeds=1,
+        validation_size=50,
+        tune=True,
+    )
+    assert spec.strata() == [("glue/sst2", 250), ("glue/sst2", 100), ("superglue/cb", 100)]
+    assert {(c.task, c.size) for c in spec.cells()} == set(spec.strata())
+    assert len(spec.trials()) == 3 * (len(TUNE_GRID["baseline"]) + len(TUNE_GRID["sam"]))
+    with pytest.raises(ValueError, match="task_sizes"):
+        GridSpec(tasks=["glue/sst2"], sizes=[10], task_sizes={"superglue/rte": [10]})

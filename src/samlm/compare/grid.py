@@ -103,6 +103,8 @@ class GridSpec:
 
     tasks: list[str]
     sizes: list[int]
+    # sizes of particular tasks, in place of ``sizes`` (e.g. CB has 250 examples in all)
+    task_sizes: dict[str, list[int]] | None = None
     methods: list[str] = field(default_factory=lambda: list(METHODS))
     seeds: int = 3
     seed_offset: int = 0  # the seeds are seed_offset, ..., seed_offset + seeds - 1
@@ -134,8 +136,13 @@ class GridSpec:
             raise ValueError("methods must include 'baseline': gains are measured against it")
         if not self.tasks or not self.sizes:
             raise ValueError("tasks and sizes must not be empty")
-        if any(s < 0 for s in self.sizes):
-            raise ValueError(f"sizes {self.sizes} must be >= 0 (0 = the full training set)")
+        for task in self.tasks:
+            sizes = self.sizes_for(task)
+            if not sizes or any(s < 0 for s in sizes):
+                raise ValueError(f"sizes {sizes} of {task} must be >= 0 (0 = the full set)")
+        unknown = set(self.task_sizes or {}) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"task_sizes names tasks not in the grid: {sorted(unknown)}")
         if self.seeds < 1:
             raise ValueError(f"seeds={self.seeds} must be >= 1")
         if self.seed_offset < 0:
@@ -151,6 +158,13 @@ class GridSpec:
         if self.seed_offset <= TUNE_SEED < self.seed_offset + self.seeds:
             raise ValueError(f"the seeds must not include the tuning seed {TUNE_SEED}")
 
+    def sizes_for(self, task: str) -> list[int]:
+        return (self.task_sizes or {}).get(task, self.sizes)
+
+    def strata(self) -> list[tuple[str, int]]:
+        """The (task, size) pairs, task by task."""
+        return [(task, size) for task in self.tasks for size in self.sizes_for(task)]
+
     def seed_list(self) -> list[int]:
         return list(range(self.seed_offset, self.seed_offset + self.seeds))
 
@@ -160,8 +174,7 @@ class GridSpec:
             return []
         return [
             Cell(task, size, method, TUNE_SEED, trial=i)
-            for task in self.tasks
-            for size in self.sizes
+            for task, size in self.strata()
             for method in self.methods
             for i in range(len(TUNE_GRID[method]))
         ]
@@ -171,8 +184,7 @@ class GridSpec:
         return [
             Cell(task, size, method, seed)
             for seed in self.seed_list()
-            for task in self.tasks
-            for size in self.sizes
+            for task, size in self.strata()
             for method in self.methods
         ]
 

@@ -70,7 +70,7 @@ class Analysis:
 
     def without_results(self) -> dict[str, str]:
         """Methods with no finished cell, each with why: ``{"asam": "4 failed, 2 not run yet"}``."""
-        per_method = len(self.spec.tasks) * len(self.spec.sizes) * self.spec.seeds
+        per_method = len(self.spec.strata()) * self.spec.seeds
         out = {}
         for method in self.spec.methods:
             if any(by_method.get(method) for by_method in self.scores.values()):
@@ -87,7 +87,7 @@ class Analysis:
         from ..tasks import get_task
 
         out: dict[tuple[str, int], dict[str, dict[int, float]]] = defaultdict(dict)
-        for size in self.spec.sizes:
+        for size in dict.fromkeys(s for _, s in self.spec.strata()):
             for method in self.spec.methods:
                 per_task = {
                     t: self.scores.get((t, size), {}).get(method, {}) for t in self.spec.tasks

@@ -200,12 +200,11 @@ def compare(
         dynamic_ncols=True,
     )
     bar.set_postfix_str(_running_gain(records))
-    for task in spec.tasks:  # stratum by stratum: its trials, then its seeds
-        for size in spec.sizes:
-            trials = [c for c in spec.trials() if (c.task, c.size) == (task, size)]
-            _run(spec, folder, trials, {}, records, workers, cores, cell_fn, bar)
-            cells = [c for c in spec.cells() if (c.task, c.size) == (task, size)]
-            _run_seeds(spec, folder, cells, records, workers, cores, cell_fn, bar)
+    for stratum in spec.strata():  # stratum by stratum: its trials, then its seeds
+        trials = [c for c in spec.trials() if (c.task, c.size) == stratum]
+        _run(spec, folder, trials, {}, records, workers, cores, cell_fn, bar)
+        cells = [c for c in spec.cells() if (c.task, c.size) == stratum]
+        _run_seeds(spec, folder, cells, records, workers, cores, cell_fn, bar)
     bar.close()
     return records
 

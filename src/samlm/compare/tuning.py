@@ -27,11 +27,10 @@ class Choice:
 def choose(spec: GridSpec, records: dict[str, dict[str, Any]]) -> dict[str, Choice]:
     """``group_key(task, size, method)`` -> the setting its seeds run at."""
     out: dict[str, Choice] = {}
-    for task in spec.tasks:
-        for size in spec.sizes:
-            for method in spec.methods:
-                key = group_key(task, size, method)
-                out[key] = _choose_one(spec, records, Cell(task, size, method, 0))
+    for task, size in spec.strata():
+        for method in spec.methods:
+            key = group_key(task, size, method)
+            out[key] = _choose_one(spec, records, Cell(task, size, method, 0))
     return out
 
 

@@ -98,6 +98,13 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
     return problems
 
 
+def _canonical(name: str) -> str | None:
+    try:
+        return get_task(name).name
+    except ValueError:
+        return None
+
+
 def _size_problems(spec: GridSpec, task: Task, n: int, dev: list[Example] | str) -> list[str]:
     """Sizes the training split cannot hold (size 0 = the full set); with a
     ``validation_size``, a validation sample its source cannot hold (drawn as a cell draws
@@ -107,7 +114,9 @@ def _size_problems(spec: GridSpec, task: Task, n: int, dev: list[Example] | str)
     problems = []
     held = spec.validation_size
     short = []  # sizes whose validation sample the dev split cannot hold
-    for size in dict.fromkeys(spec.sizes):
+    named = [name for name in spec.tasks if _canonical(name) == task.name]
+    sizes = spec.sizes_for(named[0]) if named else spec.sizes
+    for size in dict.fromkeys(sizes):
         if size > n:
             problems.append(
                 f"{task.name}: size {size} is larger than its training split "
