@@ -38,6 +38,7 @@ HELP = {
     "lr_scheduler": "Trainer scheduler name (default: constant for Adafactor, else linear)",
     "epochs": "training epochs",
     "max_steps": "optimizer steps (overrides --epochs when > 0)",
+    "min_steps": "step budget: train max(min_steps, epochs x steps per epoch) steps",
     "train_size": "low-data: this many training examples (seeded, stratified by label)",
     "train_fraction": "low-data: this share of the training set (seeded, stratified)",
     "eval_size": "evaluate on this many dev examples (a fixed, stratified subset)",

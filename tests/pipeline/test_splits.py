@@ -93,3 +93,15 @@ def test_train_reports_on_examples_it_did_not_select_on(tmp_path, data_dir, tiny
     reported = [r for r in logs if "reported_accuracy" in r]
     assert len(reported) == 1 and "eval_accuracy" not in reported[0]  # apart from the curve
     assert reported[0]["reported_accuracy"] == result["metrics"]["accuracy"]
+
+
+def test_step_budget():
+    from samlm.pipeline.run import _steps
+
+    cfg = TrainConfig(task="glue/sst2", output="x", min_steps=200, epochs=3.0, batch_size=16)
+    assert _steps(cfg, 250) == 200  # 3 epochs of 16 steps are fewer
+    assert _steps(cfg, 2000) == 3 * 125  # more epochs' worth than the budget
+    assert _steps(TrainConfig(task="glue/sst2", output="x", max_steps=7, min_steps=200), 250) == 7
+    assert _steps(TrainConfig(task="glue/sst2", output="x"), 250) == -1  # epochs
+    with pytest.raises(ValueError, match="min_steps"):
+        TrainConfig(task="glue/sst2", output="x", min_steps=-1)

@@ -32,12 +32,15 @@ SPEC_FILE = "compare.yaml"
 # happens to models and measurements of cells not finished yet
 MAY_DIFFER = ("data_dir", "keep_models")
 # may grow: a finished grid extended by tasks, sizes, methods or seeds keeps its cells
-GROWABLE = ("tasks", "sizes", "methods", "seeds")
+GROWABLE = ("tasks", "sizes", "task_sizes", "methods", "seeds")
 
 
 def _grows(before: Any, after: Any) -> bool:
     if isinstance(before, list) and isinstance(after, list):
         return set(before) <= set(after)
+    if isinstance(before, dict | None) and isinstance(after, dict | None):
+        before, after = before or {}, after or {}
+        return all(k in after and _grows(v, after[k]) for k, v in before.items())
     return isinstance(before, int) and isinstance(after, int) and before <= after
 
 

@@ -52,6 +52,7 @@ class TrainConfig:
     warmup_ratio: float = 0.0
     epochs: float = 3.0
     max_steps: int = -1
+    min_steps: int = 0
     batch_size: int = 16
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -99,6 +100,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
         if not (math.isfinite(self.epochs) and self.epochs > 0):
             raise ValueError(f"epochs={self.epochs} must be > 0")
+        if not (isinstance(self.min_steps, int) and self.min_steps >= 0):
+            raise ValueError(f"min_steps={self.min_steps!r} must be an integer >= 0")
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or -1 for epochs)")
         for name in ("weight_decay", "max_grad_norm"):

@@ -16,6 +16,7 @@ errors, and the Trainer runs DDP (``--batch-size`` is per process).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -120,7 +121,19 @@ def _main_first(state: PartialState, fn):
     return value
 
 
-def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str, out: Path):
+def _steps(cfg: TrainConfig, n_train: int) -> int:
+    """``max_steps``, or with ``min_steps`` the step budget
+    ``max(min_steps, ceil(epochs x steps per epoch))`` (-1: train by epochs)."""
+    if cfg.max_steps != -1 or not cfg.min_steps:
+        return cfg.max_steps
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.gradient_accumulation_steps * world))
+    return max(cfg.min_steps, math.ceil(cfg.epochs * per_epoch))
+
+
+def _training_args(
+    cfg: TrainConfig, task: Task, choice: ModelChoice, base: str, out: Path, n_train: int
+):
     strategy = "steps" if cfg.save_steps else "epoch"
     kwargs: dict[str, Any] = dict(
         output_dir=str(out / "checkpoints"),
@@ -129,7 +142,7 @@ def _training_args(cfg: TrainConfig, task: Task, choice: ModelChoice, base: str,
         per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
+        max_steps=_steps(cfg, n_train),
         learning_rate=cfg.learning_rate or DEFAULT_LR[base],
         lr_scheduler_type=cfg.lr_scheduler or ("constant" if base == "adafactor" else "linear"),
         optim=TRAINER_OPTIM[base],
@@ -195,7 +208,7 @@ def train(
         validation_from=cfg.validation_from,
     )
     out = Path(cfg.output)
-    args = _training_args(cfg, task, choice, base, out)
+    args = _training_args(cfg, task, choice, base, out, len(splits.train))
     state: PartialState = args.distributed_state  # one process, or a launcher's
     if not state.is_main_process:
         log = _silent
