@@ -99,6 +99,11 @@ def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny
     with pytest.raises(KeyboardInterrupt):
         train(killed, callbacks=[Kill()], log=lambda *a: None)
     assert (tmp_path / "killed" / "checkpoints" / "checkpoint-2").is_dir()
+    # killed while writing the next checkpoint: it has no trainer_state.json, and the run
+    # resumes from the last complete one
+    half = tmp_path / "killed" / "checkpoints" / "checkpoint-4"
+    half.mkdir()
+    (half / "config.json").write_text("{}")
     resumed = train(killed, resume=True, log=lambda *a: None)
     assert resumed["metrics"] == full["metrics"]
     assert resumed["global_steps"] == full["global_steps"] == 8

@@ -36,7 +36,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
 
 from ..tasks import Task, get_task
 from ..training import SAMSeq2SeqTrainer, SAMTrainer
@@ -93,15 +93,27 @@ def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | N
                 raise ValueError(
                     f"--resume with options that differ from the run in {out}: {details}"
                 )
-        ckpts = out / "checkpoints"
-        last = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
-        return Path(last) if last else None
+        return last_complete_checkpoint(out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
     return None
 
 
 def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest ``checkpoint-N`` the Trainer finished writing (it writes
+    ``trainer_state.json`` last), so a run killed while saving resumes from the one
+    before."""
+    if not folder.is_dir():
+        return None
+    steps = []
+    for path in folder.iterdir():
+        step = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and step.isdigit() and (path / TRAINER_STATE_NAME).is_file():
+            steps.append((int(step), path))
+    return max(steps)[1] if steps else None
 
 
 def _main_first(state: PartialState, fn):
