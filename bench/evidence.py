@@ -9,6 +9,11 @@ written there when the grid is done. A later run, on this machine or another, st
 by taking the recorded store back into ``--output``, so finished cells never run twice
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
+
+    python bench/evidence.py --export-settings
+
+writes the settings the recorded tuning chose, per (task, size, method) whose trials are
+all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at them).
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-from samlm.compare import store
+import yaml
+
+from samlm.compare import GridSpec, store
+from samlm.compare.tuning import choose
+
+RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
 
 FILES = ("compare.yaml", store.FILE)
 REPORT = (
@@ -52,13 +62,36 @@ def mirror(output: Path, record: Path) -> None:
             shutil.copyfile(output / name, record / name)
 
 
+def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
+    """The settings the recorded tuning chose, written as ``recorded.py``."""
+    spec = GridSpec(**yaml.safe_load((record / "compare.yaml").read_text()))
+    chosen = {
+        key: {k: v for k, v in c.setting.items() if v is not None}
+        for key, c in choose(spec, store.read(record)).items()
+        if c.setting is not None
+    }
+    text = target.read_text()
+    head = text[: text.index("SOURCE = ")]
+    lines = [f"SOURCE = {str(record.relative_to(target.parents[3]))!r}"]
+    lines.append("SETTINGS: dict[str, dict[str, float]] = {")
+    lines += [f"    {k!r}: {v!r}," for k, v in sorted(chosen.items())]
+    lines.append("}")
+    target.write_text(head + "\n".join(lines) + "\n")
+    return chosen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--output", default="runs/evidence")
     parser.add_argument("--record", default=str(Path(__file__).parent / "results" / "evidence"))
+    parser.add_argument("--export-settings", action="store_true")
     args, extra = parser.parse_known_args()
-    output, record = Path(args.output), Path(args.record)
+    output, record = Path(args.output), Path(args.record).resolve()
+    if args.export_settings:
+        for key, setting in export_settings(record).items():
+            print(key, setting)
+        return
     output.mkdir(parents=True, exist_ok=True)
     if (record / "compare.yaml").is_file() and not (output / "compare.yaml").is_file():
         shutil.copyfile(record / "compare.yaml", output / "compare.yaml")

@@ -1,0 +1,42 @@
+"""bench/evidence.py: the recorded store merges back without duplicates, and the chosen
+settings export as the module the default preset reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from samlm.compare import GridSpec, compare, store
+
+from .test_tuning import SPEC, tuning_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("evidence", ROOT / "bench" / "evidence.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_merge_and_export(tmp_path):
+    evidence = _script()
+    run = tmp_path / "run"
+    compare(GridSpec(**{**SPEC, "seeds": 1}), run, workers=1, cell_fn=tuning_cell)
+    record = tmp_path / "repo" / "bench" / "results" / "evidence"
+    evidence.mirror(run, record)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert evidence.merge(record, fresh) == len(store.read(run))
+    assert evidence.merge(record, fresh) == 0  # nothing twice
+    target = tmp_path / "repo" / "src" / "samlm" / "compare" / "recorded.py"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(ROOT / "src" / "samlm" / "compare" / "recorded.py", target)
+    chosen = evidence.export_settings(record, target)
+    assert chosen["glue/sst2|100|sam"] == {"learning_rate": 2e-4, "rho": 0.02}
+    namespace: dict = {}
+    exec(target.read_text(), namespace)
+    assert namespace["SETTINGS"] == chosen
+    assert namespace["SOURCE"] == "bench/results/evidence"
