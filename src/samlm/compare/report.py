@@ -319,40 +319,39 @@ def _setting(setting: dict[str, Any] | None) -> tuple[str, str]:
     return (f"{lr:g}" if lr else "default"), (f"{rho:g}" if rho is not None else "")
 
 
+def _setting_columns(key: str, setting: dict[str, Any] | None) -> dict[str, str]:
+    """task, size, method (from a ``"task|size|method"`` key), learning rate, rho."""
+    task, size, method = key.split("|")
+    lr, rho = _setting(setting)
+    return {
+        "task": task,
+        "size": str(int(size) or "all"),
+        "method": method,
+        "learning rate": lr,
+        "rho": rho,
+    }
+
+
 def _setting_rows(a: Analysis) -> list[dict[str, str]]:
-    rows = []
-    for key, choice in a.choices.items():
-        task, size, method = key.split("|")
-        lr, rho = _setting(choice.setting)
-        rows.append(
-            {
-                "task": task,
-                "size": str(int(size) or "all"),
-                "method": method,
-                "learning rate": lr,
-                "rho": rho,
-                "source": choice.source + (f": {choice.error}" if choice.error else ""),
-            }
-        )
-    return rows
+    return [
+        {
+            **_setting_columns(key, choice.setting),
+            "source": choice.source + (f": {choice.error}" if choice.error else ""),
+        }
+        for key, choice in a.choices.items()
+    ]
 
 
 def _trial_rows(a: Analysis) -> list[dict[str, str]]:
     rows = []
     for key, choice in a.choices.items():
-        task, size, method = key.split("|")
         for t in choice.trials:
-            lr, rho = _setting(t["setting"])
             chosen = choice.setting is not None and all(
                 choice.setting.get(k) == v for k, v in t["setting"].items()
             )
             rows.append(
                 {
-                    "task": task,
-                    "size": str(int(size) or "all"),
-                    "method": method,
-                    "learning rate": lr,
-                    "rho": rho,
+                    **_setting_columns(key, t["setting"]),
                     "validation score": _num(t["score"], ".2f")
                     if t["status"] == "ok"
                     else t["status"],

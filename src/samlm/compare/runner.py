@@ -212,6 +212,15 @@ def compare(
     return records
 
 
+def _failed(cell: Cell, error: str) -> dict[str, Any]:
+    return {"key": cell.key, **cell.__dict__, "status": "failed", "error": error}
+
+
+def _store(folder: Path, records: dict[str, dict[str, Any]], record: dict[str, Any]) -> None:
+    store.append(folder, record)
+    records[record["key"]] = record
+
+
 def _run_seeds(
     spec: GridSpec,
     folder: Path,
@@ -232,14 +241,7 @@ def _run_seeds(
         if choice.setting is not None:
             runnable.append(cell)
         elif records.get(cell.key, {}).get("status") != "ok":
-            record = {
-                "key": cell.key,
-                **cell.__dict__,
-                "status": "failed",
-                "error": f"no setting to run at: {choice.error}",
-            }
-            store.append(folder, record)
-            records[cell.key] = record
+            _store(folder, records, _failed(cell, f"no setting to run at: {choice.error}"))
     _run(spec, folder, runnable, settings, records, workers, cores, cell_fn, bar)
 
 
@@ -278,13 +280,7 @@ def _run(
             try:
                 record = future.result()
             except Exception as err:  # the worker itself died
-                record = {
-                    "key": cell.key,
-                    **cell.__dict__,
-                    "status": "failed",
-                    "error": f"worker died: {type(err).__name__}: {err}",
-                }
-            store.append(folder, record)
-            records[cell.key] = record
+                record = _failed(cell, f"worker died: {type(err).__name__}: {err}")
+            _store(folder, records, record)
             bar.update(1)
             bar.set_postfix_str(_running_gain(records))
