@@ -4,6 +4,7 @@ nothing; a run where every cell failed exits non-zero."""
 from __future__ import annotations
 
 import functools
+import json
 
 import samlm.compare
 from samlm.cli import main
@@ -44,3 +45,44 @@ def test_every_cell_failing_exits_non_zero(tmp_path, data_dir, monkeypatch, caps
     captured = capsys.readouterr()
     assert code == 1 and "every cell failed" in captured.err
     assert "nan" not in captured.out and (out / "report.html").is_file()
+
+
+def test_default_preset_runs_at_the_recorded_settings(tmp_path, data_dir, monkeypatch, capsys):
+    import samlm.compare.recorded as recorded
+
+    from .test_tuning import tuning_cell
+
+    monkeypatch.setattr(
+        recorded, "SETTINGS", {"glue/sst2|250|sam": {"learning_rate": 2e-4, "rho": 0.02}}
+    )
+    real = samlm.compare.compare
+    monkeypatch.setattr(
+        samlm.compare, "compare", functools.partial(real, cell_fn=tuning_cell, workers=1)
+    )
+    out = tmp_path / "cmp"
+    assert main(["compare", "--data-dir", str(data_dir), "--seeds", "1", "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "recorded tuning (bench/results/evidence)" in text  # sam's source
+    assert "untuned defaults" in text  # the others: nothing recorded for them yet
+    calls = [json.loads(x) for x in (out / "calls.jsonl").read_text().splitlines()]
+    assert {(c["method"], c["lr"], c["rho"]) for c in calls} == {
+        ("baseline", None, None),
+        ("sam", 2e-4, 0.02),
+        ("sam_quarter", None, 0.05),
+    }
+    # an explicit learning rate is the user's choice: nothing recorded is applied
+    out2 = tmp_path / "cmp2"
+    main(
+        [
+            "compare",
+            "--data-dir",
+            str(data_dir),
+            "--seeds",
+            "1",
+            "--learning-rate",
+            "3e-4",
+            "--output",
+            str(out2),
+        ]
+    )
+    assert "recorded tuning" not in capsys.readouterr().out

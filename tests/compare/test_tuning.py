@@ -23,7 +23,7 @@ def tuning_cell(spec, cell, folder, threads, setting=None):
     with (Path(folder) / "calls.jsonl").open("a") as f:
         f.write(json.dumps({**cell, "lr": options["learning_rate"], "rho": options.get("rho")}))
         f.write("\n")
-    lr, rho = options["learning_rate"], options.get("rho") or 0.0
+    lr, rho = options["learning_rate"] or 1e-4, options.get("rho") or 0.0
     val = 70 - abs(lr - 2e-4) * 1e4 - abs(rho - 0.02) * 100
     return {
         "key": c.key,
