@@ -63,7 +63,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # baseline learns, four methods, five seeds, each method tuned alike.
     "evidence": {
         "tasks": ["glue/sst2", "superglue/cb"],
-        "sizes": [250],
+        "sizes": [250, 100],
         "task_sizes": {"superglue/cb": [100]},  # CB's pool of 250 holds 100 + 150 held out
         "seeds": 5,
         "tune": True,
