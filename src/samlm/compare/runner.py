@@ -1,7 +1,8 @@
 """``samlm compare``: run the grid's cells in parallel worker processes, resumably.
 
-With tuning, the trials run first; each (task, size, method) then runs its seeds at the
-setting :mod:`.tuning` chooses. Finished cells (in ``results.jsonl``) are skipped; a
+The grid runs stratum by stratum ((task, size) in the spec's order): with tuning, the
+stratum's trials first, then its seeds, each method at the setting :mod:`.tuning`
+chooses. Finished cells (in ``results.jsonl``) are skipped; a
 cell in progress when the process died resumes from its last checkpoint; a cell that
 fails is recorded with its error and the others go on (a failed cell is tried again by
 the next ``samlm compare``). A finished cell's model is deleted once its result (and
@@ -188,7 +189,7 @@ def compare(
     overwrite: bool = False,
     cell_fn: Callable[..., dict] = run_cell,
 ) -> dict[str, dict[str, Any]]:
-    """Run every unfinished trial, then every unfinished cell; returns the store's records."""
+    """Run every unfinished trial and cell, stratum by stratum; returns the store's records."""
     folder = Path(folder)
     _prepare(spec, folder, overwrite)
     records = store.read(folder)
