@@ -514,6 +514,7 @@ def figures(a: Analysis) -> dict:
                     )
             ax.axhline(0, color="grey", lw=0.8)
             ax.set_xticks(range(len(sizes)), [str(s or "all") for s in sizes])
+            ax.set_xlim(-0.5, len(sizes) - 0.5)  # the methods' offset points stay inside
             ax.set_title(task)
             ax.set_xlabel("training examples")
             ax.set_ylabel("gain over baseline (95% CI)")
@@ -521,7 +522,7 @@ def figures(a: Analysis) -> dict:
                 ax.legend(fontsize=8)
         out["gain_vs_size"] = fig
 
-    keys = sorted(a.curves)
+    keys = sorted(k for k, runs in a.curves.items() if any(any(r) for r in runs.values()))
     if keys:
         fig, axes = plt.subplots(
             1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False, layout="constrained"
