@@ -27,26 +27,22 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 STEPS, EVERY, SEED, MARGIN, VALIDATION = 400, 50, 1000, 5.0, 500
-# (task, training examples, methods), in the order they run: SST-2 at 250 and CB at 100
-# learned in the 2026-11-27 sweep; the others check learnability (the baseline; SAM
-# where it learns) at the evidence grid's sizes. CB's SAM curve comes late: with its long
-# premises a CB SAM step costs about 3x an SST-2 one.
-STEP_CASES = [("glue/sst2", 250), ("superglue/cb", 100)]  # the budget's cases: both methods
+# (task, training examples, methods), in the order they run: SST-2 at 250 and 100 and CB
+# at 100 set the step budget (both methods); the others check learnability (the
+# baseline) at the evidence grid's sizes. A CB or RTE step costs about 3x an SST-2 one.
 CASES = [
     ("glue/sst2", 250, ("baseline", "sam")),
     ("superglue/cb", 100, ("baseline",)),
     ("glue/cola", 250, ("baseline",)),
     ("superglue/cb", 100, ("sam",)),
     ("glue/sst2", 100, ("baseline", "sam")),
-    ("glue/cola", 250, ("sam",)),
-    ("superglue/rte", 250, ("baseline", "sam")),
-    ("superglue/cb", 250, ("baseline", "sam")),
+    ("superglue/rte", 250, ("baseline",)),
+    ("superglue/cb", 250, ("baseline",)),
 ]
 
 
@@ -54,23 +50,10 @@ def _folder(out: Path, task: str, size: int, method: str) -> Path:
     return out / f"{task.replace('/', '-')}_n{size}_{method}"
 
 
-def _learns(out: Path, data_dir: str, task: str, size: int) -> bool:
-    """The rule: the baseline's best validation score is MARGIN above the majority's."""
-    curve = _curve(_folder(out, task, size, "baseline"))
-    floor = majority_score(task, size, data_dir)[0]
-    return bool(curve) and max(v for _, v in curve) >= floor + MARGIN
-
-
 def _run(out: Path, data_dir: str, task: str, size: int, method: str) -> str:
     folder = _folder(out, task, size, method)
     if (folder / "metrics.json").is_file():
         return f"{folder.name}: done"
-    if method == "sam" and (task, size) not in STEP_CASES:  # SAM only where the baseline learns
-        baseline = _folder(out, task, size, "baseline") / "metrics.json"
-        while not baseline.is_file():
-            time.sleep(10)
-        if not _learns(out, data_dir, task, size):
-            return f"{folder.name}: skipped (the baseline does not learn)"
     cmd = [
         sys.executable,
         "-m",
