@@ -19,6 +19,7 @@ all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at the
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -72,9 +73,11 @@ def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str
     }
     text = target.read_text()
     head = text[: text.index("SOURCE = ")]
-    lines = [f"SOURCE = {str(record.relative_to(target.parents[3]))!r}"]
+    lines = [f"SOURCE = {json.dumps(str(record.relative_to(target.parents[3])))}"]
     lines.append("SETTINGS: dict[str, dict[str, float]] = {")
-    lines += [f"    {k!r}: {v!r}," for k, v in sorted(chosen.items())]
+    for key, setting in sorted(chosen.items()):  # written as ruff formats it
+        values = ", ".join(f"{json.dumps(k)}: {v!r}" for k, v in setting.items())
+        lines.append(f"    {json.dumps(key)}: {{{values}}},")
     lines.append("}")
     target.write_text(head + "\n".join(lines) + "\n")
     return chosen
@@ -82,7 +85,7 @@ def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--data-dir", help="required unless --export-settings")
     parser.add_argument("--output", default="runs/evidence")
     parser.add_argument("--record", default=str(Path(__file__).parent / "results" / "evidence"))
     parser.add_argument("--export-settings", action="store_true")
@@ -92,6 +95,8 @@ def main() -> None:
         for key, setting in export_settings(record).items():
             print(key, setting)
         return
+    if not args.data_dir:
+        parser.error("--data-dir is required")
     output.mkdir(parents=True, exist_ok=True)
     if (record / "compare.yaml").is_file() and not (output / "compare.yaml").is_file():
         shutil.copyfile(record / "compare.yaml", output / "compare.yaml")
