@@ -19,14 +19,11 @@ Runs are resumable; two at a time, one thread each.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import train_runs
 
 from samlm.compare.stats import paired_gain
 
@@ -41,19 +38,10 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def _run(out: Path, data_dir: str, variant: str, seed: int) -> str:
-    folder = out / f"{variant}_s{seed}"
-    if (folder / "metrics.json").is_file():
-        return f"{folder.name}: done"
-    cmd = [sys.executable, "-m", "samlm", "train", "--task", TASK, *VARIANTS[variant]]
-    cmd += ["--train-size", str(SIZE), "--validation-size", "500", "--min-steps", str(STEPS)]
-    cmd += ["--save-steps", str(EVERY), "--learning-rate", "1e-4", "--seed", str(seed)]
-    cmd += ["--data-dir", data_dir, "--output", str(folder), "--no-progress"]
-    if folder.exists():
-        cmd.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    (out / f"{folder.name}.log").write_text(done.stdout + done.stderr)
-    return f"{folder.name}: exit {done.returncode}"
+    options = ["--task", TASK, *VARIANTS[variant], "--train-size", str(SIZE)]
+    options += ["--validation-size", "500", "--min-steps", str(STEPS)]
+    options += ["--save-steps", str(EVERY), "--learning-rate", "1e-4", "--seed", str(seed)]
+    return train_runs.train(out / f"{variant}_s{seed}", options, data_dir)
 
 
 def _scores(folder: Path) -> tuple[float, float] | None:
@@ -97,23 +85,8 @@ def summary(out: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--output", default="runs/slow_start")
-    parser.add_argument("--summary", help="also write the summary (markdown) here")
-    parser.add_argument("--summary-only", action="store_true")
-    args = parser.parse_args()
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.summary_only:
-        jobs = [(v, s) for s in SEEDS for v in VARIANTS]
-        with ThreadPoolExecutor(2) as pool:
-            for line in pool.map(lambda j: _run(out, args.data_dir, *j), jobs):
-                print(line, flush=True)
-    text = summary(out)
-    print(text)
-    if args.summary:
-        Path(args.summary).write_text(text + "\n")
+    jobs = [(v, s) for s in SEEDS for v in VARIANTS]
+    train_runs.main(__doc__, "runs/slow_start", jobs, _run, lambda out, _: summary(out))
 
 
 if __name__ == "__main__":

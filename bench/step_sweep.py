@@ -22,14 +22,11 @@ tuning seed apart from the evaluation seeds 0, 1, ...).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import train_runs
 
 STEPS, EVERY, SEED, MARGIN, VALIDATION = 400, 50, 1000, 5.0, 500
 # (task, training examples, methods), in the order they run: SST-2 at 250 and 100 and CB
@@ -51,42 +48,10 @@ def _folder(out: Path, task: str, size: int, method: str) -> Path:
 
 
 def _run(out: Path, data_dir: str, task: str, size: int, method: str) -> str:
-    folder = _folder(out, task, size, method)
-    if (folder / "metrics.json").is_file():
-        return f"{folder.name}: done"
-    cmd = [
-        sys.executable,
-        "-m",
-        "samlm",
-        "train",
-        "--task",
-        task,
-        "--optimizer",
-        method,
-        "--train-size",
-        str(size),
-        "--validation-size",
-        str(VALIDATION),
-        "--max-steps",
-        str(STEPS),
-        "--save-steps",
-        str(EVERY),
-        "--learning-rate",
-        "1e-4",
-        "--seed",
-        str(SEED),
-        "--data-dir",
-        data_dir,
-        "--output",
-        str(folder),
-        "--no-progress",
-    ]
-    if folder.exists():
-        cmd.append("--resume")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    (out / f"{folder.name}.log").write_text(done.stdout + done.stderr)
-    return f"{folder.name}: exit {done.returncode}"
+    options = ["--task", task, "--optimizer", method, "--train-size", str(size)]
+    options += ["--validation-size", str(VALIDATION), "--max-steps", str(STEPS)]
+    options += ["--save-steps", str(EVERY), "--learning-rate", "1e-4", "--seed", str(SEED)]
+    return train_runs.train(_folder(out, task, size, method), options, data_dir)
 
 
 def majority_score(task_name: str, size: int, data_dir: str) -> tuple[float, int, str]:
@@ -161,23 +126,8 @@ def summary(out: Path, data_dir: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--output", default="runs/step_sweep")
-    parser.add_argument("--summary", help="also write the summary (markdown) here")
-    parser.add_argument("--summary-only", action="store_true")
-    args = parser.parse_args()
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.summary_only:
-        jobs = [(t, n, m) for t, n, methods in CASES for m in methods]
-        with ThreadPoolExecutor(2) as pool:
-            for line in pool.map(lambda j: _run(out, args.data_dir, *j), jobs):
-                print(line, flush=True)
-    text = summary(out, args.data_dir)
-    print(text)
-    if args.summary:
-        Path(args.summary).write_text(text + "\n")
+    jobs = [(t, n, m) for t, n, methods in CASES for m in methods]
+    train_runs.main(__doc__, "runs/step_sweep", jobs, _run, summary)
 
 
 if __name__ == "__main__":
