@@ -145,3 +145,20 @@ def test_loading_a_foreign_state_dict_names_the_problem():
     other.base_optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))]})
     with pytest.raises(ValueError, match="parameter groups"):
         sam.load_state_dict(other.state_dict())
+
+
+def test_a_checkpoint_of_release_0_1_0_resumes_exactly():
+    """``fixtures/sam_state_v0.pt`` was written by samlm 0.1.0, whose SAM state had no
+    version: this release loads it and takes the same next four steps, bitwise."""
+    from tests.optim.fixtures import make_sam_state_v0 as v0
+
+    saved = torch.load(v0.FILE, weights_only=True)
+    assert "version" not in saved["optimizer"]["sam"]  # the old format, as written
+    model, sam, sched = v0.make()
+    model.load_state_dict(saved["model"])
+    sam.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    assert v0.train(model, sam, sched, range(4, 8)) == saved["expected"]["losses"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, saved["expected"]["model"][name]), name
