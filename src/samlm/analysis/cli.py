@@ -1,9 +1,12 @@
 """``samlm sharpness RUN_DIR``: the sharpness diagnostics of a finished run.
 
-The lead wires it in ``samlm.cli``::
-
-    add_sharpness_parser(sub)                 # in build_parser
-    {"sharpness": run_sharpness, ...}         # in main's dispatch
+:func:`add_sharpness_parser` adds the ``sharpness`` subcommand and its options (the
+defaults of :class:`~samlm.analysis.measure.MeasureOptions`) to the ``samlm`` parser;
+:func:`run_sharpness` runs it: :func:`~samlm.analysis.run.measure_run` rebuilds the run's
+training subset, measures the best model on a seeded sample of it (rho-sharpness and its
+m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss landscape),
+writes ``RUN_DIR/sharpness/`` and prints the lines of :func:`summary`. ``samlm.cli``
+wires both into its parser and dispatch.
 """
 
 from __future__ import annotations

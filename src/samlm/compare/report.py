@@ -18,7 +18,6 @@ import yaml
 
 from . import store
 from .grid import METHODS, GridSpec
-from .runner import SPEC_FILE
 from .stats import (
     AggregateGain,
     PairedGain,
@@ -29,6 +28,7 @@ from .stats import (
     paired_gain,
     summarize,
 )
+from .store import SPEC_FILE
 from .tuning import Choice, choose
 
 

@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from . import store
 from .grid import METHODS, Cell, GridSpec, group_key
+from .store import SPEC_FILE
 from .tuning import choose
 
-SPEC_FILE = "compare.yaml"
 # may change between a run and its resumption: where the same data lies, and what
 # happens to models and measurements of cells not finished yet
 MAY_DIFFER = ("data_dir", "keep_models")

@@ -1,6 +1,11 @@
-"""The results store: ``results.jsonl`` in the compare folder, one JSON object per line.
+"""The results store: the files of a compare folder that ``samlm compare`` writes and
+``samlm report`` reads.
 
-Each line records one finished cell (the last line of a cell wins):
+``compare.yaml`` (:data:`SPEC_FILE`) holds the grid's spec, written by the runner when the
+comparison starts; it marks the folder as a compare folder and is checked again on resume.
+
+``results.jsonl`` (:data:`FILE`) holds the results, one JSON object per line. Each line
+records one finished cell (the last line of a cell wins):
 
     {"key": "glue/sst2|250|sam|0", "task": "glue/sst2", "size": 250, "method": "sam",
      "seed": 0, "status": "ok" | "failed", "score": 81.2,        # the task score, 0-100
@@ -20,7 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-FILE = "results.jsonl"
+SPEC_FILE = "compare.yaml"  # the grid spec (GridSpec.to_dict as YAML)
+FILE = "results.jsonl"  # the results, one JSON line per finished cell
 
 
 def append(folder: Path, record: dict[str, Any]) -> None:
