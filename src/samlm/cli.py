@@ -48,6 +48,7 @@ HELP = {
     "eta": "ASAM's offset in T = |w| + eta",
     "ascent_fraction": "share of each batch for the ascent gradient (Bahri et al.: 0.25)",
     "m": "m-sharpness: chunks per micro-batch, each perturbed separately",
+    "m_examples": "m-sharpness as Foret et al. count m: examples per chunk (instead of --m)",
     "interval": "SAM every k-th step, plain steps between",
     "probability": "SAM with this probability per step (randomized SAM)",
     "rho_schedule": "constant, lr (rho follows the learning rate) or warmup",

@@ -352,3 +352,10 @@ def test_resume_across_the_sam_start_step_equals_uninterrupted(tmp_path):
     assert kinds[:3] == [0.0] * 3 and 1.0 in kinds[3:]
     resumed_kinds = [r["sam_steps"] for r in resumed.state.log_history if "sam_steps" in r]
     assert resumed_kinds == kinds
+
+
+def test_sam_config_chunks_by_count_or_by_examples():
+    assert SAMConfig(m=3).chunks(16) == 3 and SAMConfig(m=3).chunks(2) == 2
+    assert SAMConfig(m_examples=4).chunks(16) == 4 and SAMConfig(m_examples=5).chunks(16) == 4
+    with pytest.raises(ValueError, match="m=2 and m_examples=4"):
+        SAMConfig(m=2, m_examples=4)

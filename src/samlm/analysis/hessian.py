@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checks import positive_float, positive_int
+from ..optim.validation import positive_float, positive_int
 from .objective import LossFn, Objective
 from .progress import progress_bar
 from .state import preserved

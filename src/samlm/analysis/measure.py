@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .checks import positive_float, positive_int
+from ..optim.validation import positive_float, positive_int
 from .hessian import hessian_trace, top_eigenvalue
 from .landscape import landscape_1d, landscape_2d
 from .objective import LossFn, Objective

@@ -13,7 +13,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..optim.batching import batch_size as _batch_size
 from ..optim.batching import slice_batch
-from .checks import optional_positive_int, positive_int
+from ..optim.validation import optional_positive_int, positive_int
 from .vectors import Vector, zeros_like
 
 LossFn = Callable[[nn.Module, Any], Tensor]

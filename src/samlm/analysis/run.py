@@ -20,10 +20,10 @@ from transformers import (
     AutoTokenizer,
 )
 
+from ..optim.validation import optional_positive_int, positive_int
 from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
 from ..tasks import Example, Task, get_task, subsample
-from .checks import optional_positive_int, positive_int
 from .measure import MeasureOptions, measure_all
 from .objective import hf_loss
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checks import optional_positive_int, positive_float, positive_int
+from ..optim.validation import optional_positive_int, positive_float, positive_int
 from .objective import LossFn, Objective
 from .progress import progress_bar
 from .state import preserved, set_weights

@@ -1,5 +1,8 @@
 """The collectives of distributed SAM, on ``torch.distributed`` (any backend).
 
+:class:`Reduction` owns the four cases of making the ascent's numbers global (local,
+per replica, synchronized, sharded); the helpers below implement them:
+
 * Synchronized ascent over replicas (DDP): ``g <- (1/N) sum_r g_r``, one all-reduce per
   bucket of about ``bucket_bytes`` (flattened), not one per tensor.
 * Sharded weights (FSDP2, ``DTensor`` parameters sharded on a 1-D mesh): each rank
@@ -10,11 +13,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.distributed.tensor import DTensor, Shard
+
+from .validation import one_of
 
 MODES = ("per_replica", "synchronized")
 BUCKET_BYTES = 25 * 2**20  # DDP's default bucket size
@@ -26,8 +32,7 @@ PER_REPLICA_SHARDED = (
 
 
 def validate_mode(mode: str | None) -> None:
-    if mode is not None and mode not in MODES:
-        raise ValueError(f"distributed={mode!r} must be None or one of {', '.join(MODES)}")
+    one_of("distributed", mode, MODES, none_ok=True)
     if mode is not None and not (dist.is_available() and dist.is_initialized()):
         raise ValueError(
             f"distributed={mode!r} needs torch.distributed initialised first "
@@ -97,3 +102,60 @@ def all_reduce_mean_(
         torch._foreach_copy_(bucket, [c.view_as(t) for c, t in zip(chunks, bucket, strict=True)])
         calls += 1
     return calls
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How one step's gradients and norms become global, for the parameters it covers.
+
+    * ``local`` (one process, or ``distributed=None``): nothing to do.
+    * ``per_replica``: each replica perturbs with its own gradient; the replicas only
+      agree on skipping (one 4-byte all-reduce), and every replica takes the second
+      pass even at ``g = 0``, since the others' second pass all-reduces with it.
+    * ``synchronized``: the ascent gradients are averaged over the replicas (bucketed
+      all-reduces) before anything else: one process on the concatenated batch.
+    * ``sharded`` (FSDP2 ``DTensor`` parameters, whatever the mode): the gradients are
+      already global; squared norms are summed over the shards.
+    """
+
+    case: str
+    group: dist.ProcessGroup | None = None
+
+    @classmethod
+    def of(
+        cls, params: list[Tensor], mode: str | None, process_group: dist.ProcessGroup | None
+    ) -> Reduction:
+        shards = shard_group(params)
+        if shards is not None:
+            if mode == "per_replica":
+                raise ValueError(PER_REPLICA_SHARDED)
+            return cls("sharded", shards)
+        return cls(mode or "local", process_group)
+
+    @property
+    def lockstep(self) -> bool:
+        """Whether every replica must take the second pass, even with ``g = 0``."""
+        return self.case == "per_replica"
+
+    def gradients_(self, grads: list[Tensor]) -> None:
+        """Average the ascent gradients over the replicas (``synchronized``), in place."""
+        if self.case == "synchronized":
+            all_reduce_mean_(grads, self.group)
+
+    def squares(self, squares: Tensor) -> Tensor:
+        """Global squared norms from this rank's (rows of any shape, summed or flagged)."""
+        if self.case == "sharded":
+            dist.all_reduce(squares, group=self.group)  # ||g||^2 = sum of the shards'
+        elif self.case == "per_replica":
+            # all replicas skip together: a lone skip would leave the others waiting in
+            # the second pass's all-reduce
+            bad = (~torch.isfinite(squares.sum())).float().reshape(1)
+            dist.all_reduce(bad, dist.ReduceOp.MAX, self.group)
+            squares = torch.where(bad.bool(), torch.nan, squares)  # no host sync of its own
+        return squares
+
+    def total(self, squared: Tensor) -> Tensor:
+        """The global value of a squared norm over all parameters (the step's final check)."""
+        if self.case == "sharded":  # all ranks skip together or step together
+            dist.all_reduce(squared, group=self.group)
+        return squared

@@ -17,10 +17,12 @@ from torch import Tensor
 
 
 def squared_norms(tensors: list[Tensor]) -> Tensor:
-    """``sum_i ||x_i||^2`` in fp32 as a 0-dim tensor (no host synchronisation)."""
+    """``sum_i ||x_i||^2`` as a 0-dim tensor (no host synchronisation), accumulated in
+    fp32, or in fp64 when a tensor is fp64."""
     if not tensors:
         return torch.zeros((), dtype=torch.float32)
-    norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
+    wide = any(t.dtype == torch.float64 for t in tensors)
+    norms = torch._foreach_norm(tensors, 2, dtype=torch.float64 if wide else torch.float32)
     device = norms[0].device
     return torch.stack([n.to(device) for n in norms]).square().sum()
 

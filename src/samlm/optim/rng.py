@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 
 
 class RNGReplay:
-    """Snapshot of the CPU generator and the CUDA generators of ``devices``.
+    """Snapshot, at construction, of the CPU generator and the CUDA generators of ``devices``.
 
-    ``replay()`` rewinds to the snapshot (the second pass then draws what the first
-    drew); ``resume()`` puts back the state the first pass left, so the step as a
-    whole consumes the random stream once, like a plain step, and later steps never
+    ``with replay.again():`` runs its body from the snapshot (the second pass draws what
+    the first drew) and, on exit, puts back the state the first pass left, so the step
+    as a whole consumes the random stream once, like a plain step, and later steps never
     reuse its numbers.
     """
 
     def __init__(self, devices: Iterable[torch.device]) -> None:
         self._cuda = sorted({d.index or 0 for d in devices if d.type == "cuda"})
         self._start = self._get()
-        self._after_first: tuple | None = None
 
     def _get(self) -> tuple:
         return torch.get_rng_state(), [torch.cuda.get_rng_state(i) for i in self._cuda]
@@ -30,10 +30,11 @@ class RNGReplay:
         for i, s in zip(self._cuda, cuda, strict=True):
             torch.cuda.set_rng_state(s, i)
 
-    def replay(self) -> None:
-        self._after_first = self._get()
+    @contextlib.contextmanager
+    def again(self) -> Iterator[None]:
+        after_first = self._get()
         self._set(self._start)
-
-    def resume(self) -> None:
-        if self._after_first is not None:
-            self._set(self._after_first)
+        try:
+            yield
+        finally:
+            self._set(after_first)

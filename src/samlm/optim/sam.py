@@ -1,62 +1,32 @@
-"""The SAM optimizer: a thin wrapper that perturbs, restores, and lets a base optimizer step.
+"""The SAM optimizer: a ``torch.optim.Optimizer`` facade over a base optimizer.
 
 One SAM step on weights ``w`` with base optimizer ``B`` (Foret et al. 2021):
 
     g   = grad L(w)
     e   = rho * g / ||g||                   (ASAM: e = rho * T^2 g / ||T g||, T = |w| + eta)
     w  <- B(w, grad L(w + e))               (the gradient is taken at w + e, applied at w)
+
+This module is the bookkeeping (options, parameter groups, state dict); the step
+sequence and its maths are in :mod:`samlm.optim.engine`.
 """
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributed.tensor import DTensor
 
 from . import comm
-from . import functional as F
-from .rng import RNGReplay
+from .engine import Engine, Grads
 from .schedule import Schedule
 from .stats import SAMStats
+from .torch_compat import init_optimizer_machinery
+from .validation import non_negative, positive_int
 
-_HOOK_DICTS = (
-    "_optimizer_step_pre_hooks",
-    "_optimizer_step_post_hooks",
-    "_optimizer_state_dict_pre_hooks",
-    "_optimizer_state_dict_post_hooks",
-    "_optimizer_load_state_dict_pre_hooks",
-    "_optimizer_load_state_dict_post_hooks",
-)
-
-
-def check_non_negative(name: str, value: float, where: str = "") -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}={value!r}{where} must be a finite number >= 0")
-
-
-def _check_sam_part(own: Mapping[str, Any]) -> None:
-    missing = {"step", "skipped_steps", "generator"} - set(own)
-    if missing:
-        raise ValueError(f"SAM state dict lacks {sorted(missing)} under 'sam'")
-
-
-@dataclass
-class _Perturbation:
-    """What ``restore`` needs: the perturbed parameters, the tensors holding their values
-    (the local shards of sharded parameters), the saved values, and (for the cosine
-    statistic) the first-pass gradients with their squared norm."""
-
-    params: list[Tensor]
-    weights: list[Tensor]
-    backups: list[Tensor]
-    first_grads: list[Tensor] | None
-    first_sq: float
+STATE_VERSION = 1  # of SAM's own part of the state dict; 0: samlm 0.1.0 (no "version" key)
+SAM_GROUP_KEYS = ("rho", "adaptive", "eta", "perturb")
 
 
 class SAM(torch.optim.Optimizer):
@@ -132,59 +102,91 @@ class SAM(torch.optim.Optimizer):
             )
         if isinstance(base_optimizer, SAM):
             raise ValueError("base_optimizer is already a SAM; wrap the base optimizer once")
-        check_non_negative("rho", rho)
-        check_non_negative("eta", eta)
+        non_negative("rho", rho)
+        non_negative("eta", eta)
         if max_grad_norm is not None:
-            check_non_negative("max_grad_norm", max_grad_norm)
+            non_negative("max_grad_norm", max_grad_norm)
+        positive_int("interval", interval)
         comm.validate_mode(distributed)
-        self.distributed = distributed
-        self.process_group = process_group
-        self.schedule = Schedule(
-            rho_schedule, warmup_steps, int(interval), float(probability), sam_start_step
-        )
-        if interval != int(interval):
-            raise ValueError(f"interval={interval!r} must be an integer >= 1")
         self.base_optimizer = base_optimizer
-        self.same_dropout = bool(same_dropout)
-        self.max_grad_norm = max_grad_norm
-        self.track_cosine = bool(track_cosine)
-        # torch.optim.Optimizer's machinery, without building new param groups.
-        for name in _HOOK_DICTS:
-            setattr(self, name, OrderedDict())
-        self._patch_step_function()
-        self._warned_capturable_if_run_uncaptured = True
-        self.defaults = {
-            **base_optimizer.defaults,
-            "rho": rho,
-            "adaptive": bool(adaptive),
-            "eta": eta,
-            "perturb": True,
-        }
-        self._link_base()
+        init_optimizer_machinery(self)
+        # SAM's per-group keys join the base optimizer's defaults (add_param_group fills them)
+        sam_defaults = {"rho": rho, "adaptive": bool(adaptive), "eta": eta, "perturb": True}
+        self.defaults.update(sam_defaults)
         for index, group in enumerate(self.param_groups):
             self._configure_group(group, index)
+        self.engine = Engine(
+            lambda: self.base_optimizer.param_groups,
+            self.base_optimizer.step,
+            Schedule(rho_schedule, warmup_steps, interval, float(probability), sam_start_step),
+            seed=seed,
+            same_dropout=bool(same_dropout),
+            max_grad_norm=max_grad_norm,
+            track_cosine=bool(track_cosine),
+            distributed=distributed,
+            process_group=process_group,
+        )
 
-        self._generator = torch.Generator().manual_seed(int(seed))
-        self._step = 0  # steps taken or skipped: the schedules' clock
-        self.skipped_steps = 0  # steps skipped because a gradient was not finite
-        self._decision: bool | None = None  # is the current step a SAM step (cached)
-        self._skip_pending = False
-        self._backup: dict[Tensor, Tensor] = {}
-        self._perturbed: _Perturbation | None = None
-        self.last_stats = SAMStats()
+    # -- the base optimizer's objects, forwarded (never copied) -------------------------------
 
-    # -- parameter groups -------------------------------------------------------------
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.base_optimizer.param_groups
 
-    def _link_base(self) -> None:
-        self.param_groups = self.base_optimizer.param_groups
-        self.state = self.base_optimizer.state
+    @param_groups.setter
+    def param_groups(self, value: list[dict[str, Any]]) -> None:
+        self.base_optimizer.param_groups = value
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        return self.base_optimizer.state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self.base_optimizer.state = value
+
+    @property
+    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
+        return self.base_optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, value: dict[str, Any]) -> None:
+        self.base_optimizer.defaults = value
+
+    # -- options (read from the engine, which uses them) --------------------------------------
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.engine.schedule
+
+    @property
+    def same_dropout(self) -> bool:
+        return self.engine.same_dropout
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        return self.engine.max_grad_norm
+
+    @property
+    def track_cosine(self) -> bool:
+        return self.engine.track_cosine
+
+    @property
+    def distributed(self) -> str | None:
+        return self.engine.distributed
+
+    @property
+    def process_group(self) -> Any:
+        return self.engine.process_group
+
+    # -- parameter groups ---------------------------------------------------------------------
 
     def _configure_group(self, group: dict[str, Any], index: int) -> None:
-        for name in ("rho", "adaptive", "eta", "perturb"):
+        for name in SAM_GROUP_KEYS:
             group.setdefault(name, self.defaults[name])
         where = f" (param group {index})"
-        check_non_negative("rho", group["rho"], where)
-        check_non_negative("eta", group["eta"], where)
+        non_negative("rho", group["rho"], where)
+        non_negative("eta", group["eta"], where)
         group.setdefault("initial_lr", float(group["lr"]))
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -195,13 +197,25 @@ class SAM(torch.optim.Optimizer):
         """Every parameter of every group that requires a gradient, in group order."""
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
 
-    # -- the step -----------------------------------------------------------------------
+    def devices(self) -> set[torch.device]:
+        return self.engine.devices()
+
+    # -- the step (the engine's) --------------------------------------------------------------
+
+    @property
+    def last_stats(self) -> SAMStats:
+        """What the current (or last) step measured; see :class:`SAMStats`."""
+        return self.engine.stats
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped so far because a gradient was not finite."""
+        return self.engine.skipped_steps
 
     def is_sam_step(self) -> bool:
-        """Whether the current step perturbs (decided once per step by the schedule)."""
-        if self._decision is None:
-            self._decision = self.schedule.is_sam_step(self._step, self._generator)
-        return self._decision
+        """Whether the current step perturbs (the schedule says so and some perturbed
+        group's radius is > 0; decided once per step). Plain steps cost one pass."""
+        return self.engine.is_sam_step()
 
     @property
     def step_skipped(self) -> bool:
@@ -210,21 +224,23 @@ class SAM(torch.optim.Optimizer):
         Cleared by the step and by ``zero_grad()`` (the start of a new step); it survives
         further micro-batches of the same step.
         """
-        return self._skip_pending
+        return self.engine.skip_pending
 
     @property
     def is_perturbed(self) -> bool:
         """True between a successful ``perturb()`` and ``restore()``."""
-        return self._perturbed is not None
+        return self.engine.perturbed
+
+    def backup_bytes(self) -> int:
+        """Bytes SAM holds beyond the base optimizer: the buffers saving ``w`` during a
+        perturbation (one per perturbed parameter, allocated at the first SAM step)."""
+        return self.engine.backup_bytes()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        self._skip_pending = False
-        super().zero_grad(set_to_none)
+        self.engine.new_step()
+        self.base_optimizer.zero_grad(set_to_none)
 
-    @torch.no_grad()
-    def perturb(
-        self, grads: Mapping[Tensor, Tensor | None] | None = None, *, loss: Tensor | None = None
-    ) -> bool:
+    def perturb(self, grads: Grads | None = None, *, loss: Tensor | None = None) -> bool:
         """Move the weights to ``w + e``; return whether a second pass is needed.
 
         ``grads`` maps parameters to their ascent gradients (default: ``p.grad``).
@@ -232,170 +248,35 @@ class SAM(torch.optim.Optimizer):
         ``rho == 0``, zero gradient) and on a non-finite gradient, which also marks
         the step as skipped (``step()`` will not update; ``skipped_steps`` counts it).
         """
-        if self._perturbed is not None:
-            raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
-        stats = self.last_stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
-        if not self.is_sam_step():
-            return False
-        chosen: list[tuple[float, float | None, list[Tensor], list[Tensor]]] = []
-        for group in self.param_groups:
-            rho = self.schedule.rho(group, self._step)
-            if not group["perturb"] or rho == 0.0:
-                continue
-            params, gs = [], []
-            for p in group["params"]:
-                g = p.grad if grads is None else grads.get(p)
-                if g is not None:
-                    params.append(p)
-                    gs.append(g)
-            if params:
-                chosen.append((rho, float(group["eta"]) if group["adaptive"] else None, params, gs))
-        shards = comm.shard_group([p for *_, params, _ in chosen for p in params])
-        if shards is not None and self.distributed == "per_replica":
-            raise ValueError(comm.PER_REPLICA_SHARDED)
-        if self.distributed == "synchronized" and shards is None:
-            comm.all_reduce_mean_([g for *_, gs in chosen for g in gs], self.process_group)
-        groups = [
-            F.ascent_group([comm.local(p) for p in params], [comm.local(g) for g in gs], rho, eta)
-            for rho, eta, params, gs in chosen
-        ]
-        rows = [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]) for a in groups]
-        squares = torch.stack(rows) if rows else torch.zeros(0, 3)
-        if shards is not None:
-            torch.distributed.all_reduce(squares, group=shards)  # ||g||^2 = sum of the shards'
-        elif self.distributed == "per_replica":
-            # all replicas skip together: a lone skip would leave the others waiting in the
-            # second pass's all-reduce
-            bad = (~torch.isfinite(squares[:, 1].sum())).float().reshape(1)
-            torch.distributed.all_reduce(bad, torch.distributed.ReduceOp.MAX, self.process_group)
-            squares = torch.where(bad.bool(), math.nan, squares)  # no host sync of its own
-        squares_host = squares.cpu().tolist()  # the ascent's one host synchronisation
-        scaled_norm = math.sqrt(sum(row[1] for row in squares_host))
-        if not math.isfinite(scaled_norm):
-            self.skipped_steps += 1
-            stats.skipped_steps = self.skipped_steps
-            self._skip_pending = True
-            return False
-        if scaled_norm == 0.0 and self.distributed != "per_replica":
-            return False
-        params_all: list[Tensor] = []
-        weights: list[Tensor] = []
-        backups: list[Tensor] = []
-        first_grads: list[Tensor] = []
-        # (per replica, a replica with g = 0 stays at w but still takes the second pass)
-        moved = zip(groups, chosen, strict=True) if scaled_norm > 0.0 else ()
-        for a, (*_, params, _) in moved:
-            group_backups = [self._backup_of(p, w) for p, w in zip(params, a.params, strict=True)]
-            F.backup_and_perturb(a, group_backups, scaled_norm)
-            params_all += params
-            weights += a.params
-            backups += group_backups
-            first_grads += a.grads
-        grad_norm = math.sqrt(sum(row[0] for row in squares_host))
-        e_sq = sum(a.rho**2 * row[2] for a, row in zip(groups, squares_host, strict=True))
-        e_norm = math.sqrt(e_sq) / (scaled_norm or 1.0)
-        stats.sam_step = True
-        stats.rho = max(a.rho for a in groups) if groups else 0.0
-        stats.grad_norm = grad_norm
-        stats.perturbation_norm = e_norm
-        self._perturbed = _Perturbation(
-            params_all, weights, backups, first_grads if self.track_cosine else None, grad_norm**2
-        )
-        return True
+        return self.engine.perturb(grads, loss=loss)
 
-    def _backup_of(self, p: Tensor, weight: Tensor) -> Tensor:
-        """The buffer saving parameter ``p``, shaped like ``weight`` (its local shard)."""
-        buf = self._backup.get(p)
-        if (
-            buf is None
-            or buf.shape != weight.shape
-            or buf.dtype != weight.dtype
-            or buf.device != weight.device
-        ):
-            buf = torch.empty_like(weight, memory_format=torch.preserve_format)
-            self._backup[p] = buf
-        return buf
-
-    @torch.no_grad()
     def restore(self, *, loss: Tensor | None = None) -> None:
         """Copy the saved weights back (bitwise exact); no-op when not perturbed.
 
         ``loss`` is L(w + e), recorded in ``last_stats``.
         """
-        if self._perturbed is None:
-            return
-        state, self._perturbed = self._perturbed, None
-        if loss is not None:
-            self.last_stats.loss_perturbed = loss.detach()
-        if state.first_grads is not None:
-            second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
-            # the first-pass gradients are dead after the perturbation: reuse them in place,
-            # unless zero_grad(set_to_none=False) made the second pass accumulate into them
-            if all(
-                g is not None and g is not f for g, f in zip(second, state.first_grads, strict=True)
-            ):
-                sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
-                self.last_stats._polarisation = (sum_sq, state.first_sq, second_sq)
-        F.restore(state.weights, state.backups)
-
-    @torch.no_grad()
-    def _finish_step(self) -> None:
-        """Clip, check, and let the base optimizer step with the gradients in ``p.grad``."""
-        skip = self._skip_pending
-        if not skip:
-            params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
-            if self.max_grad_norm is not None:
-                total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
-                if isinstance(total, DTensor):
-                    total = total.full_tensor()  # all ranks see the global norm
-            else:
-                total = F.squared_norms([comm.local(p.grad) for p in params])
-                shards = comm.shard_group(params)
-                if shards is not None:  # all ranks skip together or step together
-                    torch.distributed.all_reduce(total, group=shards)
-            if not math.isfinite(total.item()):
-                skip = True
-                self.skipped_steps += 1
-        if not skip:
-            self.base_optimizer.step()
-        self.last_stats.skipped_steps = self.skipped_steps
-        self._skip_pending = False
-        self._decision = None
-        self._step += 1
+        self.engine.restore(loss=loss)
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:  # type: ignore[override]
         """One optimizer step.
 
         With a ``closure``: ``L(w)`` and ``g`` by the closure, ``perturb``, the closure
         again at ``w + e`` (with the same dropout masks when ``same_dropout``),
-        ``restore``, clip, base step; returns ``L(w)``. Without: restore if perturbed,
-        then clip and step with the gradients in ``p.grad``.
+        ``restore``, clip, base step; returns ``L(w)``. A plain step calls the closure
+        once. Without: restore if perturbed, then clip and step with the gradients in
+        ``p.grad``.
         """
-        if closure is None:
-            self.restore()
-            self._finish_step()
-            return None
-        closure = torch.enable_grad()(closure)
-        rng = RNGReplay(self.devices()) if self.same_dropout and self.is_sam_step() else None
-        loss = closure()
-        if self.perturb(loss=loss.detach() if isinstance(loss, Tensor) else loss):
-            if rng is not None:
-                rng.replay()
-            loss_perturbed = closure()
-            if rng is not None:
-                rng.resume()
-            self.restore(loss=loss_perturbed)
-        self._finish_step()
-        return loss
+        if closure is not None:
+            return self.engine.closure_step(closure)
+        self.engine.finish()
+        return None
 
-    def devices(self) -> set[torch.device]:
-        return {p.device for g in self.param_groups for p in g["params"]}
-
-    # -- checkpoints ----------------------------------------------------------------------
+    # -- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """The base optimizer's state plus SAM's counters and generator."""
-        if self._perturbed is not None:
+        """The base optimizer's state, and SAM's: a format version, the schedules' clock,
+        the skipped-step count and SAM's generator."""
+        if self.engine.perturbed:
             raise RuntimeError(
                 "SAM.state_dict() called while the weights are perturbed (between perturb() and "
                 "restore()): restore first, so the checkpoint holds w and not w + e"
@@ -403,9 +284,10 @@ class SAM(torch.optim.Optimizer):
         return {
             "base": self.base_optimizer.state_dict(),
             "sam": {
-                "step": self._step,
-                "skipped_steps": self.skipped_steps,
-                "generator": self._generator.get_state(),
+                "version": STATE_VERSION,
+                "step": self.engine.clock,
+                "skipped_steps": self.engine.skipped_steps,
+                "generator": self.engine.generator.get_state(),
             },
         }
 
@@ -416,22 +298,31 @@ class SAM(torch.optim.Optimizer):
                 f"not a SAM state dict: expected the keys 'base' and 'sam', got {keys} "
                 "(a base optimizer's state dict loads into the base optimizer)"
             )
-        if self._perturbed is not None:
+        if self.engine.perturbed:
             raise RuntimeError("SAM.load_state_dict() called while the weights are perturbed")
         _check_sam_part(state_dict["sam"])
         self.base_optimizer.load_state_dict(state_dict["base"])
         self.load_sam_state(state_dict["sam"])
 
     def load_sam_state(self, own: Mapping[str, Any]) -> None:
-        """Load SAM's own part of a state dict (``state_dict()["sam"]``): the schedule's
-        clock, the skipped-step count and the generator; the base optimizer is untouched."""
+        """Load SAM's own part of a state dict (``state_dict()["sam"]``), of this release or
+        an older one (missing keys take their defaults: clock 0, no skipped step, the
+        generator as seeded); the base optimizer is untouched."""
         _check_sam_part(own)
-        self._link_base()  # loading the base optimizer's state gives it new group dicts
-        self._step = int(own["step"])
-        self.skipped_steps = int(own["skipped_steps"])
-        self._generator.set_state(own["generator"])
-        self._decision = None
-        self._skip_pending = False
+        self.engine.reset(int(own.get("step", 0)), int(own.get("skipped_steps", 0)))
+        if "generator" in own:
+            self.engine.generator.set_state(own["generator"])
 
     def __repr__(self) -> str:
         return f"SAM({self.base_optimizer!r}, schedule={self.schedule})"
+
+
+def _check_sam_part(own: Any) -> None:
+    if not isinstance(own, Mapping):
+        raise ValueError(f"SAM state dict: 'sam' must be a mapping, got {type(own).__name__}")
+    version = own.get("version", 0)
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise ValueError(
+            f"SAM state dict version {version!r} is newer than this samlm's ({STATE_VERSION}): "
+            "upgrade samlm to load it"
+        )

@@ -15,11 +15,12 @@ step count alone (SAM's clock, saved in its ``state_dict``) and of SAM's generat
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from .validation import in_interval, one_of, positive_int
 
 RHO_SCHEDULES = ("constant", "lr", "warmup")
 
@@ -33,21 +34,14 @@ class Schedule:
     sam_start_step: int = 0
 
     def __post_init__(self) -> None:
-        if self.rho_schedule not in RHO_SCHEDULES:
-            raise ValueError(
-                f"rho_schedule={self.rho_schedule!r} is not one of {', '.join(RHO_SCHEDULES)}"
-            )
+        one_of("rho_schedule", self.rho_schedule, RHO_SCHEDULES)
         if self.rho_schedule == "warmup" and self.warmup_steps < 1:
             raise ValueError(
                 f"warmup_steps={self.warmup_steps} must be >= 1 with rho_schedule='warmup'"
             )
-        if self.interval < 1:
-            raise ValueError(f"interval={self.interval} must be an integer >= 1")
-        if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"probability={self.probability} must be in [0, 1]")
-        start = self.sam_start_step
-        if not (isinstance(start, numbers.Integral) and not isinstance(start, bool) and start >= 0):
-            raise ValueError(f"sam_start_step={start!r} must be an integer >= 0")
+        positive_int("interval", self.interval)
+        in_interval("probability", self.probability, 0.0, 1.0)
+        positive_int("sam_start_step", self.sam_start_step, minimum=0)
 
     def rho(self, group: dict[str, Any], step: int) -> float:
         """The group's radius at step ``step`` (0-based)."""

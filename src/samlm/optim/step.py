@@ -7,8 +7,10 @@ then into *units*, each perturbed on its own:
 * ``accumulation="global"`` (and ``m == 1``): one unit of all micro-batches. Clean
   gradients of all micro-batches give one ``e``; all micro-batches run again at
   ``w + e``. Cost: 2k forward-backward passes of micro-batch size, peak memory of one.
-* ``accumulation="per_microbatch"``, or ``m > 1`` (m-sharpness): each micro-batch is
-  split into ``m`` chunks and every chunk is a unit (perturb, backward, restore).
+* ``accumulation="per_microbatch"``, or m-sharpness: each micro-batch is split into
+  chunks and every chunk is a unit (perturb, backward, restore). ``m_examples`` is
+  Foret et al.'s m, the examples per chunk (a micro-batch of ``b`` examples gives
+  ``ceil(b / m_examples)`` chunks); ``m`` is the number of chunks per micro-batch.
   Cost: 2km passes of chunk size; the ascent gradients of different units are
   never summed, so the first pass needs one transient gradient buffer.
 
@@ -29,6 +31,7 @@ is global), with the gradients the step has accumulated so far set aside meanwhi
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,31 +41,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import comm
 from .batching import batch_size, head, split_batch
-from .rng import RNGReplay
 from .sam import SAM
-from .stats import SAMStats
-
-ACCUMULATION_MODES = ("global", "per_microbatch")
-
-
-def validate_step_options(
-    ascent_fraction: float, m: int, accumulation_steps: int, accumulation: str
-) -> None:
-    if not 0.0 < ascent_fraction <= 1.0:
-        raise ValueError(f"ascent_fraction={ascent_fraction!r} must be in (0, 1]")
-    if not (isinstance(m, int) and m >= 1):
-        raise ValueError(f"m={m!r} must be an integer >= 1")
-    if not (isinstance(accumulation_steps, int) and accumulation_steps >= 1):
-        raise ValueError(f"accumulation_steps={accumulation_steps!r} must be an integer >= 1")
-    if accumulation not in ACCUMULATION_MODES:
-        raise ValueError(
-            f"accumulation={accumulation!r} must be one of {', '.join(ACCUMULATION_MODES)}"
-        )
-    if m > 1 and accumulation_steps > 1 and accumulation == "global":
-        raise ValueError(
-            f"m={m} with accumulation='global' and accumulation_steps={accumulation_steps}: "
-            "m-sharpness perturbs chunks separately; use accumulation='per_microbatch'"
-        )
+from .validation import step_options
 
 
 def sam_step(
@@ -72,6 +52,7 @@ def sam_step(
     *,
     ascent_fraction: float = 1.0,
     m: int = 1,
+    m_examples: int | None = None,
     accumulation_steps: int = 1,
     accumulation: str = "global",
     scaler: torch.amp.GradScaler | None = None,
@@ -81,12 +62,15 @@ def sam_step(
 
     ``loss_fn(batch_slice)`` must return the mean loss over the slice (it runs the
     forward pass, under autocast if wanted). Returns ``L(w)`` on the ascent examples
-    of a SAM step, or on the whole batch on a plain step (the schedule's other steps
-    cost one forward-backward). With ``scaler``, losses are scaled, the base step goes
-    through ``scaler.step`` and ``scaler.update`` (skipped on inf, scale lowered).
-    ``model`` is the wrapped model ``loss_fn`` runs (DDP or FSDP2), if any.
+    of a SAM step, or on the whole batch on a plain step (the schedule's other steps,
+    and ``rho == 0``, cost one forward-backward). With ``scaler``, losses are scaled,
+    the base step goes through ``scaler.step`` and ``scaler.update`` (skipped on inf,
+    scale lowered). ``model`` is the wrapped model ``loss_fn`` runs (DDP or FSDP2), if any.
+    ``m`` (chunks per micro-batch) or ``m_examples`` (examples per chunk, the paper's m):
+    m-sharpness, see the module's description.
     """
-    validate_step_options(ascent_fraction, m, accumulation_steps, accumulation)
+    step_options(ascent_fraction, m, accumulation_steps, accumulation, m_examples)
+    engine = optimizer.engine
     no_sync = replica_no_sync(optimizer, model)
     n = batch_size(batch)
     micro = split_batch(batch, accumulation_steps)
@@ -105,35 +89,41 @@ def sam_step(
 
     if not optimizer.is_sam_step():
         loss = descend(micro, last=True)
-        optimizer.last_stats = SAMStats(skipped_steps=optimizer.skipped_steps, loss=loss)
+        engine.plain(loss)
         _base_step(optimizer, scaler)
         return loss
 
-    if accumulation == "global" and m == 1:
-        units = [micro]
-    else:
-        units = [[chunk] for mb, _ in micro for chunk in split_batch(mb, m)]
+    units = _units(micro, m, m_examples, accumulation)
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
     for index, unit in enumerate(units):
-        rng = RNGReplay(optimizer.devices()) if optimizer.same_dropout else None
-        unit_loss, grads = ascend(optimizer, loss_fn, unit, ascent_fraction, scale, no_sync)
-        loss_w = loss_w + unit_loss * (sum(size for _, size in unit) / n)
-        if optimizer.step_skipped:
-            _skip(optimizer, scaler, grads)
+        done = engine.unit(
+            lambda unit=unit: ascent_gradients(
+                optimizer, loss_fn, unit, ascent_fraction, scale, no_sync
+            ),
+            lambda unit=unit, index=index: descend(unit, last=index == len(units) - 1),
+        )
+        loss_w = loss_w + done.loss * (sum(size for _, size in unit) / n)
+        if done.skipped:
+            _skip(optimizer, scaler, done.ascent_grads)  # type: ignore[arg-type]
             return loss_w  # type: ignore[return-value]
-        del grads  # free before the second pass, whose gradients can reuse the memory
-        if optimizer.is_perturbed and rng is not None:
-            rng.replay()
-        loss_p = loss_p + descend(unit, last=index == len(units) - 1)
-        if optimizer.is_perturbed and rng is not None:
-            rng.resume()
-        optimizer.restore()
-    optimizer.last_stats.loss = loss_w
-    optimizer.last_stats.loss_perturbed = loss_p
-    optimizer.last_stats.same_examples = ascent_fraction == 1.0
+        loss_p = loss_p + done.loss_perturbed
+    engine.record_losses(loss_w, loss_p, same_examples=ascent_fraction == 1.0)
     _base_step(optimizer, scaler)
     return loss_w  # type: ignore[return-value]
+
+
+def _units(
+    micro: list[tuple[Any, int]], m: int, m_examples: int | None, accumulation: str
+) -> list[list[tuple[Any, int]]]:
+    """The step's units: all micro-batches together, or every chunk of every micro-batch."""
+    if accumulation == "global" and m == 1 and m_examples is None:
+        return [micro]
+    return [
+        [chunk]
+        for mb, size in micro
+        for chunk in split_batch(mb, m if m_examples is None else math.ceil(size / m_examples))
+    ]
 
 
 def ascend(
@@ -144,15 +134,30 @@ def ascend(
     scale: Callable[[Tensor], Tensor] = lambda x: x,
     no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> tuple[Tensor, dict[Tensor, Tensor | None]]:
-    """The ascent half of a SAM step: ``e`` from the first ``ascent_fraction`` of each
-    ``(batch, size)`` in ``unit`` (weighted by size), then ``optimizer.perturb``.
+    """The ascent half of a SAM step, for a loop of one's own: :func:`ascent_gradients`,
+    then ``optimizer.perturb`` with them (``optimizer.is_perturbed`` then tells whether
+    a second pass is due; ``optimizer.step_skipped`` whether the gradient was not finite).
+    Returns what :func:`ascent_gradients` returns."""
+    loss, grads = ascent_gradients(optimizer, loss_fn, unit, ascent_fraction, scale, no_sync)
+    optimizer.perturb(grads)
+    return loss, grads
+
+
+def ascent_gradients(
+    optimizer: SAM,
+    loss_fn: Callable[[Any], Tensor],
+    unit: list[tuple[Any, int]],
+    ascent_fraction: float = 1.0,
+    scale: Callable[[Tensor], Tensor] = lambda x: x,
+    no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> tuple[Tensor, dict[Tensor, Tensor | None]]:
+    """The ascent pass of a unit: the gradient of the first ``ascent_fraction`` of each
+    ``(batch, size)`` in ``unit`` (weighted by size); returns ``(L(w), {p: g})``.
 
     The gradients come from ``torch.autograd.grad``, so ``p.grad`` (which may hold
     accumulated SAM gradients) is untouched; each forward and backward runs under
     ``no_sync()``. Sharded (FSDP2) parameters take their gradients from FSDP's own
-    backward instead, with ``p.grad`` set aside and put back. Returns the size-weighted
-    mean ascent loss and the ascent gradients (a caller shows them to a GradScaler when
-    the step is skipped); ``optimizer.is_perturbed`` tells whether a second pass is due.
+    backward instead, with ``p.grad`` set aside and put back.
     """
     params = optimizer.trainable_params()
     sharded = comm.shard_group(params) is not None
@@ -178,9 +183,7 @@ def ascend(
     finally:
         for p, g in zip(params if sharded else [], kept, strict=True):
             p.grad = g
-    grad_map = dict(zip(params, grads or [], strict=True))
-    optimizer.perturb(grad_map)
-    return loss_w, grad_map  # type: ignore[return-value]
+    return loss_w, dict(zip(params, grads or [], strict=True))  # type: ignore[return-value]
 
 
 def replica_no_sync(

@@ -38,6 +38,7 @@ class TrainConfig:
     eta: float = 0.01
     ascent_fraction: float = 1.0
     m: int = 1
+    m_examples: int | None = None
     interval: int = 1
     probability: float = 1.0
     rho_schedule: str = "constant"
@@ -118,6 +119,7 @@ class TrainConfig:
             eta=self.eta,
             ascent_fraction=self.ascent_fraction,
             m=self.m,
+            m_examples=self.m_examples,
             interval=self.interval,
             probability=self.probability,
             rho_schedule=self.rho_schedule,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..optim.comm import MODES
-from ..optim.sam import check_non_negative
 from ..optim.schedule import Schedule
-from ..optim.step import validate_step_options
+from ..optim.validation import non_negative, one_of, positive_int, step_options
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class SAMConfig:
     ``rho``, ``adaptive``/``eta`` (ASAM), the schedules (``rho_schedule``,
     ``warmup_steps``, ``interval``, ``probability``, ``sam_start_step``: plain steps
     of the base optimizer before SAM starts) and ``same_dropout`` go to
-    :class:`samlm.SAM`; ``ascent_fraction`` and ``m`` shape each micro-batch's step
+    :class:`samlm.SAM`; ``ascent_fraction`` and ``m`` (chunks per micro-batch) or
+    ``m_examples`` (examples per chunk, Foret et al.'s m) shape each micro-batch's step
     (Bahri et al. 2022 take the ascent on a quarter of the batch); with
     ``exclude_bias_and_norm`` the Trainer's no-decay group (biases, LayerNorm
     weights) is left out of the perturbation, ``exclude_embeddings`` leaves the
@@ -34,6 +35,7 @@ class SAMConfig:
     eta: float = 0.01
     ascent_fraction: float = 1.0
     m: int = 1
+    m_examples: int | None = None
     interval: int = 1
     probability: float = 1.0
     sam_start_step: int = 0
@@ -48,8 +50,9 @@ class SAMConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_non_negative("rho", self.rho)
-        check_non_negative("eta", self.eta)
+        non_negative("rho", self.rho)
+        non_negative("eta", self.eta)
+        positive_int("interval", self.interval)
         Schedule(
             self.rho_schedule,
             self.warmup_steps,
@@ -57,9 +60,14 @@ class SAMConfig:
             self.probability,
             self.sam_start_step,
         )
-        validate_step_options(self.ascent_fraction, self.m, 1, "per_microbatch")
-        if self.distributed not in MODES:
-            raise ValueError(f"distributed={self.distributed!r} must be one of {', '.join(MODES)}")
+        step_options(self.ascent_fraction, self.m, 1, "per_microbatch", self.m_examples)
+        one_of("distributed", self.distributed, MODES)
+
+    def chunks(self, n: int) -> int:
+        """How many chunks (units) a micro-batch of ``n`` examples is split into."""
+        if self.m_examples is not None:
+            return math.ceil(n / self.m_examples)
+        return min(self.m, n)
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`samlm.SAM`."""

@@ -25,10 +25,9 @@ from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
 
 from ..optim.batching import batch_size, split_batch
 from ..optim.groups import head_parameters, sam_param_groups
-from ..optim.rng import RNGReplay
 from ..optim.sam import SAM
 from ..optim.stats import SAMStats
-from ..optim.step import ascend
+from ..optim.step import ascent_gradients
 from .config import SAMConfig
 
 STAT_KEYS = ("loss_perturbed", "sharpness", "grad_norm", "perturbation_norm", "cosine")
@@ -115,13 +114,14 @@ class SAMTrainerMixin:
         if sam is None or not sam.is_sam_step():
             loss = super().training_step(model, inputs, num_items_in_batch)
             if sam is not None:
-                self._record(SAMStats(skipped_steps=sam.skipped_steps, loss=self._sam_raw_loss))
+                sam.engine.plain(self._sam_raw_loss)
+                self._record(sam.last_stats)
             return loss
         model.train()
         inputs = self._prepare_inputs(inputs)
         cfg = self.sam_config
         n = batch_size(inputs)
-        chunks = split_batch(inputs, min(cfg.m, n))
+        chunks = split_batch(inputs, cfg.chunks(n))
         scaler = getattr(self.accelerator, "scaler", None)
         scale = scaler.scale if scaler is not None else (lambda x: x)
 
@@ -132,42 +132,42 @@ class SAMTrainerMixin:
             with self.compute_loss_context_manager():
                 return self.compute_loss(model, batch)
 
-        loss_w: Tensor | float = 0.0
-        loss_p: Tensor | float = 0.0
-        reported: Tensor | float = 0.0
-        for index, (chunk, size) in enumerate(chunks):
-            rng = RNGReplay(sam.devices()) if sam.same_dropout else None
-            ascent_loss, grads = ascend(
-                sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale, no_sync
-            )
-            loss_w = loss_w + ascent_loss * (size / n)
-            if sam.step_skipped:
-                for p, g in grads.items():  # the scaler (or the step's own check) sees the inf
-                    p.grad = g
-                self._record(sam.last_stats)
-                return torch.full((), float("nan"), device=ascent_loss.device)
-            del grads  # free before the second pass, whose gradients can reuse the memory
-            if sam.is_perturbed and rng is not None:
-                rng.replay()
-            # one chunk: exactly the Trainer's own step; m chunks: mean losses weighted by size
+        def descent(chunk: dict[str, Any], size: int, last: bool) -> Tensor:
+            """The Trainer's own step at w + e (loss scaling, fp16 scaler, backward); one
+            chunk: exactly the Trainer's; m chunks: mean losses weighted by size, and DDP
+            all-reduces once per micro-batch, after its last chunk."""
             self._sam_loss_weight = 1.0 if len(chunks) == 1 else size / n
-            # DDP all-reduces once per micro-batch, after its last chunk
-            last = index == len(chunks) - 1
             try:
                 with contextlib.nullcontext() if last else no_sync():
-                    reported = reported + super().training_step(
+                    reported = super(SAMTrainerMixin, self).training_step(
                         model, chunk, num_items_in_batch if len(chunks) == 1 else None
                     )
             finally:
                 self._sam_loss_weight = 1.0
+            return reported
+
+        loss_w: Tensor | float = 0.0
+        loss_p: Tensor | float = 0.0
+        reported: Tensor | float = 0.0
+        for index, (chunk, size) in enumerate(chunks):
+            done = sam.engine.unit(
+                lambda chunk=chunk, size=size: ascent_gradients(
+                    sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale, no_sync
+                ),
+                lambda chunk=chunk, size=size, index=index: descent(
+                    chunk, size, index == len(chunks) - 1
+                ),
+            )
+            loss_w = loss_w + done.loss * (size / n)
+            if done.skipped:
+                for p, g in done.ascent_grads.items():  # the scaler (or the step's check) sees it
+                    p.grad = g
+                self._record(sam.last_stats)
+                return torch.full((), float("nan"), device=done.loss.device)
+            reported = reported + done.loss_perturbed
             loss_p = loss_p + self._sam_raw_loss * (size / n)
-            if sam.is_perturbed and rng is not None:
-                rng.resume()
-            sam.restore()
-        stats = sam.last_stats
-        stats.loss, stats.loss_perturbed = loss_w, loss_p
-        stats.same_examples = cfg.ascent_fraction == 1.0
-        self._record(stats)
+        sam.engine.record_losses(loss_w, loss_p, same_examples=cfg.ascent_fraction == 1.0)
+        self._record(sam.last_stats)
         # the Trainer logs L(w), on the scale it gives its own losses (accumulation, num_items)
         return (loss_w * (reported / loss_p)).detach()
 

@@ -1,0 +1,371 @@
+"""The SAM step engine: the one place where a step's sequence runs and its stats are kept.
+
+A step is zero or more *units* (one perturbation each), then ``finish``. One unit
+(Foret et al. 2021):
+
+    L, g  = ascent()                         g = grad L(w): a map, or left in p.grad
+    e     = rho * g / ||g||                  (ASAM: rho * T^2 g / ||T g||, T = |w| + eta)
+            -- a non-finite ||g|| marks the step skipped; the unit stops here
+    w    <- w + e                            (w saved to a backup buffer)
+    L_p   = descent()                        at w + e, the same dropout masks if asked;
+                                             its gradients accumulate in p.grad
+    w    <- backup                           (restore, bitwise)
+
+``finish``: clip ``p.grad`` (``max_grad_norm``), skip on a non-finite gradient, let the
+base optimizer step, advance the clock. A plain step (the schedule's other steps, or
+``rho == 0``) has no unit: one forward-backward, then ``finish``.
+
+:meth:`Engine.perturb` is itself three parts: collect the perturbed groups' gradients,
+make their norms global (:class:`comm.Reduction`), apply ``e``. :class:`samlm.SAM`,
+:func:`samlm.sam_step` and ``SAMTrainer`` all take their steps through an ``Engine``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.distributed.tensor import DTensor
+
+from . import comm
+from . import functional as F
+from .rng import RNGReplay
+from .schedule import Schedule
+from .stats import SAMStats
+
+Grads = Mapping[Tensor, Tensor | None]
+
+
+@dataclass
+class Unit:
+    """What one unit gave: ``L(w)`` (as the ascent returned it), ``L(w + e)`` (``None``
+    when no second pass ran), and, when the step was skipped, the ascent gradients (a
+    GradScaler must see them to lower its scale)."""
+
+    loss: Any
+    loss_perturbed: Any = None
+    skipped: bool = False
+    ascent_grads: Grads | None = None
+
+
+@dataclass
+class _Group:
+    """A perturbed group's share of the ascent, as collected."""
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    rho: float
+    eta: float | None  # None: SAM; a float: ASAM's eta
+
+
+@dataclass
+class _Perturbation:
+    """What ``restore`` needs: the perturbed parameters, the tensors holding their values
+    (the local shards of sharded parameters), the saved values, and (for the cosine
+    statistic) the first-pass gradients with their squared norm."""
+
+    params: list[Tensor]
+    weights: list[Tensor]
+    backups: list[Tensor]
+    first_grads: list[Tensor] | None
+    first_sq: float
+
+
+def _own_work(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the wall time of ``method`` to ``Engine.own_seconds`` when ``Engine.timing``
+    (the outermost timed call only, so ``finish`` calling ``restore`` counts once)."""
+
+    @functools.wraps(method)
+    def timed(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        if not self.timing or self._timing_depth:
+            return method(self, *args, **kwargs)
+        self._timing_depth += 1
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.own_seconds += time.perf_counter() - start
+            self._timing_depth -= 1
+
+    return timed
+
+
+def _detach(loss: Any) -> Any:
+    return loss.detach() if isinstance(loss, Tensor) else loss
+
+
+class Engine:
+    """One SAM optimizer's step state (clock, skip flag, backups, statistics) and the
+    step sequence over it.
+
+    ``groups()`` returns the live parameter groups (with ``rho``, ``adaptive``, ``eta``,
+    ``perturb``); ``base_step()`` is the base optimizer's step.
+
+    With ``timing = True``, ``own_seconds`` accumulates the wall time of SAM's own work
+    (``perturb``, ``restore``, ``finish`` less the base optimizer's step); the passes
+    the caller runs are not in it. ``backup_bytes()`` is SAM's own memory.
+    """
+
+    def __init__(
+        self,
+        groups: Callable[[], list[dict[str, Any]]],
+        base_step: Callable[[], Any],
+        schedule: Schedule,
+        *,
+        seed: int = 0,
+        same_dropout: bool = False,
+        max_grad_norm: float | None = None,
+        track_cosine: bool = False,
+        distributed: str | None = None,
+        process_group: Any = None,
+    ) -> None:
+        self.groups = groups
+        self.base_step = base_step
+        self.schedule = schedule
+        self.same_dropout = same_dropout
+        self.max_grad_norm = max_grad_norm
+        self.track_cosine = track_cosine
+        self.distributed = distributed
+        self.process_group = process_group
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.clock = 0  # steps taken or skipped: the schedules' clock
+        self.skipped_steps = 0  # steps skipped because a gradient was not finite
+        self.stats = SAMStats()
+        self._decision: bool | None = None  # is the current step a SAM step (cached)
+        self._skip_pending = False
+        self._backups: dict[Tensor, Tensor] = {}
+        self._pending: _Perturbation | None = None
+        self.timing = False
+        self.own_seconds = 0.0
+        self._timing_depth = 0
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def skip_pending(self) -> bool:
+        return self._skip_pending
+
+    @property
+    def perturbed(self) -> bool:
+        return self._pending is not None
+
+    def devices(self) -> set[torch.device]:
+        return {p.device for g in self.groups() for p in g["params"]}
+
+    def backup_bytes(self) -> int:
+        """Bytes of the buffers holding ``w`` during a perturbation (SAM's own memory)."""
+        return sum(b.numel() * b.element_size() for b in self._backups.values())
+
+    def new_step(self) -> None:
+        """Forget a pending skip: the start of a new step (``zero_grad``)."""
+        self._skip_pending = False
+
+    def reset(self, clock: int, skipped_steps: int) -> None:
+        """Set the counters (a loaded checkpoint) and forget the current step."""
+        self.clock, self.skipped_steps = clock, skipped_steps
+        self._decision = None
+        self._skip_pending = False
+
+    def is_sam_step(self) -> bool:
+        """Whether the current step perturbs: the schedule says so (decided once per step)
+        and some perturbed group has a radius > 0 (else it is a plain step)."""
+        if self._decision is None:
+            sam = self.schedule.is_sam_step(self.clock, self.generator)  # draws first, always
+            self._decision = sam and any(
+                g["perturb"] and self.schedule.rho(g, self.clock) > 0.0 for g in self.groups()
+            )
+        return self._decision
+
+    # -- the sequence -----------------------------------------------------------------------
+
+    def closure_step(self, closure: Callable[[], Any]) -> Any:
+        """A whole step from a closure (zero grads, forward, backward, return the loss)."""
+        closure = torch.enable_grad()(closure)
+        if not self.is_sam_step():
+            loss = closure()
+            self.plain(loss)
+        else:
+            loss = self.unit(lambda: (closure(), None), closure, ascent_in_grad=True).loss
+        self.finish()
+        return loss
+
+    def unit(
+        self,
+        ascent: Callable[[], tuple[Any, Grads | None]],
+        descent: Callable[[], Any],
+        *,
+        ascent_in_grad: bool = False,
+    ) -> Unit:
+        """One unit: ``ascent()`` returns ``(L(w), grads)`` (``grads=None``: they are in
+        ``p.grad``), ``descent()`` runs the second pass and returns ``L(w + e)``.
+
+        Without a perturbation (a zero gradient) the descent still runs at ``w``, unless
+        ``ascent_in_grad``: then the ascent's own gradients, in ``p.grad``, are the step's.
+        """
+        rng = RNGReplay(self.devices()) if self.same_dropout else None
+        loss, grads = ascent()
+        perturbed = self.perturb(grads, loss=_detach(loss))
+        if self._skip_pending:
+            return Unit(loss, skipped=True, ascent_grads=grads)
+        if not perturbed and ascent_in_grad:
+            return Unit(loss)
+        del grads  # free before the second pass, whose gradients can reuse the memory
+        with rng.again() if rng is not None and perturbed else contextlib.nullcontext():
+            loss_perturbed = descent()
+        self.restore(loss=loss_perturbed)
+        return Unit(loss, loss_perturbed)
+
+    def plain(self, loss: Any) -> None:
+        """Record a plain step's loss (its one pass)."""
+        self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
+
+    def record_losses(self, loss: Any, loss_perturbed: Any, same_examples: bool) -> None:
+        """The step's losses over all its units (size-weighted means)."""
+        self.stats.loss, self.stats.loss_perturbed = loss, loss_perturbed
+        self.stats.same_examples = same_examples
+
+    # -- perturb: collect, norm, apply ------------------------------------------------------
+
+    @_own_work
+    @torch.no_grad()
+    def perturb(self, grads: Grads | None = None, *, loss: Any = None) -> bool:
+        """Move the weights to ``w + e``; see :meth:`samlm.SAM.perturb`."""
+        if self._pending is not None:
+            raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
+        stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
+        if not self.is_sam_step():
+            return False
+        chosen = self._collect(grads)
+        reduction = comm.Reduction.of(
+            [p for c in chosen for p in c.params], self.distributed, self.process_group
+        )
+        reduction.gradients_([g for c in chosen for g in c.grads])
+        ascents = [
+            F.ascent_group([comm.local(p) for p in c.params], [comm.local(g) for g in c.grads],
+                           c.rho, c.eta)
+            for c in chosen
+        ]  # fmt: skip
+        rows = [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]) for a in ascents]
+        squares = reduction.squares(torch.stack(rows) if rows else torch.zeros(0, 3))
+        host = squares.cpu().tolist()  # the ascent's one host synchronisation
+        if not all(math.isfinite(x) for row in host for x in row):
+            self.skipped_steps += 1
+            stats.skipped_steps = self.skipped_steps
+            self._skip_pending = True
+            return False
+        scaled_norm = math.sqrt(sum(row[1] for row in host))
+        if scaled_norm == 0.0 and not reduction.lockstep:
+            return False
+        # (lockstep: a replica with g = 0 stays at w but still takes the second pass)
+        self._pending = self._apply(chosen, ascents, scaled_norm, sum(row[0] for row in host))
+        stats.sam_step = True
+        stats.rho = max(a.rho for a in ascents) if ascents else 0.0
+        stats.grad_norm = math.sqrt(sum(row[0] for row in host))
+        e_sq = sum(a.rho**2 * row[2] for a, row in zip(ascents, host, strict=True))
+        stats.perturbation_norm = math.sqrt(e_sq) / (scaled_norm or 1.0)
+        return True
+
+    def _collect(self, grads: Grads | None) -> list[_Group]:
+        """The perturbed groups with a radius > 0, and their parameters that have a
+        gradient (from ``grads``, else ``p.grad``)."""
+        chosen = []
+        for group in self.groups():
+            rho = self.schedule.rho(group, self.clock)
+            if not group["perturb"] or rho == 0.0:
+                continue
+            params, gs = [], []
+            for p in group["params"]:
+                g = p.grad if grads is None else grads.get(p)
+                if g is not None:
+                    params.append(p)
+                    gs.append(g)
+            if params:
+                eta = float(group["eta"]) if group["adaptive"] else None
+                chosen.append(_Group(params, gs, rho, eta))
+        return chosen
+
+    def _apply(
+        self, chosen: list[_Group], ascents: list[F.AscentGroup], scaled_norm: float, g_sq: float
+    ) -> _Perturbation:
+        """``backup <- w``, ``w <- w + e`` for every collected group (none when ``||s|| = 0``)."""
+        done = _Perturbation([], [], [], [] if self.track_cosine else None, g_sq)
+        for c, a in zip(chosen, ascents, strict=True) if scaled_norm > 0.0 else ():
+            backups = [self._backup_of(p, w) for p, w in zip(c.params, a.params, strict=True)]
+            F.backup_and_perturb(a, backups, scaled_norm)
+            done.params += c.params
+            done.weights += a.params
+            done.backups += backups
+            if done.first_grads is not None:
+                done.first_grads += a.grads
+        return done
+
+    def _backup_of(self, p: Tensor, weight: Tensor) -> Tensor:
+        """The buffer saving parameter ``p``, shaped like ``weight`` (its local shard)."""
+        buf = self._backups.get(p)
+        if (
+            buf is None
+            or buf.shape != weight.shape
+            or buf.dtype != weight.dtype
+            or buf.device != weight.device
+        ):
+            buf = torch.empty_like(weight, memory_format=torch.preserve_format)
+            self._backups[p] = buf
+        return buf
+
+    # -- restore and finish -----------------------------------------------------------------
+
+    @_own_work
+    @torch.no_grad()
+    def restore(self, *, loss: Any = None) -> None:
+        """Copy the saved weights back (bitwise exact); no-op when not perturbed."""
+        if self._pending is None:
+            return
+        state, self._pending = self._pending, None
+        if loss is not None:
+            self.stats.loss_perturbed = _detach(loss)
+        if state.first_grads is not None:
+            second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
+            # the first-pass gradients are dead after the perturbation: reuse them in place,
+            # unless zero_grad(set_to_none=False) made the second pass accumulate into them
+            if all(
+                g is not None and g is not f for g, f in zip(second, state.first_grads, strict=True)
+            ):
+                sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
+                self.stats._polarisation = (sum_sq, state.first_sq, second_sq)
+        F.restore(state.weights, state.backups)
+
+    @_own_work
+    @torch.no_grad()
+    def finish(self) -> None:
+        """Restore if perturbed; clip, check, and let the base optimizer step with the
+        gradients in ``p.grad`` (no step when they, or the ascent's, were not finite)."""
+        self.restore()
+        skip = self._skip_pending
+        if not skip:
+            params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
+            if self.max_grad_norm is not None:
+                total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
+                if isinstance(total, DTensor):
+                    total = total.full_tensor()  # all ranks see the global norm
+            else:
+                total = F.squared_norms([comm.local(p.grad) for p in params])
+                total = comm.Reduction.of(params, None, None).total(total)
+            if not math.isfinite(total.item()):
+                skip = True
+                self.skipped_steps += 1
+        if not skip:
+            start = time.perf_counter()
+            self.base_step()
+            if self.timing:
+                self.own_seconds -= time.perf_counter() - start  # the base step is not SAM's
+        self.stats.skipped_steps = self.skipped_steps
+        self._skip_pending = False
+        self._decision = None
+        self.clock += 1
