@@ -271,25 +271,36 @@ class OwnWork:
         return total
 
 
-def own_work_meters(opts: dict[str, Any]) -> dict[str, OwnWork]:
-    """Meters on the variants that run an optimizer's own SAM code."""
-    sam_methods = ("perturb", "restore", "_finish_step")
-    peer_methods = ("first_step", "second_step")
+class EngineTime:
+    """SAM's own time as its engine measures it (``engine.timing``, ``own_seconds``)."""
+
+    def __init__(self, opt: samlm.SAM) -> None:
+        self.engine = opt.engine
+        self.engine.timing = True
+
+    def take(self) -> float:
+        """The own time since the last ``take()``, and reset."""
+        total, self.engine.own_seconds = self.engine.own_seconds, 0.0
+        return total
+
+
+def own_work_meters(opts: dict[str, Any]) -> dict[str, OwnWork | EngineTime]:
+    """Meters on the variants that run an optimizer's own SAM code: samlm's engine times
+    itself; the peer's public ``first_step``/``second_step`` are wrapped."""
+    peer = opts["peer"]
     return {
-        name: OwnWork(opts[name], methods, opts[name].base_optimizer)
-        for name, methods in (
-            ("sam", sam_methods),
-            ("sam_quarter", sam_methods),
-            ("peer", peer_methods),
-        )
+        "sam": EngineTime(opts["sam"]),
+        "sam_quarter": EngineTime(opts["sam_quarter"]),
+        "peer": OwnWork(peer, ("first_step", "second_step"), peer.base_optimizer),
     }
 
 
+Meters = dict[str, OwnWork | EngineTime]
 Timings = dict[str, list[float]]
 
 
 def run_round(
-    steps: dict[str, Callable[[], Any]], meters: dict[str, OwnWork], order: list[str], seed: int
+    steps: dict[str, Callable[[], Any]], meters: Meters, order: list[str], seed: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """One call of each variant in ``order``: (wall times, own-work times of the metered)."""
     wall, own = {}, {}
@@ -310,7 +321,7 @@ def shuffled(k: int) -> list[str]:
 
 
 def time_variants(
-    steps: dict[str, Callable[[], Any]], meters: dict[str, OwnWork], repeats: int, warmup: int
+    steps: dict[str, Callable[[], Any]], meters: Meters, repeats: int, warmup: int
 ) -> tuple[Timings, Timings]:
     """Per variant, the wall time of every timed call; per metered variant, its own work."""
     for w in tqdm(range(warmup), desc="warm-up rounds", leave=False):
@@ -378,19 +389,18 @@ def storage_bytes(tensors: Iterable[Tensor], exclude: Iterable[Tensor] = ()) -> 
 
 
 def sam_extra_bytes(opt: samlm.SAM) -> tuple[int, int]:
-    """(bytes of ``opt._backup``, bytes of every tensor SAM holds beyond the base optimizer).
+    """(``opt.backup_bytes()``, bytes of every tensor SAM holds beyond the base optimizer).
 
-    The second walks the wrapper's attributes except ``base_optimizer``, ``param_groups``
-    and ``state`` (the base optimizer's own objects), leaving out the parameters and
-    their gradients, which the model owns.
+    The second walks the attributes of the wrapper and of its engine, except the base
+    optimizer and the engine's views of it (its groups and step), leaving out the
+    parameters and their gradients, which the model owns.
     """
     params = opt.trainable_params()
     grads = [p.grad for p in params if p.grad is not None]
-    backup = storage_bytes(opt._backup.values())
-    skip = {"base_optimizer", "param_groups", "state"}
-    held = [v for k, v in vars(opt).items() if k not in skip]
+    held = [v for k, v in vars(opt).items() if k not in {"base_optimizer", "engine"}]
+    held += [v for k, v in vars(opt.engine).items() if k not in {"groups", "base_step"}]
     total = storage_bytes(_tensors_in(held, set()), exclude=[*params, *grads])
-    return backup, total
+    return opt.backup_bytes(), total
 
 
 def perturbed_bytes(opt: samlm.SAM) -> int:

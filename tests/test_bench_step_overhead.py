@@ -59,8 +59,8 @@ def test_own_work_meter_leaves_out_the_base_step():
     x, y = torch.randn(8, 4), torch.randn(8, 1)
     opt = samlm.SAM(SlowSGD(model.parameters(), lr=0.1), rho=0.05)
     calls = []
-    meter = bench.OwnWork(opt, ("perturb", "restore", "_finish_step"), opt.base_optimizer)
-    opt.perturb = _spy(opt.perturb, calls)  # the meter's wrapper still runs inside
+    meter = bench.EngineTime(opt)
+    opt.engine.perturb = _spy(opt.engine.perturb, calls)  # the engine's timing runs inside
 
     def closure():
         opt.zero_grad()
