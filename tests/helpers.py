@@ -1,4 +1,5 @@
-"""Tiny models and seeded data for the tests."""
+"""Tiny models and seeded data for the tests (the Hugging Face ones import transformers
+when called)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,35 @@ def ce_loss(model: nn.Module):
         return nn.functional.cross_entropy(model(x).float(), y)
 
     return loss_fn
+
+
+def tiny_hf(kind: str = "bert", seed: int = 0, dropout: float = 0.0) -> nn.Module:
+    """A tiny random BERT or GPT-2 classifier (2 labels), or a tiny T5 (``"t5"``)."""
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        GPT2Config,
+        GPT2ForSequenceClassification,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    torch.manual_seed(seed)
+    if kind == "bert":
+        cfg = BertConfig(
+            vocab_size=40,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=16,
+            num_labels=2,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=dropout,
+        )
+        return BertForSequenceClassification(cfg)
+    if kind == "gpt2":
+        cfg = GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=16)
+        return GPT2ForSequenceClassification(cfg)
+    cfg = T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    return T5ForConditionalGeneration(cfg)

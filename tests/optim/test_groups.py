@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from samlm import SAM, sam_param_groups
+from tests.helpers import tiny_hf
 
 
 class TinyLM(nn.Module):
@@ -106,34 +107,6 @@ def test_per_group_rho():
     assert torch.equal(model.head.weight, w0["head.weight"])
 
 
-def _tiny_hf(kind: str) -> nn.Module:
-    from transformers import (
-        BertConfig,
-        BertForSequenceClassification,
-        GPT2Config,
-        GPT2ForSequenceClassification,
-        T5Config,
-        T5ForConditionalGeneration,
-    )
-
-    torch.manual_seed(0)
-    if kind == "bert":
-        cfg = BertConfig(
-            vocab_size=40,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=16,
-        )
-        return BertForSequenceClassification(cfg)
-    if kind == "gpt2":
-        cfg = GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=16)
-        return GPT2ForSequenceClassification(cfg)
-    cfg = T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-    return T5ForConditionalGeneration(cfg)
-
-
 @pytest.mark.parametrize(
     ("kind", "head"),
     [("bert", ["classifier.bias", "classifier.weight"]), ("gpt2", ["score.weight"])],
@@ -141,7 +114,7 @@ def _tiny_hf(kind: str) -> nn.Module:
 def test_exclude_head_leaves_the_task_head_plain(kind, head):
     from samlm.optim import head_parameters
 
-    model = _tiny_hf(kind)
+    model = tiny_hf(kind)
     names = {id(p): n for n, p in model.named_parameters()}
     assert sorted(names[id(p)] for p in head_parameters(model)) == head
 
@@ -162,7 +135,7 @@ def test_exclude_head_leaves_the_task_head_plain(kind, head):
 
 @pytest.mark.parametrize(("kind", "cls"), [("t5", "T5ForConditionalGeneration"), (None, "TinyLM")])
 def test_exclude_head_without_a_head_names_the_model_and_the_names_looked_for(kind, cls):
-    model = _tiny_hf(kind) if kind else TinyLM()
+    model = tiny_hf(kind) if kind else TinyLM()
     with pytest.raises(ValueError, match=cls) as err:
         sam_param_groups(model, exclude_head=True)
     assert "model.classifier" in str(err.value) and "model.score" in str(err.value)

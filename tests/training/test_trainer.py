@@ -9,7 +9,6 @@ import torch
 from datasets import Dataset
 from torch.func import functional_call, grad
 from transformers import (
-    BertConfig,
     BertForSequenceClassification,
     Seq2SeqTrainingArguments,
     T5Config,
@@ -20,22 +19,11 @@ from transformers import (
 
 from samlm import SAM, sam_step
 from samlm.training import SAMConfig, SAMSeq2SeqTrainer, SAMTrainer
+from tests.helpers import tiny_hf
 
 
 def tiny_bert(seed: int = 0, dropout: float = 0.0) -> BertForSequenceClassification:
-    torch.manual_seed(seed)
-    cfg = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )
-    return BertForSequenceClassification(cfg)
+    return tiny_hf("bert", seed, dropout)
 
 
 def toy_dataset(n: int = 48) -> Dataset:
