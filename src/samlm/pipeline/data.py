@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..optim.validation import one_of
 from ..tasks import Example, Task, load_split, resolve_data_dir, subsample
 
 STRATIFIED = ("classification", "multiple_choice")
@@ -118,10 +119,7 @@ def run_splits(
 ) -> Splits:
     """The run's training, validation and reported examples (see the module docstring);
     ``eval_size`` caps the reported examples (a fixed stratified subset)."""
-    if validation_from not in VALIDATION_FROM:
-        raise ValueError(
-            f"validation_from={validation_from!r} must be one of {', '.join(VALIDATION_FROM)}"
-        )
+    one_of("validation_from", validation_from, VALIDATION_FROM)
     pool = load_split(task, "train", data_dir)
     dev = load_split(task, "validation", data_dir)
     source = "reported"
