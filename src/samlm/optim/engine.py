@@ -39,6 +39,7 @@ from . import functional as F
 from .rng import RNGReplay
 from .schedule import Schedule
 from .stats import SAMStats
+from .variants import Variant
 
 Grads = Mapping[Tensor, Tensor | None]
 
@@ -125,6 +126,7 @@ class Engine:
         track_cosine: bool = False,
         distributed: str | None = None,
         process_group: Any = None,
+        variant: Variant | None = None,
     ) -> None:
         self.groups = groups
         self.base_step = base_step
@@ -134,12 +136,14 @@ class Engine:
         self.track_cosine = track_cosine
         self.distributed = distributed
         self.process_group = process_group
+        self.variant = variant
         self.generator = torch.Generator().manual_seed(int(seed))
         self.clock = 0  # steps taken or skipped: the schedules' clock
         self.skipped_steps = 0  # steps skipped because a gradient was not finite
         self.stats = SAMStats()
         self._decision: bool | None = None  # is the current step a SAM step (cached)
         self._skip_pending = False
+        self._units = 0  # units begun in the current step
         self._backups: dict[Tensor, Tensor] = {}
         self._pending: _Perturbation | None = None
         self.timing = False
@@ -166,6 +170,7 @@ class Engine:
     def new_step(self) -> None:
         """Forget a pending skip: the start of a new step (``zero_grad``)."""
         self._skip_pending = False
+        self._units = 0
 
     def reset(self, clock: int, skipped_steps: int) -> None:
         """Set the counters (a loaded checkpoint) and forget the current step."""
@@ -209,6 +214,13 @@ class Engine:
         Without a perturbation (a zero gradient) the descent still runs at ``w``, unless
         ``ascent_in_grad``: then the ascent's own gradients, in ``p.grad``, are the step's.
         """
+        self._units += 1
+        if self.variant is not None and self._units > 1:
+            raise ValueError(
+                f"{self.variant!r} needs the step's clean and SAM gradients side by side: one "
+                "unit per step (no m-sharpness, no per-micro-batch accumulation, and in "
+                "SAMTrainer gradient_accumulation_steps=1)"
+            )
         rng = RNGReplay(self.devices()) if self.same_dropout else None
         loss, grads = ascent()
         perturbed = self.perturb(grads, loss=_detach(loss))
@@ -295,7 +307,8 @@ class Engine:
         self, chosen: list[_Group], ascents: list[F.AscentGroup], scaled_norm: float, g_sq: float
     ) -> _Perturbation:
         """``backup <- w``, ``w <- w + e`` for every collected group (none when ``||s|| = 0``)."""
-        done = _Perturbation([], [], [], [] if self.track_cosine else None, g_sq)
+        keep = self.track_cosine or self.variant is not None  # g, next to g_s after pass two
+        done = _Perturbation([], [], [], [] if keep else None, g_sq)
         for c, a in zip(chosen, ascents, strict=True) if scaled_norm > 0.0 else ():
             backups = [self._backup_of(p, w) for p, w in zip(c.params, a.params, strict=True)]
             F.backup_and_perturb(a, backups, scaled_norm)
@@ -330,7 +343,9 @@ class Engine:
         state, self._pending = self._pending, None
         if loss is not None:
             self.stats.loss_perturbed = _detach(loss)
-        if state.first_grads is not None:
+        if state.first_grads is not None and self.variant is not None:
+            self._variant_sam_gradient(state)
+        elif state.first_grads is not None:
             second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
             # the first-pass gradients are dead after the perturbation: reuse them in place,
             # unless zero_grad(set_to_none=False) made the second pass accumulate into them
@@ -341,6 +356,19 @@ class Engine:
                 self.stats._polarisation = (sum_sq, state.first_sq, second_sq)
         F.restore(state.weights, state.backups)
 
+    def _variant_sam_gradient(self, state: _Perturbation) -> None:
+        """The variant's change of the SAM gradient (in ``p.grad``), given the clean one."""
+        rows = [
+            (p, f, comm.local(p.grad))
+            for p, f in zip(state.params, state.first_grads or [], strict=True)
+            if p.grad is not None and p.grad is not f
+        ]
+        reduce = comm.Reduction.of(state.params, None, None).total
+        g_sq, dot, s_sq = self.variant.sam_gradient_(  # type: ignore[union-attr]
+            [p for p, _, _ in rows], [f for _, f, _ in rows], [s for _, _, s in rows], reduce
+        )
+        self.stats._polarisation = (g_sq + 2.0 * dot + s_sq, g_sq, s_sq)
+
     @_own_work
     @torch.no_grad()
     def finish(self) -> None:
@@ -348,6 +376,10 @@ class Engine:
         gradients in ``p.grad`` (no step when they, or the ascent's, were not finite)."""
         self.restore()
         skip = self._skip_pending
+        if not skip and self.variant is not None and not self.stats.sam_step:
+            params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
+            reduce = comm.Reduction.of(params, None, None).total
+            self.variant.plain_gradient_(params, [comm.local(p.grad) for p in params], reduce)
         if not skip:
             params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
             if self.max_grad_norm is not None:
@@ -368,4 +400,5 @@ class Engine:
         self.stats.skipped_steps = self.skipped_steps
         self._skip_pending = False
         self._decision = None
+        self._units = 0
         self.clock += 1

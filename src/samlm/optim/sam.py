@@ -24,6 +24,7 @@ from .schedule import Schedule
 from .stats import SAMStats
 from .torch_compat import init_optimizer_machinery
 from .validation import non_negative, positive_int
+from .variants import Variant
 
 STATE_VERSION = 1  # of SAM's own part of the state dict; 0: samlm 0.1.0 (no "version" key)
 SAM_GROUP_KEYS = ("rho", "adaptive", "eta", "perturb")
@@ -74,6 +75,10 @@ class SAM(torch.optim.Optimizer):
             whatever this says: their gradients are already global, ``||g||`` sums the
             shards' squared norms, and the perturbation and restore act on the shards.
         process_group: the replicas' group (default: the whole world).
+        rho_min: with ``rho_schedule="lr"``, rho falls with the learning rate from ``rho``
+            to ``rho_min`` (GSAM's schedule).
+        variant: a :mod:`samlm.optim.variants` object that changes the update direction
+            (``GSAM(alpha)``, ``LookSAM(k, alpha)``; LookSAM's ``k`` is the interval).
     """
 
     def __init__(
@@ -94,6 +99,8 @@ class SAM(torch.optim.Optimizer):
         seed: int = 0,
         distributed: str | None = None,
         process_group: Any = None,
+        rho_min: float = 0.0,
+        variant: Variant | None = None,
     ) -> None:
         if not isinstance(base_optimizer, torch.optim.Optimizer):
             raise ValueError(
@@ -108,6 +115,19 @@ class SAM(torch.optim.Optimizer):
             non_negative("max_grad_norm", max_grad_norm)
         positive_int("interval", interval)
         comm.validate_mode(distributed)
+        if variant is not None:
+            if not isinstance(variant, Variant):
+                raise ValueError(f"variant={variant!r} must be a samlm.optim.variants.Variant")
+            if variant.interval is not None and interval != 1:
+                raise ValueError(
+                    f"interval={interval} and {variant!r}: the variant sets the interval (its k)"
+                )
+            interval = variant.interval or interval
+            if distributed == "per_replica":
+                raise ValueError(
+                    f"{variant!r} with distributed='per_replica': each replica would change its "
+                    "gradient its own way and the weights would drift apart; use 'synchronized'"
+                )
         self.base_optimizer = base_optimizer
         init_optimizer_machinery(self)
         # SAM's per-group keys join the base optimizer's defaults (add_param_group fills them)
@@ -118,13 +138,16 @@ class SAM(torch.optim.Optimizer):
         self.engine = Engine(
             lambda: self.base_optimizer.param_groups,
             self.base_optimizer.step,
-            Schedule(rho_schedule, warmup_steps, interval, float(probability), sam_start_step),
+            Schedule(
+                rho_schedule, warmup_steps, interval, float(probability), sam_start_step, rho_min
+            ),
             seed=seed,
             same_dropout=bool(same_dropout),
             max_grad_norm=max_grad_norm,
             track_cosine=bool(track_cosine),
             distributed=distributed,
             process_group=process_group,
+            variant=variant,
         )
 
     # -- the base optimizer's objects, forwarded (never copied) -------------------------------
@@ -288,8 +311,19 @@ class SAM(torch.optim.Optimizer):
                 "step": self.engine.clock,
                 "skipped_steps": self.engine.skipped_steps,
                 "generator": self.engine.generator.get_state(),
+                **self._variant_state(),
             },
         }
+
+    def _param_index(self) -> dict[Tensor, int]:
+        """Parameters numbered in group order, as the base optimizer's state dict does."""
+        return {p: i for i, p in enumerate(p for g in self.param_groups for p in g["params"])}
+
+    def _variant_state(self) -> dict[str, Any]:
+        variant = self.engine.variant
+        if variant is None:
+            return {}
+        return {"variant": {"name": variant.name, **variant.state_dict(self._param_index())}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"base", "sam"}:
@@ -312,6 +346,15 @@ class SAM(torch.optim.Optimizer):
         self.engine.reset(int(own.get("step", 0)), int(own.get("skipped_steps", 0)))
         if "generator" in own:
             self.engine.generator.set_state(own["generator"])
+        variant, saved = self.engine.variant, own.get("variant")
+        if saved is not None and (variant is None or saved.get("name") != variant.name):
+            raise ValueError(
+                f"the SAM state dict holds the state of variant {saved.get('name')!r}; this SAM "
+                f"has {variant!r}"
+            )
+        if variant is not None and saved is not None:
+            params = {i: p for p, i in self._param_index().items()}
+            variant.load_state_dict(saved, params)
 
     def __repr__(self) -> str:
         return f"SAM({self.base_optimizer!r}, schedule={self.schedule})"

@@ -1,7 +1,8 @@
 """When SAM perturbs, and by how much: rho schedules and the step gate.
 
 * ``constant``: ``rho_t = rho``
-* ``lr``:       ``rho_t = rho * lr_t / lr_0`` (lr_0 is the group's ``initial_lr``)
+* ``lr``:       ``rho_t = rho_min + (rho - rho_min) * lr_t / lr_0`` (lr_0 is the group's
+                ``initial_lr``; ``rho_min = 0`` by default; GSAM's schedule with lr_min = 0)
 * ``warmup``:   ``rho_t = rho * min(1, (t - sam_start_step + 1) / warmup_steps)``
 
 The gate makes step ``t`` a SAM step when ``t >= sam_start_step``,
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .validation import in_interval, one_of, positive_int
+from .validation import in_interval, non_negative, one_of, positive_int
 
 RHO_SCHEDULES = ("constant", "lr", "warmup")
 
@@ -32,6 +33,7 @@ class Schedule:
     interval: int = 1
     probability: float = 1.0
     sam_start_step: int = 0
+    rho_min: float = 0.0
 
     def __post_init__(self) -> None:
         one_of("rho_schedule", self.rho_schedule, RHO_SCHEDULES)
@@ -42,13 +44,21 @@ class Schedule:
         positive_int("interval", self.interval)
         in_interval("probability", self.probability, 0.0, 1.0)
         positive_int("sam_start_step", self.sam_start_step, minimum=0)
+        non_negative("rho_min", self.rho_min)
+        if self.rho_min > 0 and self.rho_schedule != "lr":
+            raise ValueError(
+                f"rho_min={self.rho_min} needs rho_schedule='lr' (rho follows the learning rate "
+                f"from rho down to rho_min), not {self.rho_schedule!r}"
+            )
 
     def rho(self, group: dict[str, Any], step: int) -> float:
         """The group's radius at step ``step`` (0-based)."""
         rho = float(group["rho"])
         if self.rho_schedule == "lr":
             lr0 = float(group["initial_lr"])
-            return rho * float(group["lr"]) / lr0 if lr0 > 0 else 0.0
+            if lr0 <= 0:
+                return 0.0
+            return self.rho_min + (rho - self.rho_min) * float(group["lr"]) / lr0
         if self.rho_schedule == "warmup":
             return rho * min(1.0, max(0, step - self.sam_start_step + 1) / self.warmup_steps)
         return rho

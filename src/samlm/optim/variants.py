@@ -1,0 +1,161 @@
+"""SAM variants that change the update direction, plugged into the step engine.
+
+With ``g`` the clean gradient (the ascent's, at ``w``) and ``g_s`` the SAM gradient (at
+``w + e``), both over the perturbed parameters, and ``proj_u(v) = (<v, u> / ||u||^2) u``:
+
+* GSAM (Zhuang et al., ICLR 2022, Algorithm 1): every step is a SAM step whose update
+  direction is ``g_s - alpha * g_perp`` with ``g_perp = g - proj_{g_s}(g)``, the part
+  of the clean gradient orthogonal to the SAM gradient (an ascent on the surrogate gap
+  ``L(w + e) - L(w)`` that leaves the perturbed loss unchanged to first order). The
+  paper's radius follows the learning rate: ``SAM(rho_schedule="lr", rho_min=...)``.
+* LookSAM (Liu et al., CVPR 2022, Algorithm 1): a SAM step every ``k`` steps keeps
+  ``g_v = g_s - proj_g(g_s)``, the part of the SAM gradient orthogonal to the clean one
+  (one gradient-sized buffer); the ``k - 1`` steps in between are plain steps of one
+  forward-backward whose gradient becomes ``g + alpha * (||g|| / ||g_v||) * g_v``.
+  Before the first SAM step, and while ``||g_v|| = 0``, a plain step is plain.
+
+Norms and inner products are global over the perturbed parameters (summed over the
+shards of sharded ones). A variant needs the clean gradient next to the SAM gradient,
+so a step must be one unit (no m-sharpness, no per-micro-batch accumulation) and the
+replicas of a DDP run must share ``g`` (``distributed="synchronized"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import functional as F
+from .validation import in_interval, positive_float, positive_int
+
+Reduce = Callable[[Tensor], Tensor]  # a sum over the shards of a scalar (identity unsharded)
+
+
+def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """``<a, b>`` over lists of tensors, in fp32 (fp64 for fp64 tensors), as a 0-dim tensor."""
+    if not a:
+        return torch.zeros((), dtype=torch.float32)
+    wide = any(t.dtype == torch.float64 for t in a)
+    dtype = torch.float64 if wide else torch.float32
+    prods = torch._foreach_mul([x.to(dtype) for x in a], [y.to(dtype) for y in b])
+    return torch.stack([p.sum() for p in prods]).sum()
+
+
+class Variant:
+    """What a variant adds to the engine: a change of the SAM gradient after the second
+    pass, a change of a plain step's gradient, its own state."""
+
+    name = "sam"
+    interval: int | None = None  # the SAM steps' period, when the variant sets it
+
+    def sam_gradient_(
+        self, params: list[Tensor], clean: list[Tensor], sam: list[Tensor], reduce: Reduce
+    ) -> tuple[float, float, float]:
+        """Adjust ``sam`` (the SAM gradients, in ``p.grad``) in place, given ``clean``;
+        return ``(||g||^2, <g, g_s>, ||g_s||^2)`` (the cosine statistic's inputs)."""
+        raise NotImplementedError
+
+    def plain_gradient_(self, params: list[Tensor], grads: list[Tensor], reduce: Reduce) -> None:
+        """Adjust a plain step's gradients in place (default: leave them)."""
+
+    def state_dict(self, index: dict[Tensor, int]) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any], params: dict[int, Tensor]) -> None:
+        """Load what :meth:`state_dict` gave (missing keys keep their defaults)."""
+
+
+def _inner_products(
+    clean: list[Tensor], sam: list[Tensor], reduce: Reduce
+) -> tuple[float, float, float]:
+    squares = torch.stack(
+        [F.squared_norms(clean), _dot(clean, sam).to(torch.float64), F.squared_norms(sam)]
+        if clean
+        else [torch.zeros((), dtype=torch.float64)] * 3
+    )
+    g_sq, dot, s_sq = reduce(squares.to(torch.float64)).cpu().tolist()
+    return g_sq, dot, s_sq
+
+
+class GSAM(Variant):
+    """GSAM's direction ``g_s - alpha * (g - proj_{g_s}(g))`` on every SAM step.
+
+    ``alpha`` in [0, 1] (the paper's Table 4 tunes it in 0.005-1.0); ``alpha = 0`` is SAM.
+    When ``||g_s|| = 0`` the direction is left as ``g_s`` (the projection is undefined).
+    """
+
+    name = "gsam"
+
+    def __init__(self, alpha: float = 0.4) -> None:
+        self.alpha = in_interval("alpha", alpha, 0.0, 1.0)
+
+    def sam_gradient_(self, params, clean, sam, reduce):
+        g_sq, dot, s_sq = _inner_products(clean, sam, reduce)
+        if s_sq > 0.0 and self.alpha > 0.0:
+            # g_s - alpha (g - (dot / s_sq) g_s) = (1 + alpha dot / s_sq) g_s - alpha g
+            torch._foreach_mul_(sam, 1.0 + self.alpha * dot / s_sq)
+            torch._foreach_add_(sam, clean, alpha=-self.alpha)
+        return g_sq, dot, s_sq
+
+    def __repr__(self) -> str:
+        return f"GSAM(alpha={self.alpha})"
+
+
+class LookSAM(Variant):
+    """LookSAM: SAM every ``k`` steps keeps ``g_v``; the steps between reuse it."""
+
+    name = "looksam"
+
+    def __init__(self, k: int = 5, alpha: float = 0.7) -> None:
+        self.interval = positive_int("k", k)
+        self.alpha = positive_float("alpha", alpha, allow_zero=True)
+        self.g_v: dict[Tensor, Tensor] = {}
+        self.g_v_sq = 0.0
+
+    def sam_gradient_(self, params, clean, sam, reduce):
+        g_sq, dot, s_sq = _inner_products(clean, sam, reduce)
+        ratio = dot / g_sq if g_sq > 0.0 else 0.0  # g_v = g_s - (<g_s, g> / ||g||^2) g
+        kept = []
+        for p, s in zip(params, sam, strict=True):
+            buf = self.g_v.get(p)
+            if buf is None or buf.shape != s.shape or buf.dtype != s.dtype:
+                buf = self.g_v[p] = torch.empty_like(s)
+            kept.append(buf)
+        torch._foreach_copy_(kept, sam)
+        torch._foreach_add_(kept, clean, alpha=-ratio)
+        g_v_sq = reduce(F.squared_norms(kept).to(torch.float64)).item()
+        # a non-finite SAM gradient (a step the scaler or the check will skip) leaves inf or
+        # NaN in the buffers: then reuse nothing until the next SAM step refreshes them
+        self.g_v_sq = g_v_sq if math.isfinite(g_v_sq) else 0.0
+        return g_sq, dot, s_sq
+
+    def plain_gradient_(self, params, grads, reduce):
+        pairs = [(g, self.g_v[p]) for p, g in zip(params, grads, strict=True) if p in self.g_v]
+        if not pairs or self.g_v_sq <= 0.0 or self.alpha == 0.0:
+            return
+        g_sq = reduce(F.squared_norms([g for g, _ in pairs]).to(torch.float64)).item()
+        scale = self.alpha * (g_sq / self.g_v_sq) ** 0.5
+        torch._foreach_add_([g for g, _ in pairs], [v for _, v in pairs], alpha=scale)
+
+    def state_dict(self, index):
+        return {
+            "g_v": {index[p]: v for p, v in self.g_v.items() if p in index},
+            "g_v_sq": self.g_v_sq,
+        }
+
+    def load_state_dict(self, state, params):
+        self.g_v = {
+            params[i]: v.to(device=params[i].device, copy=True)
+            for i, v in state.get("g_v", {}).items()
+        }
+        self.g_v_sq = float(state.get("g_v_sq", 0.0))
+
+    def __repr__(self) -> str:
+        return f"LookSAM(k={self.interval}, alpha={self.alpha})"
+
+
+VARIANTS = {"gsam": GSAM, "looksam": LookSAM}

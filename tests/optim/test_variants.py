@@ -1,0 +1,200 @@
+"""GSAM and LookSAM against independent torch.func references; passes per step; resume."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, grad
+
+from samlm import SAM, sam_step
+from samlm.optim.variants import GSAM, LookSAM
+from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.optim.reference import RefSGD
+
+
+def _flat_dot(a: dict, b: dict) -> torch.Tensor:
+    return sum((a[k] * b[k]).sum() for k in a)
+
+
+def _reference(variant: str, steps: int, rho=0.1, alpha=0.5, k=3, lrs=None, rho_min=0.0):
+    """Plain dict-of-tensors maths of the papers' rules (global norms, SGD + momentum)."""
+    model = tiny_mlp()
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = RefSGD(lr=0.1, momentum=0.9)
+    g_v = None
+
+    for t in range(steps):
+        x, y = tiny_batch(seed=t)
+
+        def loss(p, x=x, y=y):
+            return nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+
+        g = grad(loss)(params)
+        lr = 0.1 if lrs is None else lrs[t]
+        opt.lr = lr
+        rho_t = rho_min + (rho - rho_min) * lr / 0.1
+        sam_step_now = variant == "gsam" or t % k == 0
+        if sam_step_now:
+            norm = torch.sqrt(_flat_dot(g, g))
+            g_s = grad(loss)({n: params[n] + rho_t * g[n] / norm for n in params})
+            if variant == "gsam":
+                c = _flat_dot(g, g_s) / _flat_dot(g_s, g_s)
+                d = {n: g_s[n] - alpha * (g[n] - c * g_s[n]) for n in params}
+            else:
+                c = _flat_dot(g_s, g) / _flat_dot(g, g)
+                g_v = {n: g_s[n] - c * g[n] for n in params}
+                d = g_s
+        else:
+            ratio = torch.sqrt(_flat_dot(g, g) / _flat_dot(g_v, g_v))
+            d = {n: g[n] + alpha * ratio * g_v[n] for n in params}
+        params = opt(params, d)
+    return params
+
+
+def _ours(variant, steps, api="closure", rho=0.1, alpha=0.5, k=3, lrs=None, rho_min=0.0):
+    model = tiny_mlp()
+    made = GSAM(alpha) if variant == "gsam" else LookSAM(k, alpha)
+    kwargs = {"rho_schedule": "lr", "rho_min": rho_min} if lrs is not None else {}
+    sam = SAM(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), rho, variant=made, **kwargs
+    )
+    calls = []
+
+    def loss_fn(batch):
+        calls.append(len(batch[1]))
+        return ce_loss(model)(batch)
+
+    for t in range(steps):
+        for group in sam.param_groups:
+            group["lr"] = 0.1 if lrs is None else lrs[t]
+        batch = tiny_batch(seed=t)
+        if api == "closure":
+
+            def closure(batch=batch):
+                sam.zero_grad()
+                loss = loss_fn(batch)
+                loss.backward()
+                return loss
+
+            sam.step(closure)
+        else:
+            sam_step(sam, loss_fn, batch)
+    return model, sam, calls
+
+
+@pytest.mark.parametrize("api", ["closure", "sam_step"])
+@pytest.mark.parametrize("variant", ["gsam", "looksam"])
+def test_variant_matches_its_reference(variant, api):
+    model, _, _ = _ours(variant, 7, api)
+    expected = _reference(variant, 7)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gsam_with_its_rho_schedule_matches_the_reference():
+    lrs = [0.1, 0.08, 0.06, 0.04, 0.02]
+    model, _, _ = _ours("gsam", 5, lrs=lrs, rho_min=0.02)
+    expected = _reference("gsam", 5, lrs=lrs, rho_min=0.02)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_gsam_with_alpha_zero_is_sam_bitwise():
+    a, _, _ = _ours("gsam", 4, alpha=0.0)
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 0.1)
+    for t in range(4):
+        sam_step_batch = tiny_batch(seed=t)
+
+        def closure(batch=sam_step_batch):
+            sam.zero_grad()
+            loss = ce_loss(model)(batch)
+            loss.backward()
+            return loss
+
+        sam.step(closure)
+    for p, q in zip(a.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("api", ["closure", "sam_step"])
+def test_looksam_between_refreshes_costs_one_pass(api):
+    _, sam, calls = _ours("looksam", 7, api, k=3)
+    # steps 0, 3, 6 refresh (two passes), the others reuse g_v (one pass)
+    assert len(calls) == 7 + 3
+    assert sam.last_stats.sam_step  # step 6
+
+
+def test_looksam_quarter_batch_ascent_costs_a_quarter_more_on_refresh_steps():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=LookSAM(k=2))
+    calls = []
+
+    def loss_fn(batch):
+        calls.append(len(batch[1]))
+        return ce_loss(model)(batch)
+
+    for t in range(4):
+        sam_step(sam, loss_fn, tiny_batch(seed=t), ascent_fraction=0.25)
+    assert calls == [4, 16, 16, 4, 16, 16]
+
+
+@pytest.mark.parametrize("variant", [GSAM(0.3), LookSAM(3, 0.7)], ids=["gsam", "looksam"])
+def test_a_resumed_variant_is_bitwise_the_uninterrupted_one(variant):
+    def make():
+        model = tiny_mlp()
+        fresh = type(variant)(**({"alpha": 0.3} if isinstance(variant, GSAM) else {"k": 3}))
+        sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 0.1, variant=fresh)
+        return model, sam
+
+    def train(model, sam, steps):
+        for t in steps:
+            sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+
+    model, sam = make()
+    train(model, sam, range(4))  # the state after step 3 holds a g_v from step 3
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "sam": sam.state_dict()}, buf)
+    train(model, sam, range(4, 9))
+    saved = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    other, other_sam = make()
+    other.load_state_dict(saved["model"])
+    other_sam.load_state_dict(saved["sam"])
+    train(other, other_sam, range(4, 9))
+    for p, q in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_variants_state_does_not_load_into_another():
+    model = tiny_mlp()
+    looksam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=LookSAM())
+    plain = SAM(torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="variant 'looksam'"):
+        plain.load_state_dict(looksam.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: GSAM(alpha=1.5), "alpha=1.5"),
+        (lambda: LookSAM(k=0), "k=0"),
+        (lambda: LookSAM(alpha=-1.0), "alpha=-1.0"),
+    ],
+)
+def test_bad_variant_options_name_themselves(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_variant_conflicts_are_refused():
+    model = tiny_mlp()
+    with pytest.raises(ValueError, match="interval=2"):
+        SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=LookSAM(k=3), interval=2)
+    with pytest.raises(ValueError, match=r"rho_min=0.1 needs rho_schedule='lr'"):
+        SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho_min=0.1)
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=GSAM())
+    with pytest.raises(ValueError, match="one unit per step"):
+        sam_step(sam, ce_loss(model), tiny_batch(), m=2)
