@@ -42,7 +42,8 @@ HELP = {
     "output": "run folder (never overwritten without --overwrite)",
     "model": "model alias (minilm), local folder or Hub name (default: minilm)",
     "modelling": "encoder (classification head) or text2text (seq2seq); auto picks by model",
-    "optimizer": "baseline (the base optimizer alone), sam, or asam (adaptive SAM)",
+    "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
+    "(surrogate gap, Zhuang et al. 2022) or looksam (Liu et al. 2022)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
     "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], 0.05 encoder [Foret et al.])",
     "eta": "ASAM's offset in T = |w| + eta",
@@ -51,7 +52,11 @@ HELP = {
     "m_examples": "m-sharpness as Foret et al. count m: examples per chunk (instead of --m)",
     "interval": "SAM every k-th step, plain steps between",
     "probability": "SAM with this probability per step (randomized SAM)",
-    "rho_schedule": "constant, lr (rho follows the learning rate) or warmup",
+    "rho_schedule": "constant, lr (rho follows the learning rate) or warmup (default: lr for "
+    "gsam, as its paper, else constant)",
+    "rho_min": "with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
+    "alpha": "gsam / looksam: the weight of the extra direction (default 0.4 / 0.7)",
+    "looksam_k": "looksam: a SAM step every k steps, one pass with the kept direction between",
     "rho_warmup_steps": "steps of the rho warm-up (counted from --sam-start-step)",
     "sam_start_step": "plain steps of the base optimizer before SAM starts (one "
     "forward-backward each); SAM from this step on",

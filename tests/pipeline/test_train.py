@@ -254,3 +254,45 @@ def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
     changed = TrainConfig(task="glue/sst2", output=str(tmp_path / "run"), sam_start_step=3)
     with pytest.raises(ValueError, match="sam_start_step: 0 -> 3"):
         _prepare_output(changed, resume=True, overwrite=False)
+
+
+@pytest.mark.parametrize("optimizer", ["gsam", "looksam"])
+def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2",
+        "--model",
+        str(tiny_bert_dir),
+        "--optimizer",
+        optimizer,
+        "--looksam-k",
+        "2",
+        "--train-size",
+        "32",
+        "--eval-size",
+        "16",
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--logging-steps",
+        "1",
+    )
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["options"]["optimizer"] == optimizer
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    shares = [r["sam_steps"] for r in logs if "sam_steps" in r]
+    # looksam k=2: SAM, reuse, SAM, reuse; gsam: a SAM step every step
+    assert shares == ([1.0, 0.0, 1.0, 0.0] if optimizer == "looksam" else [1.0] * 4)
+    assert json.loads((out / "metrics.json").read_text())["method"] == optimizer
+
+
+def test_train_config_gives_gsam_its_papers_rho_schedule():
+    cfg = TrainConfig(task="glue/sst2", output="x", optimizer="gsam", rho_min=0.01)
+    sam = cfg.sam_config(0.05)
+    assert (sam.rho_schedule, sam.rho_min, sam.variant) == ("lr", 0.01, "gsam")
+    assert TrainConfig(task="glue/sst2", output="x").sam_config(0.05).rho_schedule == "constant"
+    with pytest.raises(ValueError, match="interval=2 with variant='looksam'"):
+        TrainConfig(task="glue/sst2", output="x", optimizer="looksam", interval=2)

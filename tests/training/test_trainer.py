@@ -347,3 +347,18 @@ def test_sam_config_chunks_by_count_or_by_examples():
     assert SAMConfig(m_examples=4).chunks(16) == 4 and SAMConfig(m_examples=5).chunks(16) == 4
     with pytest.raises(ValueError, match="m=2 and m_examples=4"):
         SAMConfig(m=2, m_examples=4)
+
+
+def test_a_variant_refuses_gradient_accumulation(tmp_path):
+    trainer = SAMTrainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, gradient_accumulation_steps=2),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(variant="gsam"),
+    )
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    with pytest.raises(ValueError, match="variant='gsam' with m-sharpness"):
+        SAMConfig(variant="gsam", m=2)
+    with pytest.raises(ValueError, match="variant='fsam'"):
+        SAMConfig(variant="fsam")

@@ -19,7 +19,7 @@ import yaml
 from ..training.config import SAMConfig
 from .data import VALIDATION_FROM
 
-METHODS = ("baseline", "sam", "asam")
+METHODS = ("baseline", "sam", "asam", "gsam", "looksam")
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
 MODELLING = ("auto", "encoder", "text2text")
 
@@ -41,8 +41,11 @@ class TrainConfig:
     m_examples: int | None = None
     interval: int = 1
     probability: float = 1.0
-    rho_schedule: str = "constant"
+    rho_schedule: str | None = None
     rho_warmup_steps: int = 0
+    rho_min: float = 0.0
+    alpha: float | None = None
+    looksam_k: int = 5
     sam_start_step: int = 0
     exclude_head: bool = False
     same_dropout: bool = False
@@ -122,7 +125,11 @@ class TrainConfig:
             m_examples=self.m_examples,
             interval=self.interval,
             probability=self.probability,
-            rho_schedule=self.rho_schedule,
+            rho_schedule=self.rho_schedule or ("lr" if self.optimizer == "gsam" else "constant"),
+            rho_min=self.rho_min,
+            variant=self.optimizer if self.optimizer in ("gsam", "looksam") else None,
+            alpha=self.alpha,
+            k=self.looksam_k,
             warmup_steps=self.rho_warmup_steps,
             sam_start_step=self.sam_start_step,
             exclude_head=self.exclude_head,

@@ -9,6 +9,7 @@ from typing import Any
 from ..optim.comm import MODES
 from ..optim.schedule import Schedule
 from ..optim.validation import non_negative, one_of, positive_int, step_options
+from ..optim.variants import VARIANTS, Variant
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class SAMConfig:
     (:func:`samlm.optim.head_parameters`: ``model.classifier``, ``model.score``...;
     a model without one is refused), which the base optimizer still trains.
     ``distributed`` is SAM's mode when the Trainer runs on several processes
-    (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`).
+    (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`). ``variant``
+    (``"gsam"`` or ``"looksam"``, :mod:`samlm.optim.variants`) changes the update
+    direction with ``alpha`` (default: GSAM 0.4, LookSAM 0.7) and LookSAM's ``k``;
+    ``rho_min`` is where ``rho_schedule="lr"`` takes rho at the end (GSAM's schedule).
     """
 
     rho: float = 0.05
@@ -48,6 +52,10 @@ class SAMConfig:
     track_cosine: bool = False
     distributed: str = "per_replica"
     seed: int = 0
+    variant: str | None = None
+    alpha: float | None = None
+    k: int = 5
+    rho_min: float = 0.0
 
     def __post_init__(self) -> None:
         non_negative("rho", self.rho)
@@ -59,7 +67,19 @@ class SAMConfig:
             self.interval,
             self.probability,
             self.sam_start_step,
+            self.rho_min,
         )
+        one_of("variant", self.variant, tuple(VARIANTS), none_ok=True)
+        self.make_variant()  # its own checks (alpha, k)
+        if self.variant is not None and (self.m != 1 or self.m_examples is not None):
+            raise ValueError(
+                f"variant={self.variant!r} with m-sharpness (m={self.m}, m_examples="
+                f"{self.m_examples}): the variant needs one unit per step"
+            )
+        if self.variant == "looksam" and self.interval != 1:
+            raise ValueError(
+                f"interval={self.interval} with variant='looksam': its k is the interval"
+            )
         step_options(self.ascent_fraction, self.m, 1, "per_microbatch", self.m_examples)
         one_of("distributed", self.distributed, MODES)
 
@@ -68,6 +88,15 @@ class SAMConfig:
         if self.m_examples is not None:
             return math.ceil(n / self.m_examples)
         return min(self.m, n)
+
+    def make_variant(self) -> Variant | None:
+        """The variant object (``None`` for SAM/ASAM)."""
+        if self.variant is None:
+            return None
+        alpha = {} if self.alpha is None else {"alpha": self.alpha}
+        if self.variant == "looksam":
+            return VARIANTS["looksam"](k=self.k, **alpha)
+        return VARIANTS[self.variant](**alpha)
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`samlm.SAM`."""
@@ -83,8 +112,9 @@ class SAMConfig:
             "same_dropout",
             "track_cosine",
             "seed",
+            "rho_min",
         )
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys}, "variant": self.make_variant()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -92,6 +92,12 @@ class SAMTrainerMixin:
                 if params:
                     groups.append({**group, "params": params, "perturb": perturb})
         base.param_groups[:] = groups
+        if cfg.variant is not None and self.args.gradient_accumulation_steps > 1:
+            raise ValueError(
+                f"variant={cfg.variant!r} with gradient_accumulation_steps="
+                f"{self.args.gradient_accumulation_steps}: the variant needs the step's clean "
+                "and SAM gradients side by side, one micro-batch per step"
+            )
         distributed = cfg.distributed if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
