@@ -101,15 +101,15 @@ def _run(engine: str, mode: str | None) -> tuple[dict[str, float], float, int]:
     model = _model(engine)
     base = torch.optim.AdamW(model.parameters(), lr=1e-4)
     opt = SAM(base, rho=0.05, distributed=mode) if mode else base
-    if mode:  # phases: the first pass ends when perturb() returns
-        perturb = opt.perturb
+    if mode:  # phases: the first pass ends when the engine's perturb() returns
+        perturb = opt.engine.perturb
 
         def marked(*args, **kwargs):
             done = perturb(*args, **kwargs)
             METER.phase = "second"
             return done
 
-        opt.perturb = marked
+        opt.engine.perturb = marked  # the step engine calls its own perturb
     g = torch.Generator().manual_seed(dist.get_rank())
 
     def loss_fn(batch):
