@@ -43,7 +43,8 @@ HELP = {
     "model": "model alias (minilm), local folder or Hub name (default: minilm)",
     "modelling": "encoder (classification head) or text2text (seq2seq); auto picks by model",
     "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
-    "(surrogate gap, Zhuang et al. 2022) or looksam (Liu et al. 2022)",
+    "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022) or aesam (SAM when "
+    "the gradient norm is high, Jiang et al. 2023)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
     "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], 0.05 encoder [Foret et al.])",
     "eta": "ASAM's offset in T = |w| + eta",

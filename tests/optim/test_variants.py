@@ -198,3 +198,102 @@ def test_variant_conflicts_are_refused():
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=GSAM())
     with pytest.raises(ValueError, match="one unit per step"):
         sam_step(sam, ce_loss(model), tiny_batch(), m=2)
+
+
+def _aesam_reference(steps: int, total: int, rho=0.1, delta=0.5):
+    """AE-SAM's rule on dicts: decide from ||g||^2 against its running mean and deviation."""
+    model = tiny_mlp()
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = RefSGD(lr=0.1, momentum=0.9)
+    mean = var = 0.0
+    kinds = []
+    for t in range(steps):
+        x, y = tiny_batch(seed=t)
+
+        def loss(p, x=x, y=y):
+            return nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+
+        g = grad(loss)(params)
+        s = _flat_dot(g, g).item()
+        mean = delta * mean + (1 - delta) * s
+        var = delta * var + (1 - delta) * (s - mean) ** 2
+        c = (t / total) * -1.0 + (1 - t / total) * 1.0
+        sam_now = s >= mean + c * var**0.5
+        kinds.append(sam_now)
+        if sam_now:
+            norm = s**0.5
+            g = grad(loss)({n: params[n] + rho * g[n] / norm for n in params})
+        params = opt(params, g)
+    return params, kinds
+
+
+@pytest.mark.parametrize("api", ["closure", "sam_step"])
+def test_aesam_matches_its_reference_and_costs_one_pass_on_plain_steps(api):
+    from samlm.optim.variants import AESAM
+
+    steps, total = 10, 10
+    expected, kinds = _aesam_reference(steps, total)
+    assert any(kinds) and not all(kinds)  # both branches are exercised
+    model = tiny_mlp()
+    sam = SAM(
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        0.1,
+        variant=AESAM(delta=0.5, total_steps=total),
+    )
+    calls, ours = [], []
+
+    def loss_fn(batch):
+        calls.append(len(batch[1]))
+        return ce_loss(model)(batch)
+
+    for t in range(steps):
+        batch = tiny_batch(seed=t)
+        if api == "closure":
+
+            def closure(batch=batch):
+                sam.zero_grad()
+                loss = loss_fn(batch)
+                loss.backward()
+                return loss
+
+            sam.step(closure)
+        else:
+            sam_step(sam, loss_fn, batch)
+        ours.append(sam.last_stats.sam_step)
+    assert ours == kinds
+    assert len(calls) == steps + sum(kinds)  # one pass, plus one per SAM step
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_aesam_resumes_bitwise_and_refuses_what_would_change_its_statistic():
+    from samlm.optim.variants import AESAM
+
+    def make():
+        model = tiny_mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, SAM(opt, 0.1, variant=AESAM(delta=0.5, total_steps=9))
+
+    def train(model, sam, steps):
+        for t in steps:
+            sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+
+    model, sam = make()
+    train(model, sam, range(4))
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "sam": sam.state_dict()}, buf)
+    assert set(sam.state_dict()["sam"]["variant"]) == {"name", "mean", "var"}
+    train(model, sam, range(4, 9))
+    saved = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    other, other_sam = make()
+    other.load_state_dict(saved["model"])
+    other_sam.load_state_dict(saved["sam"])
+    train(other, other_sam, range(4, 9))
+    for p, q in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="ascent_fraction is not supported"):
+        sam_step(sam, ce_loss(model), tiny_batch(), ascent_fraction=0.25)
+    with pytest.raises(ValueError, match=r"delta=0\.0"):
+        AESAM(delta=0.0)
+    with pytest.raises(ValueError, match="total_steps=0"):
+        AESAM(total_steps=0)

@@ -256,7 +256,7 @@ def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
         _prepare_output(changed, resume=True, overwrite=False)
 
 
-@pytest.mark.parametrize("optimizer", ["gsam", "looksam"])
+@pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam"])
 def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     out = _run(
         tmp_path,
@@ -284,8 +284,12 @@ def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     assert config["options"]["optimizer"] == optimizer
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     shares = [r["sam_steps"] for r in logs if "sam_steps" in r]
-    # looksam k=2: SAM, reuse, SAM, reuse; gsam: a SAM step every step
-    assert shares == ([1.0, 0.0, 1.0, 0.0] if optimizer == "looksam" else [1.0] * 4)
+    # looksam k=2: SAM, reuse, SAM, reuse; gsam: a SAM step every step; aesam: its first
+    # step is a SAM step (its statistics start at 0), the others as the gradient norm says
+    if optimizer == "aesam":
+        assert len(shares) == 4 and shares[0] == 1.0 and set(shares) <= {0.0, 1.0}
+    else:
+        assert shares == ([1.0, 0.0, 1.0, 0.0] if optimizer == "looksam" else [1.0] * 4)
     assert json.loads((out / "metrics.json").read_text())["method"] == optimizer
 
 

@@ -362,3 +362,16 @@ def test_a_variant_refuses_gradient_accumulation(tmp_path):
         SAMConfig(variant="gsam", m=2)
     with pytest.raises(ValueError, match="variant='fsam'"):
         SAMConfig(variant="fsam")
+
+
+def test_aesam_learns_the_runs_length_from_the_trainer(tmp_path):
+    trainer = SAMTrainer(
+        model=tiny_bert(),
+        args=_args(tmp_path),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(variant="aesam"),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    assert trainer.sam_optimizer.engine.variant.total_steps == 10
+    with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with variant='aesam'"):
+        SAMConfig(variant="aesam", ascent_fraction=0.25)

@@ -275,6 +275,10 @@ class Engine:
         scaled_norm = math.sqrt(sum(row[1] for row in host))
         if scaled_norm == 0.0 and not reduction.lockstep:
             return False
+        if self.variant is not None and not self.variant.triggers(
+            sum(row[0] for row in host), self.clock
+        ):
+            return False  # AE-SAM: a flat region, a plain step with this gradient
         # (lockstep: a replica with g = 0 stays at w but still takes the second pass)
         self._pending = self._apply(chosen, ascents, scaled_norm, sum(row[0] for row in host))
         stats.sam_step = True
@@ -307,7 +311,9 @@ class Engine:
         self, chosen: list[_Group], ascents: list[F.AscentGroup], scaled_norm: float, g_sq: float
     ) -> _Perturbation:
         """``backup <- w``, ``w <- w + e`` for every collected group (none when ``||s|| = 0``)."""
-        keep = self.track_cosine or self.variant is not None  # g, next to g_s after pass two
+        keep = self.track_cosine or (  # g, next to g_s after pass two
+            self.variant is not None and self.variant.needs_clean_gradient
+        )
         done = _Perturbation([], [], [], [] if keep else None, g_sq)
         for c, a in zip(chosen, ascents, strict=True) if scaled_norm > 0.0 else ():
             backups = [self._backup_of(p, w) for p, w in zip(c.params, a.params, strict=True)]
@@ -343,7 +349,7 @@ class Engine:
         state, self._pending = self._pending, None
         if loss is not None:
             self.stats.loss_perturbed = _detach(loss)
-        if state.first_grads is not None and self.variant is not None:
+        if state.first_grads is not None and self.variant and self.variant.needs_clean_gradient:
             self._variant_sam_gradient(state)
         elif state.first_grads is not None:
             second = [None if p.grad is None else comm.local(p.grad) for p in state.params]

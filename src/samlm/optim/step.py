@@ -93,6 +93,10 @@ def sam_step(
         _base_step(optimizer, scaler)
         return loss
 
+    variant = engine.variant
+    if variant is not None and variant.decides_after_ascent:
+        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler, model)
+
     units = _units(micro, m, m_examples, accumulation)
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
@@ -111,6 +115,43 @@ def sam_step(
     engine.record_losses(loss_w, loss_p, same_examples=ascent_fraction == 1.0)
     _base_step(optimizer, scaler)
     return loss_w  # type: ignore[return-value]
+
+
+def _decide_after_ascent(
+    optimizer: SAM,
+    descend: Callable[[list[tuple[Any, int]], bool], Tensor],
+    micro: list[tuple[Any, int]],
+    ascent_fraction: float,
+    scaler: torch.amp.GradScaler | None,
+    model: nn.Module | None,
+) -> Tensor:
+    """A step of a variant that decides from the whole batch's gradient (AE-SAM): that
+    gradient, in ``p.grad``, is the plain step's, or the ascent of a SAM step."""
+    variant = optimizer.engine.variant
+    for name, bad in (
+        ("ascent_fraction", ascent_fraction != 1.0),
+        ("scaler", scaler is not None),
+        ("model (DDP)", isinstance(model, DistributedDataParallel)),
+    ):
+        if bad:
+            raise ValueError(
+                f"{variant!r} decides from the whole batch's gradient norm: {name} is not "
+                "supported with it (a partial ascent, a loss scale or a per-replica gradient "
+                "would change the statistic)"
+            )
+
+    def descent() -> Tensor:
+        for p in optimizer.trainable_params():
+            p.grad = None  # the ascent's gradients were in p.grad
+        return descend(micro, True)
+
+    done = optimizer.engine.unit(lambda: (descend(micro, True), None), descent, ascent_in_grad=True)
+    if done.loss_perturbed is not None:
+        optimizer.engine.record_losses(done.loss, done.loss_perturbed, same_examples=True)
+    elif not done.skipped:
+        optimizer.engine.plain(done.loss)  # a flat region: the step is plain, its one pass
+    optimizer.step()  # (a skipped step: no update, counted)
+    return done.loss
 
 
 def _units(

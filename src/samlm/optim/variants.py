@@ -8,6 +8,14 @@ With ``g`` the clean gradient (the ascent's, at ``w``) and ``g_s`` the SAM gradi
   of the clean gradient orthogonal to the SAM gradient (an ascent on the surrogate gap
   ``L(w + e) - L(w)`` that leaves the perturbed loss unchanged to first order). The
   paper's radius follows the learning rate: ``SAM(rho_schedule="lr", rho_min=...)``.
+* AE-SAM (Jiang et al., ICLR 2023): a SAM step only when the squared norm of the
+  batch's gradient is high against its running statistics,
+  ``s_t >= mu_t + c_t * sigma_t`` with ``s_t = ||g_t||^2``,
+  ``mu_t = delta mu_{t-1} + (1 - delta) s_t``,
+  ``sigma_t^2 = delta sigma_{t-1}^2 + (1 - delta) (s_t - mu_t)^2`` (mu, sigma^2 start
+  at 0) and ``c_t = (t / T) lambda_1 + (1 - t / T) lambda_2`` over the run's ``T``
+  steps; otherwise a plain step with that same gradient (one forward-backward). The
+  gradient is the whole batch's (no quarter-batch ascent: the plain step needs it).
 * LookSAM (Liu et al., CVPR 2022, Algorithm 1): a SAM step every ``k`` steps keeps
   ``g_v = g_s - proj_g(g_s)``, the part of the SAM gradient orthogonal to the clean one
   (one gradient-sized buffer); the ``k - 1`` steps in between are plain steps of one
@@ -51,13 +59,20 @@ class Variant:
 
     name = "sam"
     interval: int | None = None  # the SAM steps' period, when the variant sets it
+    needs_clean_gradient = True  # g kept next to g_s through the second pass
+    decides_after_ascent = False  # whether a step perturbs is known from ||g|| only
+
+    def triggers(self, g_sq: float, step: int) -> bool:
+        """Whether step ``step``, with ``||g||^2 = g_sq``, perturbs (after the schedule)."""
+        return True
 
     def sam_gradient_(
         self, params: list[Tensor], clean: list[Tensor], sam: list[Tensor], reduce: Reduce
     ) -> tuple[float, float, float]:
         """Adjust ``sam`` (the SAM gradients, in ``p.grad``) in place, given ``clean``;
-        return ``(||g||^2, <g, g_s>, ||g_s||^2)`` (the cosine statistic's inputs)."""
-        raise NotImplementedError
+        return ``(||g||^2, <g, g_s>, ||g_s||^2)`` (the cosine statistic's inputs).
+        Called only when ``needs_clean_gradient``."""
+        return _inner_products(clean, sam, reduce)
 
     def plain_gradient_(self, params: list[Tensor], grads: list[Tensor], reduce: Reduce) -> None:
         """Adjust a plain step's gradients in place (default: leave them)."""
@@ -158,4 +173,58 @@ class LookSAM(Variant):
         return f"LookSAM(k={self.interval}, alpha={self.alpha})"
 
 
-VARIANTS = {"gsam": GSAM, "looksam": LookSAM}
+class AESAM(Variant):
+    """AE-SAM's trigger: perturb when ``||g||^2`` is high against its running mean and
+    deviation. ``total_steps`` (``T``) may be set later (``SAMTrainer`` sets it to the
+    run's steps); until it is, ``c_t = lambda_2``."""
+
+    name = "aesam"
+    needs_clean_gradient = False
+    decides_after_ascent = True
+
+    def __init__(
+        self,
+        delta: float = 0.9,
+        lambda_1: float = -1.0,
+        lambda_2: float = 1.0,
+        total_steps: int | None = None,
+    ) -> None:
+        self.delta = in_interval("delta", delta, 0.0, 1.0, open_low=True)
+        if self.delta == 1.0:
+            raise ValueError("delta=1.0 must be < 1 (the statistics would never move)")
+        self.lambda_1 = float(lambda_1)
+        self.lambda_2 = float(lambda_2)
+        for name, value in (("lambda_1", lambda_1), ("lambda_2", lambda_2)):
+            if not math.isfinite(value):
+                raise ValueError(f"{name}={value!r} must be a finite number")
+        self.total_steps = None if total_steps is None else positive_int("total_steps", total_steps)
+        self.mean = 0.0
+        self.var = 0.0
+
+    def threshold_factor(self, step: int) -> float:
+        """``c_t``: from lambda_2 at the start to lambda_1 at step ``T``."""
+        if self.total_steps is None:
+            return self.lambda_2
+        frac = min(step / self.total_steps, 1.0)
+        return frac * self.lambda_1 + (1.0 - frac) * self.lambda_2
+
+    def triggers(self, g_sq: float, step: int) -> bool:
+        self.mean = self.delta * self.mean + (1.0 - self.delta) * g_sq
+        self.var = self.delta * self.var + (1.0 - self.delta) * (g_sq - self.mean) ** 2
+        return g_sq >= self.mean + self.threshold_factor(step) * math.sqrt(self.var)
+
+    def state_dict(self, index):
+        return {"mean": self.mean, "var": self.var}
+
+    def load_state_dict(self, state, params):
+        self.mean = float(state.get("mean", 0.0))
+        self.var = float(state.get("var", 0.0))
+
+    def __repr__(self) -> str:
+        return (
+            f"AESAM(delta={self.delta}, lambda_1={self.lambda_1}, lambda_2={self.lambda_2}, "
+            f"total_steps={self.total_steps})"
+        )
+
+
+VARIANTS = {"gsam": GSAM, "looksam": LookSAM, "aesam": AESAM}

@@ -19,7 +19,7 @@ import yaml
 from ..training.config import SAMConfig
 from .data import VALIDATION_FROM
 
-METHODS = ("baseline", "sam", "asam", "gsam", "looksam")
+METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam")
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
 MODELLING = ("auto", "encoder", "text2text")
 
@@ -127,7 +127,7 @@ class TrainConfig:
             probability=self.probability,
             rho_schedule=self.rho_schedule or ("lr" if self.optimizer == "gsam" else "constant"),
             rho_min=self.rho_min,
-            variant=self.optimizer if self.optimizer in ("gsam", "looksam") else None,
+            variant=self.optimizer if self.optimizer in ("gsam", "looksam", "aesam") else None,
             alpha=self.alpha,
             k=self.looksam_k,
             warmup_steps=self.rho_warmup_steps,

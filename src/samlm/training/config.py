@@ -29,8 +29,9 @@ class SAMConfig:
     a model without one is refused), which the base optimizer still trains.
     ``distributed`` is SAM's mode when the Trainer runs on several processes
     (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`). ``variant``
-    (``"gsam"`` or ``"looksam"``, :mod:`samlm.optim.variants`) changes the update
-    direction with ``alpha`` (default: GSAM 0.4, LookSAM 0.7) and LookSAM's ``k``;
+    (``"gsam"``, ``"looksam"`` or ``"aesam"``, :mod:`samlm.optim.variants`) changes the
+    update direction with ``alpha`` (default: GSAM 0.4, LookSAM 0.7) and LookSAM's ``k``,
+    or (AE-SAM) when to perturb;
     ``rho_min`` is where ``rho_schedule="lr"`` takes rho at the end (GSAM's schedule).
     """
 
@@ -76,6 +77,11 @@ class SAMConfig:
                 f"variant={self.variant!r} with m-sharpness (m={self.m}, m_examples="
                 f"{self.m_examples}): the variant needs one unit per step"
             )
+        if self.variant == "aesam" and self.ascent_fraction != 1.0:
+            raise ValueError(
+                f"ascent_fraction={self.ascent_fraction} with variant='aesam': AE-SAM decides "
+                "from the whole batch's gradient, which a plain step then uses"
+            )
         if self.variant == "looksam" and self.interval != 1:
             raise ValueError(
                 f"interval={self.interval} with variant='looksam': its k is the interval"
@@ -93,6 +99,8 @@ class SAMConfig:
         """The variant object (``None`` for SAM/ASAM)."""
         if self.variant is None:
             return None
+        if self.variant == "aesam":
+            return VARIANTS["aesam"]()  # thresholds as in the paper; T: the run's steps
         alpha = {} if self.alpha is None else {"alpha": self.alpha}
         if self.variant == "looksam":
             return VARIANTS["looksam"](k=self.k, **alpha)

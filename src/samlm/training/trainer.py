@@ -98,11 +98,23 @@ class SAMTrainerMixin:
                 f"{self.args.gradient_accumulation_steps}: the variant needs the step's clean "
                 "and SAM gradients side by side, one micro-batch per step"
             )
+        if cfg.variant == "aesam" and self.args.fp16:
+            raise ValueError(
+                "variant='aesam' with fp16: the loss scale would enter the gradient-norm "
+                "statistic AE-SAM decides by; use bf16"
+            )
         distributed = cfg.distributed if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
         )
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """The Trainer's scheduler; AE-SAM's threshold schedule learns the run's length."""
+        variant = self.sam_optimizer.engine.variant if self.sam_optimizer else None
+        if variant is not None and getattr(variant, "total_steps", 0) is None:
+            variant.total_steps = num_training_steps
+        return super().create_scheduler(num_training_steps, optimizer)
 
     # -- the step -------------------------------------------------------------------------
 
@@ -123,6 +135,8 @@ class SAMTrainerMixin:
                 sam.engine.plain(self._sam_raw_loss)
                 self._record(sam.last_stats)
             return loss
+        if sam.engine.variant is not None and sam.engine.variant.decides_after_ascent:
+            return self._decide_after_ascent(model, inputs, num_items_in_batch)
         model.train()
         inputs = self._prepare_inputs(inputs)
         cfg = self.sam_config
@@ -176,6 +190,33 @@ class SAMTrainerMixin:
         self._record(sam.last_stats)
         # the Trainer logs L(w), on the scale it gives its own losses (accumulation, num_items)
         return (loss_w * (reported / loss_p)).detach()
+
+    def _decide_after_ascent(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch):
+        """AE-SAM: the Trainer's own step at w gives the gradient whose norm decides; a
+        SAM step then runs the Trainer's step again at w + e."""
+        sam = self.sam_optimizer
+
+        trainer_step = super().training_step
+        raw: dict[str, Tensor | None] = {}
+
+        def ascent():
+            reported = trainer_step(model, inputs, num_items_in_batch)
+            raw["w"] = self._sam_raw_loss
+            return reported, None
+
+        def descent():
+            for p in sam.trainable_params():
+                p.grad = None  # the first pass's gradients were in p.grad
+            trainer_step(model, inputs, num_items_in_batch)
+            return self._sam_raw_loss
+
+        done = sam.engine.unit(ascent, descent, ascent_in_grad=True)
+        if done.loss_perturbed is not None:
+            sam.engine.record_losses(raw["w"], done.loss_perturbed, same_examples=True)
+        elif not done.skipped:
+            sam.engine.plain(raw["w"])
+        self._record(sam.last_stats)
+        return done.loss
 
     # -- logging --------------------------------------------------------------------------
 
