@@ -216,8 +216,8 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import METHODS as METHODS_ALL
     from .compare import PRESETS, GridSpec, compare, write_report
+    from .compare.grid import CORE_METHODS
     from .compare.report import terminal
     from .compare.validate import check_grid
     from .tasks import resolve_data_dir
@@ -257,7 +257,7 @@ def _compare(args: argparse.Namespace) -> int:
             group_key(t, n, m)
             for t in options["tasks"]
             for n in options["sizes"]
-            for m in options.get("methods", METHODS_ALL)
+            for m in options.get("methods", CORE_METHODS)
         }
         recorded = {k: v for k, v in SETTINGS.items() if k in keys}
         if recorded:

@@ -275,3 +275,23 @@ def test_a_grid_grows_by_tasks_and_seeds_without_rerunning_its_cells(tmp_path):
     assert not any(c["task"] == "glue/sst2" and c["seed"] == 0 for c in rerun)
     with pytest.raises(ValueError, match="seeds"):  # shrinking is another grid
         compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)
+
+
+def test_passes_per_step_come_from_the_logged_share_of_sam_steps(tmp_path):
+    from samlm.compare.runner import _sam_share
+
+    log = tmp_path / "log.jsonl"
+    assert _sam_share(log) == 1.0  # nothing logged: every step counted as a SAM step
+    rows = [{"step": 5, "sam_steps": 0.2}, {"step": 10, "sam_steps": 0.4}, {"eval_x": 1}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _sam_share(log) == pytest.approx(0.3)
+
+
+def test_the_variants_are_methods_tuned_like_sam_but_not_in_the_evidence_grid():
+    from samlm.compare.grid import CORE_METHODS, METHODS, PRESETS, TUNE_GRID
+
+    for method in ("gsam", "looksam", "aesam"):
+        assert METHODS[method] == {"optimizer": method}
+        assert TUNE_GRID[method] == TUNE_GRID["sam"]
+    assert PRESETS["evidence"]["methods"] == CORE_METHODS
+    assert GridSpec(tasks=["glue/sst2"], sizes=[8]).methods == CORE_METHODS

@@ -24,7 +24,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "sam": {"optimizer": "sam"},
     "sam_quarter": {"optimizer": "sam", "ascent_fraction": 0.25},  # Bahri et al. 2022
     "asam": {"optimizer": "asam"},
+    # the efficient and gap-guided variants (samlm.optim.variants), at their papers' defaults
+    "gsam": {"optimizer": "gsam"},
+    "looksam": {"optimizer": "looksam"},
+    "aesam": {"optimizer": "aesam"},
 }
+CORE_METHODS = ["baseline", "sam", "sam_quarter", "asam"]  # the evidence grid's methods
 
 # The same number of trials for every method: the baseline searches the learning rate
 # over a wider range, the SAM family the two rates the 2026-11-27 sweep found best for
@@ -36,6 +41,10 @@ TUNE_GRID: dict[str, list[dict[str, float]]] = {
         for m in ("sam", "sam_quarter")
     },
     "asam": [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.5, 1.0)],
+    **{
+        m: [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.02, 0.05)]
+        for m in ("gsam", "looksam", "aesam")
+    },
 }
 TUNE_SEED = 1000  # the trials' seed: apart from the evaluation seeds 0, 1, ...
 
@@ -68,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # dev examples, reported on the other 28); RTE learns at 250, barely (+5.4 points
         # over the majority class in bench/results/step_sweep_2026-11-30.md)
         "task_sizes": {"superglue/cb": [100, 250], "superglue/rte": [250]},
+        "methods": CORE_METHODS,
         "seeds": 5,
         "tune": True,
         **PROTOCOL,
@@ -84,6 +94,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "glue/sst2",
         ],
         "sizes": [250, 0],  # 0: the full training set
+        "methods": CORE_METHODS,
         "seeds": 5,
         "epochs": 5.0,  # bench/results/sweep_2026-11-27.md: 5 beat 3 where MiniLM learns
         "tune": True,
@@ -128,7 +139,7 @@ class GridSpec:
     sizes: list[int]
     # sizes of particular tasks, in place of ``sizes`` (e.g. CB has 250 examples in all)
     task_sizes: dict[str, list[int]] | None = None
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: list(CORE_METHODS))
     seeds: int = 3
     seed_offset: int = 0  # the seeds are seed_offset, ..., seed_offset + seeds - 1
     model: str = "minilm"
@@ -213,7 +224,8 @@ class GridSpec:
 
     def default_setting(self, method: str) -> dict[str, float | None]:
         """The untuned setting: the spec's learning rate and radius."""
-        rho = {"sam": self.rho_sam, "sam_quarter": self.rho_sam, "asam": self.rho_asam}
+        rho = {m: self.rho_sam for m in METHODS if m not in ("baseline", "asam")}
+        rho["asam"] = self.rho_asam
         out: dict[str, float | None] = {"learning_rate": self.learning_rate}
         if method in rho:
             out["rho"] = rho[method]

@@ -45,6 +45,16 @@ def _grows(before: Any, after: Any) -> bool:
     return isinstance(before, int) and isinstance(after, int) and before <= after
 
 
+def _sam_share(log: Path) -> float:
+    """The share of SAM steps over the run, from the logged ``sam_steps`` of each logging
+    window (1.0 when nothing was logged: every step a SAM step)."""
+    if not log.is_file():
+        return 1.0
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    shares = [r["sam_steps"] for r in rows if "sam_steps" in r]
+    return sum(shares) / len(shares) if shares else 1.0
+
+
 def _curve(log: Path, metric: str) -> list[list[float]]:
     if not log.is_file():
         return []
@@ -99,7 +109,9 @@ def run_cell(
         result = train(cfg, resume=True, log=lambda *args: None)
         metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
         steps = result["global_steps"]
+        # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
         extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
+        extra *= _sam_share(out / "log.jsonl") if extra else 0
         record.update(
             status="ok",
             score=task_score(metrics),
