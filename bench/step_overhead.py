@@ -60,7 +60,12 @@ VARIANTS = (
     "sam",
     "sam_quarter",
     "peer",
+    "gsam",
+    "looksam",
+    "aesam",
 )
+EFFICIENT = ("gsam", "looksam", "aesam")  # samlm.optim.variants, one step per call
+LOOKSAM_K = 5
 
 Batch = dict[str, Tensor]
 
@@ -182,6 +187,20 @@ def build_variants(
         return loss
 
     steps["peer"] = peer
+
+    from samlm.optim.variants import AESAM, GSAM, LookSAM
+
+    made = {"gsam": GSAM(), "looksam": LookSAM(k=LOOKSAM_K), "aesam": AESAM()}
+    for name, variant in made.items():
+        m = models[name]
+        opt = opts[name] = samlm.SAM(
+            torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO, variant=variant
+        )
+
+        def variant_step(opt: samlm.SAM = opt, m: nn.Module = m) -> Tensor:
+            return samlm.sam_step(opt, lambda data: m(**data).loss, batch)
+
+        steps[name] = variant_step
     return {name: steps[name] for name in VARIANTS}, opts, models  # the timing's name order
 
 
@@ -192,6 +211,7 @@ def own_work_meters(opts: dict[str, Any]) -> dict[str, timing.Meter]:
     return {
         "sam": timing.EngineTime(opts["sam"]),
         "sam_quarter": timing.EngineTime(opts["sam_quarter"]),
+        **{name: timing.EngineTime(opts[name]) for name in EFFICIENT},
         "peer": timing.OwnWork(peer, ("first_step", "second_step"), peer.base_optimizer),
     }
 
@@ -350,6 +370,21 @@ def main(argv: list[str] | None = None) -> int:
         f"own work, samlm SAM / peer SAM: "
         f"{statistics.median(own['sam']) / statistics.median(own['peer']):.2f}"
     )
+
+    print()
+    print(
+        "SAM variants (one step per call; their steps differ, so means over the rounds, "
+        "with the share of SAM steps they took):"
+    )
+    print(f"{'variant':<12} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
+    mean = {name: statistics.fmean(ts) * 1e3 for name, ts in times.items()}
+    for name in EFFICIENT:
+        share = opts[name].sam_steps / max(opts[name].engine.clock, 1)
+        print(
+            f"{name:<12} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
+            f"{mean[name] / mean['sam']:>8.3f}"
+        )
+    print(f"(plain {mean['plain']:.1f} ms, sam {mean['sam']:.1f} ms; LookSAM k={LOOKSAM_K})")
 
     mib = 2.0**20
     p = mem["perturbed"]

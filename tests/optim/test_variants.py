@@ -126,6 +126,7 @@ def test_looksam_between_refreshes_costs_one_pass(api):
     # steps 0, 3, 6 refresh (two passes), the others reuse g_v (one pass)
     assert len(calls) == 7 + 3
     assert sam.last_stats.sam_step  # step 6
+    assert sam.sam_steps == 3 and sam.state_dict()["sam"]["sam_steps"] == 3
 
 
 def test_looksam_quarter_batch_ascent_costs_a_quarter_more_on_refresh_steps():

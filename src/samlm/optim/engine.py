@@ -140,6 +140,7 @@ class Engine:
         self.generator = torch.Generator().manual_seed(int(seed))
         self.clock = 0  # steps taken or skipped: the schedules' clock
         self.skipped_steps = 0  # steps skipped because a gradient was not finite
+        self.sam_steps = 0  # steps that perturbed (the rest were plain or skipped)
         self.stats = SAMStats()
         self._decision: bool | None = None  # is the current step a SAM step (cached)
         self._skip_pending = False
@@ -172,9 +173,9 @@ class Engine:
         self._skip_pending = False
         self._units = 0
 
-    def reset(self, clock: int, skipped_steps: int) -> None:
+    def reset(self, clock: int, skipped_steps: int, sam_steps: int) -> None:
         """Set the counters (a loaded checkpoint) and forget the current step."""
-        self.clock, self.skipped_steps = clock, skipped_steps
+        self.clock, self.skipped_steps, self.sam_steps = clock, skipped_steps, sam_steps
         self._decision = None
         self._skip_pending = False
 
@@ -399,6 +400,7 @@ class Engine:
                 skip = True
                 self.skipped_steps += 1
         if not skip:
+            self.sam_steps += self.stats.sam_step
             start = time.perf_counter()
             self.base_step()
             if self.timing:

@@ -235,6 +235,11 @@ class SAM(torch.optim.Optimizer):
         """Steps skipped so far because a gradient was not finite."""
         return self.engine.skipped_steps
 
+    @property
+    def sam_steps(self) -> int:
+        """Steps so far that perturbed and updated (the others were plain or skipped)."""
+        return self.engine.sam_steps
+
     def is_sam_step(self) -> bool:
         """Whether the current step perturbs (the schedule says so and some perturbed
         group's radius is > 0; decided once per step). Plain steps cost one pass."""
@@ -298,7 +303,7 @@ class SAM(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
         """The base optimizer's state, and SAM's: a format version, the schedules' clock,
-        the skipped-step count and SAM's generator."""
+        the skipped- and SAM-step counts, SAM's generator and a variant's state."""
         if self.engine.perturbed:
             raise RuntimeError(
                 "SAM.state_dict() called while the weights are perturbed (between perturb() and "
@@ -310,6 +315,7 @@ class SAM(torch.optim.Optimizer):
                 "version": STATE_VERSION,
                 "step": self.engine.clock,
                 "skipped_steps": self.engine.skipped_steps,
+                "sam_steps": self.engine.sam_steps,
                 "generator": self.engine.generator.get_state(),
                 **self._variant_state(),
             },
@@ -343,7 +349,9 @@ class SAM(torch.optim.Optimizer):
         an older one (missing keys take their defaults: clock 0, no skipped step, the
         generator as seeded); the base optimizer is untouched."""
         _check_sam_part(own)
-        self.engine.reset(int(own.get("step", 0)), int(own.get("skipped_steps", 0)))
+        self.engine.reset(
+            int(own.get("step", 0)), int(own.get("skipped_steps", 0)), int(own.get("sam_steps", 0))
+        )
         if "generator" in own:
             self.engine.generator.set_state(own["generator"])
         variant, saved = self.engine.variant, own.get("variant")
