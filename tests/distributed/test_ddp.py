@@ -1,6 +1,7 @@
 """DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
 identical weights, equal to single-process m-sharpness with m = world size) and
-synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch)."""
+synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch;
+GSAM and LookSAM too)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from samlm import sam_step
+from samlm.optim.variants import GSAM, LookSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
@@ -21,14 +23,25 @@ CASES = {
     "per_replica_accumulated": ("per_replica", 1.0, 2, 2, 1),
     "per_replica_m": ("per_replica", 0.5, 1, 1, 2),
     "synchronized": ("synchronized", 1.0, 1, 1, 1),
+    "gsam_synchronized": ("synchronized", 1.0, 1, 1, 1),
+    "looksam_synchronized": ("synchronized", 1.0, 1, 1, 1),
 }
+
+
+def _variant(name: str):
+    """The variant a case runs (a fresh object: it holds state)."""
+    if name.startswith("gsam"):
+        return GSAM(alpha=0.5)
+    if name.startswith("looksam"):
+        return LookSAM(k=2, alpha=0.7)
+    return None
 
 
 def _worker(rank: int, world: int) -> dict:
     results = {}
     for name, (mode, fraction, accumulation, interval, m) in CASES.items():
         model = DDP(tiny_model())
-        opt = sam(model, distributed=mode, interval=interval)
+        opt = sam(model, distributed=mode, interval=interval, variant=_variant(name))
         hooks: list[bool] = []  # is_perturbed at each bucket all-reduce of DDP
         all_reduce = dist.all_reduce
 
@@ -91,7 +104,7 @@ def ddp_results(tmp_path_factory):
 def _reference(name: str):
     mode, fraction, _, interval, m = CASES[name]
     model = tiny_model()
-    opt = sam(model, interval=interval)
+    opt = sam(model, interval=interval, variant=_variant(name))
     if mode == "per_replica":  # m-sharpness over the replicas (and over m chunks in each)
         m *= 2
     out = []
