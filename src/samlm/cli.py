@@ -58,6 +58,13 @@ HELP = {
     "rho_min": "with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
     "alpha": "gsam / looksam: the weight of the extra direction (default 0.4 / 0.7)",
     "looksam_k": "looksam: a SAM step every k steps, one pass with the kept direction between",
+    "peft": "none, or lora: LoRA adapters (PEFT) train, the model stays frozen; SAM perturbs "
+    "the adapters (needs pip install 'samlm[peft]')",
+    "lora_r": "LoRA rank r",
+    "lora_alpha": "LoRA scale alpha (the update is alpha / r * B A)",
+    "lora_dropout": "dropout on the LoRA input",
+    "lora_targets": "comma-separated module names to adapt, e.g. query,value (default: "
+    "PEFT's for the model type)",
     "rho_warmup_steps": "steps of the rho warm-up (counted from --sam-start-step)",
     "sam_start_step": "plain steps of the base optimizer before SAM starts (one "
     "forward-backward each); SAM from this step on",
@@ -88,6 +95,7 @@ HELP = {
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .optim.comm import MODES
+    from .pipeline.adapters import PEFT_METHODS
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
     from .pipeline.data import VALIDATION_FROM
 
@@ -100,6 +108,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "modelling": MODELLING,
         "distributed_sam": MODES,
         "validation_from": VALIDATION_FROM,
+        "peft": PEFT_METHODS,
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

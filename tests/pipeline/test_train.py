@@ -300,3 +300,45 @@ def test_train_config_gives_gsam_its_papers_rho_schedule():
     assert TrainConfig(task="glue/sst2", output="x").sam_config(0.05).rho_schedule == "constant"
     with pytest.raises(ValueError, match="interval=2 with variant='looksam'"):
         TrainConfig(task="glue/sst2", output="x", optimizer="looksam", interval=2)
+
+
+def test_train_with_lora_saves_the_adapter_and_resumes_exactly(tmp_path, data_dir, tiny_bert_dir):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    options = dict(
+        task="glue/sst2",
+        model=str(tiny_bert_dir),
+        peft="lora",
+        lora_targets="query,value",
+        train_size=32,
+        eval_size=16,
+        epochs=2,
+        batch_size=8,
+        save_steps=2,
+        data_dir=str(data_dir),
+        learning_rate=1e-3,
+    )
+    full = train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
+    best = tmp_path / "full" / "best"
+    assert (best / "adapter_config.json").is_file()  # PEFT's format: the adapter only
+    assert not (best / "model.safetensors").exists()
+    killed = TrainConfig(output=str(tmp_path / "killed"), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, callbacks=[Kill()], log=lambda *a: None)
+    resumed = train(killed, resume=True, log=lambda *a: None)
+    assert resumed["metrics"] == full["metrics"]
+    assert resumed["global_steps"] == full["global_steps"] == 8
+
+
+def test_lora_errors_name_the_option(tmp_path, data_dir, tiny_bert_dir, monkeypatch, capsys):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    common = ["--task", "glue/sst2", "--model", str(tiny_bert_dir), "--train-size", "16"]
+    bad = ["train", "--data-dir", str(data_dir), "--output", str(tmp_path / "a"), *common]
+    assert main([*bad, "--peft", "lora", "--lora-targets", "no_such_module"]) == 2
+    err = capsys.readouterr().err
+    assert "--peft lora cannot wrap" in err and "query" in err  # it lists what can be adapted
+    assert not (tmp_path / "a").exists()  # nothing written
+    monkeypatch.setitem(__import__("sys").modules, "peft", None)  # as if not installed
+    out = tmp_path / "b"
+    assert main(["train", "--output", str(out), *common, "--peft", "lora"]) == 2
+    assert "pip install 'samlm[peft]'" in capsys.readouterr().err
+    assert not out.exists()  # nothing written

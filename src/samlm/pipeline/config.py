@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ..training.config import SAMConfig
+from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
 
 METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam")
@@ -46,6 +47,11 @@ class TrainConfig:
     rho_min: float = 0.0
     alpha: float | None = None
     looksam_k: int = 5
+    peft: str = "none"
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lora_targets: str | None = None
     sam_start_step: int = 0
     exclude_head: bool = False
     same_dropout: bool = False
@@ -93,6 +99,14 @@ class TrainConfig:
         ):
             _at_least(name, getattr(self, name), 1)
         _choice("validation_from", self.validation_from, VALIDATION_FROM)
+        _choice("peft", self.peft, PEFT_METHODS)
+        if self.peft == "lora":
+            require_peft()
+            _at_least("lora_r", self.lora_r, 1)
+            if not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
+                raise ValueError(f"lora_alpha={self.lora_alpha} must be > 0")
+            if not 0 <= self.lora_dropout < 1:
+                raise ValueError(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
         for name in ("train_size", "eval_size", "validation_size", "save_steps"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
@@ -114,6 +128,12 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
+
+    def lora_target_list(self) -> list[str] | None:
+        """``--lora-targets q,v`` as a list (None: PEFT's default for the model type)."""
+        if not self.lora_targets:
+            return None
+        return [t.strip() for t in self.lora_targets.split(",") if t.strip()]
 
     def sam_config(self, default_rho: float) -> SAMConfig:
         return SAMConfig(

@@ -40,6 +40,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 
 from ..tasks import Task, get_task
 from ..training import SAMSeq2SeqTrainer, SAMTrainer
+from .adapters import apply_lora
 from .config import TrainConfig
 from .data import data_folder, run_splits
 from .features import collator, encode, metrics_fn
@@ -247,12 +248,20 @@ def train(
         )
         return checkpoint
 
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(choice, task)
+    if cfg.peft == "lora":  # before the output folder: a model LoRA cannot wrap writes nothing
+        model = apply_lora(
+            model,
+            modelling=choice.modelling,
+            r=cfg.lora_r,
+            alpha=cfg.lora_alpha,
+            dropout=cfg.lora_dropout,
+            targets=cfg.lora_target_list(),
+        )
     checkpoint = _main_first(state, prepare)
     if note:
         log(note)
-
-    set_seed(cfg.seed)
-    model, tokenizer = load_model(choice, task)
     enc = dict(
         tokenizer=tokenizer,
         modelling=choice.modelling,

@@ -1,0 +1,68 @@
+"""LoRA adapters (PEFT, Hu et al. 2022) on a run's model.
+
+``W x`` becomes ``W x + (alpha / r) B A x`` on the target modules, with ``W`` frozen and
+``A`` (r x in), ``B`` (out x r, zero at the start) trained, together with a fresh task
+head. SAM then perturbs exactly what trains: the adapters and the head (its parameter
+groups hold only parameters that require a gradient), so its backup is the adapters'
+size, not the model's. The run saves the adapter only, in PEFT's format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+PEFT_METHODS = ("none", "lora")
+INSTALL = "pip install 'samlm[peft]'"
+
+
+def require_peft(option: str = "--peft lora") -> None:
+    """Raise a ValueError naming ``option`` and the install command when peft is absent."""
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise ValueError(f"{option} needs the peft package: {INSTALL}") from None
+
+
+def apply_lora(
+    model: nn.Module,
+    *,
+    modelling: str,
+    r: int,
+    alpha: float,
+    dropout: float,
+    targets: list[str] | None,
+) -> nn.Module:
+    """``model`` with LoRA adapters (PEFT's defaults for its type when ``targets`` is None)."""
+    require_peft()
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    task_type = TaskType.SEQ_2_SEQ_LM if modelling == "text2text" else TaskType.SEQ_CLS
+    config = LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type=task_type
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        linear = sorted(
+            {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if _adaptable(m)}
+        )
+        raise ValueError(
+            f"--peft lora cannot wrap {type(model).__name__} (targets {targets or 'PEFT default'}):"
+            f" {err}. Give --lora-targets from its linear modules: {', '.join(linear)}"
+        ) from None
+
+
+def _adaptable(module: Any) -> bool:
+    return isinstance(module, nn.Linear | nn.Embedding | nn.Conv1d) or (
+        type(module).__name__ == "Conv1D"  # GPT-2's linear layers
+    )
+
+
+def is_adapted(model: nn.Module) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
