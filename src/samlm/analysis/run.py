@@ -43,6 +43,11 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
     data = yaml.safe_load(config.read_text()) or {}
     if not isinstance(data.get("options"), dict) or not isinstance(data.get("resolved"), dict):
         raise ValueError(f"{config}: expected the keys 'options' and 'resolved'")
+    if (run / "best" / "adapter_config.json").is_file():
+        raise ValueError(
+            f"run_dir={str(run)!r} trained LoRA adapters (--peft lora): samlm sharpness "
+            "measures full models and does not load adapters yet"
+        )
     if not (run / "best" / "config.json").is_file():
         raise ValueError(f"run_dir={str(run)!r} has no best/ model: is the run finished?")
     return run, data["options"], data["resolved"]
