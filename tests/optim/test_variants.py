@@ -298,3 +298,20 @@ def test_aesam_resumes_bitwise_and_refuses_what_would_change_its_statistic():
         AESAM(delta=0.0)
     with pytest.raises(ValueError, match="total_steps=0"):
         AESAM(total_steps=0)
+
+
+def test_a_variant_refuses_a_second_pass_that_accumulated_into_the_clean_gradient():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=GSAM())
+
+    def closure():
+        sam.zero_grad(set_to_none=False)  # zeroes the clean gradient in place
+        loss = ce_loss(model)(tiny_batch())
+        loss.backward()
+        return loss
+
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match="set_to_none=True"):
+        sam.step(closure)
+    assert not sam.is_perturbed  # the weights are back at w
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))

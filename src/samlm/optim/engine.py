@@ -350,26 +350,35 @@ class Engine:
         state, self._pending = self._pending, None
         if loss is not None:
             self.stats.loss_perturbed = _detach(loss)
-        if state.first_grads is not None and self.variant and self.variant.needs_clean_gradient:
-            self._variant_sam_gradient(state)
-        elif state.first_grads is not None:
-            second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
-            # the first-pass gradients are dead after the perturbation: reuse them in place,
-            # unless zero_grad(set_to_none=False) made the second pass accumulate into them
-            if all(
-                g is not None and g is not f for g, f in zip(second, state.first_grads, strict=True)
-            ):
-                sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
-                self.stats._polarisation = (sum_sq, state.first_sq, second_sq)
-        F.restore(state.weights, state.backups)
+        try:
+            if state.first_grads is not None and self.variant and self.variant.needs_clean_gradient:
+                self._variant_sam_gradient(state)
+            elif state.first_grads is not None:
+                self._polarise(state)
+        finally:  # w, whatever happened
+            F.restore(state.weights, state.backups)
+
+    def _polarise(self, state: _Perturbation) -> None:
+        """The cosine statistic's inputs, from the first-pass gradients (dead after the
+        perturbation: reused in place, unless zero_grad(set_to_none=False) made the second
+        pass accumulate into them)."""
+        second = [None if p.grad is None else comm.local(p.grad) for p in state.params]
+        if all(
+            g is not None and g is not f for g, f in zip(second, state.first_grads, strict=True)
+        ):
+            sum_sq, second_sq = F.polarise_(state.first_grads, second)  # type: ignore[arg-type]
+            self.stats._polarisation = (sum_sq, state.first_sq, second_sq)
 
     def _variant_sam_gradient(self, state: _Perturbation) -> None:
         """The variant's change of the SAM gradient (in ``p.grad``), given the clean one."""
-        rows = [
-            (p, f, comm.local(p.grad))
-            for p, f in zip(state.params, state.first_grads or [], strict=True)
-            if p.grad is not None and p.grad is not f
-        ]
+        pairs = list(zip(state.params, state.first_grads or [], strict=True))
+        if any(p.grad is f for p, f in pairs):
+            raise RuntimeError(
+                f"{self.variant!r} needs the clean gradient next to the SAM gradient, but the "
+                "second pass accumulated into it: zero the gradients with "
+                "zero_grad(set_to_none=True) (the default) before the second backward"
+            )
+        rows = [(p, f, comm.local(p.grad)) for p, f in pairs if p.grad is not None]
         reduce = comm.Reduction.of(state.params, None, None).total
         g_sq, dot, s_sq = self.variant.sam_gradient_(  # type: ignore[union-attr]
             [p for p, _, _ in rows], [f for _, f, _ in rows], [s for _, _, s in rows], reduce
