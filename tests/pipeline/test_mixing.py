@@ -1,0 +1,57 @@
+"""T5's mixing rates on hand-computed sizes; the mixture sampler is seeded and resumable."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from samlm.pipeline.mixing import BLOCK, MixtureSampler, mixing_rates
+
+
+def test_proportional_rates_with_and_without_the_limit():
+    assert mixing_rates([100, 300]) == pytest.approx([0.25, 0.75])
+    # K = 200 caps the second task: min(100, 200) = 100, min(300, 200) = 200
+    assert mixing_rates([100, 300], limit=200) == pytest.approx([1 / 3, 2 / 3])
+
+
+def test_temperature_rates_and_their_limits():
+    # T = 2 on rates 0.2 / 0.8: sqrt(0.2) / (sqrt(0.2) + sqrt(0.8)) = 1/3
+    rates = mixing_rates([200, 800], "temperature", temperature=2.0)
+    assert rates == pytest.approx([1 / 3, 2 / 3])
+    assert mixing_rates([200, 800], "temperature", temperature=1.0) == pytest.approx([0.2, 0.8])
+    far = mixing_rates([200, 800], "temperature", temperature=1e6)
+    assert far == pytest.approx([0.5, 0.5], abs=1e-5)  # large T: equal mixing
+    assert mixing_rates([200, 800, 5], "equal") == pytest.approx([1 / 3] * 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mixing": "uniform"}, "mixing='uniform'"),
+        ({"limit": 0}, "mixing_limit=0"),
+        ({"temperature": 0.0}, "temperature=0.0"),
+    ],
+)
+def test_bad_mixing_options_name_themselves(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mixing_rates([10, 20], **kwargs)
+
+
+def test_the_sampler_draws_by_the_rates_and_serves_each_task_in_epochs():
+    sampler = MixtureSampler((7, 50), (0.3, 0.7), seed=1)
+    draws = sampler.draw(0, 2000)
+    counts = Counter(t for t, _ in draws)
+    assert abs(counts[0] / 2000 - 0.3) < 0.04
+    first_task = [i for t, i in draws if t == 0]
+    for epoch in range(len(first_task) // 7):  # every epoch is a permutation of the task
+        assert sorted(first_task[7 * epoch : 7 * epoch + 7]) == list(range(7))
+    assert draws == MixtureSampler((7, 50), (0.3, 0.7), seed=1).draw(0, 2000)  # seeded
+    assert draws != MixtureSampler((7, 50), (0.3, 0.7), seed=2).draw(0, 2000)
+
+
+@pytest.mark.parametrize("start", [0, 1, 333, BLOCK - 3, BLOCK, BLOCK + 17])
+def test_a_resumed_sampler_draws_what_the_uninterrupted_one_drew(start):
+    sampler = MixtureSampler((5, 11, 3), (0.2, 0.5, 0.3), seed=4)
+    whole = sampler.draw(0, BLOCK + 60)
+    assert sampler.draw(start, 40) == whole[start : start + 40]
