@@ -28,7 +28,9 @@ def batch_size(batch: Any) -> int:
     sizes = {t.shape[0] for t in _tensors(batch) if t.dim() > 0}
     if len(sizes) != 1:
         raise ValueError(
-            f"the batch's tensors must share one first-dimension size, got {sorted(sizes)}"
+            f"the batch's tensors must share one first-dimension size, got {sorted(sizes)} "
+            "(a packed, padding-free batch is one row of concatenated sequences: a partial "
+            "ascent and m-sharpness need one row per example)"
         )
     return sizes.pop()
 

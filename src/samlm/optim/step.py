@@ -210,7 +210,7 @@ def ascent_gradients(
         for p in params if sharded else []:
             p.grad = None
         for mb, size in unit:
-            sub, _ = head(mb, ascent_fraction)
+            sub = mb if ascent_fraction == 1.0 else head(mb, ascent_fraction)[0]
             with no_sync():
                 loss = loss_fn(sub)
                 if sharded:

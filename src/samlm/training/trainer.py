@@ -140,8 +140,11 @@ class SAMTrainerMixin:
         model.train()
         inputs = self._prepare_inputs(inputs)
         cfg = self.sam_config
-        n = batch_size(inputs)
-        chunks = split_batch(inputs, cfg.chunks(n))
+        if cfg.ascent_fraction == 1.0 and cfg.m == 1 and cfg.m_examples is None:
+            n, chunks = 1, [(inputs, 1)]  # the micro-batch as it is (packed batches too)
+        else:
+            n = batch_size(inputs)
+            chunks = split_batch(inputs, cfg.chunks(n))
         scaler = getattr(self.accelerator, "scaler", None)
         scale = scaler.scale if scaler is not None else (lambda x: x)
 
