@@ -71,29 +71,37 @@ def _tensorboard(folder: Path) -> TrainerCallback:
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(folder)))
 
 
+def _check_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Raise when the run folder cannot be used (nothing is read but its config, nothing
+    is written): an existing run without --resume or --overwrite, or --resume with
+    options that differ from the run's."""
+    out = Path(cfg.output)
+    if overwrite or not (out.exists() and any(out.iterdir())):
+        return
+    if not resume:
+        raise FileExistsError(
+            f"output folder {out} exists and is not empty: pass --resume to continue the "
+            "run in it or --overwrite to replace it"
+        )
+    saved_path = out / "config.yaml"
+    if saved_path.is_file():
+        saved = yaml.safe_load(saved_path.read_text())["options"]
+        # an option added since the run started is saved as its default value
+        saved = {**_defaults(), **saved}
+        now = cfg.to_dict()
+        diff = [k for k in now if k not in RESUME_IGNORES and saved.get(k) != now[k]]
+        if diff:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+            raise ValueError(f"--resume with options that differ from the run in {out}: {details}")
+
+
 def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | None:
-    """Check the run folder; returns the checkpoint to resume from (or None)."""
+    """Check the run folder and make it; returns the checkpoint to resume from (or None)."""
+    _check_output(cfg, resume, overwrite)
     out = Path(cfg.output)
     if overwrite and out.exists():
         shutil.rmtree(out)
-    if out.exists() and any(out.iterdir()):
-        if not resume:
-            raise FileExistsError(
-                f"output folder {out} exists and is not empty: pass --resume to continue the "
-                "run in it or --overwrite to replace it"
-            )
-        saved_path = out / "config.yaml"
-        if saved_path.is_file():
-            saved = yaml.safe_load(saved_path.read_text())["options"]
-            # an option added since the run started is saved as its default value
-            saved = {**_defaults(), **saved}
-            now = cfg.to_dict()
-            diff = [k for k in now if k not in RESUME_IGNORES and saved.get(k) != now[k]]
-            if diff:
-                details = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-                raise ValueError(
-                    f"--resume with options that differ from the run in {out}: {details}"
-                )
+    if out.exists() and any(out.iterdir()):  # --resume
         return last_complete_checkpoint(out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
     return None
@@ -248,6 +256,7 @@ def train(
         )
         return checkpoint
 
+    _check_output(cfg, resume, overwrite)  # before the model loads
     set_seed(cfg.seed)
     model, tokenizer = load_model(choice, task)
     if cfg.peft == "lora":  # before the output folder: a model LoRA cannot wrap writes nothing
