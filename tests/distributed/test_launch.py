@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 BATCH, TRAIN, EPOCHS, WORLD = 4, 32, 2, 2
+TEARDOWN_ABORT = "terminate called without an active exception"
 LAUNCHERS = {
     "torchrun": ("torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)),
     # accelerate's passthrough to torchrun; --multi_gpu also on CPUs (--cpu is one process)
@@ -35,6 +37,12 @@ def test_launched_train_writes_a_complete_run(tmp_path, data_dir, tiny_bert_dir,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    if done.returncode != 0 and TEARDOWN_ABORT in done.stderr and (out / "metrics.json").is_file():
+        # a C++ abort in a rank's shutdown, after the run was complete: seen about once in
+        # 15 launches of this file on a loaded 2-core machine, with release 0.1.0 too
+        # (2026-11-30); launched once more, from scratch, the run must succeed
+        shutil.rmtree(out)
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("-> ") == 1, done.stdout  # the summary line, once
 

@@ -256,7 +256,9 @@ def train(
         )
         return checkpoint
 
-    _check_output(cfg, resume, overwrite)  # before the model loads
+    # before the model loads; on the main process only (the others must not see the folder
+    # the main process makes meanwhile)
+    _main_first(state, lambda: _check_output(cfg, resume, overwrite))
     set_seed(cfg.seed)
     model, tokenizer = load_model(choice, task)
     if cfg.peft == "lora":  # before the output folder: a model LoRA cannot wrap writes nothing
