@@ -239,6 +239,14 @@ class Engine:
         """Record a plain step's loss (its one pass)."""
         self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
 
+    def record_decided(self, done: Unit, loss: Any) -> None:
+        """The losses of a one-unit step whose ascent was the whole batch in ``p.grad``
+        (AE-SAM): a SAM step's two, or a plain step's one (nothing for a skipped step)."""
+        if done.loss_perturbed is not None:
+            self.record_losses(loss, done.loss_perturbed, same_examples=True)
+        elif not done.skipped:
+            self.plain(loss)  # a flat region: the step is plain, its one pass
+
     def record_losses(self, loss: Any, loss_perturbed: Any, same_examples: bool) -> None:
         """The step's losses over all its units (size-weighted means)."""
         self.stats.loss, self.stats.loss_perturbed = loss, loss_perturbed
@@ -392,19 +400,17 @@ class Engine:
         gradients in ``p.grad`` (no step when they, or the ascent's, were not finite)."""
         self.restore()
         skip = self._skip_pending
-        if not skip and self.variant is not None and not self.stats.sam_step:
-            params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
-            reduce = comm.Reduction.of(params, None, None).total
-            self.variant.plain_gradient_(params, [comm.local(p.grad) for p in params], reduce)
         if not skip:
             params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
+            reduce = comm.Reduction.of(params, None, None).total
+            if self.variant is not None and not self.stats.sam_step:
+                self.variant.plain_gradient_(params, [comm.local(p.grad) for p in params], reduce)
             if self.max_grad_norm is not None:
                 total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
                 if isinstance(total, DTensor):
                     total = total.full_tensor()  # all ranks see the global norm
             else:
-                total = F.squared_norms([comm.local(p.grad) for p in params])
-                total = comm.Reduction.of(params, None, None).total(total)
+                total = reduce(F.squared_norms([comm.local(p.grad) for p in params]))
             if not math.isfinite(total.item()):
                 skip = True
                 self.skipped_steps += 1

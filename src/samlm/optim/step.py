@@ -146,10 +146,7 @@ def _decide_after_ascent(
         return descend(micro, True)
 
     done = optimizer.engine.unit(lambda: (descend(micro, True), None), descent, ascent_in_grad=True)
-    if done.loss_perturbed is not None:
-        optimizer.engine.record_losses(done.loss, done.loss_perturbed, same_examples=True)
-    elif not done.skipped:
-        optimizer.engine.plain(done.loss)  # a flat region: the step is plain, its one pass
+    optimizer.engine.record_decided(done, done.loss)
     optimizer.step()  # (a skipped step: no update, counted)
     return done.loss
 

@@ -214,10 +214,7 @@ class SAMTrainerMixin:
             return self._sam_raw_loss
 
         done = sam.engine.unit(ascent, descent, ascent_in_grad=True)
-        if done.loss_perturbed is not None:
-            sam.engine.record_losses(raw["w"], done.loss_perturbed, same_examples=True)
-        elif not done.skipped:
-            sam.engine.plain(raw["w"])
+        sam.engine.record_decided(done, raw["w"])
         self._record(sam.last_stats)
         return done.loss
 
