@@ -17,6 +17,18 @@ def tiny_batch(seed: int = 1, n: int = 16, dtype: torch.dtype = torch.float32):
     return torch.randn(n, 5, generator=g).to(dtype), torch.randint(0, 3, (n,), generator=g)
 
 
+def closure_for(opt, loss_fn, batch):
+    """An optimizer closure: zero the gradients, ``loss_fn(batch)``, backward, the loss."""
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(batch)
+        loss.backward()
+        return loss
+
+    return closure
+
+
 def ce_loss(model: nn.Module):
     def loss_fn(batch):
         x, y = batch

@@ -11,17 +11,7 @@ import torch
 from samlm import SAM, sam_step
 from samlm.optim import torch_compat
 from samlm.optim.sam import STATE_VERSION
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
-
-
-def _closure(sam, model, batch):
-    def closure():
-        sam.zero_grad()
-        loss = ce_loss(model)(batch)
-        loss.backward()
-        return loss
-
-    return closure
+from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.1])
@@ -32,8 +22,8 @@ def test_float64_models_step(rho):
     base = torch.optim.SGD(twin.parameters(), lr=0.1)
     batch = tiny_batch(dtype=torch.float64)
     for _ in range(3):
-        sam.step(_closure(sam, model, batch))
-        base.step(_closure(base, twin, batch))
+        sam.step(closure_for(sam, ce_loss(model), batch))
+        base.step(closure_for(base, ce_loss(twin), batch))
     assert sam.last_stats.sam_step == (rho > 0)
     same = [torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters(), strict=True)]
     assert all(same) == (rho == 0.0)  # rho = 0: the base optimizer, bitwise
@@ -111,7 +101,7 @@ def test_groups_state_and_defaults_are_the_base_optimizers_even_after_a_load():
     base = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sam = SAM(base, rho=0.1)
     sched = torch.optim.lr_scheduler.StepLR(sam, step_size=1, gamma=0.5)
-    sam.step(_closure(sam, model, tiny_batch()))
+    sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
     sched.step()
     base.load_state_dict(copy.deepcopy(base.state_dict()))  # new group dicts in the base
     assert sam.param_groups is base.param_groups and sam.state is base.state
@@ -139,7 +129,7 @@ def test_missing_sam_keys_take_their_defaults():
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), probability=0.5, seed=5)
     fresh = torch.Generator().manual_seed(5).get_state()
     for _ in range(3):
-        sam.step(_closure(sam, model, tiny_batch()))
+        sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
     state = sam.state_dict()
     state["sam"] = {"step": 7}  # an older writer's subset
     sam.load_state_dict(state)
@@ -164,6 +154,6 @@ def test_step_hooks_registered_on_sam_run_around_its_step():
     seen = []
     sam.register_step_pre_hook(lambda opt, args, kwargs: seen.append(("pre", opt.is_perturbed)))
     sam.register_step_post_hook(lambda opt, args, kwargs: seen.append(("post", opt.is_perturbed)))
-    sam.step(_closure(sam, model, tiny_batch()))
+    sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
     assert seen == [("pre", False), ("post", False)]
     assert sam.last_stats.sam_step

@@ -10,19 +10,9 @@ import torch
 from torch import nn
 
 from samlm import SAM, sam_step
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 
 from .reference import RefAdamW, RefSGD, sam_gradient
-
-
-def _closure(model, opt, batch):
-    def closure():
-        opt.zero_grad()
-        loss = ce_loss(model)(batch)
-        loss.backward()
-        return loss
-
-    return closure
 
 
 def _base(name: str, params, lr: float = 0.1):
@@ -44,9 +34,9 @@ def test_sam_off_is_bitwise_the_base_optimizer(base, sam_kwargs):
     plain = _base(base, plain_model.parameters())
     sam = SAM(_base(base, sam_model.parameters()), **sam_kwargs)
     for _ in range(5):
-        _closure(plain_model, plain, batch)()
+        closure_for(plain, ce_loss(plain_model), batch)()
         plain.step()
-        sam.step(_closure(sam_model, sam, batch))
+        sam.step(closure_for(sam, ce_loss(sam_model), batch))
     for p, q in zip(plain_model.parameters(), sam_model.parameters(), strict=True):
         assert torch.equal(p, q)
 
@@ -56,14 +46,14 @@ def test_interval_plain_steps_are_bitwise_base_steps():
     batch = tiny_batch()
     plain_model, sam_model = tiny_mlp(), tiny_mlp()
     sam = SAM(torch.optim.AdamW(sam_model.parameters(), lr=0.1), rho=0.1, interval=1000)
-    sam.step(_closure(sam_model, sam, batch))
+    sam.step(closure_for(sam, ce_loss(sam_model), batch))
     plain_model.load_state_dict(sam_model.state_dict())
     plain = torch.optim.AdamW(plain_model.parameters(), lr=0.1)
     plain.load_state_dict(copy.deepcopy(sam.base_optimizer.state_dict()))
     for _ in range(4):
-        _closure(plain_model, plain, batch)()
+        closure_for(plain, ce_loss(plain_model), batch)()
         plain.step()
-        sam.step(_closure(sam_model, sam, batch))
+        sam.step(closure_for(sam, ce_loss(sam_model), batch))
         assert not sam.last_stats.sam_step
     for p, q in zip(plain_model.parameters(), sam_model.parameters(), strict=True):
         assert torch.equal(p, q)
@@ -86,7 +76,7 @@ def test_sam_matches_torch_func_reference(base, adaptive, api):
         g = sam_gradient(ref_model, params, nn.functional.cross_entropy, batch, rho, adaptive)
         params = ref_step(params, g)
         if api == "closure":
-            sam.step(_closure(model, sam, batch))
+            sam.step(closure_for(sam, ce_loss(model), batch))
         elif api == "helper":
             sam_step(sam, ce_loss(model), batch)
         else:
@@ -107,9 +97,9 @@ def test_sam_differs_from_base():
     a, b = tiny_mlp(), tiny_mlp()
     plain = torch.optim.SGD(a.parameters(), lr=0.1)
     sam = SAM(torch.optim.SGD(b.parameters(), lr=0.1), rho=0.3)
-    _closure(a, plain, batch)()
+    closure_for(plain, ce_loss(a), batch)()
     plain.step()
-    sam.step(_closure(b, sam, batch))
+    sam.step(closure_for(sam, ce_loss(b), batch))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
@@ -122,7 +112,7 @@ def test_lr_zero_leaves_weights_bitwise_unchanged(dtype, base, adaptive):
     sam = SAM(_base(base, model.parameters(), lr=0.0), rho=0.5, adaptive=adaptive)
     for step in range(20):
         batch = tiny_batch(seed=step, dtype=dtype)
-        sam.step(_closure(model, sam, batch))
+        sam.step(closure_for(sam, ce_loss(model), batch))
         assert sam.last_stats.sam_step
     for p, q in zip(before, model.parameters(), strict=True):
         assert torch.equal(p, q)

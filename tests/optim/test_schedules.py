@@ -8,19 +8,9 @@ from torch import nn
 
 from samlm import SAM, sam_step
 from samlm.training import SAMConfig
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 
 from .reference import RefSGD, sam_gradient
-
-
-def _closure(model, sam, batch):
-    def closure():
-        sam.zero_grad()
-        loss = ce_loss(model)(batch)
-        loss.backward()
-        return loss
-
-    return closure
 
 
 def test_scheduler_on_the_wrapper_drives_the_base_optimizer():
@@ -29,7 +19,7 @@ def test_scheduler_on_the_wrapper_drives_the_base_optimizer():
     sam = SAM(base, rho=0.1)
     sched = torch.optim.lr_scheduler.LambdaLR(sam, lambda step: 0.5**step)
     for expected in (0.5, 0.25, 0.125):
-        sam.step(_closure(model, sam, tiny_batch()))
+        sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
         sched.step()
         assert base.param_groups[0]["lr"] == expected
 
@@ -39,7 +29,7 @@ def test_scheduler_on_the_base_drives_the_wrapper():
     base = torch.optim.SGD(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(base, step_size=1, gamma=0.1)
     sam = SAM(base, rho=0.1)
-    sam.step(_closure(model, sam, tiny_batch()))
+    sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
     sched.step()
     assert sam.param_groups[0]["lr"] == pytest.approx(0.1)
     assert sam.param_groups is base.param_groups
@@ -57,7 +47,7 @@ def test_group_added_through_the_wrapper_reaches_the_base():
 def _rhos(sam, model, steps, sched=None):
     out = []
     for _ in range(steps):
-        sam.step(_closure(model, sam, tiny_batch()))
+        sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
         out.append(sam.last_stats.perturbation_norm if sam.last_stats.sam_step else 0.0)
         if sched is not None:
             sched.step()
@@ -84,7 +74,7 @@ def test_interval_perturbs_every_kth_step():
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1, interval=3)
     kinds = []
     for _ in range(7):
-        sam.step(_closure(model, sam, tiny_batch()))
+        sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
         kinds.append(sam.last_stats.sam_step)
     assert kinds == [True, False, False, True, False, False, True]
 
@@ -96,7 +86,7 @@ def test_randomized_sam_is_seeded_and_leaves_global_rng_alone():
         global_state = torch.get_rng_state()
         kinds = []
         for _ in range(40):
-            sam.step(_closure(model, sam, tiny_batch()))
+            sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
             kinds.append(sam.last_stats.sam_step)
         assert torch.equal(torch.get_rng_state(), global_state)  # SAM draws from its own
         return kinds
@@ -142,7 +132,7 @@ def test_steps_before_the_start_are_plain_sgd_then_sam(api):
     for step in range(3):
         w = {k: v.detach().clone() for k, v in model.named_parameters()}
         if api == "closure":
-            sam.step(_closure(model, sam, batch))
+            sam.step(closure_for(sam, ce_loss(model), batch))
         elif api == "helper":
             sam_step(sam, ce_loss(model), batch)
         else:
@@ -154,7 +144,7 @@ def test_steps_before_the_start_are_plain_sgd_then_sam(api):
             sam.step()
         kinds.append(sam.last_stats.sam_step)
         if step < 2:
-            _closure(plain_model, plain, batch)()
+            closure_for(plain, ce_loss(plain_model), batch)()
             plain.step()
             for p, q in zip(plain_model.parameters(), model.parameters(), strict=True):
                 assert torch.equal(p, q)
@@ -164,7 +154,7 @@ def test_steps_before_the_start_are_plain_sgd_then_sam(api):
     for name, p in model.named_parameters():
         torch.testing.assert_close(p, expected[name], rtol=0, atol=1e-6)
     # and the third step is not the plain one (the comparison above is not vacuous)
-    _closure(plain_model, plain, batch)()
+    closure_for(plain, ce_loss(plain_model), batch)()
     plain.step()
     assert not torch.allclose(plain_model[0].weight, model[0].weight, rtol=0, atol=1e-5)
 
@@ -221,7 +211,7 @@ def test_randomized_sam_draws_nothing_before_the_start():
         )
         out = []
         for _ in range(start + 16):
-            sam.step(_closure(model, sam, tiny_batch()))
+            sam.step(closure_for(sam, ce_loss(model), tiny_batch()))
             out.append(sam.last_stats.sam_step)
         return out
 

@@ -11,7 +11,7 @@ from torch.func import functional_call, grad
 
 from samlm import SAM, sam_step
 from samlm.optim.variants import GSAM, LookSAM
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 from tests.optim.reference import RefSGD
 
 
@@ -70,19 +70,16 @@ def _ours(variant, steps, api="closure", rho=0.1, alpha=0.5, k=3, lrs=None, rho_
     for t in range(steps):
         for group in sam.param_groups:
             group["lr"] = 0.1 if lrs is None else lrs[t]
-        batch = tiny_batch(seed=t)
-        if api == "closure":
-
-            def closure(batch=batch):
-                sam.zero_grad()
-                loss = loss_fn(batch)
-                loss.backward()
-                return loss
-
-            sam.step(closure)
-        else:
-            sam_step(sam, loss_fn, batch)
+        _step(sam, loss_fn, tiny_batch(seed=t), api)
     return model, sam, calls
+
+
+def _step(sam, loss_fn, batch, api: str) -> None:
+    """One step through the closure API or through sam_step."""
+    if api == "closure":
+        sam.step(closure_for(sam, loss_fn, batch))
+    else:
+        sam_step(sam, loss_fn, batch)
 
 
 @pytest.mark.parametrize("api", ["closure", "sam_step"])
@@ -107,15 +104,7 @@ def test_gsam_with_alpha_zero_is_sam_bitwise():
     model = tiny_mlp()
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), 0.1)
     for t in range(4):
-        sam_step_batch = tiny_batch(seed=t)
-
-        def closure(batch=sam_step_batch):
-            sam.zero_grad()
-            loss = ce_loss(model)(batch)
-            loss.backward()
-            return loss
-
-        sam.step(closure)
+        sam.step(closure_for(sam, ce_loss(model), tiny_batch(seed=t)))
     for p, q in zip(a.parameters(), model.parameters(), strict=True):
         assert torch.equal(p, q)
 
@@ -248,18 +237,7 @@ def test_aesam_matches_its_reference_and_costs_one_pass_on_plain_steps(api):
         return ce_loss(model)(batch)
 
     for t in range(steps):
-        batch = tiny_batch(seed=t)
-        if api == "closure":
-
-            def closure(batch=batch):
-                sam.zero_grad()
-                loss = loss_fn(batch)
-                loss.backward()
-                return loss
-
-            sam.step(closure)
-        else:
-            sam_step(sam, loss_fn, batch)
+        _step(sam, loss_fn, tiny_batch(seed=t), api)
         ours.append(sam.last_stats.sam_step)
     assert ours == kinds
     assert len(calls) == steps + sum(kinds)  # one pass, plus one per SAM step
