@@ -1,31 +1,25 @@
-"""SAM variants that change the update direction, plugged into the step engine.
+"""SAM variants that change the update direction or the steps that perturb, plugged
+into the step engine.
 
 With ``g`` the clean gradient (the ascent's, at ``w``) and ``g_s`` the SAM gradient (at
-``w + e``), both over the perturbed parameters, and ``proj_u(v) = (<v, u> / ||u||^2) u``:
+``w + e``, ``e = rho g / ||g||``), both over the perturbed parameters, and
+``proj_u(v) = (<v, u> / ||u||^2) u``:
 
-* GSAM (Zhuang et al., ICLR 2022, Algorithm 1): every step is a SAM step whose update
-  direction is ``g_s - alpha * g_perp`` with ``g_perp = g - proj_{g_s}(g)``, the part
-  of the clean gradient orthogonal to the SAM gradient (an ascent on the surrogate gap
-  ``L(w + e) - L(w)`` that leaves the perturbed loss unchanged to first order). The
-  paper's radius follows the learning rate: ``SAM(rho_schedule="lr", rho_min=...)``.
-* AE-SAM (Jiang et al., ICLR 2023): a SAM step only when the squared norm of the
-  batch's gradient is high against its running statistics,
-  ``s_t >= mu_t + c_t * sigma_t`` with ``s_t = ||g_t||^2``,
-  ``mu_t = delta mu_{t-1} + (1 - delta) s_t``,
-  ``sigma_t^2 = delta sigma_{t-1}^2 + (1 - delta) (s_t - mu_t)^2`` (mu, sigma^2 start
-  at 0) and ``c_t = (t / T) lambda_1 + (1 - t / T) lambda_2`` over the run's ``T``
-  steps; otherwise a plain step with that same gradient (one forward-backward). The
-  gradient is the whole batch's (no quarter-batch ascent: the plain step needs it).
+* GSAM (Zhuang et al., ICLR 2022, Algorithm 1): ``g_s - alpha * (g - proj_{g_s}(g))``
+  on every step.
 * LookSAM (Liu et al., CVPR 2022, Algorithm 1): a SAM step every ``k`` steps keeps
-  ``g_v = g_s - proj_g(g_s)``, the part of the SAM gradient orthogonal to the clean one
-  (one gradient-sized buffer); the ``k - 1`` steps in between are plain steps of one
-  forward-backward whose gradient becomes ``g + alpha * (||g|| / ||g_v||) * g_v``.
-  Before the first SAM step, and while ``||g_v|| = 0``, a plain step is plain.
+  ``g_v = g_s - proj_g(g_s)``; the steps between cost one pass and step with
+  ``g + alpha * (||g|| / ||g_v||) * g_v``.
+* AE-SAM (Jiang et al., ICLR 2023): a SAM step only when ``||g||^2`` is
+  high against its running mean and deviation; otherwise a plain step with ``g``.
 
-Norms and inner products are global over the perturbed parameters (summed over the
-shards of sharded ones). A variant needs the clean gradient next to the SAM gradient,
-so a step must be one unit (no m-sharpness, no per-micro-batch accumulation) and the
-replicas of a DDP run must share ``g`` (``distributed="synchronized"``).
+Each class says its equation, its defaults and where it departs from the paper. Norms
+and inner products are global over the perturbed parameters (summed over the shards of
+sharded ones), as in the papers' equations. GSAM and LookSAM need the clean gradient
+next to the SAM gradient, AE-SAM decides from the whole step's gradient: a step is one
+unit (no m-sharpness, no per-micro-batch accumulation), and the replicas of a DDP run
+must share ``g`` (``distributed="synchronized"``; per-replica gradients would make the
+replicas step, or decide, each its own way).
 """
 
 from __future__ import annotations
@@ -97,9 +91,20 @@ def _inner_products(
 
 
 class GSAM(Variant):
-    """GSAM's direction ``g_s - alpha * (g - proj_{g_s}(g))`` on every SAM step.
+    """GSAM: every step is a SAM step along ``g_s - alpha * g_perp``,
+    ``g_perp = g - proj_{g_s}(g)`` (Algorithm 1, step 4): an ascent on the surrogate gap
+    ``L(w + e) - L(w)`` that leaves ``L(w + e)`` unchanged to first order.
 
-    ``alpha`` in [0, 1] (the paper's Table 4 tunes it in 0.005-1.0); ``alpha = 0`` is SAM.
+    ``alpha`` in [0, 1]; ``alpha = 0`` is SAM. The paper tunes it per model (Table 4:
+    0.005-0.01 for ResNets, 0.4-1.0 for ViTs); the default 0.4 is its ViT-B/16 and
+    ViT-S/32 value. Its radius follows the learning rate (Algorithm 1, step 0:
+    ``rho_t = rho_min + (rho_max - rho_min)(lr - lr_min) / (lr_max - lr_min)``):
+    ``SAM(rho_schedule="lr", rho_min=...)``, with ``rho`` as ``rho_max``.
+
+    Departures from the paper: the schedule takes ``lr_min = 0`` (the paper's runs end
+    at ``lr_max / 100``, so our rho ends 1% of ``rho - rho_min`` above ``rho_min``); no
+    ``epsilon`` in ``||g|| + epsilon`` (a zero gradient does not perturb); with
+    ``adaptive=True`` the ascent is ASAM's (Kwon et al.), not the paper's ``e * |w|``.
     When ``||g_s|| = 0`` the direction is left as ``g_s`` (the projection is undefined).
     """
 
@@ -121,7 +126,24 @@ class GSAM(Variant):
 
 
 class LookSAM(Variant):
-    """LookSAM: SAM every ``k`` steps keeps ``g_v``; the steps between reuse it."""
+    """LookSAM: a SAM step every ``k`` steps (clock ``t`` with ``t % k == 0``) keeps
+    ``g_v = g_s - proj_g(g_s) = g_s - ||g_s|| cos(g, g_s) g / ||g||``, the part of the
+    SAM gradient orthogonal to the clean one (one gradient-sized buffer); each step in
+    between costs one forward-backward and steps with
+    ``g + alpha * (||g|| / ||g_v||) * g_v`` (Algorithm 1). The paper's adaptive ratio
+    ``||g|| / ||g_v||`` is kept as it is: ``alpha`` sets the reused component's norm
+    relative to ``||g||``.
+
+    ``k >= 1`` (``k = 1`` is SAM), ``alpha >= 0`` (``alpha = 0`` makes the steps between
+    plain). Defaults ``k = 5``, ``alpha = 0.7``, as in public ports of the paper
+    (unverified against its text).
+
+    Departures from the paper: no Look-LayerSAM (the layer-wise rescaling for large
+    batches). A step between with no ``g_v`` (before the first SAM step, which
+    ``sam_start_step`` can delay, or after a SAM step whose gradient was not finite) is
+    a plain step. ``g_v`` and the norms are global over the parameters, as in the
+    paper's equations (some ports take them per tensor).
+    """
 
     name = "looksam"
 
@@ -174,9 +196,27 @@ class LookSAM(Variant):
 
 
 class AESAM(Variant):
-    """AE-SAM's trigger: perturb when ``||g||^2`` is high against its running mean and
-    deviation. ``total_steps`` (``T``) may be set later (``SAMTrainer`` sets it to the
-    run's steps); until it is, ``c_t = lambda_2``."""
+    """AE-SAM: step ``t`` is a SAM step when ``s_t >= mu_t + c_t * sigma_t``, with
+    ``s_t = ||g_t||^2`` (the step's whole-batch gradient),
+    ``mu_t = delta mu_{t-1} + (1 - delta) s_t``,
+    ``sigma_t^2 = delta sigma_{t-1}^2 + (1 - delta) (s_t - mu_t)^2`` and
+    ``c_t = (t / T) lambda_1 + (1 - t / T) lambda_2``; otherwise a plain step with
+    ``g_t`` (one forward-backward). ``c_t`` runs from ``lambda_2`` to ``lambda_1``, so
+    with ``lambda_1 < lambda_2`` SAM steps grow more frequent as training goes on.
+
+    ``delta`` in (0, 1); ``lambda_1``, ``lambda_2`` any finite numbers (the default
+    ``lambda_1 = -1`` is negative: late in the run a step perturbs when ``s_t`` is above
+    ``mu_t - sigma_t``). Defaults ``delta = 0.9``, ``lambda_1 = -1``, ``lambda_2 = 1``
+    (unverified against the paper's text). ``T`` is ``total_steps``, which may be
+    set later (``SAMTrainer`` sets it to the run's steps); until it is, ``c_t =
+    lambda_2``. ``t`` is SAM's clock (saved with ``mu`` and ``sigma^2``).
+
+    Departures from the paper: ``mu`` and ``sigma^2`` start at 0 (so the first step is
+    a SAM step); a constant ``c_t`` while ``T`` is unknown; no quarter-batch ascent
+    (the plain step needs the whole batch's gradient); no AE-LookSAM. With a
+    GradScaler ``s_t`` is taken unscaled; under DDP it is the replicas' averaged
+    gradient's (``distributed="synchronized"``, every rank takes the same decision).
+    """
 
     name = "aesam"
     needs_clean_gradient = False
