@@ -1,7 +1,7 @@
 """DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
 identical weights, equal to single-process m-sharpness with m = world size) and
 synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch;
-GSAM and LookSAM too)."""
+GSAM, LookSAM and AE-SAM too, AE-SAM deciding alike on every rank)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from samlm import sam_step
-from samlm.optim.variants import GSAM, LookSAM
+from samlm.optim.variants import AESAM, GSAM, LookSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
@@ -25,6 +25,7 @@ CASES = {
     "synchronized": ("synchronized", 1.0, 1, 1, 1),
     "gsam_synchronized": ("synchronized", 1.0, 1, 1, 1),
     "looksam_synchronized": ("synchronized", 1.0, 1, 1, 1),
+    "aesam_synchronized": ("synchronized", 1.0, 2, 1, 1),
 }
 
 
@@ -34,6 +35,8 @@ def _variant(name: str):
         return GSAM(alpha=0.5)
     if name.startswith("looksam"):
         return LookSAM(k=2, alpha=0.7)
+    if name.startswith("aesam"):  # on these batches: SAM, plain, SAM
+        return AESAM(delta=0.5, lambda_1=1.0, lambda_2=1.0)
     return None
 
 
@@ -92,6 +95,16 @@ def _worker(rank: int, world: int) -> dict:
     model = DDP(tiny_model())
     with pytest.raises(ValueError, match="per_replica"):
         sam_step(sam(model), loss_fn(model), shard(batches(1, BATCH)[0], rank, world), model=model)
+    # AE-SAM: per-replica decisions are refused; an ascent under no_sync (each replica's own
+    # gradient) makes every rank raise instead of deciding apart
+    with pytest.raises(ValueError, match="distributed='per_replica'"):
+        sam(model, distributed="per_replica", variant=AESAM())
+    opt = sam(model, distributed="synchronized", variant=AESAM())
+    with model.no_sync():
+        loss_fn(model)(shard(batches(1, BATCH)[0], rank, world)).backward()
+    with pytest.raises(RuntimeError, match="gradient norms or decisions differ"):
+        opt.perturb()
+    results["aesam_no_sync_raised"] = not opt.is_perturbed
     return results
 
 
@@ -156,3 +169,14 @@ def test_synchronized_ascent_is_one_bucketed_all_reduce(ddp_results):
         for hooks, ours, is_sam, _ in rank["synchronized"]:
             assert is_sam and all(hooks)
             assert ours == [n_params]  # every ascent gradient in one call
+
+
+def test_aesam_ranks_decide_alike_from_ddps_averaged_gradient(ddp_results):
+    kinds = [[is_sam for _, _, is_sam, _ in rank["aesam_synchronized"]] for rank in ddp_results]
+    assert kinds[0] == kinds[1] == [True, False, True]  # both branches, on both ranks
+    for rank in ddp_results:
+        for hooks, ours, is_sam, _ in rank["aesam_synchronized"]:
+            assert ours == [4]  # no gradient all-reduce of ours: the agreement check only
+            assert hooks and not hooks[0]  # DDP averaged the first pass itself
+            assert any(hooks) == is_sam  # and the second pass, on SAM steps only
+        assert rank["aesam_no_sync_raised"]

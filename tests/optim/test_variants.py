@@ -1,8 +1,10 @@
-"""GSAM and LookSAM against independent torch.func references; passes per step; resume."""
+"""GSAM, LookSAM and AE-SAM against independent torch.func references (with accumulation
+and a GradScaler for AE-SAM); passes per step; bitwise resume; bad options."""
 
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 from torch.func import functional_call, grad
 
 from samlm import SAM, sam_step
-from samlm.optim.variants import GSAM, LookSAM
+from samlm.optim.variants import AESAM, GSAM, LookSAM
 from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 from tests.optim.reference import RefSGD
 
@@ -170,8 +172,20 @@ def test_a_variants_state_does_not_load_into_another():
     ("make", "message"),
     [
         (lambda: GSAM(alpha=1.5), "alpha=1.5"),
+        (lambda: GSAM(alpha=-0.1), "alpha=-0.1"),
+        (lambda: GSAM(alpha=math.nan), "alpha=nan"),
         (lambda: LookSAM(k=0), "k=0"),
+        (lambda: LookSAM(k=-2), "k=-2"),
+        (lambda: LookSAM(k=2.5), "k=2.5"),
         (lambda: LookSAM(alpha=-1.0), "alpha=-1.0"),
+        (lambda: LookSAM(alpha=math.inf), "alpha=inf"),
+        (lambda: AESAM(delta=0.0), r"delta=0\.0"),
+        (lambda: AESAM(delta=1.0), r"delta=1\.0"),
+        (lambda: AESAM(delta=-0.5), r"delta=-0\.5"),
+        (lambda: AESAM(delta=1.5), r"delta=1\.5"),
+        (lambda: AESAM(lambda_1=math.nan), "lambda_1=nan"),
+        (lambda: AESAM(lambda_2=-math.inf), "lambda_2=-inf"),
+        (lambda: AESAM(total_steps=0), "total_steps=0"),
     ],
 )
 def test_bad_variant_options_name_themselves(make, message):
@@ -185,9 +199,34 @@ def test_variant_conflicts_are_refused():
         SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=LookSAM(k=3), interval=2)
     with pytest.raises(ValueError, match=r"rho_min=0.1 needs rho_schedule='lr'"):
         SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho_min=0.1)
-    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=GSAM())
-    with pytest.raises(ValueError, match="one unit per step"):
-        sam_step(sam, ce_loss(model), tiny_batch(), m=2)
+    with pytest.raises(ValueError, match="variant=1"):
+        SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=1)
+
+
+@pytest.mark.parametrize("variant", [GSAM, LookSAM, AESAM])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"m": 2}, "m=2"),
+        ({"m_examples": 4}, "m_examples=4"),
+        (
+            {"accumulation_steps": 2, "accumulation": "per_microbatch"},
+            "accumulation='per_microbatch' with accumulation_steps=2",
+        ),
+    ],
+)
+def test_a_variant_refuses_several_units_per_step_naming_the_option(variant, kwargs, message):
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=variant())
+    with pytest.raises(ValueError, match=f"{message} with .*one unit per step"):
+        sam_step(sam, ce_loss(model), tiny_batch(), **kwargs)
+
+
+def test_aesam_refuses_a_partial_ascent_naming_it():
+    model = tiny_mlp()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=AESAM())
+    with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with AESAM"):
+        sam_step(sam, ce_loss(model), tiny_batch(), ascent_fraction=0.25)
 
 
 def _aesam_reference(steps: int, total: int, rho=0.1, delta=0.5):
@@ -219,8 +258,6 @@ def _aesam_reference(steps: int, total: int, rho=0.1, delta=0.5):
 
 @pytest.mark.parametrize("api", ["closure", "sam_step"])
 def test_aesam_matches_its_reference_and_costs_one_pass_on_plain_steps(api):
-    from samlm.optim.variants import AESAM
-
     steps, total = 10, 10
     expected, kinds = _aesam_reference(steps, total)
     assert any(kinds) and not all(kinds)  # both branches are exercised
@@ -245,37 +282,81 @@ def test_aesam_matches_its_reference_and_costs_one_pass_on_plain_steps(api):
         torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
 
 
-def test_aesam_resumes_bitwise_and_refuses_what_would_change_its_statistic():
-    from samlm.optim.variants import AESAM
-
+def test_aesam_resumes_bitwise_with_its_statistics_and_clock():
     def make():
         model = tiny_mlp()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         return model, SAM(opt, 0.1, variant=AESAM(delta=0.5, total_steps=9))
 
     def train(model, sam, steps):
+        kinds = []
         for t in steps:
             sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+            kinds.append(sam.last_stats.sam_step)
+        return kinds
 
     model, sam = make()
     train(model, sam, range(4))
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "sam": sam.state_dict()}, buf)
-    assert set(sam.state_dict()["sam"]["variant"]) == {"name", "mean", "var"}
-    train(model, sam, range(4, 9))
+    own = sam.state_dict()["sam"]
+    assert set(own["variant"]) == {"name", "mean", "var"} and own["step"] == 4  # t of c_t
+    kinds = train(model, sam, range(4, 9))
+    assert any(kinds) and not all(kinds)
     saved = torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
     other, other_sam = make()
     other.load_state_dict(saved["model"])
     other_sam.load_state_dict(saved["sam"])
-    train(other, other_sam, range(4, 9))
+    assert train(other, other_sam, range(4, 9)) == kinds
     for p, q in zip(model.parameters(), other.parameters(), strict=True):
         assert torch.equal(p, q)
-    with pytest.raises(ValueError, match="ascent_fraction is not supported"):
-        sam_step(sam, ce_loss(model), tiny_batch(), ascent_fraction=0.25)
-    with pytest.raises(ValueError, match=r"delta=0\.0"):
-        AESAM(delta=0.0)
-    with pytest.raises(ValueError, match="total_steps=0"):
-        AESAM(total_steps=0)
+    a, b = sam.engine.variant, other_sam.engine.variant
+    assert (a.mean, a.var) == (b.mean, b.var)
+
+
+def _aesam_run(steps, total, **step_kwargs):
+    """Our AE-SAM (delta=0.5) through sam_step: the model and each step's decision."""
+    model = tiny_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sam = SAM(opt, 0.1, variant=AESAM(delta=0.5, total_steps=total))
+    kinds = []
+    for t in range(steps):
+        sam_step(sam, ce_loss(model), tiny_batch(seed=t), **step_kwargs)
+        kinds.append(sam.last_stats.sam_step)
+    return model, sam, kinds
+
+
+@pytest.mark.parametrize("accumulation_steps", [4, 3])  # 4 x 4, and uneven 6 + 5 + 5
+def test_aesam_with_accumulation_matches_its_reference(accumulation_steps):
+    expected, kinds = _aesam_reference(10, 10)
+    model, _, ours = _aesam_run(10, 10, accumulation_steps=accumulation_steps)
+    assert ours == kinds
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_aesam_with_a_grad_scaler_matches_its_reference():
+    """A scale that doubles every step would change the statistic; AE-SAM leaves it out."""
+    expected, kinds = _aesam_reference(10, 10)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4, growth_interval=1)
+    model, _, ours = _aesam_run(10, 10, scaler=scaler)
+    assert scaler.get_scale() == 2.0**14  # it grew at every step
+    assert ours == kinds
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_aesam_skips_a_non_finite_step_with_a_grad_scaler():
+    model = tiny_mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=AESAM())
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    sam_step(sam, lambda b: ce_loss(model)(b) * math.inf, tiny_batch(), scaler=scaler)
+    assert sam.skipped_steps == 1 and scaler.get_scale() < 2.0**10
+    assert (sam.engine.variant.mean, sam.engine.variant.var) == (0.0, 0.0)  # untouched
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+    sam_step(sam, ce_loss(model), tiny_batch(), scaler=scaler)  # and goes on
+    assert sam.last_stats.sam_step and sam.engine.variant.mean > 0.0
 
 
 def test_a_variant_refuses_a_second_pass_that_accumulated_into_the_clean_gradient():

@@ -154,6 +154,16 @@ class Reduction:
             squares = torch.where(bad.bool(), torch.nan, squares)  # no host sync of its own
         return squares
 
+    def agree(self, values: Tensor) -> bool:
+        """Whether every replica holds the same ``values`` (1-D; one all-reduce of twice its
+        size when ``synchronized``, trivially true otherwise)."""
+        if self.case != "synchronized":
+            return True
+        both = torch.cat([values, -values])
+        dist.all_reduce(both, dist.ReduceOp.MAX, self.group)
+        high, neg_low = both.view(2, -1).tolist()
+        return high == [-x for x in neg_low]
+
     def total(self, squared: Tensor) -> Tensor:
         """The global value of a squared norm over all parameters (the step's final check)."""
         if self.case == "sharded":  # all ranks skip together or step together

@@ -208,12 +208,14 @@ class Engine:
         descent: Callable[[], Any],
         *,
         ascent_in_grad: bool = False,
+        grad_scale: float = 1.0,
     ) -> Unit:
         """One unit: ``ascent()`` returns ``(L(w), grads)`` (``grads=None``: they are in
         ``p.grad``), ``descent()`` runs the second pass and returns ``L(w + e)``.
 
         Without a perturbation (a zero gradient) the descent still runs at ``w``, unless
         ``ascent_in_grad``: then the ascent's own gradients, in ``p.grad``, are the step's.
+        ``grad_scale``: see :meth:`perturb`.
         """
         self._units += 1
         if self.variant is not None and self._units > 1:
@@ -224,7 +226,7 @@ class Engine:
             )
         rng = RNGReplay(self.devices()) if self.same_dropout else None
         loss, grads = ascent()
-        perturbed = self.perturb(grads, loss=_detach(loss))
+        perturbed = self.perturb(grads, loss=_detach(loss), grad_scale=grad_scale)
         if self._skip_pending:
             return Unit(loss, skipped=True, ascent_grads=grads)
         if not perturbed and ascent_in_grad:
@@ -256,8 +258,15 @@ class Engine:
 
     @_own_work
     @torch.no_grad()
-    def perturb(self, grads: Grads | None = None, *, loss: Any = None) -> bool:
-        """Move the weights to ``w + e``; see :meth:`samlm.SAM.perturb`."""
+    def perturb(
+        self, grads: Grads | None = None, *, loss: Any = None, grad_scale: float = 1.0
+    ) -> bool:
+        """Move the weights to ``w + e``; see :meth:`samlm.SAM.perturb`. ``grad_scale`` is
+        the loss scale the gradients carry (a GradScaler's): a variant's trigger sees
+        ``||g||^2 / grad_scale^2``. A variant that decides from the ascent gradient
+        (AE-SAM) steps with it on a plain step, so under DDP that gradient is DDP's own
+        average (a backward outside ``no_sync``): it is not averaged again, and the
+        replicas are checked to agree on it and on the decision."""
         if self._pending is not None:
             raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
         stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
@@ -267,7 +276,9 @@ class Engine:
         reduction = comm.Reduction.of(
             [p for c in chosen for p in c.params], self.distributed, self.process_group
         )
-        reduction.gradients_([g for c in chosen for g in c.grads])
+        decides = self.variant is not None and self.variant.decides_after_ascent
+        if not decides:
+            reduction.gradients_([g for c in chosen for g in c.grads])
         ascents = [
             F.ascent_group([comm.local(p) for p in c.params], [comm.local(g) for g in c.grads],
                            c.rho, c.eta)
@@ -284,10 +295,17 @@ class Engine:
         scaled_norm = math.sqrt(sum(row[1] for row in host))
         if scaled_norm == 0.0 and not reduction.lockstep:
             return False
-        if self.variant is not None and not self.variant.triggers(
-            sum(row[0] for row in host), self.clock
-        ):
-            return False  # AE-SAM: a flat region, a plain step with this gradient
+        if decides:
+            g_sq = sum(row[0] for row in host)
+            sam = self.variant.triggers(g_sq / grad_scale**2, self.clock)  # type: ignore[union-attr]
+            if not reduction.agree(squares.new_tensor([g_sq, float(sam)], dtype=torch.float64)):
+                raise RuntimeError(
+                    f"{self.variant!r}: the replicas' gradient norms or decisions differ; "
+                    "with distributed='synchronized' its first pass must be DDP's averaged "
+                    "backward (outside no_sync), which a plain step then uses"
+                )
+            if not sam:
+                return False  # AE-SAM: a flat region, a plain step with this gradient
         # (lockstep: a replica with g = 0 stays at w but still takes the second pass)
         self._pending = self._apply(chosen, ascents, scaled_norm, sum(row[0] for row in host))
         stats.sam_step = True

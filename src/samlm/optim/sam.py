@@ -78,7 +78,10 @@ class SAM(torch.optim.Optimizer):
         rho_min: with ``rho_schedule="lr"``, rho falls with the learning rate from ``rho``
             to ``rho_min`` (GSAM's schedule).
         variant: a :mod:`samlm.optim.variants` object that changes the update direction
-            (``GSAM(alpha)``, ``LookSAM(k, alpha)``; LookSAM's ``k`` is the interval).
+            or the steps that perturb (``GSAM(alpha)``, ``LookSAM(k, alpha)``, ``AESAM()``;
+            LookSAM's ``k`` is the interval). Under DDP a variant needs
+            ``distributed="synchronized"``; AE-SAM's first pass is then DDP's ordinary
+            (averaged) backward, not under ``no_sync``, since a plain step uses it.
     """
 
     def __init__(
@@ -126,7 +129,8 @@ class SAM(torch.optim.Optimizer):
             if distributed == "per_replica":
                 raise ValueError(
                     f"{variant!r} with distributed='per_replica': each replica would change its "
-                    "gradient its own way and the weights would drift apart; use 'synchronized'"
+                    "gradient (GSAM, LookSAM) or decide to perturb (AE-SAM) from its own "
+                    "gradient, and the replicas would fall out of step; use 'synchronized'"
                 )
         self.base_optimizer = base_optimizer
         init_optimizer_machinery(self)
@@ -268,15 +272,19 @@ class SAM(torch.optim.Optimizer):
         self.engine.new_step()
         self.base_optimizer.zero_grad(set_to_none)
 
-    def perturb(self, grads: Grads | None = None, *, loss: Tensor | None = None) -> bool:
+    def perturb(
+        self, grads: Grads | None = None, *, loss: Tensor | None = None, grad_scale: float = 1.0
+    ) -> bool:
         """Move the weights to ``w + e``; return whether a second pass is needed.
 
         ``grads`` maps parameters to their ascent gradients (default: ``p.grad``).
         Returns ``False``, leaving the weights untouched, on a plain step (schedule,
-        ``rho == 0``, zero gradient) and on a non-finite gradient, which also marks
-        the step as skipped (``step()`` will not update; ``skipped_steps`` counts it).
+        ``rho == 0``, zero gradient, AE-SAM's flat region) and on a non-finite gradient,
+        which also marks the step as skipped (``step()`` will not update;
+        ``skipped_steps`` counts it). ``grad_scale``: the loss scale the gradients carry
+        (``scaler.get_scale()``), which AE-SAM's statistic leaves out.
         """
-        return self.engine.perturb(grads, loss=loss)
+        return self.engine.perturb(grads, loss=loss, grad_scale=grad_scale)
 
     def restore(self, *, loss: Tensor | None = None) -> None:
         """Copy the saved weights back (bitwise exact); no-op when not perturbed.

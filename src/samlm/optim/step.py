@@ -93,11 +93,21 @@ def sam_step(
         _base_step(optimizer, scaler)
         return loss
 
-    variant = engine.variant
-    if variant is not None and variant.decides_after_ascent:
-        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler, model)
-
     units = _units(micro, m, m_examples, accumulation)
+    variant = engine.variant
+    if variant is not None and len(units) > 1:
+        option = (
+            f"m={m}" if m != 1
+            else f"m_examples={m_examples}" if m_examples is not None
+            else f"accumulation='per_microbatch' with accumulation_steps={accumulation_steps}"
+        )  # fmt: skip
+        raise ValueError(
+            f"{option} with {variant!r}: the variant needs one unit per step (the step's "
+            "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
+        )
+    if variant is not None and variant.decides_after_ascent:
+        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler)
+
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
     for index, unit in enumerate(units):
@@ -123,31 +133,34 @@ def _decide_after_ascent(
     micro: list[tuple[Any, int]],
     ascent_fraction: float,
     scaler: torch.amp.GradScaler | None,
-    model: nn.Module | None,
 ) -> Tensor:
     """A step of a variant that decides from the whole batch's gradient (AE-SAM): that
-    gradient, in ``p.grad``, is the plain step's, or the ascent of a SAM step."""
-    variant = optimizer.engine.variant
-    for name, bad in (
-        ("ascent_fraction", ascent_fraction != 1.0),
-        ("scaler", scaler is not None),
-        ("model (DDP)", isinstance(model, DistributedDataParallel)),
-    ):
-        if bad:
-            raise ValueError(
-                f"{variant!r} decides from the whole batch's gradient norm: {name} is not "
-                "supported with it (a partial ascent, a loss scale or a per-replica gradient "
-                "would change the statistic)"
-            )
+    gradient, in ``p.grad`` (accumulated over the micro-batches, averaged by DDP's own
+    backward under DDP), is the plain step's, or the ascent of a SAM step."""
+    engine = optimizer.engine
+    if ascent_fraction != 1.0:
+        raise ValueError(
+            f"ascent_fraction={ascent_fraction} with {engine.variant!r}: it decides from the "
+            "whole batch's gradient, which a plain step then uses (a partial ascent would "
+            "cost a plain step a second pass)"
+        )
 
     def descent() -> Tensor:
         for p in optimizer.trainable_params():
             p.grad = None  # the ascent's gradients were in p.grad
         return descend(micro, True)
 
-    done = optimizer.engine.unit(lambda: (descend(micro, True), None), descent, ascent_in_grad=True)
-    optimizer.engine.record_decided(done, done.loss)
-    optimizer.step()  # (a skipped step: no update, counted)
+    done = engine.unit(
+        lambda: (descend(micro, True), None),
+        descent,
+        ascent_in_grad=True,
+        grad_scale=1.0 if scaler is None else scaler.get_scale(),
+    )
+    engine.record_decided(done, done.loss)
+    if done.skipped:
+        _skip(optimizer, scaler, {})  # the non-finite gradients are in p.grad
+    else:
+        _base_step(optimizer, scaler)
     return done.loss
 
 
