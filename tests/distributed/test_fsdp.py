@@ -1,5 +1,6 @@
 """FSDP2 (``fully_shard`` on a gloo mesh, CPU): global norm, equality with single-process
-SAM, exact resume from sharded and full checkpoints."""
+SAM and with single-process GSAM, LookSAM and AE-SAM, exact resume from sharded and full
+checkpoints."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from torch.distributed.fsdp import fully_shard
 
 from samlm import sam_step
 from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
+from samlm.optim.variants import AESAM, GSAM, LookSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
 
 STEPS, BATCH, M = 4, 8, 2
 SCHEDULED = {"interval": 2, "rho_schedule": "warmup", "warmup_steps": 3}
+VARIANTS = {  # fresh objects (they hold state); AE-SAM on these batches: SAM, plain, SAM, SAM
+    "gsam": lambda: GSAM(alpha=0.5),
+    "looksam": lambda: LookSAM(k=2, alpha=0.7),
+    "aesam": lambda: AESAM(delta=0.5, lambda_1=1.0, lambda_2=1.0),
+}
 
 
 def _sharded_model() -> nn.Module:
@@ -35,38 +42,67 @@ def _decay(opt):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 / (1 + step))
 
 
-def _train(model, opt, rank, world, steps, log=None, m=1, scheduler=None):
+def _train(model, opt, rank, world, steps, log=None, m=1, scheduler=None, kinds=None):
     for batch in steps:
         sam_step(opt, loss_fn(model), shard(batch, rank, world), m=m, model=model)
         if scheduler is not None:
             scheduler.step()
         if log is not None:
             log.append((opt.last_stats.grad_norm, _full(model)))
+        if kinds is not None:
+            kinds.append(opt.last_stats.sam_step)
+
+
+def _clipped(model, variant=None):
+    """Synchronized SAM with clipping, and a fresh variant by name (``None``: SAM)."""
+    made = None if variant is None else VARIANTS[variant]()
+    return sam(model, distributed="synchronized", max_grad_norm=10.0, variant=made)
+
+
+def _variant_state(opt) -> dict:
+    return {} if opt.engine.variant is None else dict(vars(opt.engine.variant))
 
 
 def _worker(rank: int, world: int, out: str) -> dict:
     data = batches(STEPS, BATCH)
     model = _sharded_model()
-    opt = sam(model, distributed="synchronized", max_grad_norm=10.0)
+    opt = _clipped(model)
     log: list = []
     _train(model, opt, rank, world, data, log)
     results = {"log": log}
-    for kind in ("sharded", "full"):
+    for variant in (None, "gsam", "aesam"):
+        for kind in ("sharded", "full"):
+            model = _sharded_model()
+            opt = _clipped(model, variant)
+            _train(model, opt, rank, world, data[:2])
+            folder = f"{out}/{variant}-{kind}"
+            save_checkpoint(folder, model, opt, full=kind == "full")
+            model = _sharded_model()
+            opt = _clipped(model, variant)
+            load_checkpoint(folder, model, opt)
+            _train(model, opt, rank, world, data[2:])
+            results[(variant, kind)] = (_full(model), _variant_state(opt))
+    for variant in ("gsam", "aesam"):  # the uninterrupted runs
         model = _sharded_model()
-        opt = sam(model, distributed="synchronized", max_grad_norm=10.0)
-        _train(model, opt, rank, world, data[:2])
-        folder = f"{out}/{kind}"
-        save_checkpoint(folder, model, opt, full=kind == "full")
-        model = _sharded_model()
-        opt = sam(model, distributed="synchronized", max_grad_norm=10.0)
-        load_checkpoint(folder, model, opt)
-        _train(model, opt, rank, world, data[2:])
-        results[kind] = _full(model)
+        opt = _clipped(model, variant)
+        _train(model, opt, rank, world, data)
+        results[(variant, "uninterrupted")] = (_full(model), _variant_state(opt))
+    model = _sharded_model()  # LookSAM's g_v holds the ranks' shards: not checkpointed yet
+    opt = sam(model, distributed="synchronized", variant=VARIANTS["looksam"]())
+    _train(model, opt, rank, world, data[:1])
+    with pytest.raises(NotImplementedError, match="LookSAM"):
+        save_checkpoint(f"{out}/looksam", model, opt)
     model = _sharded_model()
     opt = sam(model, distributed="synchronized", **SCHEDULED)
     log = []
     _train(model, opt, rank, world, data, log, m=M, scheduler=_decay(opt))
     results["scheduled"] = log
+    for name, make in VARIANTS.items():
+        model = _sharded_model()
+        opt = sam(model, distributed="synchronized", variant=make())
+        log, kinds = [], []
+        _train(model, opt, rank, world, data, log, kinds=kinds)
+        results[name] = (kinds, [weights for _, weights in log])
     per_replica = sam(model, distributed="per_replica")
     with pytest.raises(ValueError, match="per_replica"):
         sam_step(per_replica, loss_fn(model), shard(data[0], rank, world), model=model)
@@ -121,9 +157,29 @@ def test_fsdp_matches_single_process_sam_with_a_global_norm(fsdp_results):
                 torch.testing.assert_close(w, ref_weights[name], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("variant", [None, "gsam", "aesam"])
 @pytest.mark.parametrize("kind", ["sharded", "full"])
-def test_fsdp_resume_equals_an_uninterrupted_run(fsdp_results, kind):
+def test_fsdp_resume_equals_an_uninterrupted_run(fsdp_results, kind, variant):
     for rank in fsdp_results:
-        final = rank["log"][-1][1]
-        for name, w in rank[kind].items():
+        weights, state = rank[(variant, kind)]
+        final, final_state = (
+            (rank["log"][-1][1], {}) if variant is None else rank[(variant, "uninterrupted")]
+        )
+        for name, w in weights.items():
             assert torch.equal(w, final[name]), name
+        assert state == final_state  # AE-SAM's mean, var and T; GSAM's alpha
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_fsdp_variants_match_single_process(fsdp_results, name):
+    model = tiny_model()
+    opt = sam(model, variant=VARIANTS[name]())
+    kinds = []
+    for step, batch in enumerate(batches(STEPS, BATCH)):
+        sam_step(opt, loss_fn(model), batch)
+        kinds.append(opt.last_stats.sam_step)
+        for rank in fsdp_results:
+            for key, w in rank[name][1][step].items():
+                torch.testing.assert_close(w, model.state_dict()[key], rtol=1e-5, atol=1e-6)
+    assert all(kinds) == (name == "gsam")  # LookSAM and AE-SAM take plain steps too
+    assert fsdp_results[0][name][0] == fsdp_results[1][name][0] == kinds

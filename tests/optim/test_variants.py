@@ -374,3 +374,26 @@ def test_a_variant_refuses_a_second_pass_that_accumulated_into_the_clean_gradien
         sam.step(closure)
     assert not sam.is_perturbed  # the weights are back at w
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
+
+def test_looksam_resumes_bitwise_from_a_full_checkpoint_and_refuses_a_sharded_one(tmp_path):
+    from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
+
+    def make():
+        model = tiny_mlp()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, SAM(opt, 0.1, variant=LookSAM(k=3))
+
+    model, sam = make()
+    for t in range(4):  # g_v from step 3, reused at steps 4 and 5
+        sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+    with pytest.raises(NotImplementedError, match="full=True"):
+        save_checkpoint(tmp_path / "sharded", model, sam)
+    save_checkpoint(tmp_path / "full", model, sam, full=True)
+    other, other_sam = make()
+    load_checkpoint(tmp_path / "full", other, other_sam)
+    for t in range(4, 7):
+        sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+        sam_step(other_sam, ce_loss(other), tiny_batch(seed=t))
+    for p, q in zip(model.parameters(), other.parameters(), strict=True):
+        assert torch.equal(p, q)

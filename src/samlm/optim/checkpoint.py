@@ -4,8 +4,10 @@ parallel; the folder loads on any number of ranks) or full (one ``full.pt`` of
 unsharded tensors, written by rank 0 and broadcast from it on load).
 
 A checkpoint holds ``{"model", "optimizer" (the base optimizer's state, keyed by
-parameter name), "sam" (SAM's clock, skipped-step count and generator)}``. Works
-without ``torch.distributed`` too (one process, plain modules).
+parameter name), "sam" (SAM's clock, skipped-step count, generator and a variant's
+state)}``. Works without ``torch.distributed`` too (one process, plain modules). A
+variant with tensors in its state (LookSAM's ``g_v``) is refused in a sharded checkpoint
+and under FSDP, which would not restore them yet.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from . import comm
 from .sam import SAM
 
 FULL_FILE = "full.pt"
@@ -46,6 +49,13 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM, *, ful
     """
     folder = Path(folder)
     sam_part = optimizer.state_dict()["sam"]  # refuses while perturbed
+    sharded = comm.shard_group(optimizer.trainable_params()) is not None
+    if _holds_tensors(sam_part.get("variant")) and (sharded or not full):
+        raise NotImplementedError(
+            f"{optimizer.engine.variant!r} keeps gradient-sized buffers (LookSAM's g_v), which "
+            "a sharded checkpoint does not restore yet (and which hold each rank's shards "
+            "under FSDP): without FSDP, save with full=True or torch.save(SAM.state_dict())"
+        )
     options = StateDictOptions(full_state_dict=full, cpu_offload=full)
     model_sd, optim_sd = get_state_dict(model, optimizer.base_optimizer, options=options)
     state = {"model": model_sd, "optimizer": optim_sd, "sam": sam_part}
@@ -59,6 +69,12 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM, *, ful
         os.replace(tmp, folder / FULL_FILE)
     if _distributed():
         dist.barrier()
+
+
+def _holds_tensors(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return any(_holds_tensors(v) for v in obj.values())
+    return isinstance(obj, torch.Tensor)
 
 
 def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM) -> None:
