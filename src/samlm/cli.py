@@ -38,7 +38,14 @@ APPLICATION_MODULES = frozenset(
 INSTALL_HINT = "pip install 'samlm[all]'"
 
 HELP = {
-    "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`)",
+    "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`); "
+    "several comma-separated train one model on their mixture",
+    "mixture": "a named mixture instead of --task: glue or superglue, the benchmark's tasks "
+    "whose data is in the data folder (and that the model's modelling supports)",
+    "mixing": "mixture rates (Raffel et al. 2020): proportional to the tasks' training sizes "
+    "(capped at --mixing-limit), temperature-scaled, or equal",
+    "mixing_limit": "K: a task counts at most K examples in the proportional and temperature rates",
+    "temperature": "T of --mixing temperature: rates^(1/T), renormalised",
     "output": "run folder (never overwritten without --overwrite)",
     "model": "model alias (minilm), local folder or Hub name (default: minilm)",
     "modelling": "encoder (classification head) or text2text (seq2seq); auto picks by model",
@@ -98,6 +105,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .pipeline.adapters import PEFT_METHODS
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
     from .pipeline.data import VALIDATION_FROM
+    from .pipeline.mixing import MIXINGS
 
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
@@ -109,6 +117,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "distributed_sam": MODES,
         "validation_from": VALIDATION_FROM,
         "peft": PEFT_METHODS,
+        "mixing": MIXINGS,
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

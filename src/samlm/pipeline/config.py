@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 from ..training.config import SAMConfig
 from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
+from .mixing import MIXINGS, MIXTURES
 
 METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam")
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
@@ -31,6 +33,10 @@ class TrainConfig:
 
     task: str
     output: str
+    mixture: str | None = None
+    mixing: str = "proportional"
+    mixing_limit: int | None = None
+    temperature: float = 1.0
     model: str = "minilm"
     modelling: str = "auto"
     optimizer: str = "sam"
@@ -86,6 +92,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the option and its value for anything out of range."""
+        self._validate_tasks()
         _choice("optimizer", self.optimizer, METHODS)
         _choice("base_optimizer", self.base_optimizer, BASE_OPTIMIZERS)
         _choice("modelling", self.modelling, MODELLING)
@@ -129,6 +136,38 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
 
+    def _validate_tasks(self) -> None:
+        if bool(self.task_names()) == bool(self.mixture):
+            raise ValueError("give --task (one task, or several comma-separated) or --mixture")
+        if self.mixture is not None:
+            _choice("mixture", self.mixture, MIXTURES)
+        _choice("mixing", self.mixing, MIXINGS)
+        if self.mixing_limit is not None:
+            _at_least("mixing_limit", self.mixing_limit, 1)
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature={self.temperature} must be > 0")
+        if self.temperature != 1.0 and self.mixing != "temperature":
+            raise ValueError(
+                f"temperature={self.temperature} has an effect only with --mixing temperature"
+            )
+
+    def task_names(self) -> list[str]:
+        """``--task a,b`` as a list of names."""
+        return [t.strip() for t in self.task.split(",") if t.strip()]
+
+    def is_mixture(self) -> bool:
+        """Several tasks, or a named mixture (``mixture.py``)."""
+        return self.mixture is not None or len(self.task_names()) > 1
+
+    def examples_per_step(self) -> int:
+        """Training examples per optimizer step, over all processes of a launcher."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return self.batch_size * self.gradient_accumulation_steps * world
+
+    def epoch_steps(self, n_train: int) -> int:
+        """Optimizer steps in one epoch of ``n_train`` examples."""
+        return math.ceil(n_train / self.examples_per_step())
+
     def lora_target_list(self) -> list[str] | None:
         """``--lora-targets q,v`` as a list (None: PEFT's default for the model type)."""
         if not self.lora_targets:
@@ -170,8 +209,12 @@ class TrainConfig:
             values.update(read_yaml(yaml_path))
         values.update({k: v for k, v in overrides.items() if v is not None})
         missing = [name for name in ("task", "output") if name not in values]
+        if "mixture" in values and "task" in missing:
+            missing.remove("task")
+            values["task"] = ""
         if missing:
-            raise ValueError(f"missing required option(s): {', '.join('--' + m for m in missing)}")
+            flags = ["--task (or --mixture)" if m == "task" else "--" + m for m in missing]
+            raise ValueError(f"missing required option(s): {', '.join(flags)}")
         return cls(**values)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MIXINGS = ("proportional", "temperature", "equal")
+MIXTURES = ("glue", "superglue")  # named mixtures: a benchmark's tasks whose data is found
 BLOCK = 4096  # task draws per seeded block
 
 

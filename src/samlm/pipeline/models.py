@@ -77,8 +77,9 @@ class ModelChoice:
         return 0.15 if self.modelling == "text2text" else 0.05
 
 
-def resolve_model(name: str, modelling: str, task: Task) -> ModelChoice:
-    """Resolve an alias, a local folder or a Hub name, and check the task can be modelled."""
+def resolve_model(name: str, modelling: str, task: Task | None) -> ModelChoice:
+    """Resolve an alias, a local folder or a Hub name, and check the task (if given) can be
+    modelled."""
     path = ALIASES[name]() if name in ALIASES else name
     try:
         config = AutoConfig.from_pretrained(path)
@@ -95,13 +96,19 @@ def resolve_model(name: str, modelling: str, task: Task) -> ModelChoice:
             f"model {name!r} ({config.model_type}) is not an encoder-decoder: text2text "
             "modelling needs a seq2seq model such as T5"
         )
+    if task is not None:
+        check_modelling(task, modelling)
+    return ModelChoice(path, config, modelling)
+
+
+def check_modelling(task: Task, modelling: str) -> None:
+    """Raise a ValueError naming ``task`` when it cannot be modelled as ``modelling``."""
     if modelling not in task.modelling:
         raise ValueError(
             f"task {task.name} cannot be modelled as {modelling}; it supports "
             f"{', '.join(task.modelling)}"
             + ("; use a seq2seq model such as t5-small" if modelling == "encoder" else "")
         )
-    return ModelChoice(path, config, modelling)
 
 
 def load_model(choice: ModelChoice, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

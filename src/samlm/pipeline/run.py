@@ -1,4 +1,5 @@
-"""``samlm train``: fine-tune on a task with SAM or its baseline, keep the best checkpoint.
+"""``samlm train``: fine-tune on a task (or a mixture of tasks, ``mixture.py``) with SAM
+or its baseline, keep the best checkpoint.
 
 A run folder holds ``config.yaml`` (the resolved options), ``log.jsonl`` (one line per
 Trainer log: training loss, SAM statistics, validation metrics), ``tensorboard/``,
@@ -38,13 +39,12 @@ from transformers import (
 )
 from transformers.trainer import TRAINER_STATE_NAME
 
-from ..tasks import Task, get_task
 from ..training import SAMSeq2SeqTrainer, SAMTrainer
 from .adapters import apply_lora
 from .config import TrainConfig
-from .data import data_folder, run_splits
-from .features import collator, encode, metrics_fn
-from .models import ModelChoice, load_model, resolve_model
+from .job import TaskJob
+from .mixture import MixtureJob
+from .models import ModelChoice
 
 DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
 TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
@@ -147,13 +147,17 @@ def _steps(cfg: TrainConfig, n_train: int) -> int:
     ``max(min_steps, ceil(epochs x steps per epoch))`` (-1: train by epochs)."""
     if cfg.max_steps != -1 or not cfg.min_steps:
         return cfg.max_steps
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.gradient_accumulation_steps * world))
-    return max(cfg.min_steps, math.ceil(cfg.epochs * per_epoch))
+    return max(cfg.min_steps, math.ceil(cfg.epochs * cfg.epoch_steps(n_train)))
 
 
 def _training_args(
-    cfg: TrainConfig, task: Task, choice: ModelChoice, base: str, out: Path, n_train: int
+    cfg: TrainConfig,
+    metric: str,
+    choice: ModelChoice,
+    base: str,
+    out: Path,
+    n_train: int,
+    overrides: dict[str, Any],
 ):
     strategy = "steps" if cfg.save_steps else "epoch"
     kwargs: dict[str, Any] = dict(
@@ -179,7 +183,7 @@ def _training_args(
         save_steps=cfg.save_steps or 500,
         save_total_limit=1,
         load_best_model_at_end=True,
-        metric_for_best_model=task.main_metric,
+        metric_for_best_model=metric,
         greater_is_better=True,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
@@ -192,6 +196,7 @@ def _training_args(
         # kwargs, and BERT-style heads accept them without using them
         average_tokens_across_devices=False,
     )
+    kwargs.update(overrides)
     if choice.modelling == "text2text":
         return Seq2SeqTrainingArguments(
             predict_with_generate=True, generation_max_length=cfg.max_target_length, **kwargs
@@ -207,29 +212,14 @@ def train(
     callbacks: Sequence[TrainerCallback] = (),
     log=print,
 ) -> dict[str, Any]:
-    """Run one fine-tuning; returns what ``metrics.json`` holds. Everything that can be
-    checked (task, model, options, data, output folder) is checked before training."""
-    task = get_task(cfg.task)
-    choice = resolve_model(cfg.model, cfg.modelling, task)
-    if cfg.exclude_head and cfg.optimizer != "baseline" and choice.modelling == "text2text":
-        raise ValueError(
-            f"exclude_head: model {cfg.model!r} is modelled text2text, which has no freshly "
-            "initialised task head (its lm_head is pretrained or tied); drop --exclude-head"
-        )
+    """Run one fine-tuning, on one task or a mixture (``mixture.py``); returns what
+    ``metrics.json`` holds. Everything that can be checked (tasks, model, options, data,
+    output folder) is checked before training."""
+    job = MixtureJob(cfg) if cfg.is_mixture() else TaskJob(cfg)
+    choice = job.choice
     base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
-    data_dir = data_folder(cfg.data_dir)
-    splits = run_splits(
-        task,
-        data_dir,
-        train_size=cfg.train_size,
-        train_fraction=cfg.train_fraction,
-        seed=cfg.seed,
-        eval_size=cfg.eval_size,
-        validation_size=cfg.validation_size,
-        validation_from=cfg.validation_from,
-    )
     out = Path(cfg.output)
-    args = _training_args(cfg, task, choice, base, out, len(splits.train))
+    args = _training_args(cfg, job.metric, choice, base, out, job.n_train, job.training_overrides())
     state: PartialState = args.distributed_state  # one process, or a launcher's
     if not state.is_main_process:
         log = _silent
@@ -237,7 +227,7 @@ def train(
     if resume and done.is_file():
         log(f"{out}: this run is complete; its metrics are in {done}")
         return json.loads(done.read_text())
-    note = task.data_note(data_dir)
+    note = job.note
 
     sam = cfg.sam_config(choice.default_rho()) if cfg.optimizer != "baseline" else None
     resolved = {
@@ -245,7 +235,7 @@ def train(
         "model_path": choice.path,
         "base_optimizer": base,
         "rho": sam.rho if sam else None,
-        **splits.describe(),
+        **job.describe(),
         "data_note": note,
     }
 
@@ -260,7 +250,7 @@ def train(
     # the main process makes meanwhile)
     _main_first(state, lambda: _check_output(cfg, resume, overwrite))
     set_seed(cfg.seed)
-    model, tokenizer = load_model(choice, task)
+    model, tokenizer = job.load()
     if cfg.peft == "lora":  # before the output folder: a model LoRA cannot wrap writes nothing
         model = apply_lora(
             model,
@@ -279,8 +269,8 @@ def train(
         max_length=cfg.max_length,
         max_target_length=cfg.max_target_length,
     )
-    train_ds = encode(task, splits.train, training=True, **enc)
-    validation_ds = encode(task, splits.validation, training=False, **enc)
+    train_ds = job.train_dataset(enc)
+    validation_ds = job.eval_dataset("validation", enc)
     seq2seq = choice.modelling == "text2text"
     trainer_cls = (
         (SAMSeq2SeqTrainer if seq2seq else SAMTrainer)
@@ -294,8 +284,8 @@ def train(
         train_dataset=train_ds,
         eval_dataset=validation_ds,
         processing_class=tokenizer,
-        data_collator=collator(task, choice.modelling, tokenizer, model),
-        compute_metrics=metrics_fn(task, choice.modelling, splits.validation, tokenizer),
+        data_collator=job.collator(tokenizer, model),
+        compute_metrics=job.metrics("validation", tokenizer),
         callbacks=[
             JsonlLog(out / "log.jsonl"),
             *([_tensorboard(out / "tensorboard")] if state.is_main_process else []),
@@ -311,17 +301,20 @@ def train(
     # the selected model on the validation examples (its own prefix: not a curve point)
     scores = trainer.evaluate(metric_key_prefix="selected")
     validation_scores = _metrics(scores)
-    if splits.validation_from != "reported":  # the reported score, on examples never selected on
-        trainer.compute_metrics = metrics_fn(task, choice.modelling, splits.reported, tokenizer)
-        reported_ds = encode(task, splits.reported, training=False, **enc)
+    if job.reported_apart:  # the reported score, on examples never selected on
+        trainer.compute_metrics = job.metrics("reported", tokenizer)
+        reported_ds = job.eval_dataset("reported", enc)
         scores = trainer.evaluate(reported_ds, metric_key_prefix="reported")
     trainer.save_model(str(out / "best"))
+    if state.is_main_process:
+        job.save(trainer.model, out / "best")
     result = {
-        "task": task.name,
+        "task": job.name,
         "method": cfg.optimizer,
-        "main_metric": task.main_metric,
+        "main_metric": job.metric,
         "metrics": _metrics(scores),
         "validation_metrics": validation_scores,
+        **job.summary(_metrics(scores), validation_scores),
         "best_checkpoint": trainer.state.best_model_checkpoint
         and Path(trainer.state.best_model_checkpoint).name,
         "global_steps": trainer.state.global_step,

@@ -1,0 +1,93 @@
+"""What one ``samlm train`` run trains and scores on: :class:`TaskJob` (one task) and
+``mixture.MixtureJob`` (several) give ``run.train`` the same things:
+
+* ``choice``, ``name``, ``metric`` (the one checkpoint selection maximises), ``note``,
+  ``n_train`` (training units per epoch), ``reported_apart`` (whether the reported
+  examples differ from the validation ones);
+* ``describe()`` (the data in ``config.yaml`` and ``metrics.json``),
+  ``training_overrides()`` (Trainer arguments of its own), ``summary(...)`` (extra
+  ``metrics.json`` entries), ``save(model, folder)`` (beside the saved model);
+* ``load()``, ``train_dataset(enc)``, ``eval_dataset(role, enc)``, ``collator(...)``
+  and ``metrics(role, tokenizer)`` with ``role`` "validation" or "reported".
+
+Everything is checked on construction, before the run writes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..tasks import get_task
+from .config import TrainConfig
+from .data import data_folder, run_splits
+from .features import collator, encode, metrics_fn
+from .models import ModelChoice, load_model, resolve_model
+
+
+def check_choice(cfg: TrainConfig, choice: ModelChoice) -> None:
+    """Options the resolved model rules out."""
+    if cfg.exclude_head and cfg.optimizer != "baseline" and choice.modelling == "text2text":
+        raise ValueError(
+            f"exclude_head: model {cfg.model!r} is modelled text2text, which has no freshly "
+            "initialised task head (its lm_head is pretrained or tied); drop --exclude-head"
+        )
+
+
+class TaskJob:
+    """A single-task run; see the module docstring."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.task = get_task(cfg.task_names()[0])
+        self.choice = resolve_model(cfg.model, cfg.modelling, self.task)
+        check_choice(cfg, self.choice)
+        self.data_dir = data_folder(cfg.data_dir)
+        self.splits = run_splits(
+            self.task,
+            self.data_dir,
+            train_size=cfg.train_size,
+            train_fraction=cfg.train_fraction,
+            seed=cfg.seed,
+            eval_size=cfg.eval_size,
+            validation_size=cfg.validation_size,
+            validation_from=cfg.validation_from,
+        )
+        self.name = self.task.name
+        self.metric = self.task.main_metric
+        self.n_train = len(self.splits.train)
+        self.reported_apart = self.splits.validation_from != "reported"
+        self.note = self.task.data_note(self.data_dir)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.splits.describe())
+
+    def training_overrides(self) -> dict[str, Any]:
+        return {}
+
+    def summary(self, scores: dict[str, float], validation: dict[str, float]) -> dict[str, Any]:
+        return {}
+
+    def save(self, model: Any, folder: Path) -> None:
+        """Nothing beyond the Trainer's ``save_model``."""
+
+    def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        return load_model(self.choice, self.task)
+
+    def train_dataset(self, enc: dict[str, Any]) -> Dataset:
+        return encode(self.task, self.splits.train, training=True, **enc)
+
+    def eval_dataset(self, role: str, enc: dict[str, Any]) -> Dataset:
+        return encode(self.task, getattr(self.splits, role), training=False, **enc)
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> Callable:
+        return collator(self.task, self.choice.modelling, tokenizer, model)
+
+    def metrics(
+        self, role: str, tokenizer: PreTrainedTokenizerBase
+    ) -> Callable[[EvalPrediction], dict[str, float]]:
+        examples = getattr(self.splits, role)
+        return metrics_fn(self.task, self.choice.modelling, examples, tokenizer)

@@ -1,0 +1,253 @@
+"""A multi-task run (``samlm train --task a,b`` or ``--mixture glue``): its tasks, their
+examples, the mixed training stream, and the scores (T5's multi-task training, Raffel
+et al. 2020, Section 3.5.2).
+
+* Each task has the splits a single-task run of it would have (``run_splits``: the same
+  seeded, stratified ``--train-size`` subset, validation sample and reported examples).
+* Training draws from the tasks at :func:`mixing_rates` (sizes: training units, i.e.
+  examples, or text-to-text pairs), in the order of :class:`MixtureSampler` (no shuffle
+  on top), so a resumed run trains on exactly the draws the uninterrupted one does. One
+  epoch is as many draws as the tasks have training units together; ``--epochs``,
+  ``--max-steps`` and ``--min-steps`` count as in a single-task run.
+* Every evaluation scores each task with its own metrics on its own examples
+  (``<task>/<metric>``) and their GLUE/SuperGLUE-style ``average`` (the mean of each
+  task's :func:`samlm.metrics.task_score`), which selects the checkpoint.
+* Encoders: a shared encoder with one head per task (``multitask.py``); text-to-text:
+  one model, the tasks told apart by their prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset, concatenate_datasets
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    EvalPrediction,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from ..metrics import benchmark_average
+from ..tasks import TASKS, Example, Task, get_task
+from .config import TrainConfig
+from .data import Splits, data_folder, run_splits
+from .features import collator, encode, metrics_fn
+from .job import check_choice
+from .mixing import MixtureSampler, mixing_rates
+from .models import ModelChoice, check_modelling, load_model, resolve_model
+from .multitask import HeadSpec, MixedCollator, MultiHeadEncoder, mixed_rows
+
+AVERAGE = "average"
+
+
+def listed_tasks(names: Sequence[str]) -> list[Task]:
+    """The tasks of ``--task a,b,...`` (an unknown or repeated name is a ValueError)."""
+    tasks = [get_task(name) for name in names]
+    seen = set()
+    for task in tasks:
+        if task.name in seen:
+            raise ValueError(f"task {task.name} appears twice in the mixture")
+        seen.add(task.name)
+    return tasks
+
+
+def named_mixture(name: str, data_dir: Path | None, modelling: str) -> tuple[list[Task], list[str]]:
+    """The tasks of benchmark ``name`` whose training and validation data are in
+    ``data_dir`` and that ``modelling`` can model; and the found ones it cannot."""
+    if data_dir is None:
+        raise ValueError(
+            f"--mixture {name} mixes the tasks whose data is in the local folder: give "
+            "--data-dir (or set $SAMLM_DATA_DIR)"
+        )
+    found = [
+        t
+        for t in TASKS.values()
+        if t.benchmark == name and all(t.has_local(s, data_dir) for s in ("train", "validation"))
+    ]
+    tasks = [t for t in found if modelling in t.modelling]
+    if not tasks:
+        raise ValueError(
+            f"--mixture {name}: no {name} task with {modelling} modelling has its training and "
+            f"validation data in {data_dir}"
+        )
+    return tasks, [t.name for t in found if t not in tasks]
+
+
+def training_units(task: Task, examples: Sequence[Example], modelling: str) -> int:
+    """What a task contributes to the mixture: its examples (text-to-text: its training
+    pairs, one per gold answer for ReCoRD)."""
+    if modelling == "text2text":
+        return sum(len(task.training_pairs(ex)) for ex in examples)
+    return len(examples)
+
+
+class MixtureJob:
+    """Everything a multi-task run needs beyond the single-task pipeline's common steps
+    (``run.train``): checked and resolved on construction, before anything is written."""
+
+    metric = AVERAGE
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        listed = None if cfg.mixture else listed_tasks(cfg.task_names())
+        self.choice: ModelChoice = resolve_model(cfg.model, cfg.modelling, None)
+        check_choice(cfg, self.choice)
+        data_dir = data_folder(cfg.data_dir)
+        modelling = self.choice.modelling
+        self.left_out: list[str] = []
+        if listed is None:
+            listed, self.left_out = named_mixture(cfg.mixture, data_dir, modelling)
+        for task in listed:
+            check_modelling(task, modelling)
+        if cfg.peft != "none":
+            raise ValueError("--peft with a task mixture is not built yet; drop --peft")
+        self.cfg = cfg
+        self.tasks = listed
+        self.name = ",".join(t.name for t in listed)
+        self.splits: list[Splits] = [
+            run_splits(
+                task,
+                data_dir,
+                train_size=cfg.train_size,
+                train_fraction=cfg.train_fraction,
+                seed=cfg.seed,
+                eval_size=cfg.eval_size,
+                validation_size=cfg.validation_size,
+                validation_from=cfg.validation_from,
+            )
+            for task in listed
+        ]
+        self.sizes = [
+            training_units(t, s.train, modelling) for t, s in zip(listed, self.splits, strict=True)
+        ]
+        self.rates = mixing_rates(
+            self.sizes, cfg.mixing, limit=cfg.mixing_limit, temperature=cfg.temperature
+        )
+        self.n_train = sum(self.sizes)
+        self.steps = cfg.max_steps
+        if self.steps == -1:
+            self.steps = max(cfg.min_steps, math.ceil(cfg.epochs * cfg.epoch_steps(self.n_train)))
+        self.draws = self.steps * cfg.examples_per_step()
+        notes = [t.data_note(data_dir) for t in listed]
+        self.note = " ".join(n for n in notes if n) or None
+        self.reported_apart = any(s.validation_from != "reported" for s in self.splits)
+
+    # -- what the run records ----------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        """The data part of ``config.yaml``'s ``resolved`` (and of ``metrics.json``)."""
+        tasks = {
+            t.name: {**s.describe(), "train_units": n, "rate": r}
+            for t, s, n, r in zip(self.tasks, self.splits, self.sizes, self.rates, strict=True)
+        }
+        return {
+            "mixture": self.cfg.mixture,
+            "tasks": tasks,
+            "left_out": self.left_out,
+            "train_examples": sum(len(s.train) for s in self.splits),
+            "train_draws": self.draws,
+        }
+
+    def training_overrides(self) -> dict[str, Any]:
+        """Trainer arguments of a mixture: its step count, the sampler's order, and an
+        evaluation every epoch (or ``--save-steps``)."""
+        every = self.cfg.save_steps or self.cfg.epoch_steps(self.n_train)
+        return dict(
+            max_steps=self.steps,
+            train_sampling_strategy="sequential",
+            eval_strategy="steps",
+            save_strategy="steps",
+            eval_steps=every,
+            save_steps=every,
+        )
+
+    def summary(self, scores: dict[str, float], validation: dict[str, float]) -> dict[str, Any]:
+        """``metrics.json``'s multi-task entries: each task's scores and the average."""
+        return {
+            "per_task": per_task(scores, self.tasks),
+            AVERAGE: scores.get(AVERAGE),
+            "validation_per_task": per_task(validation, self.tasks),
+        }
+
+    def save(self, model: Any, folder: Path) -> None:
+        """Next to the Trainer's saved weights: the heads' description (encoders)."""
+        if isinstance(model, MultiHeadEncoder):
+            model.describe(folder, [t.name for t in self.tasks])
+
+    # -- model and data ----------------------------------------------------------------------
+
+    def load(self) -> tuple[Any, PreTrainedTokenizerBase]:
+        """The model: the seq2seq model itself (text-to-text), or the encoder with a fresh
+        head per task."""
+        if self.choice.modelling == "text2text":
+            return load_model(self.choice, self.tasks[0])
+        specs = [HeadSpec.of(t) for t in self.tasks]
+        encoder = AutoModel.from_pretrained(self.choice.path)
+        return MultiHeadEncoder(encoder, specs), AutoTokenizer.from_pretrained(self.choice.path)
+
+    def _encode(self, role: str, enc: dict[str, Any]) -> list[Dataset]:
+        training = role == "train"
+        sets = []
+        for i, (task, splits) in enumerate(zip(self.tasks, self.splits, strict=True)):
+            ds = encode(task, getattr(splits, role), training=training, **enc)
+            sets.append(mixed_rows(task, i, ds) if enc["modelling"] == "encoder" else ds)
+        return sets
+
+    def train_dataset(self, enc: dict[str, Any]) -> Dataset:
+        """The run's draws, in order: row ``i`` is the sampler's draw ``i``."""
+        sets = self._encode("train", enc)
+        offsets = np.cumsum([0, *(len(s) for s in sets)])
+        sampler = MixtureSampler(tuple(self.sizes), tuple(self.rates), seed=self.cfg.seed)
+        rows = [int(offsets[t]) + j for t, j in sampler.draw(0, self.draws)]
+        return concatenate_datasets(sets).select(rows)
+
+    def eval_dataset(self, role: str, enc: dict[str, Any]) -> Dataset:
+        """Every task's ``role`` ("validation" or "reported") examples, task after task."""
+        return concatenate_datasets(self._encode(role, enc))
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> Callable:
+        if self.choice.modelling == "text2text":
+            return collator(self.tasks[0], "text2text", tokenizer, model)
+        return MixedCollator(tokenizer)
+
+    def metrics(
+        self, role: str, tokenizer: PreTrainedTokenizerBase
+    ) -> Callable[[EvalPrediction], dict[str, float]]:
+        """``compute_metrics`` for :meth:`eval_dataset`'s ``role`` examples."""
+        modelling = self.choice.modelling
+        parts = []
+        for task, splits in zip(self.tasks, self.splits, strict=True):
+            examples = getattr(splits, role)
+            width = HeadSpec.of(task).outputs if modelling == "encoder" else None
+            score = metrics_fn(task, modelling, examples, tokenizer)
+            parts.append((task, len(examples), width, score))
+
+        def compute(pred: EvalPrediction) -> dict[str, float]:
+            out = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+            scores: dict[str, float] = {}
+            each: dict[str, dict[str, float]] = {}
+            start = 0
+            for task, n, width, fn in parts:
+                rows = out[start : start + n] if width is None else out[start : start + n, :width]
+                start += n
+                each[task.name] = fn(EvalPrediction(predictions=rows, label_ids=None))
+                scores.update({f"{task.name}/{k}": v for k, v in each[task.name].items()})
+            scores[AVERAGE] = benchmark_average(each)
+            return scores
+
+        return compute
+
+
+def per_task(scores: dict[str, float], tasks: Sequence[Task]) -> dict[str, dict[str, float]]:
+    """``{"<task>/<metric>": v}`` back to ``{task: {metric: v}}``."""
+    out: dict[str, dict[str, float]] = {t.name: {} for t in tasks}
+    for key, value in scores.items():
+        name, _, metric = key.rpartition("/")
+        if name in out:
+            out[name][metric] = value
+    return out

@@ -1,0 +1,237 @@
+"""`samlm train` on a task mixture: a two-task run on a tiny BERT (two heads) and on a
+tiny T5, per-task and average scores, resume, named mixtures, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from samlm.cli import main
+from samlm.metrics import task_score
+from samlm.pipeline import TrainConfig, train
+from samlm.pipeline.multitask import load_multihead
+from samlm.tasks import TASKS
+
+QUIET = ["--no-progress"]
+
+
+def _run(tmp_path, data_dir, *extra: str, name: str = "run") -> Path:
+    out = tmp_path / name
+    code = main(["train", "--data-dir", str(data_dir), "--output", str(out), *QUIET, *extra])
+    assert code == 0
+    return out
+
+
+def test_two_tasks_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2,superglue/cb",
+        "--model",
+        str(tiny_bert_dir),
+        "--train-size",
+        "24",
+        "--validation-size",
+        "8",
+        "--eval-size",
+        "12",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["main_metric"] == "average" and m["task"] == "glue/sst2,superglue/cb"
+    assert set(m["per_task"]) == {"glue/sst2", "superglue/cb"}
+    assert set(m["per_task"]["superglue/cb"]) == {"accuracy", "f1_macro"}
+    expected = sum(task_score(s) for s in m["per_task"].values()) / 2
+    assert m["average"] == pytest.approx(expected) == m["metrics"]["average"]
+    assert m["metrics"]["superglue/cb/f1_macro"] == m["per_task"]["superglue/cb"]["f1_macro"]
+    for name in ("glue/sst2", "superglue/cb"):  # the same subsets as a single-task run
+        assert m["tasks"][name]["train_examples"] == 24
+        assert m["tasks"][name]["validation_examples"] == 8
+        assert m["tasks"][name]["reported_examples"] == 12
+        assert m["tasks"][name]["rate"] == 0.5
+    assert m["train_draws"] == m["global_steps"] * 8 == 2 * 48
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in logs if "eval_average" in r]
+    assert len(evals) == 2  # every epoch (6 steps of 8 draws)
+    assert {"eval_glue/sst2/accuracy", "eval_superglue/cb/f1_macro"} <= set(evals[0])
+    model, tasks = load_multihead(out / "best")
+    assert tasks == ["glue/sst2", "superglue/cb"] and len(model.classifier) == 2
+
+
+def test_subsets_match_the_single_task_runs(tmp_path, data_dir, tiny_bert_dir):
+    """``--train-size`` per task: a mixture trains on each task's single-run subset."""
+    from samlm.pipeline.job import TaskJob
+    from samlm.pipeline.mixture import MixtureJob
+
+    common = dict(model=str(tiny_bert_dir), data_dir=str(data_dir), train_size=20, seed=3)
+    mixed = MixtureJob(TrainConfig(task="glue/sst2,superglue/rte", output="x", **common))
+    for name, splits in zip(("glue/sst2", "superglue/rte"), mixed.splits, strict=True):
+        single = TaskJob(TrainConfig(task=name, output="x", **common)).splits
+        assert splits == single
+
+
+class Recorder(TrainerCallback):
+    """The input ids of every training forward pass (both of SAM's passes)."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.batches: list[torch.Tensor] = []
+        self.kill_at = kill_at
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def hook(module, inputs, kw):
+            if module.training:
+                self.batches.append((state.global_step, kw["input_ids"].clone()))
+
+        model.register_forward_pre_hook(hook, with_kwargs=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.kill_at:
+            raise KeyboardInterrupt("killed")
+
+
+def test_resume_draws_the_same_examples(tmp_path, data_dir, tiny_bert_dir):
+    options = dict(
+        task="superglue/cb,superglue/rte",
+        model=str(tiny_bert_dir),
+        train_size=16,
+        eval_size=8,
+        max_steps=6,
+        batch_size=4,
+        save_steps=2,
+        data_dir=str(data_dir),
+        mixing="temperature",
+        temperature=2.0,
+        progress=False,
+    )
+    whole = Recorder()
+    full = train(TrainConfig(output=str(tmp_path / "full"), **options), callbacks=[whole])
+    killed_cfg = TrainConfig(output=str(tmp_path / "killed"), **options)
+    first = Recorder(kill_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed_cfg, callbacks=[first])
+    second = Recorder()
+    resumed = train(killed_cfg, resume=True, callbacks=[second])
+    seen = [b for b in first.batches if b[0] < 2] + second.batches  # resumed at step 2
+    assert len(seen) == len(whole.batches) == 12  # SAM: two passes per step
+    for (step_a, a), (step_b, b) in zip(seen, whole.batches, strict=True):
+        assert step_a == step_b and torch.equal(a, b)
+    assert resumed["metrics"] == full["metrics"] and resumed["global_steps"] == 6
+
+
+def test_named_mixture_takes_the_tasks_whose_data_is_found(tmp_path, data_dir, tiny_bert_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--mixture",
+        "superglue",
+        "--model",
+        str(tiny_bert_dir),
+        "--train-size",
+        "8",
+        "--eval-size",
+        "4",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--mixing",
+        "equal",
+        "--optimizer",
+        "baseline",
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    local = {
+        t.name
+        for t in TASKS.values()
+        if t.benchmark == "superglue"
+        and t.has_local("train", data_dir)
+        and t.has_local("validation", data_dir)
+    }
+    assert set(m["tasks"]) == local and m["mixture"] == "superglue"
+    assert "superglue/copa" in local  # multiple choice in the mix
+    assert set(m["per_task"]) == local
+    assert all(t["rate"] == pytest.approx(1 / len(local)) for t in m["tasks"].values())
+
+
+def test_two_tasks_on_a_tiny_t5(tmp_path, data_dir, tiny_t5_dir):
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2,qa/webquestions",
+        "--model",
+        str(tiny_t5_dir),
+        "--train-size",
+        "16",
+        "--eval-size",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-target-length",
+        "8",
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["modelling"] == "text2text" and m["base_optimizer"] == "adafactor"
+    assert set(m["per_task"]["qa/webquestions"]) == {"exact_match", "f1"}
+    assert set(m["per_task"]["glue/sst2"]) == {"accuracy"}
+    expected = sum(task_score(s) for s in m["per_task"].values()) / 2
+    assert m["average"] == pytest.approx(expected)
+
+
+def _fail(capsys, *argv: str) -> str:
+    assert main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samlm train: error:") and err.count("\n") <= 8
+    return err
+
+
+@pytest.mark.parametrize(
+    ("tasks", "named"),
+    [
+        ("glue/sst2,glue/nope", "glue/nope"),  # unknown task
+        ("glue/sst2,qa/webquestions", "qa/webquestions"),  # text2text only, encoder model
+        ("glue/sst2,glue/SST-2", "glue/sst2"),  # the same task twice
+    ],
+)
+def test_bad_mixtures_exit_2_naming_the_task(
+    tmp_path, capsys, data_dir, tiny_bert_dir, tasks, named
+):
+    out = tmp_path / "out"
+    err = _fail(
+        capsys,
+        "--task",
+        tasks,
+        "--model",
+        str(tiny_bert_dir),
+        "--data-dir",
+        str(data_dir),
+        "--output",
+        str(out),
+    )
+    assert named in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mixture", "nope"], "mixture='nope'"),
+        (["--mixture", "glue", "--task", "glue/sst2"], "--mixture"),
+        (["--task", "glue/sst2,glue/cola", "--temperature", "2"], "--mixing temperature"),
+        (["--task", "glue/sst2,glue/cola", "--mixing-limit", "0"], "mixing_limit=0"),
+    ],
+)
+def test_bad_mixture_options(tmp_path, capsys, extra, message):
+    err = _fail(capsys, *extra, "--output", str(tmp_path / "out"))
+    assert message in err
+    assert not (tmp_path / "out").exists()
