@@ -26,7 +26,7 @@ def _run(tmp_path, data_dir, *extra: str, name: str = "run") -> Path:
     return out
 
 
-def test_two_tasks_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
+def test_two_tasks_on_a_tiny_bert(tmp_path, capsys, data_dir, tiny_bert_dir):
     out = _run(
         tmp_path,
         data_dir,
@@ -64,6 +64,8 @@ def test_two_tasks_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
     assert {"eval_glue/sst2/accuracy", "eval_superglue/cb/f1_macro"} <= set(evals[0])
     model, tasks = load_multihead(out / "best")
     assert tasks == ["glue/sst2", "superglue/cb"] and len(model.classifier) == 2
+    assert main(["sharpness", str(out)]) == 2  # not built for mixtures: says so
+    assert "task mixture" in capsys.readouterr().err
 
 
 def test_subsets_match_the_single_task_runs(tmp_path, data_dir, tiny_bert_dir):

@@ -43,6 +43,12 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
     data = yaml.safe_load(config.read_text()) or {}
     if not isinstance(data.get("options"), dict) or not isinstance(data.get("resolved"), dict):
         raise ValueError(f"{config}: expected the keys 'options' and 'resolved'")
+    options = data["options"]
+    if options.get("mixture") or "," in str(options.get("task", "")):
+        raise ValueError(
+            f"run_dir={str(run)!r} trained a task mixture: samlm sharpness measures "
+            "single-task runs and does not measure mixtures yet"
+        )
     if (run / "best" / "adapter_config.json").is_file():
         raise ValueError(
             f"run_dir={str(run)!r} trained LoRA adapters (--peft lora): samlm sharpness "
