@@ -80,6 +80,36 @@ def test_subsets_match_the_single_task_runs(tmp_path, data_dir, tiny_bert_dir):
         assert splits == single
 
 
+def test_rates_and_the_stream_follow_the_options(data_dir, tiny_bert_dir, tokenizer):
+    from samlm.pipeline.mixing import MixtureSampler
+    from samlm.pipeline.mixture import MixtureJob
+
+    cfg = TrainConfig(
+        task="superglue/cb,superglue/rte",
+        output="x",
+        model=str(tiny_bert_dir),
+        data_dir=str(data_dir),
+        train_fraction=0.1,  # 25 and 249 examples
+        mixing_limit=100,
+        max_steps=5,
+        batch_size=4,
+    )
+    job = MixtureJob(cfg)
+    assert job.sizes == [25, 249]
+    assert job.rates == pytest.approx([25 / 125, 100 / 125])  # min(e, K) / sum min(e, K)
+    enc = dict(tokenizer=tokenizer, modelling="encoder", max_length=32, max_target_length=8)
+    stream = job.train_dataset(enc)
+    draws = MixtureSampler((25, 249), tuple(job.rates), seed=0).draw(0, 20)
+    assert len(stream) == 20 == job.draws
+    assert stream["task_ids"] == [t for t, _ in draws]
+    cb = job.splits[0].train
+    for row, (t, j) in zip(stream, draws, strict=True):
+        if t == 0:  # the drawn CB example, in the mixed layout
+            ex = cb[j].fields
+            text = tokenizer(ex["premise"], ex["hypothesis"], truncation=True, max_length=32)
+            assert row["input_ids"] == [text["input_ids"]] and row["labels"] == cb[j].label
+
+
 class Recorder(TrainerCallback):
     """The input ids of every training forward pass (both of SAM's passes)."""
 
