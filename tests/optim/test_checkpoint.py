@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from samlm import SAM
+from samlm import SAM, load_checkpoint, save_checkpoint
 from tests.helpers import ce_loss, tiny_batch, tiny_mlp
 
 SAM_OPTIONS = {
@@ -22,7 +22,9 @@ SAM_OPTIONS = {
 
 def _make(base: str, **options):
     model = tiny_mlp(dropout=0.3)
-    if base == "sgd_momentum":
+    if base == "sgd":  # no per-parameter state at all
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    elif base == "sgd_momentum":
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=0.01)
@@ -83,6 +85,33 @@ def test_resume_is_bitwise_the_uninterrupted_run(base):
     assert sam.param_groups is sam.base_optimizer.param_groups
     rest = _train(model, sam, sched, range(5, 12))
     assert first + rest == full
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full", "sharded"])
+@pytest.mark.parametrize("base", ["sgd", "sgd_momentum", "adamw"])
+@pytest.mark.parametrize(
+    "options", [{"probability": 1.0, "rho_schedule": "constant"}, {}], ids=["sam", "randomized"]
+)
+def test_save_checkpoint_resumes_bitwise(tmp_path, base, full, options):
+    """``save_checkpoint``/``load_checkpoint`` in one process, full or sharded, whatever
+    per-parameter state the base optimizer keeps (SGD without momentum keeps none)."""
+    whole_model, sam, sched = _make(base, **options)
+    whole = _train(whole_model, sam, sched, range(8))
+
+    model, sam, sched = _make(base, **options)
+    first = _train(model, sam, sched, range(4))
+    save_checkpoint(tmp_path, model, sam, full=full)
+    sched_state, rng = sched.state_dict(), torch.get_rng_state()
+    _train(model, sam, sched, range(4, 6))  # the process goes on a little, then dies
+
+    model, sam, sched = _make(base, **options)
+    load_checkpoint(tmp_path, model, sam)
+    sched.load_state_dict(sched_state)
+    torch.set_rng_state(rng)
+    rest = _train(model, sam, sched, range(4, 8))
+    assert first + rest == whole
+    for p, q in zip(whole_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p, q)
 
 
 @pytest.mark.parametrize("cut", [2, 4, 6])

@@ -13,6 +13,7 @@ and under FSDP, which would not restore them yet.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM, *, ful
     folder = Path(folder)
     sam_part = optimizer.state_dict()["sam"]  # refuses while perturbed
     sharded = comm.shard_group(optimizer.trainable_params()) is not None
-    if _holds_tensors(sam_part.get("variant")) and (sharded or not full):
+    if any(_tensors(sam_part.get("variant"))) and (sharded or not full):
         raise NotImplementedError(
             f"{optimizer.engine.variant!r} keeps gradient-sized buffers (LookSAM's g_v), which "
             "a sharded checkpoint does not restore yet (and which hold each rank's shards "
@@ -71,10 +72,15 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM, *, ful
         dist.barrier()
 
 
-def _holds_tensors(obj: Any) -> bool:
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    """The tensors in nested dicts, lists and tuples."""
     if isinstance(obj, dict):
-        return any(_holds_tensors(v) for v in obj.values())
-    return isinstance(obj, torch.Tensor)
+        obj = list(obj.values())
+    if isinstance(obj, list | tuple):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, torch.Tensor):
+        yield obj
 
 
 def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM) -> None:
@@ -87,19 +93,29 @@ def load_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM) -> Non
         )
     if full:
         options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=_distributed())
+        optim_options = options
         state: dict[str, Any] = {"model": {}, "optimizer": {}, "sam": None}
         if _rank() == 0:
             state = torch.load(folder / FULL_FILE, weights_only=True)
+        # an optimizer state without sized tensors (SGD without momentum: none at all) has
+        # nothing to place or shard, and torch's full-state path refuses it ("Expected
+        # device to be set"): it travels with SAM's part and loads as it is, on every rank
+        unsized = _rank() == 0 and not any(t.dim() > 0 for t in _tensors(state["optimizer"]))
+        box = [state["sam"], state["optimizer"] if unsized else None]
         if _distributed():
-            box = [state["sam"]]
             dist.broadcast_object_list(box, src=0)
-            state["sam"] = box[0]
+        state["sam"] = box[0]
+        if box[1] is not None:
+            state["optimizer"] = box[1]
+            optim_options = StateDictOptions()
     else:
-        options = StateDictOptions()
+        options = optim_options = StateDictOptions()
         model_sd, optim_sd = get_state_dict(model, optimizer.base_optimizer, options=options)
         state = {"model": model_sd, "optimizer": optim_sd, "sam": optimizer.state_dict()["sam"]}
         dcp.load(state, checkpoint_id=folder)
     # two calls: set_state_dict skips the model on ranks that pass it empty (broadcast)
     set_model_state_dict(model, state["model"], options=options)
-    set_optimizer_state_dict(model, optimizer.base_optimizer, state["optimizer"], options=options)
+    set_optimizer_state_dict(
+        model, optimizer.base_optimizer, state["optimizer"], options=optim_options
+    )
     optimizer.load_sam_state(state["sam"])
