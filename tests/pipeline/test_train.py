@@ -109,6 +109,38 @@ def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny
     assert resumed["global_steps"] == full["global_steps"] == 8
 
 
+class KillAfterLog(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.global_step == 3:  # step 3 is in log.jsonl, past checkpoint-2
+            raise KeyboardInterrupt("killed")
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path, data_dir, tiny_bert_dir):
+    options = dict(
+        task="superglue/rte",
+        model=str(tiny_bert_dir),
+        train_size=16,
+        eval_size=16,
+        epochs=2,
+        batch_size=8,
+        save_steps=2,
+        logging_steps=1,
+        data_dir=str(data_dir),
+    )
+
+    def rows(out):
+        logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+        return [(r["step"], r.get("loss"), r.get("eval_accuracy")) for r in logs]
+
+    train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
+    killed = TrainConfig(output=str(tmp_path / "killed"), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, callbacks=[KillAfterLog()], log=lambda *a: None)
+    assert 3 in [step for step, *_ in rows(tmp_path / "killed")]
+    train(killed, resume=True, log=lambda *a: None)
+    assert rows(tmp_path / "killed") == rows(tmp_path / "full")
+
+
 def test_text2text_with_a_tiny_t5(tmp_path, data_dir, tiny_t5_dir):
     out = _run(
         tmp_path,

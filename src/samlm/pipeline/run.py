@@ -53,10 +53,17 @@ RUNTIME_NAMES = ("runtime", "samples_per_second", "steps_per_second")
 
 
 class JsonlLog(TrainerCallback):
-    """Appends every Trainer log (loss, SAM statistics, dev metrics) to ``log.jsonl``."""
+    """Appends every Trainer log (loss, SAM statistics, dev metrics) to ``log.jsonl``; a
+    resumed run first drops the rows past its checkpoint's step, which it logs again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.path.is_file():
+            rows = self.path.read_text().splitlines(keepends=True)
+            kept = [r for r in rows if r.strip() and json.loads(r)["step"] <= state.global_step]
+            self.path.write_text("".join(kept))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
@@ -318,6 +325,7 @@ def train(
         "best_checkpoint": trainer.state.best_model_checkpoint
         and Path(trainer.state.best_model_checkpoint).name,
         "global_steps": trainer.state.global_step,
+        "resumed_from": checkpoint and checkpoint.name,  # this process's start, if resumed
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         **resolved,
     }
