@@ -51,7 +51,7 @@ def save_checkpoint(folder: str | Path, model: nn.Module, optimizer: SAM, *, ful
     folder = Path(folder)
     sam_part = optimizer.state_dict()["sam"]  # refuses while perturbed
     sharded = comm.shard_group(optimizer.trainable_params()) is not None
-    if any(_tensors(sam_part.get("variant"))) and (sharded or not full):
+    if next(_tensors(sam_part.get("variant")), None) is not None and (sharded or not full):
         raise NotImplementedError(
             f"{optimizer.engine.variant!r} keeps gradient-sized buffers (LookSAM's g_v), which "
             "a sharded checkpoint does not restore yet (and which hold each rank's shards "
