@@ -158,3 +158,48 @@ def test_a_skip_survives_later_micro_batches_of_the_same_step():
     assert sam.step_skipped
     sam.zero_grad()  # a new step begins
     assert not sam.step_skipped
+
+
+@pytest.mark.parametrize("variant", [None, "gsam", "aesam"])
+@pytest.mark.parametrize("api", ["helper", "ascend", "two_phase"])
+def test_statistics_under_a_grad_scaler_are_in_unscaled_units(api, variant):
+    """With a loss scale S = 2^12 the gradients are S g: last_stats (||g|| above all) must
+    read as without a scaler."""
+    from samlm.optim.step import ascend
+    from samlm.optim.variants import AESAM, GSAM
+
+    batch = tiny_batch()
+
+    def run(scaler):
+        model = tiny_mlp()
+        made = {None: None, "gsam": GSAM(0.5), "aesam": AESAM()}[variant]
+        sam = SAM(
+            torch.optim.SGD(model.parameters(), lr=0.5), rho=0.1, track_cosine=True, variant=made
+        )
+        scale = scaler.scale if scaler else (lambda x: x)
+        grad_scale = scaler.get_scale() if scaler else 1.0
+        if api == "helper":
+            sam_step(sam, ce_loss(model), batch, scaler=scaler)
+            return sam.last_stats.as_dict()
+        sam.zero_grad()
+        if api == "ascend":
+            ascend(sam, ce_loss(model), [(batch, 16)], scale=scale, grad_scale=grad_scale)
+        else:
+            scale(ce_loss(model)(batch)).backward()
+            sam.perturb(grad_scale=grad_scale)
+        assert sam.is_perturbed
+        sam.zero_grad()
+        scale(ce_loss(model)(batch)).backward()
+        sam.restore()
+        if scaler:
+            scaler.step(sam)
+            scaler.update()
+        else:
+            sam.step()
+        return sam.last_stats.as_dict()
+
+    plain = run(None)
+    scaled = run(torch.amp.GradScaler("cpu", init_scale=2.0**12))
+    assert plain["sam_step"] == 1.0 and 0.1 < plain["grad_norm"] < 10.0
+    for key, value in plain.items():
+        assert scaled[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key

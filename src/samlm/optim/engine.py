@@ -262,8 +262,10 @@ class Engine:
         self, grads: Grads | None = None, *, loss: Any = None, grad_scale: float = 1.0
     ) -> bool:
         """Move the weights to ``w + e``; see :meth:`samlm.SAM.perturb`. ``grad_scale`` is
-        the loss scale the gradients carry (a GradScaler's): a variant's trigger sees
-        ``||g||^2 / grad_scale^2``. A variant that decides from the ascent gradient
+        the loss scale the gradients carry (a GradScaler's), divided out of what is
+        reported and decided: ``grad_norm = ||g|| / grad_scale``, and a variant's trigger
+        sees ``||g||^2 / grad_scale^2`` (``e``, ``perturbation_norm`` and the cosine are
+        ratios, free of it). A variant that decides from the ascent gradient
         (AE-SAM) steps with it on a plain step, so under DDP that gradient is DDP's own
         average (a backward outside ``no_sync``): it is not averaged again, and the
         replicas are checked to agree on it and on the decision."""
@@ -295,8 +297,8 @@ class Engine:
         scaled_norm = math.sqrt(sum(row[1] for row in host))
         if scaled_norm == 0.0 and not reduction.lockstep:
             return False
+        g_sq = sum(row[0] for row in host)  # in the gradients' (scaled) units
         if decides:
-            g_sq = sum(row[0] for row in host)
             sam = self.variant.triggers(g_sq / grad_scale**2, self.clock)  # type: ignore[union-attr]
             if not reduction.agree(squares.new_tensor([g_sq, float(sam)], dtype=torch.float64)):
                 raise RuntimeError(
@@ -307,10 +309,10 @@ class Engine:
             if not sam:
                 return False  # AE-SAM: a flat region, a plain step with this gradient
         # (lockstep: a replica with g = 0 stays at w but still takes the second pass)
-        self._pending = self._apply(chosen, ascents, scaled_norm, sum(row[0] for row in host))
+        self._pending = self._apply(chosen, ascents, scaled_norm, g_sq)
         stats.sam_step = True
         stats.rho = max(a.rho for a in ascents) if ascents else 0.0
-        stats.grad_norm = math.sqrt(sum(row[0] for row in host))
+        stats.grad_norm = math.sqrt(g_sq) / grad_scale
         e_sq = sum(a.rho**2 * row[2] for a, row in zip(ascents, host, strict=True))
         stats.perturbation_norm = math.sqrt(e_sq) / (scaled_norm or 1.0)
         return True

@@ -282,7 +282,8 @@ class SAM(torch.optim.Optimizer):
         ``rho == 0``, zero gradient, AE-SAM's flat region) and on a non-finite gradient,
         which also marks the step as skipped (``step()`` will not update;
         ``skipped_steps`` counts it). ``grad_scale``: the loss scale the gradients carry
-        (``scaler.get_scale()``), which AE-SAM's statistic leaves out.
+        (``scaler.get_scale()``), divided out of ``last_stats.grad_norm`` and of AE-SAM's
+        statistic.
         """
         return self.engine.perturb(grads, loss=loss, grad_scale=grad_scale)
 

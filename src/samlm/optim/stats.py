@@ -22,7 +22,8 @@ class SAMStats:
       second; ``sharpness`` is their difference, SAM's own estimate of
       ``max_{||e|| <= rho} L(w + e) - L(w)``; it is NaN when the two losses were taken
       on different examples (``same_examples=False``, an ascent on part of the batch).
-    * ``grad_norm``: ||g|| over the perturbed parameters; ``perturbation_norm``: ||e||.
+    * ``grad_norm``: ||g|| over the perturbed parameters, unscaled (a GradScaler's scale
+      divided out); ``perturbation_norm``: ||e||.
     * ``cosine``: cos(g, g_sam) between the gradient at w and the gradient at w + e, over
       the perturbed parameters (NaN unless ``SAM(track_cosine=True)``).
     * ``skipped_steps``: steps skipped so far because a gradient was not finite.

@@ -93,6 +93,7 @@ def sam_step(
         _base_step(optimizer, scaler)
         return loss
 
+    grad_scale = 1.0 if scaler is None else scaler.get_scale()  # divided out of ||g||
     units = _units(micro, m, m_examples, accumulation)
     variant = engine.variant
     if variant is not None and len(units) > 1:
@@ -106,7 +107,7 @@ def sam_step(
             "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
         )
     if variant is not None and variant.decides_after_ascent:
-        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler)
+        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler, grad_scale)
 
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
@@ -116,6 +117,7 @@ def sam_step(
                 optimizer, loss_fn, unit, ascent_fraction, scale, no_sync
             ),
             lambda unit=unit, index=index: descend(unit, last=index == len(units) - 1),
+            grad_scale=grad_scale,
         )
         loss_w = loss_w + done.loss * (sum(size for _, size in unit) / n)
         if done.skipped:
@@ -133,6 +135,7 @@ def _decide_after_ascent(
     micro: list[tuple[Any, int]],
     ascent_fraction: float,
     scaler: torch.amp.GradScaler | None,
+    grad_scale: float,
 ) -> Tensor:
     """A step of a variant that decides from the whole batch's gradient (AE-SAM): that
     gradient, in ``p.grad`` (accumulated over the micro-batches, averaged by DDP's own
@@ -154,7 +157,7 @@ def _decide_after_ascent(
         lambda: (descend(micro, True), None),
         descent,
         ascent_in_grad=True,
-        grad_scale=1.0 if scaler is None else scaler.get_scale(),
+        grad_scale=grad_scale,
     )
     engine.record_decided(done, done.loss)
     if done.skipped:
@@ -184,13 +187,16 @@ def ascend(
     ascent_fraction: float = 1.0,
     scale: Callable[[Tensor], Tensor] = lambda x: x,
     no_sync: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    *,
+    grad_scale: float = 1.0,
 ) -> tuple[Tensor, dict[Tensor, Tensor | None]]:
     """The ascent half of a SAM step, for a loop of one's own: :func:`ascent_gradients`,
     then ``optimizer.perturb`` with them (``optimizer.is_perturbed`` then tells whether
     a second pass is due; ``optimizer.step_skipped`` whether the gradient was not finite).
-    Returns what :func:`ascent_gradients` returns."""
+    ``grad_scale``: the loss scale ``scale`` applies (``scaler.get_scale()``), see
+    :meth:`samlm.SAM.perturb`. Returns what :func:`ascent_gradients` returns."""
     loss, grads = ascent_gradients(optimizer, loss_fn, unit, ascent_fraction, scale, no_sync)
-    optimizer.perturb(grads)
+    optimizer.perturb(grads, grad_scale=grad_scale)
     return loss, grads
 
 
