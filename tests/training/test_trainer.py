@@ -375,3 +375,32 @@ def test_aesam_learns_the_runs_length_from_the_trainer(tmp_path):
     assert trainer.sam_optimizer.engine.variant.total_steps == 10
     with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with variant='aesam'"):
         SAMConfig(variant="aesam", ascent_fraction=0.25)
+
+
+@pytest.mark.parametrize("variant", [None, "aesam"])
+def test_the_loss_scale_is_divided_out_of_sam_statistics_and_aesam_decisions(tmp_path, variant):
+    """fp16 needs a GPU; on CPU a GradScaler put where the Accelerator keeps fp16's own
+    scales the Trainer's backward (gradients S g). With S doubling at every step, the
+    runs take the same SAM and plain steps (AE-SAM decides by ||g||^2, unscaled), log the
+    same ||g|| and end at the same weights as without a scaler."""
+
+    def run(scaler):
+        trainer = SAMTrainer(
+            model=tiny_bert(),
+            args=_args(tmp_path / str(scaler is None), max_steps=6, max_grad_norm=0.0),
+            train_dataset=toy_dataset(),
+            sam_config=SAMConfig(rho=0.1, variant=variant),
+        )
+        trainer.accelerator.scaler = scaler  # before train(): its optimizer steps through it
+        trainer.train()
+        rows = [r for r in trainer.state.log_history if "sam_steps" in r]
+        return trainer.model, [r["sam_steps"] for r in rows], [r.get("sam_grad_norm") for r in rows]
+
+    model, kinds, norms = run(None)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4, growth_interval=1)
+    scaled_model, scaled_kinds, scaled_norms = run(scaler)
+    assert scaler.get_scale() == 2.0**10  # it grew at every step: no step was skipped
+    assert scaled_kinds == kinds and (variant is None or set(kinds) == {0.0, 1.0})
+    assert scaled_norms == pytest.approx(norms, rel=1e-4)
+    for p, q in zip(model.parameters(), scaled_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)

@@ -17,6 +17,7 @@ inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and saves as
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -98,11 +99,6 @@ class SAMTrainerMixin:
                 f"{self.args.gradient_accumulation_steps}: the variant needs the step's clean "
                 "and SAM gradients side by side, one micro-batch per step"
             )
-        if cfg.variant == "aesam" and self.args.fp16:
-            raise ValueError(
-                "variant='aesam' with fp16: the loss scale would enter the gradient-norm "
-                "statistic AE-SAM decides by; use bf16"
-            )
         distributed = cfg.distributed if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
@@ -145,8 +141,7 @@ class SAMTrainerMixin:
         else:
             n = batch_size(inputs)
             chunks = split_batch(inputs, cfg.chunks(n))
-        scaler = getattr(self.accelerator, "scaler", None)
-        scale = scaler.scale if scaler is not None else (lambda x: x)
+        scale, grad_scale = self._loss_scale()
 
         def no_sync():  # the first pass never all-reduces (DDP); SAM's mode does the rest
             return self.accelerator.no_sync(model)
@@ -180,6 +175,7 @@ class SAMTrainerMixin:
                 lambda chunk=chunk, size=size, index=index: descent(
                     chunk, size, index == len(chunks) - 1
                 ),
+                grad_scale=grad_scale,
             )
             loss_w = loss_w + done.loss * (size / n)
             if done.skipped:
@@ -194,9 +190,18 @@ class SAMTrainerMixin:
         # the Trainer logs L(w), on the scale it gives its own losses (accumulation, num_items)
         return (loss_w * (reported / loss_p)).detach()
 
+    def _loss_scale(self) -> tuple[Callable[[Tensor], Tensor], float]:
+        """The fp16 GradScaler's ``scale`` (what the Trainer's backward applies) and its
+        current factor ``S`` (the gradients carry ``S g``; SAM divides it out of ``||g||``
+        and AE-SAM's statistic); the identity and 1 without a scaler."""
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is None:
+            return (lambda x: x), 1.0
+        return scaler.scale, scaler.get_scale()
+
     def _decide_after_ascent(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch):
-        """AE-SAM: the Trainer's own step at w gives the gradient whose norm decides; a
-        SAM step then runs the Trainer's step again at w + e."""
+        """AE-SAM: the Trainer's own step at w gives the gradient whose norm decides
+        (unscaled under fp16); a SAM step then runs the Trainer's step again at w + e."""
         sam = self.sam_optimizer
 
         trainer_step = super().training_step
@@ -213,7 +218,9 @@ class SAMTrainerMixin:
             trainer_step(model, inputs, num_items_in_batch)
             return self._sam_raw_loss
 
-        done = sam.engine.unit(ascent, descent, ascent_in_grad=True)
+        done = sam.engine.unit(
+            ascent, descent, ascent_in_grad=True, grad_scale=self._loss_scale()[1]
+        )
         sam.engine.record_decided(done, raw["w"])
         self._record(sam.last_stats)
         return done.loss
