@@ -1,7 +1,8 @@
 """DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
 identical weights, equal to single-process m-sharpness with m = world size) and
 synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch;
-GSAM, LookSAM and AE-SAM too, AE-SAM deciding alike on every rank)."""
+GSAM, LookSAM and AE-SAM too, AE-SAM deciding alike on every rank); LookSAM resumes
+bitwise from sharded and full checkpoints."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from samlm import sam_step
+from samlm import load_checkpoint, sam_step, save_checkpoint
 from samlm.optim.variants import AESAM, GSAM, LookSAM
 
 from .harness import spawn
@@ -180,3 +181,43 @@ def test_aesam_ranks_decide_alike_from_ddps_averaged_gradient(ddp_results):
             assert hooks and not hooks[0]  # DDP averaged the first pass itself
             assert any(hooks) == is_sam  # and the second pass, on SAM steps only
         assert rank["aesam_no_sync_raised"]
+
+
+def _resume_worker(rank: int, world: int, out: str) -> dict:
+    """LookSAM (k = 3) saved after step 1 and resumed: step 2 steps with the checkpoint's
+    g_v (from step 0), step 3 is a SAM step."""
+    data = batches(4, BATCH)
+
+    def make():
+        model = DDP(tiny_model())
+        return model, sam(model, distributed="synchronized", variant=LookSAM(k=3, alpha=0.7))
+
+    def train(model, opt, steps):
+        for batch in steps:
+            sam_step(opt, loss_fn(model), shard(batch, rank, world), model=model)
+
+    results = {}
+    for kind in ("sharded", "full", "uninterrupted"):
+        model, opt = make()
+        if kind != "uninterrupted":
+            train(model, opt, data[:2])
+            save_checkpoint(f"{out}/{kind}", model, opt, full=kind == "full")
+            model, opt = make()
+            load_checkpoint(f"{out}/{kind}", model, opt)
+            assert len(opt.engine.variant.g_v) == 4
+        train(model, opt, data[2:] if kind != "uninterrupted" else data)
+        results[kind] = {k: v.clone() for k, v in model.module.state_dict().items()}
+    return results
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp_resume")
+    return spawn(_resume_worker, out, str(out))
+
+
+@pytest.mark.parametrize("kind", ["sharded", "full"])
+def test_ddp_looksam_resumes_bitwise_from_a_checkpoint(resumed, kind):
+    for rank in resumed:
+        for name, w in rank[kind].items():
+            assert torch.equal(w, rank["uninterrupted"][name]), name

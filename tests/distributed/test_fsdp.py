@@ -1,6 +1,6 @@
 """FSDP2 (``fully_shard`` on a gloo mesh, CPU): global norm, equality with single-process
 SAM and with single-process GSAM, LookSAM and AE-SAM, exact resume from sharded and full
-checkpoints."""
+checkpoints (LookSAM's g_v included, and SGD without any per-parameter state)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.distributed.fsdp import fully_shard
 
-from samlm import sam_step
+from samlm import SAM, sam_step
 from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
 from samlm.optim.variants import AESAM, GSAM, LookSAM
 
@@ -23,6 +23,8 @@ VARIANTS = {  # fresh objects (they hold state); AE-SAM on these batches: SAM, p
     "looksam": lambda: LookSAM(k=2, alpha=0.7),
     "aesam": lambda: AESAM(delta=0.5, lambda_1=1.0, lambda_2=1.0),
 }
+# resumed after step 1: LookSAM's step 2 then steps with the g_v of step 0, from the checkpoint
+RESUMED = {**VARIANTS, "looksam": lambda: LookSAM(k=3, alpha=0.7)}
 
 
 def _sharded_model() -> nn.Module:
@@ -54,13 +56,24 @@ def _train(model, opt, rank, world, steps, log=None, m=1, scheduler=None, kinds=
 
 
 def _clipped(model, variant=None):
-    """Synchronized SAM with clipping, and a fresh variant by name (``None``: SAM)."""
-    made = None if variant is None else VARIANTS[variant]()
+    """Synchronized SAM with clipping, and a fresh variant by name (``None``: SAM;
+    ``"sgd"``: SAM on SGD without momentum, which keeps no per-parameter state)."""
+    if variant == "sgd":
+        base = torch.optim.SGD(model.parameters(), lr=0.05)
+        return SAM(base, rho=0.1, distributed="synchronized", max_grad_norm=10.0)
+    made = None if variant is None else RESUMED[variant]()
     return sam(model, distributed="synchronized", max_grad_norm=10.0, variant=made)
 
 
 def _variant_state(opt) -> dict:
-    return {} if opt.engine.variant is None else dict(vars(opt.engine.variant))
+    """The variant's attributes; LookSAM's g_v as this rank's shards by parameter index."""
+    if opt.engine.variant is None:
+        return {}
+    state = dict(vars(opt.engine.variant))
+    if "g_v" in state:
+        index = opt._param_index()
+        state["g_v"] = {index[p]: v.clone() for p, v in state["g_v"].items()}
+    return state
 
 
 def _worker(rank: int, world: int, out: str) -> dict:
@@ -70,7 +83,7 @@ def _worker(rank: int, world: int, out: str) -> dict:
     log: list = []
     _train(model, opt, rank, world, data, log)
     results = {"log": log}
-    for variant in (None, "gsam", "aesam"):
+    for variant in (None, "gsam", "aesam", "looksam", "sgd"):
         for kind in ("sharded", "full"):
             model = _sharded_model()
             opt = _clipped(model, variant)
@@ -82,16 +95,11 @@ def _worker(rank: int, world: int, out: str) -> dict:
             load_checkpoint(folder, model, opt)
             _train(model, opt, rank, world, data[2:])
             results[(variant, kind)] = (_full(model), _variant_state(opt))
-    for variant in ("gsam", "aesam"):  # the uninterrupted runs
+    for variant in ("gsam", "aesam", "looksam", "sgd"):  # the uninterrupted runs
         model = _sharded_model()
         opt = _clipped(model, variant)
         _train(model, opt, rank, world, data)
         results[(variant, "uninterrupted")] = (_full(model), _variant_state(opt))
-    model = _sharded_model()  # LookSAM's g_v holds the ranks' shards: not checkpointed yet
-    opt = sam(model, distributed="synchronized", variant=VARIANTS["looksam"]())
-    _train(model, opt, rank, world, data[:1])
-    with pytest.raises(NotImplementedError, match="LookSAM"):
-        save_checkpoint(f"{out}/looksam", model, opt)
     model = _sharded_model()
     opt = sam(model, distributed="synchronized", **SCHEDULED)
     log = []
@@ -157,7 +165,7 @@ def test_fsdp_matches_single_process_sam_with_a_global_norm(fsdp_results):
                 torch.testing.assert_close(w, ref_weights[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", [None, "gsam", "aesam"])
+@pytest.mark.parametrize("variant", [None, "gsam", "aesam", "looksam", "sgd"])
 @pytest.mark.parametrize("kind", ["sharded", "full"])
 def test_fsdp_resume_equals_an_uninterrupted_run(fsdp_results, kind, variant):
     for rank in fsdp_results:
@@ -167,7 +175,12 @@ def test_fsdp_resume_equals_an_uninterrupted_run(fsdp_results, kind, variant):
         )
         for name, w in weights.items():
             assert torch.equal(w, final[name]), name
-        assert state == final_state  # AE-SAM's mean, var and T; GSAM's alpha
+        state, final_state = dict(state), dict(final_state)  # the fixture's, shared
+        g_v, final_g_v = state.pop("g_v", {}), final_state.pop("g_v", {})
+        assert state == final_state  # AE-SAM's mean, var, T; GSAM's alpha; LookSAM's ||g_v||^2
+        assert g_v.keys() == final_g_v.keys() and (variant != "looksam" or g_v)
+        for i, v in g_v.items():  # LookSAM's g_v: this rank's shards
+            assert torch.equal(v, final_g_v[i]), i
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

@@ -376,7 +376,8 @@ def test_a_variant_refuses_a_second_pass_that_accumulated_into_the_clean_gradien
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
 
 
-def test_looksam_resumes_bitwise_from_a_full_checkpoint_and_refuses_a_sharded_one(tmp_path):
+@pytest.mark.parametrize("full", [True, False], ids=["full", "sharded"])
+def test_looksam_resumes_bitwise_from_a_checkpoint(tmp_path, full):
     from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
 
     def make():
@@ -387,11 +388,11 @@ def test_looksam_resumes_bitwise_from_a_full_checkpoint_and_refuses_a_sharded_on
     model, sam = make()
     for t in range(4):  # g_v from step 3, reused at steps 4 and 5
         sam_step(sam, ce_loss(model), tiny_batch(seed=t))
-    with pytest.raises(NotImplementedError, match="full=True"):
-        save_checkpoint(tmp_path / "sharded", model, sam)
-    save_checkpoint(tmp_path / "full", model, sam, full=True)
+    assert sam.engine.variant.g_v
+    save_checkpoint(tmp_path, model, sam, full=full)
     other, other_sam = make()
-    load_checkpoint(tmp_path / "full", other, other_sam)
+    load_checkpoint(tmp_path, other, other_sam)
+    assert set(other_sam.engine.variant.g_v) == set(other.parameters())
     for t in range(4, 7):
         sam_step(sam, ce_loss(model), tiny_batch(seed=t))
         sam_step(other_sam, ce_loss(other), tiny_batch(seed=t))

@@ -55,6 +55,9 @@ class Variant:
     interval: int | None = None  # the SAM steps' period, when the variant sets it
     needs_clean_gradient = True  # g kept next to g_s through the second pass
     decides_after_ascent = False  # whether a step perturbs is known from ||g|| only
+    # state_dict entries mapping a parameter's index to a tensor shaped like its gradient
+    # (its local shard under FSDP), which checkpoints save and shard like the parameter
+    param_buffers: tuple[str, ...] = ()
 
     def triggers(self, g_sq: float, step: int) -> bool:
         """Whether step ``step``, with ``||g||^2 = g_sq``, perturbs (after the schedule)."""
@@ -146,6 +149,7 @@ class LookSAM(Variant):
     """
 
     name = "looksam"
+    param_buffers = ("g_v",)
 
     def __init__(self, k: int = 5, alpha: float = 0.7) -> None:
         self.interval = positive_int("k", k)
