@@ -48,12 +48,13 @@ HELP = {
     "temperature": "T of --mixing temperature: rates^(1/T), renormalised",
     "output": "run folder (never overwritten without --overwrite)",
     "model": "model alias (minilm), local folder or Hub name (default: minilm)",
-    "modelling": "encoder (classification head) or text2text (seq2seq); auto picks by model",
+    "modelling": "encoder (classification head), text2text (seq2seq) or causal (decoder-only "
+    "LM: the text2text source as prompt, the target as completion); auto picks by model",
     "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
     "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022) or aesam (SAM when "
     "the gradient norm is high, Jiang et al. 2023)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
-    "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], 0.05 encoder [Foret et al.])",
+    "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], else 0.05 [Foret et al.])",
     "eta": "ASAM's offset in T = |w| + eta",
     "ascent_fraction": "share of each batch for the ascent gradient (Bahri et al.: 0.25)",
     "m": "m-sharpness: chunks per micro-batch, each perturbed separately",
@@ -85,6 +86,8 @@ HELP = {
     "epochs": "training epochs",
     "max_steps": "optimizer steps (overrides --epochs when > 0)",
     "min_steps": "step budget: train max(min_steps, epochs x steps per epoch) steps",
+    "max_target_length": "target tokens (text2text); completion tokens with eos, also the "
+    "generation limit (causal)",
     "train_size": "low-data: this many training examples (seeded, stratified by label)",
     "train_fraction": "low-data: this share of the training set (seeded, stratified)",
     "eval_size": "evaluate on this many dev examples (a fixed, stratified subset)",
@@ -327,15 +330,16 @@ def _tasks(args: argparse.Namespace) -> None:
     from .tasks import describe_tasks
 
     rows = describe_tasks(args.data_dir)
-    print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<20} data")
+    print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<30} data")
     for row in rows:
         metrics = f"{METRIC_SETS[row['metrics']]} ({row['main_metric']})"
         data = "found" if row["local"] else "not found (Hub when online)"
-        print(f"{row['name']:<18} {metrics:<34} {' + '.join(row['modelling']):<20} {data}")
+        print(f"{row['name']:<18} {metrics:<34} {' + '.join(row['modelling']):<30} {data}")
     print(
         "\nencoder: a classification head on an encoder such as MiniLM (COPA as multiple "
         "choice, MultiRC per answer);\ntext2text: a seq2seq model such as T5, scored after "
-        "generation (closed-book QA, TyDiQA and ReCoRD only this way)."
+        "generation (closed-book QA, TyDiQA and ReCoRD only this way);\ncausal: a decoder-only "
+        "LM such as GPT-2 or Llama, the text2text source as prompt, scored after generation."
     )
 
 

@@ -80,7 +80,7 @@ def test_record(tmp_path):
         "Alice met Bob in Paris. Bob likes Paris. Alice left",
         "Alice",
     )
-    assert task.modelling == ("text2text",)
+    assert task.modelling == ("text2text", "causal")
 
 
 def test_record_trains_on_every_answer(tmp_path):

@@ -199,7 +199,7 @@ def test_compute_metrics_checks_lengths():
 def test_text2text_only_tasks_refuse_encoder():
     for name in ("superglue/record", "qa/nq_open", "qa/triviaqa", "qa/tydiqa", "qa/webquestions"):
         task, examples = _hub_examples(name)
-        assert task.modelling == ("text2text",)
+        assert task.modelling == ("text2text", "causal")
         with pytest.raises(ValueError, match="supports only text2text"):
             task.encoder_text(examples[0])
 
@@ -209,7 +209,7 @@ def test_task_table():
         assert task.name.split("/")[0] == task.benchmark
         assert set(task.files) >= {"train", "validation"}
         if task.kind in ("classification", "multiple_choice"):
-            assert task.modelling == ("encoder", "text2text") and task.label_names
+            assert task.modelling == ("encoder", "text2text", "causal") and task.label_names
     assert TASKS["superglue/copa"].kind == "multiple_choice"
     assert TASKS["superglue/multirc"].metric_set == "multirc"
     assert TASKS["glue/cola"].main_metric == "matthews"
@@ -277,7 +277,7 @@ def test_describe_tasks(tmp_path):
     rte, cb, nq = rows["superglue/rte"], rows["superglue/cb"], rows["qa/nq_open"]
     assert (rte["local"], rte["local_splits"]) == (True, ["train", "validation"])
     assert (cb["local"], cb["local_splits"]) == (False, ["validation"])
-    assert nq["local"] is False and nq["modelling"] == ["text2text"]
+    assert nq["local"] is False and nq["modelling"] == ["text2text", "causal"]
     assert rte["metrics"] == "accuracy" and rte["hub"] == "aps/super_glue (rte)"
     assert rte["folder"] == str(tmp_path / "superglue/RTE")
 

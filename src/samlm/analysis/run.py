@@ -14,6 +14,7 @@ import torch
 import yaml
 from torch import nn
 from transformers import (
+    AutoModelForCausalLM,
     AutoModelForMultipleChoice,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
@@ -23,6 +24,7 @@ from transformers import (
 from ..optim.validation import optional_positive_int, positive_int
 from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
+from ..pipeline.models import causal_tokenizer
 from ..tasks import Example, Task, get_task, subsample
 from .measure import MeasureOptions, measure_all
 from .objective import hf_loss
@@ -72,6 +74,8 @@ def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
     best = run / "best"
     if modelling == "text2text":
         auto = AutoModelForSeq2SeqLM
+    elif modelling == "causal":
+        auto = AutoModelForCausalLM
     elif task.kind == "multiple_choice":
         auto = AutoModelForMultipleChoice
     else:
@@ -79,6 +83,8 @@ def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
     model = auto.from_pretrained(best)
     has_tokenizer = (best / "tokenizer_config.json").is_file()
     tokenizer = AutoTokenizer.from_pretrained(best if has_tokenizer else model_path)
+    if modelling == "causal":
+        tokenizer = causal_tokenizer(tokenizer, str(model_path))
     return model, tokenizer
 
 

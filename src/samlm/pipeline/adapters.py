@@ -2,9 +2,11 @@
 
 ``W x`` becomes ``W x + (alpha / r) B A x`` on the target modules, with ``W`` frozen and
 ``A`` (r x in), ``B`` (out x r, zero at the start) trained, together with a fresh task
-head. SAM then perturbs exactly what trains: the adapters and the head (its parameter
-groups hold only parameters that require a gradient), so its backup is the adapters'
-size, not the model's. The run saves the adapter only, in PEFT's format.
+head (encoders; text2text and causal LMs keep their LM head frozen). SAM then perturbs
+exactly what trains: the adapters and the head (its parameter groups hold only
+parameters that require a gradient), so its backup is the adapters' size, not the
+model's. The run saves the adapter only, in PEFT's format. ``targets`` None takes PEFT's
+default for the model type (GPT-2: ``c_attn``; Llama: ``q_proj``, ``v_proj``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def apply_lora(
     require_peft()
     from peft import LoraConfig, TaskType, get_peft_model
 
-    task_type = TaskType.SEQ_2_SEQ_LM if modelling == "text2text" else TaskType.SEQ_CLS
+    task_type = {"text2text": TaskType.SEQ_2_SEQ_LM, "causal": TaskType.CAUSAL_LM}.get(
+        modelling, TaskType.SEQ_CLS
+    )
     config = LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type=task_type
     )

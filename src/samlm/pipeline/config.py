@@ -24,7 +24,7 @@ from .mixing import MIXINGS, MIXTURES
 
 METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam")
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
-MODELLING = ("auto", "encoder", "text2text")
+MODELLING = ("auto", "encoder", "text2text", "causal")
 
 
 @dataclass

@@ -17,6 +17,8 @@ from transformers import (
 )
 
 from ..tasks import Example, Task
+from ..tasks.base import TEXT_MODELLING
+from .causal import CausalCollator, encode_causal
 
 
 def encode(
@@ -29,12 +31,22 @@ def encode(
     max_target_length: int,
     training: bool,
 ) -> Dataset:
-    """A tokenised ``Dataset``: encoder inputs with ``labels``, or T5 source/target ids.
+    """A tokenised ``Dataset``: encoder inputs with ``labels``, T5 source/target ids, or
+    a decoder's prompt + completion (``causal.py``).
 
     In training, text-to-text tasks use every training pair of an example (ReCoRD: one
     per gold answer); in evaluation one pair per example, so predictions line up with
     ``examples``.
     """
+    if modelling == "causal":
+        return encode_causal(
+            task,
+            examples,
+            tokenizer,
+            max_length=max_length,
+            max_target_length=max_target_length,
+            training=training,
+        )
     if modelling == "text2text":
         pairs = (
             [p for ex in examples for p in task.training_pairs(ex)]
@@ -75,6 +87,8 @@ def encode(
 def collator(
     task: Task, modelling: str, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
 ) -> Callable:
+    if modelling == "causal":
+        return CausalCollator(tokenizer.pad_token_id)
     if modelling == "text2text":
         return DataCollatorForSeq2Seq(tokenizer, model=model)
     if task.kind == "multiple_choice":
@@ -89,7 +103,7 @@ def metrics_fn(
 
     def compute(pred: EvalPrediction) -> dict[str, float]:
         out: Any = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        if modelling == "text2text":
+        if modelling in TEXT_MODELLING:  # generated ids (a decoder's: the completion only)
             ids = np.where(out < 0, tokenizer.pad_token_id, out)
             predictions = tokenizer.batch_decode(ids, skip_special_tokens=True)
         elif task.kind == "regression":

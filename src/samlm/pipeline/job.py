@@ -31,10 +31,11 @@ from .models import ModelChoice, load_model, resolve_model
 
 def check_choice(cfg: TrainConfig, choice: ModelChoice) -> None:
     """Options the resolved model rules out."""
-    if cfg.exclude_head and cfg.optimizer != "baseline" and choice.modelling == "text2text":
+    if cfg.exclude_head and cfg.optimizer != "baseline" and choice.modelling != "encoder":
         raise ValueError(
-            f"exclude_head: model {cfg.model!r} is modelled text2text, which has no freshly "
-            "initialised task head (its lm_head is pretrained or tied); drop --exclude-head"
+            f"exclude_head: model {cfg.model!r} is modelled {choice.modelling}, which has no "
+            "freshly initialised task head (its lm_head is pretrained or tied); drop "
+            "--exclude-head"
         )
 
 

@@ -12,8 +12,8 @@ et al. 2020, Section 3.5.2).
 * Every evaluation scores each task with its own metrics on its own examples
   (``<task>/<metric>``) and their GLUE/SuperGLUE-style ``average`` (the mean of each
   task's :func:`samlm.metrics.task_score`), which selects the checkpoint.
-* Encoders: a shared encoder with one head per task (``multitask.py``); text-to-text:
-  one model, the tasks told apart by their prompts.
+* Encoders: a shared encoder with one head per task (``multitask.py``); text-to-text
+  and causal LMs: one model, the tasks told apart by their prompts.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from transformers import (
 
 from ..metrics import benchmark_average
 from ..tasks import TASKS, Example, Task, get_task
+from ..tasks.base import TEXT_MODELLING
 from .config import TrainConfig
 from .data import Splits, data_folder, run_splits
 from .features import collator, encode, metrics_fn
@@ -82,7 +83,7 @@ def named_mixture(name: str, data_dir: Path | None, modelling: str) -> tuple[lis
 def training_units(task: Task, examples: Sequence[Example], modelling: str) -> int:
     """What a task contributes to the mixture: its examples (text-to-text: its training
     pairs, one per gold answer for ReCoRD)."""
-    if modelling == "text2text":
+    if modelling in TEXT_MODELLING:
         return sum(len(task.training_pairs(ex)) for ex in examples)
     return len(examples)
 
@@ -182,9 +183,9 @@ class MixtureJob:
     # -- model and data ----------------------------------------------------------------------
 
     def load(self) -> tuple[Any, PreTrainedTokenizerBase]:
-        """The model: the seq2seq model itself (text-to-text), or the encoder with a fresh
+        """The model: the LM itself (text-to-text, causal), or the encoder with a fresh
         head per task."""
-        if self.choice.modelling == "text2text":
+        if self.choice.modelling in TEXT_MODELLING:
             return load_model(self.choice, self.tasks[0])
         specs = [HeadSpec.of(t) for t in self.tasks]
         encoder = AutoModel.from_pretrained(self.choice.path)
@@ -211,8 +212,8 @@ class MixtureJob:
         return concatenate_datasets(self._encode(role, enc))
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> Callable:
-        if self.choice.modelling == "text2text":
-            return collator(self.tasks[0], "text2text", tokenizer, model)
+        if self.choice.modelling in TEXT_MODELLING:
+            return collator(self.tasks[0], self.choice.modelling, tokenizer, model)
         return MixedCollator(tokenizer)
 
     def metrics(

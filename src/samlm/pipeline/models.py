@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transformers import (
     AutoConfig,
+    AutoModelForCausalLM,
     AutoModelForMultipleChoice,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
@@ -15,6 +16,10 @@ from transformers import (
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
 from ..tasks import Task
@@ -64,7 +69,7 @@ class ModelChoice:
 
     path: str
     config: PretrainedConfig
-    modelling: str  # "encoder" or "text2text"
+    modelling: str  # "encoder", "text2text" or "causal"
 
     @property
     def is_t5(self) -> bool:
@@ -90,15 +95,48 @@ def resolve_model(name: str, modelling: str, task: Task | None) -> ModelChoice:
             f"Known aliases: {', '.join(ALIASES)}; or give a folder with config.json"
         ) from err
     if modelling == "auto":
-        modelling = "text2text" if config.is_encoder_decoder else "encoder"
+        modelling = auto_modelling(config)
     if modelling == "text2text" and not config.is_encoder_decoder:
         raise ValueError(
             f"model {name!r} ({config.model_type}) is not an encoder-decoder: text2text "
             "modelling needs a seq2seq model such as T5"
         )
+    if modelling == "causal" and not decoder_only(config):
+        raise ValueError(
+            f"model {name!r} ({config.model_type}) is not a decoder-only causal LM: causal "
+            "modelling needs a model such as GPT-2 or Llama"
+        )
     if task is not None:
         check_modelling(task, modelling)
     return ModelChoice(path, config, modelling)
+
+
+def _causal_architectures() -> set[str]:
+    names = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+    return {n for v in names for n in ((v,) if isinstance(v, str) else v)}
+
+
+def decoder_only(config: PretrainedConfig) -> bool:
+    """Whether ``AutoModelForCausalLM`` loads a left-to-right LM of this config: not an
+    encoder-decoder, and a decoder type (BERT-like encoders count only with ``is_decoder``)."""
+    if config.is_encoder_decoder or config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return False
+    return bool(getattr(config, "is_decoder", False)) or (
+        config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def auto_modelling(config: PretrainedConfig) -> str:
+    """text2text for an encoder-decoder; causal for a decoder-only LM saved as one (or with
+    no architecture recorded); else encoder (a classification head)."""
+    if config.is_encoder_decoder:
+        return "text2text"
+    architectures = config.architectures or []
+    if decoder_only(config) and (
+        not architectures or any(a in _causal_architectures() for a in architectures)
+    ):
+        return "causal"
+    return "encoder"
 
 
 def check_modelling(task: Task, modelling: str) -> None:
@@ -111,8 +149,29 @@ def check_modelling(task: Task, modelling: str) -> None:
         )
 
 
+def causal_tokenizer(tokenizer: PreTrainedTokenizerBase, name: str) -> PreTrainedTokenizerBase:
+    """``tokenizer`` made ready for a decoder: an eos token (required: it ends each
+    completion), a pad token (eos when it has none) and left padding for generation."""
+    if tokenizer.eos_token is None:
+        raise ValueError(
+            f"model {name!r}: its tokenizer has no eos token, which causal modelling needs to "
+            "end each completion; give a model whose tokenizer defines one"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
 def load_model(choice: ModelChoice, task: Task) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = AutoTokenizer.from_pretrained(choice.path)
+    if choice.modelling == "causal":
+        tokenizer = causal_tokenizer(tokenizer, choice.path)
+        model = AutoModelForCausalLM.from_pretrained(choice.path)
+        model.config.pad_token_id = model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if model.generation_config.eos_token_id is None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+        return model, tokenizer
     if choice.modelling == "text2text":
         return AutoModelForSeq2SeqLM.from_pretrained(choice.path), tokenizer
     if task.kind == "multiple_choice":

@@ -39,7 +39,8 @@ from transformers import (
 )
 from transformers.trainer import TRAINER_STATE_NAME
 
-from ..training import SAMSeq2SeqTrainer, SAMTrainer
+from ..tasks.base import TEXT_MODELLING
+from ..training import CausalLMTrainer, SAMCausalLMTrainer, SAMSeq2SeqTrainer, SAMTrainer
 from .adapters import apply_lora
 from .config import TrainConfig
 from .job import TaskJob
@@ -50,6 +51,15 @@ DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
 TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
 RESUME_IGNORES = ("data_dir", "progress")
 RUNTIME_NAMES = ("runtime", "samples_per_second", "steps_per_second")
+# (modelling, with SAM) -> the Trainer class; text2text and causal evaluate by generation
+TRAINERS = {
+    ("encoder", False): Trainer,
+    ("encoder", True): SAMTrainer,
+    ("text2text", False): Seq2SeqTrainer,
+    ("text2text", True): SAMSeq2SeqTrainer,
+    ("causal", False): CausalLMTrainer,
+    ("causal", True): SAMCausalLMTrainer,
+}
 
 
 class JsonlLog(TrainerCallback):
@@ -204,7 +214,7 @@ def _training_args(
         average_tokens_across_devices=False,
     )
     kwargs.update(overrides)
-    if choice.modelling == "text2text":
+    if choice.modelling in TEXT_MODELLING:  # a decoder's limit counts new tokens only
         return Seq2SeqTrainingArguments(
             predict_with_generate=True, generation_max_length=cfg.max_target_length, **kwargs
         )
@@ -278,12 +288,7 @@ def train(
     )
     train_ds = job.train_dataset(enc)
     validation_ds = job.eval_dataset("validation", enc)
-    seq2seq = choice.modelling == "text2text"
-    trainer_cls = (
-        (SAMSeq2SeqTrainer if seq2seq else SAMTrainer)
-        if sam
-        else (Seq2SeqTrainer if seq2seq else Trainer)
-    )
+    trainer_cls = TRAINERS[choice.modelling, sam is not None]
     kwargs: dict[str, Any] = {"sam_config": sam} if sam else {}
     trainer = trainer_cls(
         model=model,

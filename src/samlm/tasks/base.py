@@ -3,6 +3,8 @@
 Text-to-text formats follow T5 (Raffel et al. 2020): ``"<prefix> key1: value1 key2: value2"``
 with the keys sorted by name unless a task fixes the order, and the label's name as the
 target (STS-B: the score rounded to 0.2, as ``"3.8"``; QA: the first gold answer).
+A decoder-only (causal) LM models every task that has this text form: the source is its
+prompt and the target its completion.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .datadir import resolve_data_dir
 from .errors import DataError, Where
 
 KINDS = ("classification", "regression", "multiple_choice", "qa")
-MODELLING = ("encoder", "text2text")
+MODELLING = ("encoder", "text2text")  # what a task declares
+TEXT_MODELLING = ("text2text", "causal")  # from the text-to-text form, scored after generation
 INVALID_FLOAT = -1.0  # an unparsable STS-B prediction (T5's string_to_float default)
 
 Pair = tuple[str, str | None]
@@ -75,6 +78,7 @@ class Task:
     files are concatenated), ``reader`` yields records of one file and ``parse`` turns a
     record into Examples. ``keys`` are the text fields in encoder order; ``t5_keys``
     the order of the ``key: value`` pairs in the text-to-text source (default: sorted).
+    ``modelling`` declares encoder and/or text2text; a task with text2text gains causal.
     """
 
     name: str
@@ -102,8 +106,12 @@ class Task:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {KINDS}")
-        if not self.modelling or not set(self.modelling) <= set(MODELLING):
+        if not self.modelling or not set(self.modelling) <= {*MODELLING, "causal"}:
             raise ValueError(f"{self.name}: modelling {self.modelling!r} not in {MODELLING}")
+        if "causal" in self.modelling and "text2text" not in self.modelling:
+            raise ValueError(f"{self.name}: causal modelling needs the text-to-text form")
+        if "text2text" in self.modelling and "causal" not in self.modelling:
+            object.__setattr__(self, "modelling", (*self.modelling, "causal"))
 
     # ------------------------------------------------------------------ local files
 
@@ -214,7 +222,7 @@ class Task:
         """``(text_a, text_b or None)`` for an encoder; a list of pairs (one per choice)
         for multiple choice."""
         if "encoder" not in self.modelling:
-            raise ValueError(f"{self.name} supports only text2text modelling")
+            raise ValueError(f"{self.name} supports only text2text (and causal) modelling")
         if self.encoder_fn is not None:
             return self.encoder_fn(example)
         text_a = example.fields[self.keys[0]]
