@@ -21,7 +21,7 @@ DATA_DIR = Path(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA_DIR.is_dir():
         pytest.skip(f"benchmark data folder {DATA_DIR} is absent (set SAMLM_DATA_DIR)")

@@ -222,7 +222,36 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rho-asam", type=float, help="rho of asam")
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
     p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
-    p.add_argument("--workers", type=int, help="parallel cells (default: one per core)")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where the cells run: local worker processes, or Ray tasks on a cluster "
+        "(pip install 'samlm[ray]'; data and output folders on storage every node sees)",
+    )
+    p.add_argument(
+        "--workers", type=int, help="local backend: parallel cells (default: one per core)"
+    )
+    p.add_argument(
+        "--address",
+        help="ray backend: the cluster to join (auto, or ray://host:10001; default: start "
+        "Ray on this machine for the grid)",
+    )
+    p.add_argument(
+        "--cpus-per-cell",
+        type=float,
+        help="ray backend: CPUs a cell asks for, its torch threads (default 1)",
+    )
+    p.add_argument(
+        "--gpus-per-cell",
+        type=float,
+        help="ray backend: GPUs a cell asks for (default: 1 when the cluster has GPUs, else 0)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        help="ray backend: retries of a cell whose worker or node died (default 3)",
+    )
     p.add_argument(
         "--sharpness",
         action="store_true",
@@ -238,11 +267,12 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     from .compare import PRESETS, GridSpec, compare, write_report
-    from .compare.grid import CORE_METHODS
+    from .compare.grid import with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
     from .tasks import resolve_data_dir
 
+    backend = _backend(args)  # first: a backend option error reads no data
     options = dict(PRESETS[args.preset])
     for name in (
         "tasks",
@@ -271,21 +301,10 @@ def _compare(args: argparse.Namespace) -> int:
     options["keep_models"] = args.keep_models
     explicit = any(getattr(args, n) is not None for n in ("learning_rate", "rho_sam", "rho_asam"))
     if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
-        from .compare.grid import group_key
-        from .compare.recorded import SETTINGS, SOURCE
-
-        keys = {
-            group_key(t, n, m)
-            for t in options["tasks"]
-            for n in options["sizes"]
-            for m in options.get("methods", CORE_METHODS)
-        }
-        recorded = {k: v for k, v in SETTINGS.items() if k in keys}
-        if recorded:
-            options["settings"], options["settings_source"] = recorded, SOURCE
+        options = with_recorded_settings(options)
     spec = GridSpec(**options)
     check_grid(spec)
-    records = compare(spec, args.output, workers=args.workers, overwrite=args.overwrite)
+    records = compare(spec, args.output, backend=backend, overwrite=args.overwrite)
     print(terminal(write_report(args.output)))
     print(f"\nreport: {args.output}/report.html, {args.output}/report.md")
     cells = [records.get(c.key, {}) for c in spec.cells()]
@@ -293,6 +312,31 @@ def _compare(args: argparse.Namespace) -> int:
         print("samlm compare: error: every cell failed (errors above)", file=sys.stderr)
         return 1
     return 0
+
+
+RAY_OPTIONS = ("address", "cpus_per_cell", "gpus_per_cell", "retries")
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    """The backend ``samlm compare`` runs its cells on; an option of the other backend
+    is an error naming it."""
+    from .compare.backends import LocalBackend, RayBackend
+
+    if args.backend == "local":
+        given = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --backend ray")
+        return LocalBackend(args.workers)
+    if args.workers is not None:
+        raise ValueError(
+            "--workers: only with --backend local (on Ray, --cpus-per-cell and "
+            "--gpus-per-cell decide how many cells run at once)"
+        )
+    options = {n: getattr(args, n) for n in RAY_OPTIONS if getattr(args, n) is not None}
+    try:
+        return RayBackend(**options)
+    except ImportError as err:
+        raise ValueError(str(err)) from None
 
 
 def _report(args: argparse.Namespace) -> None:

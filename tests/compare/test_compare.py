@@ -127,8 +127,13 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     assert "<h2>Sharpness</h2>" in page and "lambda_max" in terminal(a)
     # measured, then deleted: only the logs and metrics of each cell stay
     cells = list((tmp_path / "cmp" / "cells").iterdir())
-    assert len(cells) == 4 and all((c / "metrics.json").is_file() for c in cells)
+    assert sorted(c.name for c in cells if (c / "metrics.json").is_file()) == sorted(
+        Path(r["run_dir"]).name for r in ok
+    )
     assert not any((c / "best").exists() or (c / "checkpoints").exists() for c in cells)
+    # every cell, finished or failed, was attempted once, here
+    assert len(cells) == 8 and all(r["attempts"] == 1 for r in records.values())
+    assert all(len((c / "attempts.jsonl").read_text().splitlines()) == 1 for c in cells)
 
 
 def _colours(fig) -> dict[str, set[str]]:
@@ -278,7 +283,7 @@ def test_a_grid_grows_by_tasks_and_seeds_without_rerunning_its_cells(tmp_path):
 
 
 def test_passes_per_step_come_from_the_logged_share_of_sam_steps(tmp_path):
-    from samlm.compare.runner import _sam_share
+    from samlm.compare.cell import _sam_share
 
     log = tmp_path / "log.jsonl"
     assert _sam_share(log) == 1.0  # nothing logged: every step counted as a SAM step

@@ -131,6 +131,21 @@ def group_key(task: str, size: int, method: str) -> str:
     return f"{task}|{size}|{method}"
 
 
+def with_recorded_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` (GridSpec fields) with the settings the evidence grid's tuning chose for
+    its (task, size, method) groups, where recorded (:mod:`.recorded`)."""
+    from .recorded import SETTINGS, SOURCE
+
+    keys = {
+        group_key(t, n, m)
+        for t in options["tasks"]
+        for n in options["sizes"]
+        for m in options.get("methods", CORE_METHODS)
+    }
+    recorded = {k: v for k, v in SETTINGS.items() if k in keys}
+    return {**options, "settings": recorded, "settings_source": SOURCE} if recorded else options
+
+
 @dataclass
 class GridSpec:
     """What ``samlm compare`` runs; written to ``compare.yaml`` in the output folder."""

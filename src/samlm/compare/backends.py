@@ -1,0 +1,222 @@
+"""Where ``samlm compare`` runs its cells: local worker processes, or Ray tasks.
+
+A backend takes a batch of jobs (cells with their arguments) and yields each cell's
+record as it finishes; the driver alone stores them, so every backend writes the same
+``results.jsonl`` and a grid half-run on one finishes on the other. Each attempt at a
+cell, wherever it runs, goes through :func:`attempt`, which logs it in the cell's
+``attempts.jsonl`` (node, process) and turns the cell's own failure into a failed record.
+
+- :class:`LocalBackend`: a pool of spawned processes on this machine, ``cores //
+  workers`` threads each (the default; needs nothing beyond samlm).
+- :class:`RayBackend`: one Ray task per cell with a resource request (``num_cpus``,
+  ``num_gpus``); a worker or node that dies mid-cell has its task retried by Ray
+  (``max_retries``), and the retry resumes from the cell's last checkpoint when the output
+  folder is on storage every node sees. Ray core tasks, not Ray Tune: the grid's tuning
+  (trials, then seeds at the chosen setting, stratum by stratum) and its results store
+  are samlm's own, and a task per cell is all the scheduling it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .grid import Cell
+from .store import SPEC_FILE
+
+RAY_INSTALL = "pip install 'samlm[ray]'"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cell to run, with the arguments of ``cell_fn`` but its thread count."""
+
+    cell: Cell
+    spec: dict[str, Any]
+    folder: str
+    setting: dict[str, Any] | None
+
+
+def failed(cell: Cell, error: str, **extra: Any) -> dict[str, Any]:
+    """The store record of a cell that did not finish."""
+    return {"key": cell.key, **cell.__dict__, "status": "failed", "error": error, **extra}
+
+
+def _unseen(spec: dict[str, Any], folder: str, node: str) -> str | None:
+    """Why this node cannot run the cell (a folder it does not see), or None."""
+    data_dir = spec.get("data_dir")
+    if data_dir and not Path(data_dir).is_dir():
+        return (
+            f"data dir {data_dir} is not visible on node {node}: put it on storage "
+            "that every node mounts at the same path"
+        )
+    if not (Path(folder) / SPEC_FILE).is_file():
+        return (
+            f"output folder {folder} is not visible on node {node}: put it on storage "
+            "that every node mounts at the same path"
+        )
+    return None
+
+
+def attempt(
+    cell_fn: Callable[..., dict],
+    spec: dict[str, Any],
+    cell: dict[str, Any],
+    folder: str,
+    threads: int,
+    setting: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One attempt at a cell in this process: refuse folders this node cannot see, log the
+    attempt in ``cells/<cell>/attempts.jsonl`` (node, process), run ``cell_fn``; the record
+    says where it ran (``node``) and how many attempts the cell has had (``attempts``)."""
+    c = Cell(**cell)
+    node = socket.gethostname()
+    reason = _unseen(spec, folder, node)
+    if reason:
+        return failed(c, reason, node=node)
+    log = Path(folder) / "cells" / c.folder / "attempts.jsonl"
+    entry = {"node": node, "pid": os.getpid(), "time": time.time()}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write(json.dumps(entry) + "\n")
+    attempts = len(log.read_text().splitlines())
+    try:
+        record = cell_fn(spec, cell, folder, threads, setting)
+    except Exception as err:  # the cell's own failure: recorded, not retried
+        record = failed(c, f"{type(err).__name__}: {err}")
+    return {**record, "node": node, "attempts": attempts}
+
+
+class LocalBackend:
+    """Cells in ``workers`` spawned processes on this machine (default: one per core), each
+    with ``cores // workers`` threads."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        self.cores = os.cpu_count() or 1
+        self.workers = workers or self.cores
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        yield
+
+    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
+        workers = min(self.workers, len(jobs))
+        threads = max(1, self.cores // workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {
+                pool.submit(
+                    attempt, cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting
+                ): j.cell
+                for j in jobs
+            }
+            for future in as_completed(futures):
+                cell = futures[future]
+                try:
+                    record = future.result()
+                except Exception as err:  # the worker process itself died
+                    record = failed(cell, f"worker died: {type(err).__name__}: {err}")
+                yield cell, record
+
+
+def import_ray():
+    """``ray``, or an ImportError that names the install command."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(f"--backend ray needs Ray: {RAY_INSTALL}") from err
+    return ray
+
+
+class RayBackend:
+    """Each cell a Ray task asking for ``cpus_per_cell`` CPUs (its torch threads) and
+    ``gpus_per_cell`` GPUs (default: 1 when the cluster has GPUs, else 0, one cell per
+    CPU as on the local backend). ``address``: ``None`` starts a Ray instance on this
+    machine for the grid's duration; ``auto`` or ``ray://host:10001`` joins a cluster.
+    A task whose worker or node dies is retried ``retries`` times; Ctrl-C cancels the
+    tasks in flight."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_cell: float = 1,
+        gpus_per_cell: float | None = None,
+        retries: int = 3,
+        init_options: dict[str, Any] | None = None,
+    ):
+        if not cpus_per_cell > 0:
+            raise ValueError(f"--cpus-per-cell must be positive, got {cpus_per_cell}")
+        if gpus_per_cell is not None and not gpus_per_cell >= 0:
+            raise ValueError(f"--gpus-per-cell must be at least 0, got {gpus_per_cell}")
+        if retries < 0:
+            raise ValueError(f"--retries must be at least 0, got {retries}")
+        self.address = address
+        self.cpus_per_cell = cpus_per_cell
+        self.gpus_per_cell = gpus_per_cell
+        self.retries = retries
+        self.init_options = init_options or {}
+        self.ray = import_ray()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Connected to Ray for the grid: joins the running instance if there is one, else
+        starts (or connects to ``address``) and shuts down at the end."""
+        ray = self.ray
+        started = not ray.is_initialized()
+        if started:
+            options: dict[str, Any] = {"log_to_driver": False}  # the store has the errors
+            if self.address is None:  # a Ray instance of our own
+                options["include_dashboard"] = False
+            try:
+                ray.init(address=self.address, **{**options, **self.init_options})
+            except ConnectionError as err:
+                raise ValueError(f"--address {self.address}: cannot reach Ray: {err}") from None
+        if self.gpus_per_cell is None:
+            self.gpus_per_cell = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        try:
+            yield
+        finally:
+            if started:
+                ray.shutdown()
+
+    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
+        ray = self.ray
+        task = ray.remote(attempt).options(
+            num_cpus=self.cpus_per_cell,
+            num_gpus=self.gpus_per_cell or 0,
+            max_retries=self.retries,
+            retry_exceptions=False,
+        )
+        threads = max(1, int(self.cpus_per_cell))
+        pending = {
+            task.remote(cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting): j.cell
+            for j in jobs
+        }
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                cell = pending.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except ray.exceptions.RayError as err:  # died on every try
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    error = f"worker died ({self.retries} retries): {type(err).__name__}: {first}"
+                    record = failed(cell, error)
+                yield cell, record
+        finally:  # Ctrl-C, or the driver stopped: nothing keeps running for it
+            for ref in pending:
+                ray.cancel(ref, force=True)

@@ -1,0 +1,116 @@
+"""One cell of ``samlm compare``: train it, measure it, return its results-store record.
+
+:func:`run_cell` runs where a backend puts it (a local worker process or a Ray task); it
+writes only inside its own cell folder, and the driver alone appends its record to the
+store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .grid import METHODS, Cell, GridSpec
+
+
+def _sam_share(log: Path) -> float:
+    """The share of SAM steps over the run, from the logged ``sam_steps`` of each logging
+    window (1.0 when nothing was logged: every step a SAM step)."""
+    if not log.is_file():
+        return 1.0
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    shares = [r["sam_steps"] for r in rows if "sam_steps" in r]
+    return sum(shares) / len(shares) if shares else 1.0
+
+
+def _curve(log: Path, metric: str) -> list[list[float]]:
+    if not log.is_file():
+        return []
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [[r["step"], r[f"eval_{metric}"]] for r in rows if f"eval_{metric}" in r]
+
+
+SHARPNESS_OPTIONS = dict(samples=64, steps=1, m=0, hessian_iters=10, probes=4, grid=0)
+
+
+def _sharpness(run_dir: Path) -> dict[str, float]:
+    """SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top eigenvalue
+    and trace, on 64 training examples of the cell's best model."""
+    from ..analysis import measure_run
+
+    r = measure_run(run_dir, progress=False, **SHARPNESS_OPTIONS)
+    return {
+        "sharpness": r["sharpness"]["sharpness"],
+        "lambda_max": r["hessian"]["top_eigenvalue"]["value"],
+        "trace": r["hessian"]["trace"]["value"],
+    }
+
+
+def run_cell(
+    spec: dict[str, Any],
+    cell: dict[str, Any],
+    folder: str,
+    threads: int,
+    setting: dict[str, Any] | None = None,
+) -> dict:
+    """Train one cell (in a worker process) at ``setting`` (learning rate, rho; a trial
+    at its grid point) and return its results-store record."""
+    import datasets
+    import torch
+    import transformers
+
+    from ..metrics import task_score
+    from ..pipeline import TrainConfig, train
+
+    torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()  # one progress bar: the grid's
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    grid, c = GridSpec(**spec), Cell(**cell)
+    out = Path(folder) / "cells" / c.folder
+    record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
+    start = time.perf_counter()
+    try:
+        options = grid.train_options(c, setting)
+        cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
+        record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
+        result = train(cfg, resume=True, log=lambda *args: None)
+        metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
+        steps = result["global_steps"]
+        # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
+        extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
+        extra *= _sam_share(out / "log.jsonl") if extra else 0
+        record.update(
+            status="ok",
+            score=task_score(metrics),
+            metrics=metrics,
+            validation_score=task_score(
+                {k: v for k, v in result["validation_metrics"].items() if k != "loss"}
+            ),
+            examples={
+                k: result[k]
+                for k in (
+                    "train_examples",
+                    "validation_examples",
+                    "validation_from",
+                    "reported_examples",
+                )
+            },
+            steps=steps,
+            resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
+            passes=steps * (1 + extra),
+            train_time_s=result["train_runtime_s"],
+            curve=_curve(out / "log.jsonl", result["main_metric"]),
+            error=None,
+        )
+        if grid.sharpness and c.trial is None:
+            record["sharpness"] = _sharpness(out)
+        if not grid.keep_models:
+            shutil.rmtree(out / "best", ignore_errors=True)
+    except Exception as err:  # recorded; the grid goes on
+        record.update(status="failed", error=f"{type(err).__name__}: {err}")
+    record["wall_time_s"] = time.perf_counter() - start
+    return record

@@ -1,0 +1,47 @@
+"""``samlm compare --backend ...``: options of the other backend, a missing Ray and an
+unreachable cluster exit 2 naming the option, nothing written (no Ray instance runs here)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from samlm.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--address", "auto"], "--address: only with --backend ray"),
+        (["--cpus-per-cell", "2", "--retries", "1"], "--cpus-per-cell, --retries: only with"),
+        (["--backend", "ray", "--workers", "2"], "--workers: only with --backend local"),
+        (["--backend", "ray", "--cpus-per-cell", "0"], "--cpus-per-cell must be positive"),
+        (["--backend", "ray", "--gpus-per-cell", "-1"], "--gpus-per-cell must be at least 0"),
+    ],
+)
+def test_backend_options_of_the_other_backend_exit_2(tmp_path, capsys, argv, message):
+    if "ray" in argv:
+        pytest.importorskip("ray", reason="needs ray (pip install 'samlm[ray]')")
+    out = tmp_path / "out"
+    assert main(["compare", "--output", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ray_backend_without_ray_exits_2_with_the_install_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
+    out = tmp_path / "out"
+    assert main(["compare", "--backend", "ray", "--output", str(out)]) == 2
+    assert "pip install 'samlm[ray]'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_unreachable_address_exits_2_naming_it(tmp_path, capsys, monkeypatch, data_dir):
+    pytest.importorskip("ray", reason="needs ray (pip install 'samlm[ray]')")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    out = tmp_path / "out"
+    argv = ["--backend", "ray", "--address", "auto", "--data-dir", str(data_dir)]
+    code = main(["compare", *argv, "--output", str(out)])
+    assert code == 2 and "--address auto: cannot reach Ray" in capsys.readouterr().err
+    assert not out.exists()
