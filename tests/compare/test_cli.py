@@ -37,9 +37,7 @@ def test_unreadable_data_exits_2(tmp_path, capsys):
 
 def test_every_cell_failing_exits_non_zero(tmp_path, data_dir, monkeypatch, capsys):
     real = samlm.compare.compare
-    monkeypatch.setattr(
-        samlm.compare, "compare", functools.partial(real, cell_fn=failing_cell)
-    )
+    monkeypatch.setattr(samlm.compare, "compare", functools.partial(real, cell_fn=failing_cell))
     out = tmp_path / "cmp"
     code = main(["compare", "--data-dir", str(data_dir), "--seeds", "1", "--output", str(out)])
     captured = capsys.readouterr()
@@ -56,9 +54,7 @@ def test_default_preset_runs_at_the_recorded_settings(tmp_path, data_dir, monkey
         recorded, "SETTINGS", {"glue/sst2|250|sam": {"learning_rate": 2e-4, "rho": 0.02}}
     )
     real = samlm.compare.compare
-    monkeypatch.setattr(
-        samlm.compare, "compare", functools.partial(real, cell_fn=tuning_cell)
-    )
+    monkeypatch.setattr(samlm.compare, "compare", functools.partial(real, cell_fn=tuning_cell))
     out = tmp_path / "cmp"
     assert main(["compare", "--data-dir", str(data_dir), "--seeds", "1", "--output", str(out)]) == 0
     text = capsys.readouterr().out
