@@ -73,6 +73,15 @@ HELP = {
     "lora_dropout": "dropout on the LoRA input",
     "lora_targets": "comma-separated module names to adapt, e.g. query,value (default: "
     "PEFT's for the model type)",
+    "flat_lora": "Flat-LoRA (Li et al. 2025): each step's gradient at W + s B A plus seeded "
+    "row-scaled Gaussian noise, one pass per step; with --optimizer baseline, or with SAM "
+    "(both passes perturbed); needs --peft lora",
+    "flat_lora_sigma": "Flat-LoRA's noise level sigma: noise std sigma_t ||row of W + s B A|| "
+    "/ sqrt(fan-in), sigma_t rising from 0 to sigma (cosine)",
+    "bar": "BAR (Li, Zhang and He 2024): SAM's balancing of ||A||^2 and ||B||^2 as a "
+    "regulariser, one pass per step instead of SAM's two; with --optimizer baseline and "
+    "--peft lora",
+    "bar_alpha": "BAR's coefficient (SAM's rho in the drift it imitates), decaying linearly to 0",
     "rho_warmup_steps": "steps of the rho warm-up (counted from --sam-start-step)",
     "sam_start_step": "plain steps of the base optimizer before SAM starts (one "
     "forward-backward each); SAM from this step on",

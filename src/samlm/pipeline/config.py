@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 
+from ..training.bar import BAR
 from ..training.config import SAMConfig
+from ..training.flat_lora import FlatLoRA
 from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
 from .mixing import MIXINGS, MIXTURES
@@ -58,6 +60,10 @@ class TrainConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
     lora_targets: str | None = None
+    flat_lora: bool = False
+    flat_lora_sigma: float = 0.05
+    bar: bool = False
+    bar_alpha: float = 0.05
     sam_start_step: int = 0
     exclude_head: bool = False
     same_dropout: bool = False
@@ -114,6 +120,7 @@ class TrainConfig:
                 raise ValueError(f"lora_alpha={self.lora_alpha} must be > 0")
             if not 0 <= self.lora_dropout < 1:
                 raise ValueError(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
+        self._validate_lora_flatness()
         for name in ("train_size", "eval_size", "validation_size", "save_steps"):
             if getattr(self, name) is not None:
                 _at_least(name, getattr(self, name), 1)
@@ -135,6 +142,34 @@ class TrainConfig:
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
         self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
+
+    def _validate_lora_flatness(self) -> None:
+        """--flat-lora and --bar: LoRA runs only; BAR replaces SAM, so not with SAM."""
+        for flag, on, name in (
+            ("--flat-lora", self.flat_lora, "flat_lora_sigma"),
+            ("--bar", self.bar, "bar_alpha"),
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+            if not on and value != _FIELD_DEFAULTS[name]:
+                raise ValueError(f"{name}={value} has an effect only with {flag}")
+            if on and self.peft != "lora":
+                raise ValueError(f"{flag} needs --peft lora: it acts on the LoRA adapters")
+        if self.bar and self.optimizer != "baseline":
+            raise ValueError(
+                f"--bar with --optimizer {self.optimizer}: BAR replaces SAM's second pass; "
+                "use --optimizer baseline (--flat-lora combines with SAM)"
+            )
+
+    def lora_flatness(self) -> dict[str, Any]:
+        """The trainer's ``flat_lora`` and ``bar`` options (empty when neither is on)."""
+        out: dict[str, Any] = {}
+        if self.flat_lora:
+            out["flat_lora"] = FlatLoRA(sigma=self.flat_lora_sigma, seed=self.seed)
+        if self.bar:
+            out["bar"] = BAR(alpha=self.bar_alpha)
+        return out
 
     def _validate_tasks(self) -> None:
         if bool(self.task_names()) == bool(self.mixture):
@@ -216,6 +251,9 @@ class TrainConfig:
             flags = ["--task (or --mixture)" if m == "task" else "--" + m for m in missing]
             raise ValueError(f"missing required option(s): {', '.join(flags)}")
         return cls(**values)
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -40,7 +40,13 @@ from transformers import (
 from transformers.trainer import TRAINER_STATE_NAME
 
 from ..tasks.base import TEXT_MODELLING
-from ..training import CausalLMTrainer, SAMCausalLMTrainer, SAMSeq2SeqTrainer, SAMTrainer
+from ..training import (
+    CausalLMTrainer,
+    SAMCausalLMTrainer,
+    SAMSeq2SeqTrainer,
+    SAMTrainer,
+    with_lora_flatness,
+)
 from .adapters import apply_lora
 from .config import TrainConfig
 from .job import TaskJob
@@ -290,6 +296,10 @@ def train(
     validation_ds = job.eval_dataset("validation", enc)
     trainer_cls = TRAINERS[choice.modelling, sam is not None]
     kwargs: dict[str, Any] = {"sam_config": sam} if sam else {}
+    flatness = cfg.lora_flatness()  # Flat-LoRA, BAR
+    if flatness:
+        trainer_cls = with_lora_flatness(trainer_cls)
+        kwargs.update(flatness)
     trainer = trainer_cls(
         model=model,
         args=args,

@@ -1,0 +1,251 @@
+"""Flat-LoRA and BAR: the seeded noise and its exact removal, steps equal to references
+computed by hand, BAR's gradient and its match with SAM's drift, passes per step."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch.func import functional_call, grad
+
+from samlm.training import BAR, FlatLoRA
+from samlm.training.flat_lora import noise_seed
+from samlm.training.lora_layers import lora_layers
+from tests.helpers import tiny_hf
+
+peft = pytest.importorskip("peft", reason="needs the peft extra")
+
+
+def _lora_model(kind: str = "bert", targets=("query", "value"), dtype=torch.float32):
+    model = tiny_hf(kind)
+    task = "SEQ_CLS"
+    config = peft.LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=list(targets), task_type=task
+    )
+    torch.manual_seed(1)
+    model = peft.get_peft_model(model, config).to(dtype)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for seed, p in enumerate(trainable):  # B starts at 0: move it, so that A's gradient is not 0
+        p.data.normal_(0, 0.1, generator=torch.Generator().manual_seed(seed))
+    return model.train()
+
+
+def _batch(seed: int, n: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 40, (n, 6), generator=g)
+    return {"input_ids": ids, "labels": (ids[:, 0] > 22).long()}
+
+
+def _noise_by_hand(weight_oi, a, b, scaling, sigma_t, seed, step, index):
+    """eps (out x in) of the paper: N(0, sigma_t^2 ||row of W + s B A||^2 / n)."""
+    merged = weight_oi + scaling * (b @ a)
+    z = torch.randn(merged.shape, generator=torch.Generator().manual_seed(
+        noise_seed(seed, step, index)), dtype=torch.float32).to(merged.dtype)  # fmt: skip
+    return z * sigma_t * merged.norm(dim=1, keepdim=True) / math.sqrt(merged.shape[1])
+
+
+@pytest.mark.parametrize("kind,targets", [("bert", ("query", "value")), ("gpt2", ("c_attn",))])
+def test_flat_lora_noise_is_seeded_and_removed_bitwise(kind, targets):
+    model = _lora_model(kind, targets)
+    flat = FlatLoRA(sigma=0.2, seed=3)
+    layers = lora_layers(model)
+    assert len(layers) == 2 if kind == "bert" else len(layers) == 1
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    storage = [layer.weight.data_ptr() for layer in layers]
+    sigma_t = flat.sigma_at(5, 10)
+    assert (
+        sigma_t == pytest.approx(0.1) and flat.sigma_at(0, 10) == 0 and flat.sigma_at(10, 10) == 0.2
+    )
+    for index, layer in enumerate(layers):
+        eps = flat.noise(layer, index, 5, 10)
+        assert torch.equal(eps, flat.noise(layer, index, 5, 10))  # same seed and step
+        assert not torch.equal(eps, flat.noise(layer, index, 6, 10))  # another step
+        assert not torch.equal(eps, FlatLoRA(0.2, seed=4).noise(layer, index, 5, 10))
+        w = layer.weight.detach()
+        w_oi = w.T if layer.transposed else w
+        hand = _noise_by_hand(
+            w_oi, layer.A.detach(), layer.B.detach(), layer.scaling, sigma_t, 3, 5, index
+        )
+        torch.testing.assert_close(eps, hand.T if layer.transposed else hand)
+    assert layers[0].transposed == (kind == "gpt2")  # Conv1D stores in x out
+    noise = [flat.noise(layer, index, 5, 10) for index, layer in enumerate(layers)]
+    with flat.perturbed(model, 5, 10):
+        for layer, eps in zip(layers, noise, strict=True):
+            assert torch.equal(layer.weight, before[_param_name(model, layer.weight)] + eps)
+    for name, p in model.named_parameters():
+        assert torch.equal(p, before[name]), name  # bitwise, the same tensors
+    assert [layer.weight.data_ptr() for layer in layers] == storage
+    with pytest.raises(RuntimeError, match="boom"), flat.perturbed(model, 5, 10):
+        raise RuntimeError("boom")
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # on error too
+
+
+def _param_name(model, param):
+    return next(n for n, p in model.named_parameters() if p is param)
+
+
+def test_flat_lora_trainer_step_equals_the_reference_by_hand(tmp_path):
+    """Three Trainer steps (SGD, lr 0.1, one batch each) against a hand computation: the
+    gradient of the adapters and the head at W + s B A + eps, then p -= lr g."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from samlm.training import with_lora_flatness
+
+    model = _lora_model()
+    reference = copy.deepcopy(model)
+    batch = _batch(0)
+    flat = FlatLoRA(sigma=3.0, seed=7)  # large: a visible effect on a tiny model
+    trainer = with_lora_flatness(Trainer)(
+        model=model,
+        args=TrainingArguments(
+            str(tmp_path), per_device_train_batch_size=8, max_steps=3, report_to=[], use_cpu=True,
+            save_strategy="no", disable_tqdm=True, learning_rate=0.1, optim="sgd",
+            lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
+        ),
+        train_dataset=Dataset.from_dict({k: v.tolist() for k, v in batch.items()}),
+        flat_lora=flat,
+    )  # fmt: skip
+    trainer.train()
+
+    layers = lora_layers(reference)  # their order numbers the noise seeds
+    assert len(layers) == 2
+    frozen = {n: p.detach() for n, p in reference.named_parameters() if not p.requires_grad}
+    params = {n: p.detach().clone() for n, p in reference.named_parameters() if p.requires_grad}
+    plain = dict(params)  # the same steps without noise
+    for step in range(3):
+        sigma_t = 3.0 * (1 - math.cos(math.pi * step / 3)) / 2  # 0 at step 0
+        weights = dict(frozen)
+        for index, layer in enumerate(layers):
+            w = _param_name(reference, layer.weight)
+            a = params[_param_name(reference, layer.A)]
+            b = params[_param_name(reference, layer.B)]
+            weights[w] = frozen[w] + _noise_by_hand(
+                frozen[w], a, b, layer.scaling, sigma_t, 7, step, index
+            )
+
+        def loss(p, weights=weights):
+            return functional_call(reference, {**weights, **p}, (), batch).loss
+
+        g = grad(loss)(params)
+        params = {n: params[n] - 0.1 * g[n] for n in params}
+        g = grad(lambda p: functional_call(reference, {**frozen, **p}, (), batch).loss)(plain)
+        plain = {n: plain[n] - 0.1 * g[n] for n in plain}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.detach(), params[name], rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(p, frozen[name]), name  # the frozen model, bitwise
+    moved = max((params[n] - plain[n]).abs().max().item() for n in plain)
+    assert moved > 3e-5  # the noise changed the steps, by more than the tolerance above
+
+
+def _balancedness(layer) -> float:
+    return 0.5 * (layer.A.double().pow(2).sum() - layer.B.double().pow(2).sum()).item()
+
+
+def test_bar_gradient_equals_the_hand_computation():
+    model = _lora_model()
+    model(**_batch(1)).loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    BAR(alpha=0.3).add_gradient(model, 2, 8)
+    alpha_t = 0.3 * (1 - 2 / 8)
+    total = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
+    lora = {}
+    for layer in lora_layers(model):
+        a, b = _param_name(model, layer.A), _param_name(model, layer.B)
+        ga, gb = grads[a], grads[b]
+        k = (
+            alpha_t
+            * (ga.pow(2).sum() - gb.pow(2).sum())
+            / (total * (layer.A.pow(2).sum() + layer.B.pow(2).sum()))
+        )
+        lora[a], lora[b] = ga - k * layer.A.detach(), gb + k * layer.B.detach()
+    assert len(lora) == 4
+    for name, p in model.named_parameters():
+        if name in grads:
+            torch.testing.assert_close(p.grad, lora.get(name, grads[name]), rtol=1e-6, atol=1e-8)
+            assert torch.equal(p.grad, grads[name]) == (name not in lora), name
+    BAR(alpha=0.3).add_gradient(model, 8, 8)  # alpha_T = 0: nothing added
+    assert all(torch.equal(p.grad, lora.get(n, grads[n])) for n, p in model.named_parameters()
+               if n in grads)  # fmt: skip
+
+
+def test_bar_step_moves_balancedness_as_sam_does_to_first_order():
+    """One SGD step: BAR (alpha) changes each layer's (||A||^2 - ||B||^2) / 2 as a SAM step
+    of radius rho = alpha does, up to O(rho^2): both by eta rho (||g_A||^2 - ||g_B||^2) / ||g||
+    more than the plain step (float64)."""
+    model = _lora_model(dtype=torch.float64)
+    batch = _batch(2)
+    eta, rho = 1e-3, 1e-3
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    start = {n: p.detach().clone() for n, p in trainable.items()}
+
+    def loss(p):
+        return functional_call(model, {**frozen, **p}, (), batch).loss
+
+    def balancedness(params):
+        for n, p in trainable.items():
+            p.data = params[n]
+        return [_balancedness(layer) for layer in lora_layers(model)]
+
+    g = grad(loss)(start)
+    norm = torch.sqrt(sum(v.pow(2).sum() for v in g.values()))
+    plain = balancedness({n: start[n] - eta * g[n] for n in start})
+    g_sam = grad(loss)({n: start[n] + rho * g[n] / norm for n in start})
+    sam = balancedness({n: start[n] - eta * g_sam[n] for n in start})
+    for n, p in trainable.items():
+        p.data, p.grad = start[n].clone(), g[n].clone()
+    BAR(alpha=rho).add_gradient(model, 0, 10)
+    bar = balancedness({n: start[n] - eta * trainable[n].grad for n in start})
+    for p_plain, p_sam, p_bar in zip(plain, sam, bar, strict=True):
+        # abs: a layer whose drift (eta rho times tiny gradients) is below float64's step
+        assert p_sam - p_plain == pytest.approx(p_bar - p_plain, rel=0.01, abs=1e-15)
+    assert max(abs(b - p) for b, p in zip(bar, plain, strict=True)) > 1e-13  # a move to measure
+
+
+def _passes(trainer_cls, tmp_path, steps=3, **kwargs):
+    """(forwards, backwards) of the model over ``steps`` training steps."""
+    from datasets import Dataset
+    from transformers import TrainingArguments
+
+    model = _lora_model()
+    counts = {"forward": 0, "backward": 0}
+    model.register_forward_pre_hook(lambda *a: counts.__setitem__("forward", counts["forward"] + 1))
+    layer = lora_layers(model)[0]
+    layer.A.register_hook(lambda g: counts.__setitem__("backward", counts["backward"] + 1))
+    trainer = trainer_cls(
+        model=model,
+        args=TrainingArguments(
+            str(tmp_path), per_device_train_batch_size=8, max_steps=steps, report_to=[],
+            use_cpu=True, save_strategy="no", disable_tqdm=True,
+        ),
+        train_dataset=Dataset.from_dict({k: v.tolist() for k, v in _batch(0).items()}),
+        **kwargs,
+    )  # fmt: skip
+    trainer.train()
+    return counts["forward"], counts["backward"]
+
+
+def test_passes_per_step(tmp_path):
+    from transformers import Trainer
+
+    from samlm.training import SAMConfig, SAMTrainer, with_lora_flatness
+
+    flat = with_lora_flatness(Trainer)
+    assert _passes(flat, tmp_path, flat_lora=FlatLoRA()) == (3, 3)
+    assert _passes(flat, tmp_path, bar=BAR()) == (3, 3)
+    assert _passes(flat, tmp_path, flat_lora=FlatLoRA(), bar=BAR()) == (3, 3)
+    sam = with_lora_flatness(SAMTrainer)
+    assert _passes(sam, tmp_path, flat_lora=FlatLoRA(), sam_config=SAMConfig()) == (6, 6)
+    with pytest.raises(ValueError, match="BAR replaces SAM's second pass"):
+        _passes(sam, tmp_path, bar=BAR(), sam_config=SAMConfig())
+    with pytest.raises(ValueError, match="no LoRA linear layer"):
+        flat(model=tiny_hf("bert"), args=None, flat_lora=FlatLoRA())
+    with pytest.raises(ValueError, match="sigma=-1"):
+        FlatLoRA(sigma=-1)
+    with pytest.raises(ValueError, match="alpha=-1"):
+        BAR(alpha=-1)
