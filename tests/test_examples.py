@@ -58,3 +58,16 @@ def test_trainer_t5_example_runs_offline(tmp_path, data_dir):
     scores = _evaluation(out)  # a tiny random T5: a smoke run, not a learning test
     assert math.isfinite(scores["eval_loss"])
     assert 0.0 <= scores["eval_exact_match"] <= scores["eval_f1"] <= 100.0
+
+
+def test_sft_sam_example_runs_offline_with_packing_and_lora(tmp_path):
+    pytest.importorskip("trl", reason="needs the trl extra")
+    pytest.importorskip("peft", reason="needs the peft extra")
+    out = _run(str(EXAMPLES / "sft_sam.py"), "--lora", "--output", str(tmp_path / "run"))
+    result = _evaluation(out)
+    assert result["steps"] == result["sam_steps"] == 6  # every step a SAM step
+    rows, tokens = result["packed_batch_shape"]
+    assert rows == 1 and 0 < result["completion_tokens"] < tokens  # packed; prompts masked
+    assert math.isfinite(result["last_loss"]) and math.isfinite(result["last_loss_at_w_plus_e"])
+    backup = int(re.search(r"backup of w\): (\d+) bytes", out).group(1))
+    assert backup == 4 * result["trainable_parameters"]  # SAM's backup: the adapters (fp32)
