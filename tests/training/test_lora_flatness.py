@@ -207,7 +207,7 @@ def test_bar_step_moves_balancedness_as_sam_does_to_first_order():
     assert max(abs(b - p) for b, p in zip(bar, plain, strict=True)) > 1e-13  # a move to measure
 
 
-def _passes(trainer_cls, tmp_path, steps=3, **kwargs):
+def _passes(trainer_cls, tmp_path, steps=3, gradient_accumulation_steps=1, batch_size=8, **kwargs):
     """(forwards, backwards) of the model over ``steps`` training steps."""
     from datasets import Dataset
     from transformers import TrainingArguments
@@ -220,7 +220,8 @@ def _passes(trainer_cls, tmp_path, steps=3, **kwargs):
     trainer = trainer_cls(
         model=model,
         args=TrainingArguments(
-            str(tmp_path), per_device_train_batch_size=8, max_steps=steps, report_to=[],
+            str(tmp_path), per_device_train_batch_size=batch_size, max_steps=steps,
+            gradient_accumulation_steps=gradient_accumulation_steps, report_to=[],
             use_cpu=True, save_strategy="no", disable_tqdm=True,
         ),
         train_dataset=Dataset.from_dict({k: v.tolist() for k, v in _batch(0).items()}),
@@ -249,3 +250,26 @@ def test_passes_per_step(tmp_path):
         FlatLoRA(sigma=-1)
     with pytest.raises(ValueError, match="alpha=-1"):
         BAR(alpha=-1)
+
+
+def test_flat_lora_draws_one_noise_per_optimizer_step(tmp_path, monkeypatch):
+    """With gradient accumulation every micro-batch of a step sees the same noise (its
+    seed is the step's, and the adapters move only at the step's end)."""
+    from transformers import Trainer
+
+    from samlm.training import with_lora_flatness
+
+    seen: list[tuple[int, int]] = []
+    original = FlatLoRA.noise
+
+    def noise(self, layer, index, step, total_steps):
+        eps = original(self, layer, index, step, total_steps)
+        if index == 0:
+            seen.append((step, hash(eps.numpy().tobytes())))
+        return eps
+
+    monkeypatch.setattr(FlatLoRA, "noise", noise)
+    _passes(with_lora_flatness(Trainer), tmp_path, gradient_accumulation_steps=2,
+            batch_size=4, flat_lora=FlatLoRA(sigma=0.5))  # fmt: skip
+    assert [s for s, _ in seen] == [1, 1, 2, 2]  # step 0: sigma_0 = 0, nothing drawn
+    assert seen[0][1] == seen[1][1] != seen[2][1] == seen[3][1]
