@@ -16,6 +16,7 @@ from samlm.compare import store as store_module
 from samlm.compare.report import (
     DEV_CURVE_LABEL,
     METHOD_COLOURS,
+    _overall_rows,
     analyse,
     figures,
     markdown,
@@ -300,3 +301,21 @@ def test_the_variants_are_methods_tuned_like_sam_but_not_in_the_evidence_grid():
         assert TUNE_GRID[method] == TUNE_GRID["sam"]
     assert PRESETS["evidence"]["methods"] == CORE_METHODS
     assert GridSpec(tasks=["glue/sst2"], sizes=[8]).methods == CORE_METHODS
+
+
+def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
+    from samlm.compare.report import NO_SHARE
+
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam", "sam_quarter"])
+    compare(spec, tmp_path, workers=1, cell_fn=fake_cell)
+    rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
+    assert rows["sam_quarter"]["share of SAM's gain"] == "40%"  # +1 of SAM's +2.5
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    noise = {0: -1.0, 1: 1.5, 2: 0.5}  # SAM's gains: mean +0.33, interval across zero
+    records = [json.loads(x) for x in lines]
+    for r in records:
+        if r["method"] == "sam":
+            r["score"] = 70.0 + 0.5 * r["seed"] + noise[r["seed"]]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
+    assert rows["sam_quarter"]["share of SAM's gain"] == NO_SHARE

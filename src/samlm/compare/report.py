@@ -277,14 +277,18 @@ def _status(a: Analysis) -> list[str]:
     return lines
 
 
+NO_SHARE = "n/a: SAM's gain is not significantly above zero"
+
+
 def _overall_rows(a: Analysis) -> list[dict[str, str]]:
     overall = a.overall()
     sam = overall.get("sam")
     rows = []
     for method, g in overall.items():
         share = ""
-        if method == "sam_quarter" and sam is not None and sam.mean > 0:
-            share = _num(g.mean / sam.mean, ".0%")
+        if method == "sam_quarter" and sam is not None:  # a share of a gain that is there
+            significant = sam.significant and sam.low > 0
+            share = _num(g.mean / sam.mean, ".0%") if significant else NO_SHARE
         rows.append(
             {
                 "method": method,
