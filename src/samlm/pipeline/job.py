@@ -22,9 +22,9 @@ from typing import Any
 from datasets import Dataset
 from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBase
 
-from ..tasks import get_task
+from ..tasks import Task, get_task
 from .config import TrainConfig
-from .data import data_folder, run_splits
+from .data import Splits, data_folder, run_splits
 from .features import collator, encode, metrics_fn
 from .models import ModelChoice, load_model, resolve_model
 
@@ -39,6 +39,21 @@ def check_choice(cfg: TrainConfig, choice: ModelChoice) -> None:
         )
 
 
+def task_splits(task: Task, data_dir: Path | None, cfg: TrainConfig) -> Splits:
+    """A task's training, validation and reported examples under the run's options (the
+    same for a single-task run and for each task of a mixture)."""
+    return run_splits(
+        task,
+        data_dir,
+        train_size=cfg.train_size,
+        train_fraction=cfg.train_fraction,
+        seed=cfg.seed,
+        eval_size=cfg.eval_size,
+        validation_size=cfg.validation_size,
+        validation_from=cfg.validation_from,
+    )
+
+
 class TaskJob:
     """A single-task run; see the module docstring."""
 
@@ -47,16 +62,7 @@ class TaskJob:
         self.choice = resolve_model(cfg.model, cfg.modelling, self.task)
         check_choice(cfg, self.choice)
         self.data_dir = data_folder(cfg.data_dir)
-        self.splits = run_splits(
-            self.task,
-            self.data_dir,
-            train_size=cfg.train_size,
-            train_fraction=cfg.train_fraction,
-            seed=cfg.seed,
-            eval_size=cfg.eval_size,
-            validation_size=cfg.validation_size,
-            validation_from=cfg.validation_from,
-        )
+        self.splits = task_splits(self.task, self.data_dir, cfg)
         self.name = self.task.name
         self.metric = self.task.main_metric
         self.n_train = len(self.splits.train)

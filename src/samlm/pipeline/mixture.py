@@ -37,9 +37,9 @@ from ..metrics import benchmark_average
 from ..tasks import TASKS, Example, Task, get_task
 from ..tasks.base import TEXT_MODELLING
 from .config import TrainConfig
-from .data import Splits, data_folder, run_splits
+from .data import Splits, data_folder
 from .features import collator, encode, metrics_fn
-from .job import check_choice
+from .job import check_choice, task_splits
 from .mixing import MixtureSampler, mixing_rates
 from .models import ModelChoice, check_modelling, load_model, resolve_model
 from .multitask import HeadSpec, MixedCollator, MultiHeadEncoder, mixed_rows
@@ -110,19 +110,7 @@ class MixtureJob:
         self.cfg = cfg
         self.tasks = listed
         self.name = ",".join(t.name for t in listed)
-        self.splits: list[Splits] = [
-            run_splits(
-                task,
-                data_dir,
-                train_size=cfg.train_size,
-                train_fraction=cfg.train_fraction,
-                seed=cfg.seed,
-                eval_size=cfg.eval_size,
-                validation_size=cfg.validation_size,
-                validation_from=cfg.validation_from,
-            )
-            for task in listed
-        ]
+        self.splits: list[Splits] = [task_splits(task, data_dir, cfg) for task in listed]
         self.sizes = [
             training_units(t, s.train, modelling) for t, s in zip(listed, self.splits, strict=True)
         ]
