@@ -192,7 +192,14 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         "learnable, 4 methods, 5 seeds, tuned (hours); paper: every local GLUE/SuperGLUE "
         "task at 250 examples and the full set, 5 seeds, tuned (days)",
     )
-    p.add_argument("--tasks", type=_csv(str), help="comma-separated task names")
+    p.add_argument(
+        "--tasks",
+        type=_csv(str),
+        help="comma-separated task names; a task mixture is one of them, its tasks joined "
+        "by + (glue/sst2+superglue/cb) or named (mixture/glue, mixture/superglue: the "
+        "benchmark's tasks whose data is found): one model trained on them all at --sizes "
+        "examples per task, scored by their average",
+    )
     p.add_argument("--sizes", type=_csv(int), help="comma-separated training-set sizes (0 = all)")
     p.add_argument("--methods", type=_csv(str), help=f"comma-separated, from {', '.join(METHODS)}")
     p.add_argument("--seeds", type=int, help="number of seeds")
@@ -229,6 +236,7 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-size", type=int, help="cap on the reported dev examples")
     p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
     p.add_argument("--rho-asam", type=float, help="rho of asam")
+    _add_model_options(p)
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
     p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
     p.add_argument(
@@ -274,9 +282,21 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace --output")
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """``samlm train``'s modelling and LoRA flags, with its help (``grid.TRAIN_OPTIONS``)."""
+    from .pipeline.adapters import PEFT_METHODS
+    from .pipeline.config import MODELLING
+
+    p.add_argument("--modelling", choices=MODELLING, help=HELP["modelling"])
+    p.add_argument("--peft", choices=PEFT_METHODS, help=HELP["peft"])
+    for name, kind in (("lora_r", int), ("lora_alpha", float), ("lora_dropout", float)):
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help=HELP[name])
+    p.add_argument("--lora-targets", help=HELP["lora_targets"])
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .compare import PRESETS, GridSpec, compare, write_report
-    from .compare.grid import with_recorded_settings
+    from .compare.grid import TRAIN_OPTIONS, with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
     from .tasks import resolve_data_dir
@@ -301,6 +321,7 @@ def _compare(args: argparse.Namespace) -> int:
         "eval_size",
         "rho_sam",
         "rho_asam",
+        *TRAIN_OPTIONS,
     ):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)

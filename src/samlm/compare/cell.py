@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .grid import METHODS, Cell, GridSpec
+from .mixtures import is_mixture
+from .mixtures import scores as mixture_scores
 
 
 def _sam_share(log: Path) -> float:
@@ -49,6 +51,32 @@ def _sharpness(run_dir: Path) -> dict[str, float]:
     }
 
 
+def _without_loss(scores: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in scores.items() if k != "loss"}
+
+
+def _scores(task: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A finished cell's ``score``, ``validation_score`` and ``examples`` (and a mixture's
+    ``per_task``) from ``samlm train``'s result."""
+    if is_mixture(task):
+        return mixture_scores(result)
+    from ..metrics import task_score
+
+    return {
+        "score": task_score(_without_loss(result["metrics"])),
+        "validation_score": task_score(_without_loss(result["validation_metrics"])),
+        "examples": {
+            k: result[k]
+            for k in (
+                "train_examples",
+                "validation_examples",
+                "validation_from",
+                "reported_examples",
+            )
+        },
+    }
+
+
 def run_cell(
     spec: dict[str, Any],
     cell: dict[str, Any],
@@ -62,7 +90,6 @@ def run_cell(
     import torch
     import transformers
 
-    from ..metrics import task_score
     from ..pipeline import TrainConfig, train
 
     torch.set_num_threads(threads)
@@ -78,27 +105,18 @@ def run_cell(
         cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
         record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
         result = train(cfg, resume=True, log=lambda *args: None)
-        metrics = {k: v for k, v in result["metrics"].items() if k != "loss"}
+        metrics = _without_loss(result["metrics"])
         steps = result["global_steps"]
         # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
         extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
         extra *= _sam_share(out / "log.jsonl") if extra else 0
+        scored = _scores(c.task, result)
         record.update(
             status="ok",
-            score=task_score(metrics),
+            score=scored["score"],
             metrics=metrics,
-            validation_score=task_score(
-                {k: v for k, v in result["validation_metrics"].items() if k != "loss"}
-            ),
-            examples={
-                k: result[k]
-                for k in (
-                    "train_examples",
-                    "validation_examples",
-                    "validation_from",
-                    "reported_examples",
-                )
-            },
+            validation_score=scored["validation_score"],
+            examples=scored["examples"],
             steps=steps,
             resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
             passes=steps * (1 + extra),
@@ -106,6 +124,8 @@ def run_cell(
             curve=_curve(out / "log.jsonl", result["main_metric"]),
             error=None,
         )
+        if "per_task" in scored:  # a mixture's
+            record["per_task"] = scored["per_task"]
         if grid.sharpness and c.trial is None:
             record["sharpness"] = _sharpness(out)
         if not grid.keep_models:

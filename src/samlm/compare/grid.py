@@ -16,8 +16,10 @@ The protocol (bench/results/protocol.md says why):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
+
+from .mixtures import train_task
 
 METHODS: dict[str, dict[str, Any]] = {
     "baseline": {"optimizer": "baseline"},
@@ -150,7 +152,7 @@ def with_recorded_settings(options: dict[str, Any]) -> dict[str, Any]:
 class GridSpec:
     """What ``samlm compare`` runs; written to ``compare.yaml`` in the output folder."""
 
-    tasks: list[str]
+    tasks: list[str]  # task names, or mixtures (``a+b``, ``mixture/glue``: mixtures.py)
     sizes: list[int]
     # sizes of particular tasks, in place of ``sizes`` (e.g. CB has 250 examples in all)
     task_sizes: dict[str, list[int]] | None = None
@@ -176,6 +178,13 @@ class GridSpec:
     data_dir: str | None = None
     sharpness: bool = False  # measure every finished cell (samlm.analysis)
     keep_models: bool = False  # keep every cell's best model (else deleted once measured)
+    # passed to every cell's TrainConfig (samlm train's options of the same names)
+    modelling: str = "auto"
+    peft: str = "none"
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lora_targets: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -258,8 +267,9 @@ class GridSpec:
             setting = TUNE_GRID[cell.method][cell.trial]
         setting = {**self.default_setting(cell.method), **(setting or {})}
         options: dict[str, Any] = {
-            "task": cell.task,
+            **train_task(cell.task),
             "model": self.model,
+            **{name: getattr(self, name) for name in TRAIN_OPTIONS},
             "seed": cell.seed,
             "epochs": self.epochs,
             "min_steps": self.min_steps,
@@ -279,3 +289,10 @@ class GridSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# GridSpec fields passed as they are to every cell's TrainConfig
+TRAIN_OPTIONS = ("modelling", "peft", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+# GridSpec fields with a plain default: what a compare.yaml written before a field existed
+# means by leaving it out
+DEFAULTS = {f.name: f.default for f in fields(GridSpec) if f.default is not MISSING}

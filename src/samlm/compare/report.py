@@ -18,6 +18,7 @@ import yaml
 
 from . import store
 from .grid import METHODS, GridSpec
+from .mixtures import is_mixture
 from .stats import (
     AggregateGain,
     PairedGain,
@@ -49,6 +50,10 @@ class Analysis:
     choices: dict[str, Choice] = field(default_factory=dict)
     # (task, size) -> which examples trained, selected and were reported on
     examples: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # (mixture, size) -> method -> its task -> {seed: score}
+    per_task: dict[tuple[str, int], dict[str, dict[str, dict[int, float]]]] = field(
+        default_factory=dict
+    )
 
     def overall(self) -> dict[str, AggregateGain]:
         """Per method, the mean gain over the grid's (task, size) strata with a stratified
@@ -90,7 +95,9 @@ class Analysis:
         for size in dict.fromkeys(s for _, s in self.spec.strata()):
             for method in self.spec.methods:
                 per_task = {
-                    t: self.scores.get((t, size), {}).get(method, {}) for t in self.spec.tasks
+                    t: self.scores.get((t, size), {}).get(method, {})
+                    for t in self.spec.tasks
+                    if not is_mixture(t)
                 }
                 per_task = {t: v for t, v in per_task.items() if v}
                 bench_of = {t: get_task(t).benchmark for t in per_task}
@@ -125,6 +132,9 @@ def analyse(folder: str | Path) -> Analysis:
         if r.get("examples"):
             result.examples.setdefault(key, r["examples"])
         result.scores.setdefault(key, {}).setdefault(cell.method, {})[cell.seed] = r["score"]
+        for task, score in r.get("per_task", {}).items():  # a mixture's tasks
+            by_task = result.per_task.setdefault(key, {}).setdefault(cell.method, {})
+            by_task.setdefault(task, {})[cell.seed] = score
         result.curves.setdefault(key, {}).setdefault(cell.method, []).append(r.get("curve", []))
         if r.get("sharpness"):
             result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])
@@ -299,6 +309,28 @@ def _overall_rows(a: Analysis) -> list[dict[str, str]]:
     return rows
 
 
+SOURCES = {"train": "training pool", "dev": "dev set"}  # of a validation sample
+
+
+def _per_task_rows(a: Analysis) -> list[dict[str, str]]:
+    """Each task of a mixture, per method: its score, mean ± sd over seeds."""
+    rows = []
+    for (mixture, size), by_method in sorted(a.per_task.items()):
+        for method in [m for m in a.spec.methods if m in by_method]:
+            for task, seeds in by_method[method].items():
+                s = summarize(list(seeds.values()))
+                rows.append(
+                    {
+                        "mixture": mixture,
+                        "size": str(size or "all"),
+                        "method": method,
+                        "task": task,
+                        "score": f"{_num(s.mean, '.2f')} ± {_num(s.std, '.2f')} (n={s.n})",
+                    }
+                )
+    return rows
+
+
 def _example_rows(a: Analysis) -> list[dict[str, str]]:
     return [
         {
@@ -306,7 +338,7 @@ def _example_rows(a: Analysis) -> list[dict[str, str]]:
             "size": str(size or "all"),
             "trained on": f"{e['train_examples']} (seeded subset per seed)",
             "selected on": f"{e['validation_examples']} held out of the "
-            + ("training pool" if e["validation_from"] == "train" else "dev set")
+            + SOURCES.get(e["validation_from"], "training pool or dev set, by task")
             if e["validation_from"] != "reported"
             else "the reported examples themselves (no validation sample)",
             "reported on": f"{e['reported_examples']} dev examples",
@@ -404,6 +436,17 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
             _setting_rows(a),
         ),
     ]
+    if a.per_task:
+        out.insert(
+            1,
+            (
+                "Mixtures by task",
+                "A mixture's score above is the mean of its tasks' scores (GLUE/SuperGLUE "
+                "style, one model trained on them all, each task at the row's size); here "
+                "each task's score, mean ± sd over seeds.",
+                _per_task_rows(a),
+            ),
+        )
     if a.spec.tune:
         out.append(
             (

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import store
 from .backends import Job, LocalBackend, failed
 from .cell import run_cell
-from .grid import METHODS, Cell, GridSpec, group_key
+from .grid import DEFAULTS, METHODS, Cell, GridSpec, group_key
 from .store import SPEC_FILE
 from .tuning import choose
 
@@ -54,7 +54,7 @@ def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
             k
             for k in now
             if k not in MAY_DIFFER
-            and previous.get(k) != now[k]
+            and previous.get(k, DEFAULTS.get(k)) != now[k]  # a newer field: its default
             and not (k in GROWABLE and _grows(previous.get(k), now[k]))
         ]
         if diff:

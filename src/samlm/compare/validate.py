@@ -12,7 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..tasks import TASKS, Example, Task, get_task, load_split
-from .grid import GridSpec
+from .grid import Cell, GridSpec
+from .mixtures import JOIN, NAMED, is_mixture, listed
 
 SPLITS = ("train", "validation")  # what every cell loads
 
@@ -37,32 +38,20 @@ def _load(task: Task, split: str, root: Path | None, hub: bool) -> list[Example]
 def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
     """Every problem that would fail cells of ``spec`` (an empty list when it can run).
 
-    Checks that each task name is known (and not listed twice), that the model resolves
-    and can model each task (``resolve_model(model, "auto", task)``, as a cell does), that
-    the ``train`` and ``validation`` splits load (from ``spec.data_dir`` or
+    Checks that each task name (each task of a mixture) is known (and not listed twice),
+    that the options are ones ``samlm train`` takes, that the model resolves and can model
+    each task (``resolve_model(model, modelling, task)``, as a cell does), that the
+    ``train`` and ``validation`` splits load (from ``spec.data_dir`` or
     ``$SAMLM_DATA_DIR``, else, with ``hub``, the Hugging Face Hub, as a cell does), that
     no size is larger than a task's training split (size 0 = the full set), and that the
     validation sample (``validation_size``, when the spec has one) fits where it is drawn.
     """
     from ..pipeline.data import data_folder
-    from ..pipeline.models import resolve_model
+    from ..pipeline.mixture import named_mixture
+    from ..pipeline.models import check_modelling, resolve_model
 
     problems: list[str] = []
-    tasks: list[Task] = []
-    unknown: list[str] = []
-    for name in spec.tasks:
-        try:
-            task = get_task(name)
-        except ValueError as err:
-            if str(err).startswith("unknown task"):
-                unknown.append(repr(name))
-            else:  # ambiguous
-                problems.append(str(err))
-            continue
-        if task in tasks:
-            problems.append(f"task {name!r} is {task.name}, which the grid already lists")
-        else:
-            tasks.append(task)
+    entries, unknown = _entries(spec, problems)
     if unknown:
         problems.insert(
             0,
@@ -72,16 +61,19 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
     repeated = [size for size, n in Counter(spec.sizes).items() if n > 1]
     if repeated:
         problems.append(f"size(s) {', '.join(map(str, repeated))} listed more than once")
+    problems += _option_problems(spec)
 
-    # The model, against every task (against any one when no task is known).
-    for task in tasks or list(TASKS.values())[:1]:
-        try:
-            resolve_model(spec.model, "auto", task)
-        except Exception as err:
-            if err.__cause__ is not None:  # the model itself: the same for every task
-                problems.append(f"model {spec.model!r}: {err}")
-                break
-            if tasks:
+    # The model (once), then against every task.
+    try:
+        modelling = resolve_model(spec.model, spec.modelling, None).modelling
+    except Exception as err:
+        problems.append(f"model {spec.model!r}: {err}")
+        modelling = None
+    if modelling is not None:
+        for task in {t.name: t for ts in entries.values() for t in ts}.values():
+            try:
+                check_modelling(task, modelling)
+            except ValueError as err:
                 problems.append(f"{task.name}: {err}")
 
     try:
@@ -89,24 +81,96 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
     except ValueError as err:  # every cell would refuse it: no point reading tasks
         problems.append(str(err))
         return problems
-    for task in tasks:
-        loaded = {split: _load(task, split, root, hub) for split in SPLITS}
-        problems += [v for v in loaded.values() if isinstance(v, str)]
-        train, dev = loaded["train"], loaded["validation"]
-        if not isinstance(train, str):
-            problems += _size_problems(spec, task, len(train), dev)
+    for name in [n for n in entries if n.startswith(NAMED)]:  # a named mixture's tasks
+        if modelling is not None:
+            try:
+                entries[name] = named_mixture(name.removeprefix(NAMED), root, modelling)[0]
+            except ValueError as err:
+                problems.append(f"{name}: {err}")
+    loaded: dict[str, dict[str, list[Example] | str]] = {}
+    for name, tasks in entries.items():
+        for task in tasks:
+            if task.name not in loaded:  # each task's data read once
+                loaded[task.name] = {split: _load(task, split, root, hub) for split in SPLITS}
+                problems += [v for v in loaded[task.name].values() if isinstance(v, str)]
+            train, dev = loaded[task.name]["train"], loaded[task.name]["validation"]
+            if not isinstance(train, str):
+                problems += _size_problems(spec, task, spec.sizes_for(name), len(train), dev)
+    return list(dict.fromkeys(problems))  # a task alone and in a mixture: said once
+
+
+def _entries(spec: GridSpec, problems: list[str]) -> tuple[dict[str, list[Task]], list[str]]:
+    """Each grid task's tasks (a named mixture's: found later, with the data) and the
+    unknown task names; other problems go to ``problems``."""
+    from ..pipeline.mixing import MIXTURES
+
+    entries: dict[str, list[Task]] = {}
+    unknown: list[str] = []
+    seen: set[str] = set()
+    for name in spec.tasks:
+        if name.startswith(NAMED) and name.removeprefix(NAMED) not in MIXTURES:
+            known = ", ".join(NAMED + m for m in MIXTURES)
+            problems.append(f"unknown mixture {name!r}; known mixtures: {known}")
+            continue
+        tasks: list[Task] = []
+        for member in listed(name):
+            try:
+                task = get_task(member)
+            except ValueError as err:
+                if str(err).startswith("unknown task"):
+                    unknown.append(repr(member) + (f" (in {name!r})" if member != name else ""))
+                else:  # ambiguous
+                    problems.append(str(err))
+                continue
+            if task in tasks:
+                problems.append(f"mixture {name!r} lists {task.name} twice")
+            else:
+                tasks.append(task)
+        same = JOIN.join(sorted(t.name for t in tasks)) if tasks else name
+        if same in seen:
+            problems.append(f"task {name!r} is {same}, which the grid already lists")
+        else:
+            seen.add(same)
+            entries[name] = tasks
+    return entries, unknown
+
+
+def _option_problems(spec: GridSpec) -> list[str]:
+    """Options every cell would refuse (``TrainConfig``'s checks, a cell of each method)
+    and what a mixture cannot do yet."""
+    from ..pipeline import TrainConfig
+
+    problems = []
+    for method in spec.methods:
+        cell = Cell(spec.tasks[0], spec.sizes[0], method, spec.seed_offset)
+        # the tasks are checked apart: any task name stands in for them here
+        options = {**spec.train_options(cell), "task": "-", "mixture": None}
+        try:
+            TrainConfig(output="-", **options)
+        except ValueError as err:
+            problems.append(str(err))
+    mixtures = ", ".join(name for name in spec.tasks if is_mixture(name))
+    if mixtures and spec.peft != "none":
+        problems.append(
+            f"peft {spec.peft!r} with a task mixture ({mixtures}) is not built yet; drop "
+            "--peft or the mixture"
+        )
+    if mixtures and spec.sharpness:
+        problems.append(
+            f"sharpness: samlm sharpness does not measure task mixtures yet ({mixtures}); "
+            "drop --sharpness or the mixture"
+        )
+    if spec.peft != "none" and spec.sharpness:
+        problems.append(
+            "sharpness: samlm sharpness does not load LoRA adapters yet; drop --sharpness or --peft"
+        )
     return problems
 
 
-def _canonical(name: str) -> str | None:
-    try:
-        return get_task(name).name
-    except ValueError:
-        return None
-
-
-def _size_problems(spec: GridSpec, task: Task, n: int, dev: list[Example] | str) -> list[str]:
-    """Sizes the training split cannot hold (size 0 = the full set); with a
+def _size_problems(
+    spec: GridSpec, task: Task, sizes: list[int], n: int, dev: list[Example] | str
+) -> list[str]:
+    """``sizes`` the training split cannot hold (size 0 = the full set); with a
     ``validation_size``, a validation sample its source cannot hold (drawn as a cell draws
     it: from the training pool when the pool holds it and the subset, else from dev)."""
     from ..pipeline.data import validation_plan
@@ -114,8 +178,6 @@ def _size_problems(spec: GridSpec, task: Task, n: int, dev: list[Example] | str)
     problems = []
     held = spec.validation_size
     short = []  # sizes whose validation sample the dev split cannot hold
-    named = [name for name in spec.tasks if _canonical(name) == task.name]
-    sizes = spec.sizes_for(named[0]) if named else spec.sizes
     for size in dict.fromkeys(sizes):
         if size > n:
             problems.append(
