@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 
+import pytest
+
 import samlm.compare
 from samlm.cli import main
 
@@ -82,3 +84,14 @@ def test_default_preset_runs_at_the_recorded_settings(tmp_path, data_dir, monkey
         ]
     )
     assert "recorded tuning" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", [["--peft", "lora"], ["--model", "other"]])
+def test_recorded_settings_apply_only_to_what_they_were_tuned_for(option):
+    from samlm.compare import PRESETS
+    from samlm.compare.grid import with_recorded_settings
+
+    options = dict(PRESETS["default"])
+    assert "settings" in with_recorded_settings(options)  # full fine-tuning of MiniLM
+    name = option[0].removeprefix("--")
+    assert "settings" not in with_recorded_settings({**options, name: option[1]})

@@ -133,11 +133,18 @@ def group_key(task: str, size: int, method: str) -> str:
     return f"{task}|{size}|{method}"
 
 
+# what the recorded settings were tuned for: full fine-tuning of the default model
+RECORDED_FOR = {"model": "minilm", "modelling": "auto", "peft": "none"}
+
+
 def with_recorded_settings(options: dict[str, Any]) -> dict[str, Any]:
     """``options`` (GridSpec fields) with the settings the evidence grid's tuning chose for
-    its (task, size, method) groups, where recorded (:mod:`.recorded`)."""
+    its (task, size, method) groups, where recorded (:mod:`.recorded`) and where the
+    options train what they were tuned for (:data:`RECORDED_FOR`)."""
     from .recorded import SETTINGS, SOURCE
 
+    if any(options.get(k, v) not in (None, v) for k, v in RECORDED_FOR.items()):
+        return options
     keys = {
         group_key(t, n, m)
         for t in options["tasks"]
