@@ -1,6 +1,6 @@
 """The overhead of ``samlm compare --backend ray``: one grid on both backends, side by side.
 
-    python bench/ray_backend.py --data-dir ../shared/data [--seeds 3] [--cpus 2]
+    python bench/ray_backend.py --data-dir ../shared/data [--seeds 3] [--cpus 2] [--order ray,local]
 
 Runs the default preset's grid (SST-2 at 250 examples, baseline / SAM / SAM(0.25), at the
 evidence grid's recorded settings; ``--seeds`` of them) twice in fresh folders: on the
@@ -35,22 +35,34 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--seeds", type=int, default=PRESETS["default"].get("seeds", 3))
     parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument(
+        "--order",
+        choices=["local,ray", "ray,local"],
+        default="local,ray",
+        help="which backend runs first (run both orders on a noisy machine)",
+    )
     args = parser.parse_args()
     spec = grid(str(Path(args.data_dir).absolute()), args.seeds)
     cells = len(spec.cells())
+    runs: dict[str, tuple[dict, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        local = compare(spec, Path(tmp) / "local", backend=LocalBackend(args.cpus))
-        local_s = time.perf_counter() - start
-        start = time.perf_counter()  # Ray's start counts: the user waits for it too
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-        on_ray = compare(spec, Path(tmp) / "ray", backend=RayBackend(cpus_per_cell=1))
-        ray.shutdown()
-        ray_s = time.perf_counter() - start
+        for name in args.order.split(","):
+            start = time.perf_counter()  # Ray's start counts: the user waits for it too
+            if name == "ray":
+                ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+                backend = RayBackend(cpus_per_cell=1)
+            else:
+                backend = LocalBackend(args.cpus)
+            records = compare(spec, Path(tmp) / name, backend=backend)
+            if name == "ray":
+                ray.shutdown()
+            runs[name] = records, time.perf_counter() - start
+    (local, local_s), (on_ray, ray_s) = runs["local"], runs["ray"]
     same = all(
         json.dumps(local[k].get("score")) == json.dumps(on_ray[k].get("score")) for k in local
     )
     ok = sum(r["status"] == "ok" for r in on_ray.values())
+    print(f"order: {args.order}")
     print(
         f"grid: {cells} cells ({', '.join(spec.tasks)} at {spec.sizes}, {spec.methods}, "
         f"{args.seeds} seeds), {args.cpus} CPUs, {ok} ok on Ray"
