@@ -276,16 +276,17 @@ def test_exclude_head_is_refused_for_text2text_before_anything_is_written(tmp_pa
 
 def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
     """A run folder whose config.yaml predates an option resumes with its default."""
-    from samlm.pipeline.run import _prepare_output
+    from samlm.pipeline.run import _check_output, _prepare_output
 
     cfg = TrainConfig(task="glue/sst2", output=str(tmp_path / "run"))
     old = {k: v for k, v in cfg.to_dict().items() if k not in ("exclude_head", "sam_start_step")}
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"options": old}))
+    _check_output(cfg, resume=True, overwrite=False)
     assert _prepare_output(cfg, resume=True, overwrite=False) is None
     changed = TrainConfig(task="glue/sst2", output=str(tmp_path / "run"), sam_start_step=3)
     with pytest.raises(ValueError, match="sam_start_step: 0 -> 3"):
-        _prepare_output(changed, resume=True, overwrite=False)
+        _check_output(changed, resume=True, overwrite=False)
 
 
 @pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam"])

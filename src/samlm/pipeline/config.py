@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-            if not on and value != _FIELD_DEFAULTS[name]:
+            if not on and value != FIELD_DEFAULTS[name]:
                 raise ValueError(f"{name}={value} has an effect only with {flag}")
             if on and self.peft != "lora":
                 raise ValueError(f"{flag} needs --peft lora: it acts on the LoRA adapters")
@@ -202,6 +202,11 @@ class TrainConfig:
     def epoch_steps(self, n_train: int) -> int:
         """Optimizer steps in one epoch of ``n_train`` examples."""
         return math.ceil(n_train / self.examples_per_step())
+
+    def budget_steps(self, n_train: int) -> int:
+        """The step budget over ``n_train`` examples: ``max(min_steps, ceil(epochs x steps
+        per epoch))``."""
+        return max(self.min_steps, math.ceil(self.epochs * self.epoch_steps(n_train)))
 
     def lora_target_list(self) -> list[str] | None:
         """``--lora-targets q,v`` as a list (None: PEFT's default for the model type)."""
@@ -253,7 +258,8 @@ class TrainConfig:
         return cls(**values)
 
 
-_FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+# the options' defaults (what a config.yaml written before an option existed means)
+FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

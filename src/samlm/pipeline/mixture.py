@@ -18,7 +18,6 @@ et al. 2020, Section 3.5.2).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,9 +117,8 @@ class MixtureJob:
             self.sizes, cfg.mixing, limit=cfg.mixing_limit, temperature=cfg.temperature
         )
         self.n_train = sum(self.sizes)
-        self.steps = cfg.max_steps
-        if self.steps == -1:
-            self.steps = max(cfg.min_steps, math.ceil(cfg.epochs * cfg.epoch_steps(self.n_train)))
+        # a count in every case: the sampler draws that many steps' examples
+        self.steps = cfg.max_steps if cfg.max_steps != -1 else cfg.budget_steps(self.n_train)
         self.draws = self.steps * cfg.examples_per_step()
         notes = [t.data_note(data_dir) for t in listed]
         self.note = " ".join(n for n in notes if n) or None

@@ -17,11 +17,9 @@ errors, and the Trainer runs DDP (``--batch-size`` is per process).
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ from ..training import (
     with_lora_flatness,
 )
 from .adapters import apply_lora
-from .config import TrainConfig
+from .config import FIELD_DEFAULTS, TrainConfig
 from .job import TaskJob
 from .mixture import MixtureJob
 from .models import ModelChoice
@@ -110,7 +108,7 @@ def _check_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
     if saved_path.is_file():
         saved = yaml.safe_load(saved_path.read_text())["options"]
         # an option added since the run started is saved as its default value
-        saved = {**_defaults(), **saved}
+        saved = {**FIELD_DEFAULTS, **saved}
         now = cfg.to_dict()
         diff = [k for k in now if k not in RESUME_IGNORES and saved.get(k) != now[k]]
         if diff:
@@ -119,8 +117,8 @@ def _check_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
 
 
 def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | None:
-    """Check the run folder and make it; returns the checkpoint to resume from (or None)."""
-    _check_output(cfg, resume, overwrite)
+    """Make the run folder :func:`_check_output` accepted (``train`` checks it before the
+    model loads); returns the checkpoint to resume from (or None)."""
     out = Path(cfg.output)
     if overwrite and out.exists():
         shutil.rmtree(out)
@@ -128,10 +126,6 @@ def _prepare_output(cfg: TrainConfig, resume: bool, overwrite: bool) -> Path | N
         return last_complete_checkpoint(out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
     return None
-
-
-def _defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:
@@ -170,7 +164,7 @@ def _steps(cfg: TrainConfig, n_train: int) -> int:
     ``max(min_steps, ceil(epochs x steps per epoch))`` (-1: train by epochs)."""
     if cfg.max_steps != -1 or not cfg.min_steps:
         return cfg.max_steps
-    return max(cfg.min_steps, math.ceil(cfg.epochs * cfg.epoch_steps(n_train)))
+    return cfg.budget_steps(n_train)
 
 
 def _training_args(
