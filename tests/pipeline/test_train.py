@@ -289,6 +289,26 @@ def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
         _check_output(changed, resume=True, overwrite=False)
 
 
+def test_resume_of_a_moved_run_folder(tmp_path, monkeypatch):
+    """The folder's path is not an option: a run saved as ``runs/x`` resumes when named
+    by its absolute path (as compare's backends name cells) or after a move."""
+    from samlm.pipeline.run import _check_output
+
+    monkeypatch.chdir(tmp_path)
+    saved = TrainConfig(task="glue/sst2", output="runs/x").to_dict()
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "moved" / "config.yaml").write_text(yaml.safe_dump({"options": saved}))
+    _check_output(
+        TrainConfig(task="glue/sst2", output=str(tmp_path / "moved")), resume=True, overwrite=False
+    )
+    with pytest.raises(ValueError, match="seed: 0 -> 1"):
+        _check_output(
+            TrainConfig(task="glue/sst2", output=str(tmp_path / "moved"), seed=1),
+            resume=True,
+            overwrite=False,
+        )
+
+
 @pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam"])
 def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     out = _run(

@@ -53,7 +53,8 @@ from .models import ModelChoice
 
 DEFAULT_LR = {"adamw": 1e-4, "adafactor": 1e-3, "sgd": 1e-2}
 TRAINER_OPTIM = {"adamw": "adamw_torch", "adafactor": "adafactor", "sgd": "sgd"}
-RESUME_IGNORES = ("data_dir", "progress")
+# where the run folder and the data are is not what the run is: a moved folder resumes
+RESUME_IGNORES = ("output", "data_dir", "progress")
 RUNTIME_NAMES = ("runtime", "samples_per_second", "steps_per_second")
 # (modelling, with SAM) -> the Trainer class; text2text and causal evaluate by generation
 TRAINERS = {
