@@ -5,18 +5,23 @@
 head (encoders; text2text and causal LMs keep their LM head frozen). SAM then perturbs
 exactly what trains: the adapters and the head (its parameter groups hold only
 parameters that require a gradient), so its backup is the adapters' size, not the
-model's. The run saves the adapter only, in PEFT's format. ``targets`` None takes PEFT's
-default for the model type (GPT-2: ``c_attn``; Llama: ``q_proj``, ``v_proj``).
+model's. The run saves the adapter only, in PEFT's format (``adapter_config.json`` and
+the adapter's weights, with an encoder's head); :func:`load_lora` puts it back on the base
+model built as the run built it, :func:`merge_lora` folds it into the base's weights.
+``targets`` None takes PEFT's default for the model type (GPT-2: ``c_attn``; Llama:
+``q_proj``, ``v_proj``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 PEFT_METHODS = ("none", "lora")
 INSTALL = "pip install 'samlm[peft]'"
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT's: a folder with it holds a saved adapter
 
 
 def require_peft(option: str = "--peft lora") -> None:
@@ -70,3 +75,27 @@ def is_adapted(model: nn.Module) -> bool:
     except ImportError:
         return False
     return isinstance(model, PeftModel)
+
+
+def holds_adapter(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an adapter PEFT saved (not a full model)."""
+    return (Path(folder) / ADAPTER_CONFIG).is_file()
+
+
+def load_lora(model: nn.Module, folder: str | Path, *, option: str = "--peft lora") -> nn.Module:
+    """``model`` (the base model, built as the run built it) with the adapter saved in
+    ``folder``, trainable: the adapters and the modules saved with them (an encoder's task
+    head) require a gradient, the base's weights stay frozen. Without peft, a ValueError
+    names ``option`` and the install command."""
+    require_peft(option)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """The base model of a LoRA ``model`` with its adapters merged into the adapted weights
+    (``W + (alpha / r) B A``) and the saved modules in place of the originals: the same
+    function as ``model``, the base's architecture. Its weights keep their
+    ``requires_grad`` flags (the base's: off)."""
+    return model.merge_and_unload()
