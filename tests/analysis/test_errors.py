@@ -79,11 +79,3 @@ def test_measure_run_needs_a_run_folder(tmp_path):
         measure_run(tmp_path, rhoo=0.1)
     with pytest.raises(ValueError, match="samples=0"):
         measure_run(tmp_path, samples=0)
-
-
-def test_measure_run_says_it_does_not_load_lora_adapters(tmp_path):
-    (tmp_path / "config.yaml").write_text("options: {task: glue/sst2}\nresolved: {}\n")
-    (tmp_path / "best").mkdir()
-    (tmp_path / "best" / "adapter_config.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"trained LoRA adapters \(--peft lora\)"):
-        measure_run(tmp_path)

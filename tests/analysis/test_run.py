@@ -9,6 +9,7 @@ import math
 
 import matplotlib.image
 import pytest
+from transformers import AutoModelForSequenceClassification
 
 from samlm.analysis import measure_run
 from samlm.analysis.cli import add_sharpness_parser, run_sharpness
@@ -60,6 +61,9 @@ def test_samlm_sharpness_writes_its_outputs(run_dir, capsys):
     assert result["task"] == "glue/sst2" and result["method"] == "sam"
     assert result["train_examples"] == 24 and result["samples"] == 16 == result["examples"]
     assert result["run_rho"] == 0.05 and result["options"]["rho"] == 0.05
+    best = AutoModelForSequenceClassification.from_pretrained(run_dir / "best")
+    assert (result["peft"], result["weights"]) == ("none", "trained")
+    assert result["parameters"] == sum(p.numel() for p in best.parameters())  # every weight
     for key in ("sharpness", "m_sharpness", "adaptive_sharpness"):
         assert math.isfinite(result[key]["sharpness"]) and result[key]["steps"] == 2
     assert result["m_sharpness"]["chunks"] == 4
@@ -81,6 +85,14 @@ def test_samlm_sharpness_writes_its_outputs(run_dir, capsys):
     assert again["hessian"]["trace"]["value"] == pytest.approx(
         result["hessian"]["trace"]["value"], rel=1e-6
     )
+
+
+def test_merged_weights_of_a_full_run_are_its_trained_weights(run_dir):
+    fast = dict(samples=8, steps=1, m=0, hessian_iters=0, probes=0, grid=0, progress=False)
+    trained = measure_run(run_dir, write=False, **fast)
+    merged = measure_run(run_dir, weights="merged", write=False, **fast)
+    assert merged["weights"] == "merged" and merged["parameters"] == trained["parameters"]
+    assert merged["sharpness"] == trained["sharpness"]
 
 
 def test_a_different_data_folder_is_refused(run_dir, tmp_path):

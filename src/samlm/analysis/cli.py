@@ -4,9 +4,11 @@
 defaults of :class:`~samlm.analysis.measure.MeasureOptions`) to the ``samlm`` parser;
 :func:`run_sharpness` runs it: :func:`~samlm.analysis.run.measure_run` rebuilds the run's
 training subset, measures the best model on a seeded sample of it (rho-sharpness and its
-m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss landscape),
-writes ``RUN_DIR/sharpness/`` and prints the lines of :func:`summary`. ``samlm.cli``
-wires both into its parser and dispatch.
+m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss landscape) as
+a function of the weights ``--weights`` names (``trained``: what the run trained, a
+``--peft lora`` run's adapters and head; ``merged``: every weight, a LoRA run's adapters
+merged into its base), writes ``RUN_DIR/sharpness/`` and prints the lines of
+:func:`summary`. ``samlm.cli`` wires both into its parser and dispatch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .measure import MeasureOptions
+from .measure import WEIGHTS, MeasureOptions
 
 DEFAULTS = MeasureOptions()
 
@@ -27,7 +29,10 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Rebuild a run's training subset, measure on a sample of it: rho-sharpness "
             "(plain, m-, adaptive), the Hessian's top eigenvalue and trace, and the loss "
-            "along filter-normalised random directions. Writes RUN_DIR/sharpness/."
+            "along filter-normalised random directions. Writes RUN_DIR/sharpness/. "
+            "The weights measured are what the run trained (--weights trained: every weight "
+            "of a full fine-tuning run, the adapters and task head of a --peft lora run) or "
+            "every weight of the model with a LoRA run's adapters merged in (--weights merged)."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `samlm train`")
@@ -42,6 +47,14 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=32,
         help="examples per forward pass; bounds memory (default: 32)",
+    )
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="trained",
+        help="the weights measured: trained (what the run trained: a --peft lora run's "
+        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
+        "adapters merged into the base); the same for a full fine-tuning run (default: trained)",
     )
     p.add_argument(
         "--rho",
@@ -132,6 +145,7 @@ def run_sharpness(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         data_dir=args.data_dir,
         device=args.device,
+        weights=args.weights,
         rho=args.rho,
         adaptive_rho=args.adaptive_rho,
         eta=args.eta,
@@ -153,7 +167,9 @@ def summary(result: dict[str, Any]) -> list[str]:
     """A few lines: loss, the sharpness variants, the Hessian, the plots."""
     lines = [
         f"{result['task']} ({result['method']}): {result['samples']} of "
-        f"{result['train_examples']} training examples, loss {result['loss']:.4f}"
+        f"{result['train_examples']} training examples, loss {result['loss']:.4f}",
+        f"  {'weights':<19} {result['weights']}: {result['parameters']:,} parameters"
+        + (f" (peft {result['peft']})" if result["peft"] != "none" else ""),
     ]
     for key, label in (
         ("sharpness", "sharpness"),

@@ -18,6 +18,9 @@ from .objective import LossFn, Objective
 from .plots import plot_landscape_1d, plot_landscape_2d
 from .sharpness import rho_sharpness
 
+# the weights ``measure_run`` measures a run's model in (``run.py``): what the run trained,
+# or every weight with a LoRA run's adapters merged in
+WEIGHTS = ("trained", "merged")
 PLOTS = {"landscape_1d": "landscape_1d.png", "landscape_2d": "landscape_2d.png"}
 
 

@@ -1,5 +1,20 @@
 """Sharpness of a finished ``samlm train`` run: rebuild its training subset exactly as the
-run did, load ``best/``, measure on a seeded sample, write ``RUN_DIR/sharpness/``."""
+run did, load ``best/``, measure on a seeded sample, write ``RUN_DIR/sharpness/``.
+
+What is measured is the loss as a function of the weights ``weights`` names:
+
+* ``trained`` (the default): the parameters the run trained, the space SAM perturbed in
+  it. For a full fine-tuning run, every weight of the model; for a ``--peft lora`` run,
+  the adapters ``A``, ``B`` and the modules saved with them (an encoder's task head),
+  the base model's weights held fixed.
+* ``merged``: every weight of the model the run produced, a LoRA run's adapters merged
+  into the base's weights (``W + (alpha / r) B A``; Flat-LoRA's view, the full weight
+  space). For a full fine-tuning run this is the same as ``trained``.
+
+A LoRA run's ``best/`` holds PEFT's adapter only: its base model is rebuilt as the run
+built it (``pipeline.models.load_model``), the adapter loaded onto it
+(``pipeline.adapters.load_lora``). ``best/`` is only read.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +22,8 @@ import inspect
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +37,15 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
 )
+from transformers.utils import logging as transformers_logging
 
 from ..optim.validation import optional_positive_int, positive_int
+from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora
 from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
-from ..pipeline.models import causal_tokenizer
+from ..pipeline.models import causal_tokenizer, load_model, resolve_model
 from ..tasks import Example, Task, get_task, subsample
-from .measure import MeasureOptions, measure_all
+from .measure import WEIGHTS, MeasureOptions, measure_all
 from .objective import hf_loss
 
 OUTPUT = "sharpness"
@@ -51,12 +70,7 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
             f"run_dir={str(run)!r} trained a task mixture: samlm sharpness measures "
             "single-task runs and does not measure mixtures yet"
         )
-    if (run / "best" / "adapter_config.json").is_file():
-        raise ValueError(
-            f"run_dir={str(run)!r} trained LoRA adapters (--peft lora): samlm sharpness "
-            "measures full models and does not load adapters yet"
-        )
-    if not (run / "best" / "config.json").is_file():
+    if not ((run / "best" / "config.json").is_file() or holds_adapter(run / "best")):
         raise ValueError(f"run_dir={str(run)!r} has no best/ model: is the run finished?")
     return run, data["options"], data["resolved"]
 
@@ -69,23 +83,64 @@ def training_subset(
 
 
 def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
-    """``best/`` with the Auto class the run trained (no head is re-initialised: a
-    mismatch is an error), and its tokenizer (else the run's base model's)."""
+    """``best/`` and its tokenizer (else the run's base model's). A full model loads with
+    the Auto class the run trained (no head is re-initialised: a mismatch is an error); a
+    LoRA adapter loads onto the run's base model ``model_path``, rebuilt as the run built
+    it, with the adapters and saved head trainable and the base frozen."""
     best = run / "best"
-    if modelling == "text2text":
-        auto = AutoModelForSeq2SeqLM
-    elif modelling == "causal":
-        auto = AutoModelForCausalLM
-    elif task.kind == "multiple_choice":
-        auto = AutoModelForMultipleChoice
+    tokenizer = None
+    if holds_adapter(best):
+        if model_path is None:
+            raise ValueError(f"{run / 'config.yaml'}: no model to load the adapter in {best} onto")
+        choice = resolve_model(model_path, modelling, task)
+        with _quiet_transformers():  # a fresh head's "newly initialized" warning: it is loaded
+            base, tokenizer = load_model(choice, task)
+        model = load_lora(base, best, option="samlm sharpness on a --peft lora run")
     else:
-        auto = AutoModelForSequenceClassification
-    model = auto.from_pretrained(best)
+        model = _auto_class(task, modelling).from_pretrained(best)
     has_tokenizer = (best / "tokenizer_config.json").is_file()
-    tokenizer = AutoTokenizer.from_pretrained(best if has_tokenizer else model_path)
-    if modelling == "causal":
-        tokenizer = causal_tokenizer(tokenizer, str(model_path))
+    if has_tokenizer or tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(best if has_tokenizer else model_path)
+        if modelling == "causal":
+            tokenizer = causal_tokenizer(tokenizer, str(model_path))
     return model, tokenizer
+
+
+def _auto_class(task: Task, modelling: str) -> Any:
+    if modelling == "text2text":
+        return AutoModelForSeq2SeqLM
+    if modelling == "causal":
+        return AutoModelForCausalLM
+    if task.kind == "multiple_choice":
+        return AutoModelForMultipleChoice
+    return AutoModelForSequenceClassification
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(level)
+
+
+def check_weights(weights: Any) -> None:
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights={weights!r} must be one of {', '.join(WEIGHTS)}")
+
+
+def measured_model(model: nn.Module, weights: str) -> nn.Module:
+    """The model whose parameters that require a gradient are the ones ``weights`` names
+    (see the module docstring): ``model`` as loaded for ``trained``; for ``merged``, a
+    LoRA model's adapters merged into its base, and every weight requiring a gradient."""
+    check_weights(weights)
+    if weights == "merged":
+        if is_adapted(model):
+            model = merge_lora(model)
+        model.requires_grad_(True)
+    return model
 
 
 def batches_for(
@@ -108,7 +163,9 @@ def batches_for(
         max_target_length=options.get("max_target_length", 32),
         training=True,
     )
-    accepted = set(inspect.signature(model.forward).parameters) | {"labels"}
+    # the columns the model's forward accepts (a LoRA model's: its base's, as the Trainer)
+    forward = (model.get_base_model() if is_adapted(model) else model).forward
+    accepted = set(inspect.signature(forward).parameters) | {"labels"}
     dataset = dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
     collate = collator(task, modelling, tokenizer, model)
     rows = [dataset[i] for i in range(len(dataset))]
@@ -123,10 +180,14 @@ def measure_run(
     data_dir: str | Path | None = None,
     device: str | None = None,
     write: bool = True,
+    weights: str = "trained",
     **options: Any,
 ) -> dict[str, Any]:
     """Measure a ``samlm train`` run's best model on ``samples`` of its training examples
-    (a seeded, stratified sample; None: all), in batches of ``batch_size``.
+    (a seeded, stratified sample; None: all), in batches of ``batch_size``, as a function
+    of the ``weights`` "trained" (what the run trained: a LoRA run's adapters and head) or
+    "merged" (every weight, a LoRA run's adapters merged into its base); see the module
+    docstring. The result records them, ``weights`` and ``parameters`` (their number).
 
     ``options`` are :class:`MeasureOptions` fields (rho, steps, m, adaptive_rho, eta,
     hessian_iters, hessian_tol, probes, grid, span, seed, train, progress); ``data_dir``
@@ -136,6 +197,7 @@ def measure_run(
     start = time.perf_counter()
     optional_positive_int("samples", samples)
     positive_int("batch_size", batch_size)
+    check_weights(weights)
     unknown = set(options) - (set(MeasureOptions.__dataclass_fields__) - {"batch_size"})
     if unknown:
         raise ValueError(f"unknown option(s) for measure_run: {', '.join(sorted(unknown))}")
@@ -154,15 +216,22 @@ def measure_run(
     sample = examples
     if samples is not None and samples < len(examples):
         sample = subsample(examples, size=samples, seed=opts.seed, stratify=task.kind in STRATIFIED)
-    model, tokenizer = load_best(run, task, modelling, resolved.get("model_path"))
+    model_path = resolved.get("model_path") or run_options.get("model")
+    model, tokenizer = load_best(run, task, modelling, model_path)
     model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     batches = batches_for(task, sample, model, tokenizer, modelling, run_options, batch_size)
+    peft = run_options.get("peft") or "none"
+    model = measured_model(model, weights)
     folder = run / OUTPUT
+    method = run_options.get("optimizer")
     result = {
         "run_dir": str(run),
         "task": task.name,
-        "method": run_options.get("optimizer"),
+        "method": method,
         "run_rho": resolved.get("rho"),
+        "peft": peft,
+        "weights": weights,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "train_examples": len(examples),
         "samples": len(sample),
         "batch_size": batch_size,
@@ -172,7 +241,7 @@ def measure_run(
             batches,
             opts,
             output_dir=folder if write else None,
-            title=f"{task.name} ({run_options.get('optimizer')})",
+            title=f"{task.name} ({method}" + (f", {peft} {weights})" if peft != "none" else ")"),
         ),
     }
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
