@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -135,6 +136,33 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     # every cell, finished or failed, was attempted once, here
     assert len(cells) == 8 and all(r["attempts"] == 1 for r in records.values())
     assert all(len((c / "attempts.jsonl").read_text().splitlines()) == 1 for c in cells)
+
+
+def test_a_lora_grid_measures_what_trained(tmp_path, data_dir, tiny_bert_dir):
+    """--sharpness with --peft lora: each cell's adapters and head, the base fixed."""
+    spec = GridSpec(
+        tasks=["glue/sst2"],
+        sizes=[16],
+        methods=["baseline", "sam"],
+        seeds=1,
+        model=str(tiny_bert_dir),
+        epochs=1.0,
+        min_steps=2,
+        eval_steps=2,
+        eval_size=16,
+        validation_size=16,
+        batch_size=8,
+        max_length=32,
+        data_dir=str(data_dir),
+        sharpness=True,
+        peft="lora",
+        lora_r=2,
+    )
+    records = compare(spec, tmp_path / "cmp", workers=1)
+    assert sorted(r["status"] for r in records.values()) == ["ok", "ok"]
+    for r in records.values():
+        assert set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"}
+        assert all(math.isfinite(v) for v in r["sharpness"].values())
 
 
 def _colours(fig) -> dict[str, set[str]]:

@@ -160,10 +160,6 @@ def _option_problems(spec: GridSpec) -> list[str]:
             f"sharpness: samlm sharpness does not measure task mixtures yet ({mixtures}); "
             "drop --sharpness or the mixture"
         )
-    if spec.peft != "none" and spec.sharpness:
-        problems.append(
-            "sharpness: samlm sharpness does not load LoRA adapters yet; drop --sharpness or --peft"
-        )
     return problems
 
 
