@@ -100,9 +100,9 @@ def test_mixture_problems_in_one_message(tmp_path, data_dir, encoder):
     text = "\n".join(problems)
     assert "mixture 'superglue/cb+superglue/cb' lists superglue/cb twice" in text
     assert "unknown mixture 'mixture/nosuch'" in text
-    assert "peft 'lora' with a task mixture" in text
+    assert "peft" not in text  # LoRA trains a mixture too
     assert "superglue/cb: size 300 is larger than its training split (250 examples" in text
-    assert len(problems) == 5, problems  # CB's size problem said once
+    assert len(problems) == 4, problems  # CB's size problem said once
 
 
 def test_a_named_mixture_and_options_pass_through(data_dir, encoder):
@@ -116,6 +116,11 @@ def test_a_named_mixture_and_options_pass_through(data_dir, encoder):
     assert grid_problems(spec) == []
     options = spec.train_options(Cell("mixture/superglue", 100, "baseline", 0))
     assert options["task"] == "" and options["mixture"] == "superglue"
+    lora_mix = GridSpec(**{**spec.to_dict(), "peft": "lora", "lora_targets": "query"})
+    assert grid_problems(lora_mix) == []  # LoRA on a mixture: a cell's options as usual
+    options = lora_mix.train_options(Cell(MIX, 100, "sam", 0))
+    assert options["task"] == "glue/sst2,superglue/cb" and options["peft"] == "lora"
+    assert options["lora_targets"] == "query"
     lora = GridSpec(
         tasks=["glue/sst2"],
         sizes=[100],

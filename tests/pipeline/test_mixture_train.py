@@ -267,3 +267,158 @@ def test_bad_mixture_options(tmp_path, capsys, extra, message):
     err = _fail(capsys, *extra, "--output", str(tmp_path / "out"))
     assert message in err
     assert not (tmp_path / "out").exists()
+
+
+class Snapshot(TrainerCallback):
+    """Every parameter at the start of training, what SAM perturbs, and the model at the
+    end (the best one, reloaded by then)."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.kill_at = kill_at
+        self.start: dict[str, torch.Tensor] = {}
+        self.perturbed: set[int] = set()
+        self.model = None
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        self.start = {n: p.detach().clone() for n, p in model.named_parameters()}
+        groups = optimizer.param_groups
+        self.perturbed = {id(p) for g in groups if g.get("perturb") for p in g["params"]}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.kill_at:
+            raise KeyboardInterrupt("killed")
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+
+LORA_MIX = dict(
+    task="glue/sst2,superglue/cb",
+    peft="lora",
+    lora_r=2,
+    train_size=16,
+    validation_size=8,
+    eval_size=8,
+    max_steps=6,
+    batch_size=4,
+    save_steps=2,
+    learning_rate=1e-2,
+    progress=False,
+)
+
+
+def test_lora_on_a_mixture_trains_adapters_and_heads_only(tmp_path, data_dir, tiny_bert_dir):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    from safetensors.torch import load_file
+
+    seen = Snapshot()
+    options = dict(LORA_MIX, model=str(tiny_bert_dir), data_dir=str(data_dir))
+    result = train(TrainConfig(output=str(tmp_path / "run"), **options), callbacks=[seen])
+    assert set(result["per_task"]) == {"glue/sst2", "superglue/cb"}
+    expected = sum(task_score(s) for s in result["per_task"].values()) / 2
+    assert result["average"] == pytest.approx(expected) == result["metrics"]["average"]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["average"] == result["average"] and set(m["per_task"]) == set(result["per_task"])
+    trained = {n for n, p in seen.model.named_parameters() if p.requires_grad}
+    params = dict(seen.model.named_parameters())
+    # SAM perturbs what trains (but the heads' biases: SAMConfig.exclude_bias_and_norm)
+    weights = {id(params[n]) for n in trained if not n.endswith(".bias")}
+    assert seen.perturbed == weights
+    # PEFT's default targets for BERT (query, value), and both heads in full
+    assert trained and all(".lora_" in n or ".modules_to_save." in n for n in trained), sorted(
+        trained
+    )
+    assert {n for n in trained if "query" in n} and {n for n in trained if "value" in n}
+    assert {n for n in trained if "classifier.0." in n} and {
+        n for n in trained if "classifier.1." in n
+    }
+    end = params
+    for name, before in seen.start.items():
+        if name in trained:
+            if ".lora_B." in name or "classifier" in name:  # B starts at zero: it must move
+                assert not torch.equal(end[name], before), name
+        else:  # the frozen encoder (and PEFT's copy of the untrained heads): untouched
+            assert torch.equal(end[name], before), name
+    best = tmp_path / "run" / "best"
+    assert (best / "adapter_config.json").is_file() and not (best / "model.safetensors").exists()
+    saved = load_file(best / "adapter_model.safetensors")
+    assert any("classifier.1" in k for k in saved) and any("lora_A" in k for k in saved)
+    assert not any("word_embeddings" in k for k in saved)  # the adapter, not the encoder
+    model, tasks = load_multihead(best)  # the adapter merged into the pretrained encoder
+    assert tasks == ["glue/sst2", "superglue/cb"] and len(model.classifier) == 2
+    batch = dict(
+        input_ids=torch.randint(1000, 2000, (4, 1, 12)),
+        attention_mask=torch.ones(4, 1, 12, dtype=torch.long),
+        task_ids=torch.tensor([0, 1, 1, 0]),
+    )
+    seen.model.eval()
+    model.eval()
+    with torch.no_grad():
+        want = seen.model(**batch).logits
+        got = model(**batch).logits
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_lora_on_a_mixture_resumes_exactly(tmp_path, data_dir, tiny_bert_dir):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    from safetensors.torch import load_file
+
+    options = dict(LORA_MIX, model=str(tiny_bert_dir), data_dir=str(data_dir))
+    full = train(TrainConfig(output=str(tmp_path / "full"), **options))
+    killed = TrainConfig(output=str(tmp_path / "killed"), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, callbacks=[Snapshot(kill_at=3)])
+    resumed = train(killed, resume=True)
+    assert resumed["resumed_from"] == "checkpoint-2" and resumed["global_steps"] == 6
+    assert resumed["metrics"] == full["metrics"]
+    assert resumed["per_task"] == full["per_task"]
+    a = load_file(tmp_path / "full" / "best" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "killed" / "best" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_on_a_text2text_mixture(tmp_path, data_dir, tiny_t5_dir):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    out = _run(
+        tmp_path,
+        data_dir,
+        "--task",
+        "glue/sst2,superglue/cb",
+        "--model",
+        str(tiny_t5_dir),
+        "--peft",
+        "lora",
+        "--train-size",
+        "8",
+        "--eval-size",
+        "4",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-target-length",
+        "4",
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["modelling"] == "text2text" and set(m["per_task"]) == {"glue/sst2", "superglue/cb"}
+    assert (out / "best" / "adapter_config.json").is_file()  # as a single-task LoRA run
+    assert not (out / "best" / "multitask.json").exists()
+
+
+def test_lora_errors_on_a_mixture_name_the_option(tmp_path, capsys, data_dir, tiny_bert_dir):
+    pytest.importorskip("peft", reason="needs the peft extra")
+    from samlm.pipeline.adapters import default_targets
+
+    out = tmp_path / "out"
+    common = ["--task", "glue/sst2,superglue/cb", "--model", str(tiny_bert_dir)]
+    paths = ["--data-dir", str(data_dir), "--output", str(out), "--train-size", "8"]
+    lora = ["--peft", "lora", "--lora-targets", "no_such_module"]
+    assert main(["train", *common, *paths, *lora]) == 2
+    err = capsys.readouterr().err  # after the model's loading messages
+    assert "--peft lora cannot wrap MultiHeadEncoder" in err
+    listed = err.split("linear modules: ")[1].strip().split(", ")
+    assert "query" in listed and not any(m.isdigit() for m in listed)  # not the heads
+    assert not out.exists()
+    assert default_targets("bert") == ["query", "value"]
+    with pytest.raises(ValueError, match=r"no default target modules .* give --lora-targets"):
+        default_targets("no-such-type")

@@ -10,6 +10,12 @@ the adapter's weights, with an encoder's head); :func:`load_lora` puts it back o
 model built as the run built it, :func:`merge_lora` folds it into the base's weights.
 ``targets`` None takes PEFT's default for the model type (GPT-2: ``c_attn``; Llama:
 ``q_proj``, ``v_proj``).
+
+A mixture's multi-head encoder (``multitask.MultiHeadEncoder``, not a transformers model)
+is wrapped as PEFT wraps a custom module: LoRA on its shared encoder's target modules
+(``model_type`` names the encoder, whose PEFT default applies when ``targets`` is None)
+and every task head in ``modules_to_save``, so the heads train in full and are saved
+with the adapter (``adapter_model.safetensors``) and restored with it on resume.
 """
 
 from __future__ import annotations
@@ -40,27 +46,60 @@ def apply_lora(
     alpha: float,
     dropout: float,
     targets: list[str] | None,
+    model_type: str | None = None,
+    modules_to_save: list[str] | None = None,
 ) -> nn.Module:
-    """``model`` with LoRA adapters (PEFT's defaults for its type when ``targets`` is None)."""
+    """``model`` with LoRA adapters (PEFT's defaults for its type when ``targets`` is None).
+
+    ``model_type`` and ``modules_to_save`` are for a custom module (a mixture's multi-head
+    encoder): the transformers type whose PEFT default targets apply, and the modules
+    that train in full and are saved with the adapter."""
     require_peft()
     from peft import LoraConfig, TaskType, get_peft_model
 
-    task_type = {"text2text": TaskType.SEQ_2_SEQ_LM, "causal": TaskType.CAUSAL_LM}.get(
-        modelling, TaskType.SEQ_CLS
-    )
+    if model_type is not None:  # a custom module: PEFT knows no type and no task for it
+        task_type = None
+        targets = targets or default_targets(model_type)
+    else:
+        task_type = {"text2text": TaskType.SEQ_2_SEQ_LM, "causal": TaskType.CAUSAL_LM}.get(
+            modelling, TaskType.SEQ_CLS
+        )
     config = LoraConfig(
-        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type=task_type
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        task_type=task_type,
+        modules_to_save=modules_to_save,
     )
     try:
         return get_peft_model(model, config)
     except ValueError as err:
+        kept = tuple(modules_to_save or ())
         linear = sorted(
-            {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if _adaptable(m)}
+            {
+                name.rsplit(".", 1)[-1]
+                for name, m in model.named_modules()
+                if _adaptable(m) and not name.startswith(kept)
+            }
         )
         raise ValueError(
             f"--peft lora cannot wrap {type(model).__name__} (targets {targets or 'PEFT default'}):"
             f" {err}. Give --lora-targets from its linear modules: {', '.join(linear)}"
         ) from None
+
+
+def default_targets(model_type: str) -> list[str]:
+    """PEFT's default LoRA target modules for a transformers ``model_type`` (BERT:
+    ``query``, ``value``); a ValueError naming ``--lora-targets`` when it has none."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    if model_type not in DEFAULTS:
+        raise ValueError(
+            f"--peft lora: PEFT has no default target modules for model type {model_type!r}; "
+            "give --lora-targets"
+        )
+    return list(DEFAULTS[model_type])
 
 
 def _adaptable(module: Any) -> bool:

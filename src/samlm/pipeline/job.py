@@ -6,7 +6,8 @@
   examples differ from the validation ones);
 * ``describe()`` (the data in ``config.yaml`` and ``metrics.json``),
   ``training_overrides()`` (Trainer arguments of its own), ``summary(...)`` (extra
-  ``metrics.json`` entries), ``save(model, folder)`` (beside the saved model);
+  ``metrics.json`` entries), ``save(model, folder)`` (beside the saved model),
+  ``lora_options(model)`` (``adapters.apply_lora``'s options of its own);
 * ``load()``, ``train_dataset(enc)``, ``eval_dataset(role, enc)``, ``collator(...)``
   and ``metrics(role, tokenizer)`` with ``role`` "validation" or "reported".
 
@@ -80,6 +81,9 @@ class TaskJob:
 
     def save(self, model: Any, folder: Path) -> None:
         """Nothing beyond the Trainer's ``save_model``."""
+
+    def lora_options(self, model: Any) -> dict[str, Any]:
+        return {}
 
     def load(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         return load_model(self.choice, self.task)

@@ -14,6 +14,10 @@ et al. 2020, Section 3.5.2).
   task's :func:`samlm.metrics.task_score`), which selects the checkpoint.
 * Encoders: a shared encoder with one head per task (``multitask.py``); text-to-text
   and causal LMs: one model, the tasks told apart by their prompts.
+* ``--peft lora``: encoders get LoRA on the shared encoder (``--lora-targets``, else
+  PEFT's default for the encoder's type) and every head trained in full (saved with the
+  adapter, ``multitask.py``); text-to-text and causal LMs get LoRA as a single-task run
+  does.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from transformers import (
 from ..metrics import benchmark_average
 from ..tasks import TASKS, Example, Task, get_task
 from ..tasks.base import TEXT_MODELLING
+from .adapters import is_adapted
 from .config import TrainConfig
 from .data import Splits, data_folder
 from .features import collator, encode, metrics_fn
@@ -104,8 +109,6 @@ class MixtureJob:
             listed, self.left_out = named_mixture(cfg.mixture, data_dir, modelling)
         for task in listed:
             check_modelling(task, modelling)
-        if cfg.peft != "none":
-            raise ValueError("--peft with a task mixture is not built yet; drop --peft")
         self.cfg = cfg
         self.tasks = listed
         self.name = ",".join(t.name for t in listed)
@@ -162,9 +165,19 @@ class MixtureJob:
         }
 
     def save(self, model: Any, folder: Path) -> None:
-        """Next to the Trainer's saved weights: the heads' description (encoders)."""
-        if isinstance(model, MultiHeadEncoder):
-            model.describe(folder, [t.name for t in self.tasks])
+        """Next to the Trainer's saved weights (or LoRA adapter and heads): the heads'
+        description, and with an adapter the pretrained encoder it applies to (encoders)."""
+        adapted = is_adapted(model)
+        inner = model.get_base_model() if adapted else model
+        if isinstance(inner, MultiHeadEncoder):
+            path = self.choice.path  # a local folder by its absolute path, else a Hub name
+            base = (str(Path(path).resolve()) if Path(path).is_dir() else path) if adapted else None
+            inner.describe(folder, [t.name for t in self.tasks], base_model=base)
+
+    def lora_options(self, model: Any) -> dict[str, Any]:
+        """``adapters.apply_lora``'s options beyond the run's: a multi-head encoder's
+        (its encoder's type, its heads trained in full); none for an LM."""
+        return model.lora_options() if isinstance(model, MultiHeadEncoder) else {}
 
     # -- model and data ----------------------------------------------------------------------
 

@@ -17,6 +17,12 @@ the loss is the mean of the examples' losses over the batch. A head whose task h
 example in the batch is not called, so its gradient stays ``None`` and SAM neither
 perturbs it nor counts it in the norm. The heads sit in ``model.classifier`` (a
 ``ModuleList``), the name ``--exclude-head`` looks for.
+
+With ``--peft lora`` (:meth:`MultiHeadEncoder.lora_options`) PEFT wraps the whole model:
+LoRA adapters on the shared encoder, every head trained in full as one of PEFT's
+``modules_to_save``. ``best/`` then holds PEFT's adapter files (the adapters and the
+heads) instead of ``model.safetensors``, and ``multitask.json`` names the pretrained
+encoder they apply to (``base_model``); :func:`load_multihead` reads either layout.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from transformers import AutoConfig, AutoModel, PreTrainedModel, PreTrainedToken
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..tasks import Task
+from .adapters import holds_adapter, load_lora, merge_lora
 
 SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 DESCRIPTION = "multitask.json"  # next to the Trainer's model.safetensors in a saved model
@@ -110,24 +117,50 @@ class MultiHeadEncoder(nn.Module):
         loss = total / batch if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
-    def describe(self, folder: Path, tasks: Sequence[str]) -> None:
-        """Write what :func:`load_multihead` needs besides the Trainer's weights file."""
+    def lora_options(self) -> dict[str, Any]:
+        """``adapters.apply_lora``'s options for this model: the encoder's type (whose PEFT
+        default targets apply) and the heads, trained in full and saved with the adapter
+        (PEFT's ``modules_to_save``, one entry per head: ``classifier.0``, ...)."""
+        return {
+            "model_type": self.encoder.config.model_type,
+            "modules_to_save": [f"classifier.{i}" for i in range(len(self.classifier))],
+        }
+
+    def describe(self, folder: Path, tasks: Sequence[str], base_model: str | None = None) -> None:
+        """Write what :func:`load_multihead` needs besides the Trainer's weights file (an
+        adapter's files: ``base_model``, the pretrained encoder it applies to)."""
         self.encoder.config.save_pretrained(folder / "encoder")
         pairs = zip(tasks, self.specs, strict=True)
         heads = [{"task": t, "kind": s.kind, "outputs": s.outputs} for t, s in pairs]
-        (folder / DESCRIPTION).write_text(json.dumps({"heads": heads}, indent=2) + "\n")
+        description: dict[str, Any] = {"heads": heads}
+        if base_model is not None:
+            description["base_model"] = base_model
+        (folder / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
 
 
 def load_multihead(folder: str | Path) -> tuple[MultiHeadEncoder, list[str]]:
-    """A saved multi-head model (``best/`` of a mixture run) and its tasks, in head order."""
+    """A saved multi-head model (``best/`` of a mixture run) and its tasks, in head order.
+
+    A LoRA run's folder (PEFT's ``adapter_config.json``) is applied to the pretrained
+    encoder named in ``multitask.json`` and merged: either way the result is a plain
+    :class:`MultiHeadEncoder`."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    heads = json.loads((folder / DESCRIPTION).read_text())["heads"]
+    description = json.loads((folder / DESCRIPTION).read_text())
+    heads = description["heads"]
+    specs = [HeadSpec(h["kind"], h["outputs"]) for h in heads]
+    tasks = [h["task"] for h in heads]
+    if holds_adapter(folder):
+        base = description.get("base_model")
+        if base is None:
+            raise ValueError(f"{folder / DESCRIPTION} does not name the adapter's base model")
+        model = MultiHeadEncoder(AutoModel.from_pretrained(base), specs)
+        return merge_lora(load_lora(model, folder)), tasks
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder / "encoder"))
-    model = MultiHeadEncoder(encoder, [HeadSpec(h["kind"], h["outputs"]) for h in heads])
+    model = MultiHeadEncoder(encoder, specs)
     model.load_state_dict(load_file(folder / "model.safetensors"))
-    return model, [h["task"] for h in heads]
+    return model, tasks
 
 
 def _loss(spec: HeadSpec, scores: Tensor, labels: Tensor) -> Tensor:

@@ -277,6 +277,7 @@ def train(
             alpha=cfg.lora_alpha,
             dropout=cfg.lora_dropout,
             targets=cfg.lora_target_list(),
+            **job.lora_options(model),
         )
     checkpoint = _main_first(state, prepare)
     if note:
