@@ -237,6 +237,7 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
     p.add_argument("--rho-asam", type=float, help="rho of asam")
     _add_model_options(p)
+    _add_mixing_options(p)
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
     p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
     p.add_argument(
@@ -294,9 +295,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-targets", help=HELP["lora_targets"])
 
 
+def _add_mixing_options(p: argparse.ArgumentParser) -> None:
+    """``samlm train``'s mixing flags, for the cells of a mixture (``grid.MIXTURE_OPTIONS``)."""
+    from .pipeline.mixing import MIXINGS
+
+    cells = " (mixture cells only; default: samlm train's)"
+    p.add_argument("--mixing", choices=MIXINGS, help=HELP["mixing"] + cells)
+    p.add_argument("--mixing-limit", type=int, help=HELP["mixing_limit"] + cells)
+    p.add_argument("--temperature", type=float, help=HELP["temperature"] + cells)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .compare import PRESETS, GridSpec, compare, write_report
-    from .compare.grid import TRAIN_OPTIONS, with_recorded_settings
+    from .compare.grid import MIXTURE_OPTIONS, TRAIN_OPTIONS, with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
     from .tasks import resolve_data_dir
@@ -322,6 +333,7 @@ def _compare(args: argparse.Namespace) -> int:
         "rho_sam",
         "rho_asam",
         *TRAIN_OPTIONS,
+        *MIXTURE_OPTIONS,
     ):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)

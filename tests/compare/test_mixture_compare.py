@@ -219,6 +219,7 @@ def test_an_older_compare_yaml_without_the_new_fields_resumes(tmp_path):
     compare(spec, tmp_path, workers=2, cell_fn=mixture_cell)
     saved = yaml.safe_load((tmp_path / SPEC_FILE).read_text())
     new = ("modelling", "peft", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+    new += ("mixing", "mixing_limit", "temperature")
     old = {k: v for k, v in saved.items() if k not in new}
     (tmp_path / SPEC_FILE).write_text(yaml.safe_dump(old, sort_keys=False))
     calls = (tmp_path / "calls.jsonl").read_text()
@@ -232,3 +233,90 @@ def test_an_older_compare_yaml_without_the_new_fields_resumes(tmp_path):
             workers=1,
             cell_fn=mixture_cell,
         )
+
+
+def test_mixing_options_reach_the_mixture_cells_train_config(data_dir, encoder):
+    from samlm.pipeline import TrainConfig
+    from samlm.pipeline.mixture import MixtureJob
+
+    spec = GridSpec(
+        tasks=["glue/sst2", MIX],
+        sizes=[20],
+        methods=["baseline"],
+        model=encoder,
+        data_dir=str(data_dir),
+        mixing="temperature",
+        mixing_limit=10,
+        temperature=2.0,
+    )
+    assert grid_problems(spec) == []
+    cfg = TrainConfig(output="x", **spec.train_options(Cell(MIX, 20, "baseline", 0)))
+    assert (cfg.mixing, cfg.mixing_limit, cfg.temperature) == ("temperature", 10, 2.0)
+    job = MixtureJob(cfg)  # the cell's rates: min(20, 10) each, then T = 2 (equal here)
+    assert job.rates == pytest.approx([0.5, 0.5])
+    single = spec.train_options(Cell("glue/sst2", 20, "baseline", 0))
+    assert not {"mixing", "mixing_limit", "temperature"} & set(single)  # a task alone
+    plain = GridSpec(tasks=[MIX], sizes=[20], methods=["baseline"])
+    options = plain.train_options(Cell(MIX, 20, "baseline", 0))
+    assert not {"mixing", "mixing_limit", "temperature"} & set(options)  # train's defaults
+    equal = GridSpec(**{**plain.to_dict(), "mixing": "equal"})
+    assert TrainConfig(output="x", **equal.train_options(Cell(MIX, 20, "sam", 1))).mixing == "equal"
+
+
+@pytest.mark.parametrize(
+    ("tasks", "extra", "message"),
+    [
+        ("glue/sst2", ["--mixing", "equal"], "--mixing equal: sets how a mixture's tasks"),
+        (
+            "glue/sst2,superglue/cb",
+            ["--temperature", "2", "--mixing-limit", "9"],
+            "--mixing-limit 9, --temperature 2.0: sets how a mixture's tasks are drawn, and "
+            "--tasks lists no mixture",
+        ),
+        (MIX, ["--temperature", "2"], "--temperature 2.0: has an effect only with --mixing temp"),
+        (MIX, ["--mixing", "equal", "--mixing-limit", "9"], "--mixing-limit 9: has no effect"),
+        (MIX, ["--mixing-limit", "0"], "mixing_limit=0 must be an integer >= 1"),
+        (MIX, ["--mixing", "temperature", "--temperature", "-1"], "temperature=-1.0 must be > 0"),
+    ],
+)
+def test_bad_mixing_options_exit_2(tmp_path, data_dir, encoder, capsys, tasks, extra, message):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--tasks", tasks, "--sizes", "16", "--model", encoder, *extra]
+    assert main([*argv, "--data-dir", str(data_dir), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("samlm compare: error: the grid cannot run") and message in err
+    assert not out.exists()
+
+
+def test_an_unknown_mixing_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["compare", "--tasks", MIX, "--mixing", "nope", "--output", str(tmp_path / "c")])
+    assert exit.value.code == 2 and "--mixing: invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_mixing_options_are_recorded_and_reported(tmp_path):
+    spec = GridSpec(
+        tasks=["glue/sst2+glue/cola"],
+        sizes=[100],
+        methods=["baseline", "sam"],
+        seeds=2,
+        mixing="temperature",
+        mixing_limit=50,
+        temperature=2.0,
+    )
+    compare(spec, tmp_path, workers=2, cell_fn=mixture_cell)
+    saved = yaml.safe_load((tmp_path / SPEC_FILE).read_text())
+    assert (saved["mixing"], saved["mixing_limit"], saved["temperature"]) == (
+        "temperature",
+        50,
+        2.0,
+    )
+    text = terminal(write_report(tmp_path))
+    assert "at temperature-scaled rates (T = 2), each counting at most 50 examples" in text
+    with pytest.raises(ValueError, match=r"other settings \(temperature\)"):
+        compare(
+            GridSpec(**{**saved, "temperature": 3.0}), tmp_path, workers=1, cell_fn=mixture_cell
+        )
+    default = GridSpec(tasks=["glue/sst2+glue/cola"], sizes=[100], methods=["baseline"], seeds=1)
+    compare(default, tmp_path / "plain", workers=1, cell_fn=mixture_cell)
+    assert "(--mixing proportional, the default)" in terminal(write_report(tmp_path / "plain"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
-from .mixtures import train_task
+from .mixtures import is_mixture, train_task
 
 METHODS: dict[str, dict[str, Any]] = {
     "baseline": {"optimizer": "baseline"},
@@ -192,6 +192,11 @@ class GridSpec:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
     lora_targets: str | None = None
+    # how a mixture cell draws its tasks (samlm train's --mixing, --mixing-limit,
+    # --temperature), passed to mixture cells only; None: samlm train's default
+    mixing: str | None = None
+    mixing_limit: int | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -277,6 +282,7 @@ class GridSpec:
             **train_task(cell.task),
             "model": self.model,
             **{name: getattr(self, name) for name in TRAIN_OPTIONS},
+            **(self.mixing_options() if is_mixture(cell.task) else {}),
             "seed": cell.seed,
             "epochs": self.epochs,
             "min_steps": self.min_steps,
@@ -294,12 +300,20 @@ class GridSpec:
             options["rho"] = setting["rho"]
         return options
 
+    def mixing_options(self) -> dict[str, Any]:
+        """The mixing options given (:data:`MIXTURE_OPTIONS` that are not None), as a
+        mixture cell's ``TrainConfig`` takes them."""
+        values = {name: getattr(self, name) for name in MIXTURE_OPTIONS}
+        return {name: value for name, value in values.items() if value is not None}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 # GridSpec fields passed as they are to every cell's TrainConfig
 TRAIN_OPTIONS = ("modelling", "peft", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+# GridSpec fields passed, when given, to the TrainConfig of a mixture's cells
+MIXTURE_OPTIONS = ("mixing", "mixing_limit", "temperature")
 # GridSpec fields with a plain default: what a compare.yaml written before a field existed
 # means by leaving it out
 DEFAULTS = {f.name: f.default for f in fields(GridSpec) if f.default is not MISSING}

@@ -29,6 +29,19 @@ def train_task(name: str) -> dict[str, Any]:
     return {"task": ",".join(listed(name)) if JOIN in name else name}
 
 
+def describe_mixing(mixing: str | None, limit: int | None, temperature: float | None) -> str:
+    """How a grid's mixture cells drew their tasks, in words (None: samlm train's default)."""
+    kind = mixing or "proportional"
+    words = {
+        "proportional": "at rates proportional to their training sizes",
+        "temperature": f"at temperature-scaled rates (T = {temperature or 1.0:g})",
+        "equal": "at equal rates",
+    }[kind]
+    if limit is not None and kind != "equal":
+        words += f", each counting at most {limit} examples"
+    return f"{words} (--mixing {kind}{'' if mixing else ', the default'})"
+
+
 def scores(result: dict[str, Any]) -> dict[str, Any]:
     """A mixture cell's record entries from ``samlm train``'s result: ``score`` (the
     average), ``per_task`` (each task's score), ``validation_score`` and the examples

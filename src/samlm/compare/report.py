@@ -18,7 +18,7 @@ import yaml
 
 from . import store
 from .grid import METHODS, GridSpec
-from .mixtures import is_mixture
+from .mixtures import describe_mixing, is_mixture
 from .stats import (
     AggregateGain,
     PairedGain,
@@ -437,13 +437,15 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
         ),
     ]
     if a.per_task:
+        mixing = (a.spec.mixing, a.spec.mixing_limit, a.spec.temperature)
         out.insert(
             1,
             (
                 "Mixtures by task",
                 "A mixture's score above is the mean of its tasks' scores (GLUE/SuperGLUE "
-                "style, one model trained on them all, each task at the row's size); here "
-                "each task's score, mean ± sd over seeds.",
+                "style, one model trained on them all, each task at the row's size, the "
+                f"tasks drawn {describe_mixing(*mixing)}); here each task's score, mean ± "
+                "sd over seeds.",
                 _per_task_rows(a),
             ),
         )

@@ -149,12 +149,47 @@ def _option_problems(spec: GridSpec) -> list[str]:
             TrainConfig(output="-", **options)
         except ValueError as err:
             problems.append(str(err))
+    problems += _mixing_problems(spec)
     mixtures = ", ".join(name for name in spec.tasks if is_mixture(name))
     if mixtures and spec.sharpness:
         problems.append(
             f"sharpness: samlm sharpness does not measure task mixtures yet ({mixtures}); "
             "drop --sharpness or the mixture"
         )
+    return problems
+
+
+def _mixing_problems(spec: GridSpec) -> list[str]:
+    """The mixing options given (``--mixing``, ``--mixing-limit``, ``--temperature``): only
+    with a mixture among the tasks, each where it has an effect, and values
+    ``samlm train`` takes."""
+    from ..pipeline import TrainConfig
+
+    given = spec.mixing_options()
+    if not given:
+        return []
+    flags = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in given.items())
+    if not any(is_mixture(name) for name in spec.tasks):
+        return [
+            f"{flags}: sets how a mixture's tasks are drawn, and --tasks lists no mixture "
+            f"(tasks joined by {JOIN}, or {NAMED}NAME); drop {'it' if len(given) == 1 else 'them'}"
+            " or add a mixture"
+        ]
+    problems = []
+    if spec.temperature is not None and spec.mixing != "temperature":
+        problems.append(
+            f"--temperature {spec.temperature}: has an effect only with --mixing temperature"
+        )
+    if spec.mixing_limit is not None and spec.mixing == "equal":
+        problems.append(
+            f"--mixing-limit {spec.mixing_limit}: has no effect with --mixing equal (it caps "
+            "a task's size in the proportional and temperature rates)"
+        )
+    if not problems:  # the values: samlm train's checks (as a two-task cell gets them)
+        try:
+            TrainConfig(task="a,b", output="-", **given)
+        except ValueError as err:
+            problems.append(str(err))
     return problems
 
 
