@@ -23,6 +23,7 @@ et al. 2020, Section 3.5.2).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,74 @@ def training_units(task: Task, examples: Sequence[Example], modelling: str) -> i
     return len(examples)
 
 
+@dataclass(frozen=True)
+class MixtureData:
+    """A mixture's tasks and their examples as a run with options ``cfg`` builds them
+    (``MixtureJob``, and ``samlm sharpness`` rebuilding a finished run's): the tasks
+    (``--task a,b`` in that order, or a named mixture's found in the data folder), each
+    task's splits (:func:`job.task_splits`, a single-task run's), its training units and
+    its mixing rate."""
+
+    tasks: list[Task]
+    left_out: list[str]  # a named mixture's tasks whose data is found but not modelled
+    splits: list[Splits]
+    sizes: list[int]  # training units (:func:`training_units`)
+    rates: list[float]  # :func:`mixing.mixing_rates` of ``sizes`` under the run's options
+
+    @property
+    def name(self) -> str:
+        """The run's name for the mixture: its tasks, comma-separated."""
+        return ",".join(t.name for t in self.tasks)
+
+    @classmethod
+    def build(
+        cls,
+        cfg: TrainConfig,
+        data_dir: Path | None,
+        modelling: str,
+        listed: list[Task] | None = None,
+    ) -> MixtureData:
+        """The mixture of ``cfg`` under ``modelling`` (``listed``: ``cfg``'s listed tasks,
+        already checked)."""
+        left_out: list[str] = []
+        if cfg.mixture:
+            listed, left_out = named_mixture(cfg.mixture, data_dir, modelling)
+        elif listed is None:
+            listed = listed_tasks(cfg.task_names())
+        for task in listed:
+            check_modelling(task, modelling)
+        splits = [task_splits(task, data_dir, cfg) for task in listed]
+        sizes = [training_units(t, s.train, modelling) for t, s in zip(listed, splits, strict=True)]
+        rates = mixing_rates(sizes, cfg.mixing, limit=cfg.mixing_limit, temperature=cfg.temperature)
+        return cls(listed, left_out, splits, sizes, rates)
+
+
+def encode_tasks(
+    tasks: Sequence[Task], examples: Sequence[Sequence[Example]], *, training: bool, **enc: Any
+) -> list[Dataset]:
+    """Each task's ``examples`` encoded (``features.encode`` with ``enc``: tokenizer,
+    modelling, max_length, max_target_length; text-to-text and causal LMs: with the task's
+    own prompts), for an encoder in the mixed layout routing them to head ``i``
+    (``multitask.mixed_rows``)."""
+    sets = []
+    for i, (task, exs) in enumerate(zip(tasks, examples, strict=True)):
+        ds = encode(task, exs, training=training, **enc)
+        sets.append(mixed_rows(task, i, ds) if enc["modelling"] == "encoder" else ds)
+    return sets
+
+
+def mixture_collator(
+    tasks: Sequence[Task],
+    modelling: str,
+    tokenizer: PreTrainedTokenizerBase,
+    model: PreTrainedModel,
+) -> Callable:
+    """A mixed batch's collator: the multi-head one (encoders), else the LM's own."""
+    if modelling in TEXT_MODELLING:
+        return collator(tasks[0], modelling, tokenizer, model)
+    return MixedCollator(tokenizer)
+
+
 class MixtureJob:
     """Everything a multi-task run needs beyond the single-task pipeline's common steps
     (``run.train``): checked and resolved on construction, before anything is written."""
@@ -103,27 +172,19 @@ class MixtureJob:
         self.choice: ModelChoice = resolve_model(cfg.model, cfg.modelling, None)
         check_choice(cfg, self.choice)
         data_dir = data_folder(cfg.data_dir)
-        modelling = self.choice.modelling
-        self.left_out: list[str] = []
-        if listed is None:
-            listed, self.left_out = named_mixture(cfg.mixture, data_dir, modelling)
-        for task in listed:
-            check_modelling(task, modelling)
+        data = MixtureData.build(cfg, data_dir, self.choice.modelling, listed)
         self.cfg = cfg
-        self.tasks = listed
-        self.name = ",".join(t.name for t in listed)
-        self.splits: list[Splits] = [task_splits(task, data_dir, cfg) for task in listed]
-        self.sizes = [
-            training_units(t, s.train, modelling) for t, s in zip(listed, self.splits, strict=True)
-        ]
-        self.rates = mixing_rates(
-            self.sizes, cfg.mixing, limit=cfg.mixing_limit, temperature=cfg.temperature
-        )
+        self.tasks = data.tasks
+        self.left_out = data.left_out
+        self.name = data.name
+        self.splits = data.splits
+        self.sizes = data.sizes
+        self.rates = data.rates
         self.n_train = sum(self.sizes)
         # a count in every case: the sampler draws that many steps' examples
         self.steps = cfg.max_steps if cfg.max_steps != -1 else cfg.budget_steps(self.n_train)
         self.draws = self.steps * cfg.examples_per_step()
-        notes = [t.data_note(data_dir) for t in listed]
+        notes = [t.data_note(data_dir) for t in self.tasks]
         self.note = " ".join(n for n in notes if n) or None
         self.reported_apart = any(s.validation_from != "reported" for s in self.splits)
 
@@ -191,12 +252,8 @@ class MixtureJob:
         return MultiHeadEncoder(encoder, specs), AutoTokenizer.from_pretrained(self.choice.path)
 
     def _encode(self, role: str, enc: dict[str, Any]) -> list[Dataset]:
-        training = role == "train"
-        sets = []
-        for i, (task, splits) in enumerate(zip(self.tasks, self.splits, strict=True)):
-            ds = encode(task, getattr(splits, role), training=training, **enc)
-            sets.append(mixed_rows(task, i, ds) if enc["modelling"] == "encoder" else ds)
-        return sets
+        examples = [getattr(splits, role) for splits in self.splits]
+        return encode_tasks(self.tasks, examples, training=role == "train", **enc)
 
     def train_dataset(self, enc: dict[str, Any]) -> Dataset:
         """The run's draws, in order: row ``i`` is the sampler's draw ``i``."""
@@ -211,9 +268,7 @@ class MixtureJob:
         return concatenate_datasets(self._encode(role, enc))
 
     def collator(self, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> Callable:
-        if self.choice.modelling in TEXT_MODELLING:
-            return collator(self.tasks[0], self.choice.modelling, tokenizer, model)
-        return MixedCollator(tokenizer)
+        return mixture_collator(self.tasks, self.choice.modelling, tokenizer, model)
 
     def metrics(
         self, role: str, tokenizer: PreTrainedTokenizerBase
