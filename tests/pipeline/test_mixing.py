@@ -1,4 +1,5 @@
-"""T5's mixing rates on hand-computed sizes; the mixture sampler is seeded and resumable."""
+"""T5's mixing rates on hand-computed sizes; the mixture sampler is seeded and resumable;
+a sample's per-task counts follow the rates."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from samlm.pipeline.mixing import BLOCK, MixtureSampler, mixing_rates
+from samlm.pipeline.mixing import BLOCK, MixtureSampler, mixing_rates, sample_counts
 
 
 def test_proportional_rates_with_and_without_the_limit():
@@ -55,3 +56,22 @@ def test_a_resumed_sampler_draws_what_the_uninterrupted_one_drew(start):
     sampler = MixtureSampler((5, 11, 3), (0.2, 0.5, 0.3), seed=4)
     whole = sampler.draw(0, BLOCK + 60)
     assert sampler.draw(start, 40) == whole[start : start + 40]
+
+
+def test_sample_counts_follow_the_rates_within_each_tasks_size():
+    assert sample_counts([25, 249], [0.2, 0.8], 20) == [4, 16]
+    assert sample_counts([24, 24], [0.5, 0.5], 7) == [4, 3]  # a tie: the earlier task
+    assert sample_counts([10, 10, 10], [0.5, 0.3, 0.2], 10) == [5, 3, 2]
+    # a task with fewer examples than its share gives them all, the rest goes to the others
+    assert sample_counts([24, 250, 250], [0.5, 0.25, 0.25], 100) == [24, 38, 38]
+    assert sample_counts([24, 250], [0.5, 0.5], 1000) == [24, 250]  # at most everything
+    # every task gets one when the total allows (largest remainder gave the third none)
+    assert sample_counts([100, 100, 100], [0.49, 0.49, 0.02], 10) == [4, 5, 1]
+    assert sample_counts([100, 100, 100], [0.49, 0.49, 0.02], 2) == [1, 1, 0]
+    for total in range(0, 60):
+        counts = sample_counts([7, 30, 12], [0.1, 0.6, 0.3], total)
+        assert sum(counts) == min(total, 49) and all(
+            0 <= c <= n for c, n in zip(counts, [7, 30, 12], strict=True)
+        )
+    with pytest.raises(ValueError, match="total=-1"):
+        sample_counts([3], [1.0], -1)

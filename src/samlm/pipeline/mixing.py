@@ -8,6 +8,9 @@ With ``e_m`` training examples in task ``m`` and an artificial limit ``K``:
   proportional; a large ``T`` approaches equal mixing)
 * ``equal``:        ``r_m = 1 / M``
 
+A sample of ``N`` examples drawn at those rates (what ``samlm sharpness`` measures a
+mixture run on) takes :func:`sample_counts` of each task.
+
 The sampler's draw ``i`` is a pure function of ``(seed, i)``: tasks are drawn in blocks
 of :data:`BLOCK` with their own seed per block, and each task serves its examples in
 epochs, each a permutation seeded by ``(seed, task, epoch)``. A run resumed at position
@@ -52,6 +55,47 @@ def mixing_rates(
         scaled = [r ** (1.0 / temperature) for r in rates]
         rates = [s / sum(scaled) for s in scaled]
     return rates
+
+
+def sample_counts(sizes: Sequence[int], rates: Sequence[float], total: int) -> list[int]:
+    """How many of each task's ``sizes`` examples a sample of ``total`` (at most their sum)
+    takes at ``rates``: the largest-remainder quotas of ``total * r_m`` (ties to the larger
+    rate, then the earlier task). A task with fewer examples than its quota gives all it
+    has and the rest is shared among the others at their rates, renormalised; every task
+    gets at least one example when ``total`` allows. A pure function of its arguments."""
+    if len(sizes) != len(rates) or not sizes:
+        raise ValueError("sizes and rates must be non-empty and of one length")
+    if any(not isinstance(n, int) or n < 0 for n in sizes) or min(rates) < 0:
+        raise ValueError(f"sizes={list(sizes)!r} and rates={list(rates)!r} must be >= 0")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ValueError(f"total={total!r} must be an integer >= 0")
+    left = min(total, sum(sizes))
+    counts = [0] * len(sizes)
+    open_ = [m for m, n in enumerate(sizes) if n > 0]
+    while open_ and left:
+        weight = sum(rates[m] for m in open_)
+        share = {m: rates[m] / weight if weight > 0 else 1 / len(open_) for m in open_}
+        exact = {m: left * share[m] for m in open_}
+        quota = {m: math.floor(q) for m, q in exact.items()}
+        order = sorted(open_, key=lambda m: (-(exact[m] - quota[m]), -share[m], m))
+        for m in order[: left - sum(quota.values())]:
+            quota[m] += 1
+        full = [m for m in open_ if quota[m] >= sizes[m]]
+        if not full:
+            for m in open_:
+                counts[m] = quota[m]
+            break
+        for m in full:  # all of it, and the rest again among the others
+            counts[m] = sizes[m]
+            left -= sizes[m]
+            open_.remove(m)
+    if min(total, sum(sizes)) >= sum(1 for n in sizes if n > 0):
+        for m in sorted(range(len(sizes)), key=lambda m: (rates[m], m)):
+            if counts[m] == 0 and sizes[m] > 0:  # one from the task with the most
+                donor = max(range(len(sizes)), key=lambda d: (counts[d], -d))
+                counts[donor] -= 1
+                counts[m] = 1
+    return counts
 
 
 @dataclass(frozen=True)

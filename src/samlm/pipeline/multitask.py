@@ -138,12 +138,14 @@ class MultiHeadEncoder(nn.Module):
         (folder / DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
 
 
-def load_multihead(folder: str | Path) -> tuple[MultiHeadEncoder, list[str]]:
+def load_multihead(folder: str | Path, *, merge: bool = True) -> tuple[Any, list[str]]:
     """A saved multi-head model (``best/`` of a mixture run) and its tasks, in head order.
 
     A LoRA run's folder (PEFT's ``adapter_config.json``) is applied to the pretrained
     encoder named in ``multitask.json`` and merged: either way the result is a plain
-    :class:`MultiHeadEncoder`."""
+    :class:`MultiHeadEncoder`. With ``merge=False`` a LoRA run's model stays PEFT's, as it
+    trained: the adapters and heads trainable, the encoder frozen (``adapters.load_lora``;
+    a full run's folder loads as with ``merge``)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -156,7 +158,8 @@ def load_multihead(folder: str | Path) -> tuple[MultiHeadEncoder, list[str]]:
         if base is None:
             raise ValueError(f"{folder / DESCRIPTION} does not name the adapter's base model")
         model = MultiHeadEncoder(AutoModel.from_pretrained(base), specs)
-        return merge_lora(load_lora(model, folder)), tasks
+        adapted = load_lora(model, folder)
+        return (merge_lora(adapted) if merge else adapted), tasks
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder / "encoder"))
     model = MultiHeadEncoder(encoder, specs)
     model.load_state_dict(load_file(folder / "model.safetensors"))
