@@ -8,7 +8,9 @@ m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss lands
 a function of the weights ``--weights`` names (``trained``: what the run trained, a
 ``--peft lora`` run's adapters and head; ``merged``: every weight, a LoRA run's adapters
 merged into its base), writes ``RUN_DIR/sharpness/`` and prints the lines of
-:func:`summary`. ``samlm.cli`` wires both into its parser and dispatch.
+:func:`summary`. A task mixture's run is measured on a sample of its tasks' training
+examples drawn at its mixing rates (see ``run.py``). ``samlm.cli`` wires both into its
+parser and dispatch.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
             "along filter-normalised random directions. Writes RUN_DIR/sharpness/. "
             "The weights measured are what the run trained (--weights trained: every weight "
             "of a full fine-tuning run, the adapters and task head of a --peft lora run) or "
-            "every weight of the model with a LoRA run's adapters merged in (--weights merged)."
+            "every weight of the model with a LoRA run's adapters merged in (--weights merged). "
+            "A task mixture's sample is drawn from its tasks at the run's mixing rates."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `samlm train`")
@@ -40,7 +43,8 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--samples",
         type=int,
         default=128,
-        help="training examples measured (a seeded sample; default: 128)",
+        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
+        "their mixing rates; default: 128)",
     )
     p.add_argument(
         "--batch-size",
@@ -165,12 +169,21 @@ def run_sharpness(args: argparse.Namespace) -> None:
 
 def summary(result: dict[str, Any]) -> list[str]:
     """A few lines: loss, the sharpness variants, the Hessian, the plots."""
+    mixture = result.get("mixture")
+    name = f"{mixture} mixture ({result['task']})" if mixture else result["task"]
     lines = [
-        f"{result['task']} ({result['method']}): {result['samples']} of "
+        f"{name} ({result['method']}): {result['samples']} of "
         f"{result['train_examples']} training examples, loss {result['loss']:.4f}",
-        f"  {'weights':<19} {result['weights']}: {result['parameters']:,} parameters"
-        + (f" (peft {result['peft']})" if result["peft"] != "none" else ""),
     ]
+    for task, part in (result.get("tasks") or {}).items():  # a mixture's
+        lines.append(
+            f"  {task:<19} {part['samples']} of {part['train_examples']} "
+            f"(mixing rate {part['rate']:.3g})"
+        )
+    lines.append(
+        f"  {'weights':<19} {result['weights']}: {result['parameters']:,} parameters"
+        + (f" (peft {result['peft']})" if result["peft"] != "none" else "")
+    )
     for key, label in (
         ("sharpness", "sharpness"),
         ("m_sharpness", "m-sharpness"),
