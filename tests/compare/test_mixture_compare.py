@@ -41,11 +41,19 @@ def encoder(tmp_path) -> str:
 
 
 def test_a_mixture_grid_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
-    spec = GridSpec(tasks=[MIX], seeds=2, model=str(tiny_bert_dir), data_dir=str(data_dir), **TINY)
+    spec = GridSpec(
+        tasks=[MIX],
+        seeds=2,
+        model=str(tiny_bert_dir),
+        data_dir=str(data_dir),
+        sharpness=True,  # samlm sharpness measures a mixture run
+        **TINY,
+    )
     records = compare(spec, tmp_path / "cmp", workers=2)
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4, [r["error"] for r in records.values()]
     for r in ok:
+        assert set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"}
         assert set(r["per_task"]) == {"glue/sst2", "superglue/cb"}
         assert r["score"] == pytest.approx(sum(r["per_task"].values()) / 2)
         assert r["score"] == r["metrics"]["average"] and r["steps"] == 4
@@ -114,6 +122,7 @@ def test_a_named_mixture_and_options_pass_through(data_dir, encoder):
         data_dir=str(data_dir),
     )
     assert grid_problems(spec) == []
+    assert grid_problems(GridSpec(**{**spec.to_dict(), "sharpness": True})) == []
     options = spec.train_options(Cell("mixture/superglue", 100, "baseline", 0))
     assert options["task"] == "" and options["mixture"] == "superglue"
     lora_mix = GridSpec(**{**spec.to_dict(), "peft": "lora", "lora_targets": "query"})

@@ -40,7 +40,8 @@ SHARPNESS_OPTIONS = dict(samples=64, steps=1, m=0, hessian_iters=10, probes=4, g
 
 def _sharpness(run_dir: Path) -> dict[str, float]:
     """SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top eigenvalue
-    and trace, on 64 training examples of the cell's best model."""
+    and trace, on 64 training examples of the cell's best model (a mixture cell's: drawn
+    from its tasks at its mixing rates, ``samlm sharpness``'s sample)."""
     from ..analysis import measure_run
 
     r = measure_run(run_dir, progress=False, **SHARPNESS_OPTIONS)

@@ -137,7 +137,7 @@ def _entries(spec: GridSpec, problems: list[str]) -> tuple[dict[str, list[Task]]
 
 def _option_problems(spec: GridSpec) -> list[str]:
     """Options every cell would refuse (``TrainConfig``'s checks, a cell of each method)
-    and what a mixture cannot do yet (be measured by ``samlm sharpness``)."""
+    and the mixing options' problems."""
     from ..pipeline import TrainConfig
 
     problems = []
@@ -150,12 +150,6 @@ def _option_problems(spec: GridSpec) -> list[str]:
         except ValueError as err:
             problems.append(str(err))
     problems += _mixing_problems(spec)
-    mixtures = ", ".join(name for name in spec.tasks if is_mixture(name))
-    if mixtures and spec.sharpness:
-        problems.append(
-            f"sharpness: samlm sharpness does not measure task mixtures yet ({mixtures}); "
-            "drop --sharpness or the mixture"
-        )
     return problems
 
 
