@@ -15,33 +15,7 @@ A LoRA run's ``best/`` holds PEFT's adapter only: its base model is rebuilt as t
 built it (``pipeline.models.load_model``), the adapter loaded onto it
 (``pipeline.adapters.load_lora``). ``best/`` is only read.
 
-A task mixture (``samlm train --task a,b`` or ``--mixture NAME``) is measured on the loss
-it trained, the mean loss over its mixed training stream, whose batches draw task ``m``
-at its mixing rate ``r_m``: ``L(w) = sum_m r_m L_m(w)``, ``L_m`` task ``m``'s mean
-training loss. Its sample (:func:`mixture_sample`) is therefore drawn at those rates
-rather than stratified equally per task (which would weigh a task the run drew rarely as
-much as its main one): of ``samples`` examples, task ``m`` gives the largest-remainder
-share ``samples * r_m`` (``pipeline.mixing.sample_counts``; a task with fewer training
-examples gives all of them and the rest is shared among the others at their rates; every
-task at least one), drawn from its training subset (rebuilt as the run built it,
-``pipeline.mixture.MixtureData``) as a single-task run's sample is (seeded,
-label-stratified); the sample's mean loss estimates ``L``. (Counts are of examples; the
-rates of a text-to-text mixture are over its training pairs, which differ only for
-ReCoRD, whose examples give one pair per gold answer here as in training.) Without
-``samples`` (all), every
-training example of every task is measured: each task then weighs by its size, which
-matches the rates of proportional mixing without ``--mixing-limit`` only. Its rows are
-encoded as the run encoded them (``mixture.encode_tasks``: an encoder's examples routed
-to their task's head, text-to-text and causal LMs with the task's prompts) and put in a
-seeded random order, so that mini-batches (and m-sharpness's chunks) mix the tasks as
-the training stream's batches do; they are collated by the run's collator
-(``mixture.mixture_collator``: ``multitask.MixedCollator`` for the multi-head encoder).
-The loss is the model's own training loss (``hf_loss``: the multi-head encoder's is the
-mean of its examples' losses, each by its task's head). An encoder mixture's ``best/``
-loads with ``multitask.load_multihead`` (a LoRA run's unmerged for ``trained``: the
-adapters and every head), a text-to-text or causal one as a single-task run of that
-modelling. ``sharpness.json`` then records ``mixture`` (the named mixture, else None) and,
-per task, its training examples, sampled examples and rate.
+A task mixture is measured on the loss it trained (``mixture_run.py``).
 """
 
 from __future__ import annotations
@@ -52,14 +26,13 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -71,14 +44,11 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from ..optim.validation import optional_positive_int, positive_int
-from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora, require_peft
-from ..pipeline.config import TrainConfig
+from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora
 from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
-from ..pipeline.mixing import sample_counts
-from ..pipeline.mixture import MixtureData, encode_tasks, mixture_collator
 from ..pipeline.models import causal_tokenizer, load_model, resolve_model
-from ..pipeline.multitask import DESCRIPTION, load_multihead
+from ..pipeline.multitask import DESCRIPTION
 from ..tasks import Example, Task, get_task, subsample
 from .measure import WEIGHTS, MeasureOptions, measure_all
 from .objective import hf_loss
@@ -131,7 +101,7 @@ def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
         if model_path is None:
             raise ValueError(f"{run / 'config.yaml'}: no model to load the adapter in {best} onto")
         choice = resolve_model(model_path, modelling, task)
-        with _quiet_transformers():  # a fresh head's "newly initialized" warning: it is loaded
+        with quiet_transformers():  # a fresh head's "newly initialized" warning: it is loaded
             base, tokenizer = load_model(choice, task)
         model = load_lora(base, best, option="samlm sharpness on a --peft lora run")
     else:
@@ -155,7 +125,7 @@ def _auto_class(task: Task, modelling: str) -> Any:
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     level = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
@@ -192,11 +162,11 @@ def batches_for(
 ) -> list[Any]:
     """Collated training batches of ``examples`` (``encode`` + ``collator``, keeping only
     the columns the model's ``forward`` accepts, as the Trainer does)."""
-    dataset = encode(task, examples, training=True, **_encoding(tokenizer, modelling, options))
+    dataset = encode(task, examples, training=True, **encoding(tokenizer, modelling, options))
     return collated(dataset, model, collator(task, modelling, tokenizer, model), batch_size)
 
 
-def _encoding(tokenizer: Any, modelling: str, options: dict[str, Any]) -> dict[str, Any]:
+def encoding(tokenizer: Any, modelling: str, options: dict[str, Any]) -> dict[str, Any]:
     """``features.encode``'s options as the run's."""
     return dict(
         tokenizer=tokenizer,
@@ -217,81 +187,6 @@ def collated(dataset: Dataset, model: nn.Module, collate: Callable, batch_size: 
     return [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
 
 
-def run_mixture(
-    options: dict[str, Any], data_dir: str | Path | None, modelling: str
-) -> MixtureData:
-    """A mixture run's tasks and training subsets, rebuilt by the rule ``samlm train`` used
-    (``MixtureData.build`` with the run's options; ``data_dir`` in place of the run's)."""
-    if options.get("peft") == "lora":
-        require_peft("samlm sharpness on a --peft lora run")
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in options.items() if k in known}
-    values["data_dir"] = None if data_dir is None else str(data_dir)
-    cfg = TrainConfig(**values)
-    return MixtureData.build(cfg, data_folder(cfg.data_dir), modelling)
-
-
-def mixture_sample(data: MixtureData, samples: int | None, seed: int) -> list[list[Example]]:
-    """Each task's share of a mixture's sample (see the module docstring): of ``samples``
-    examples (None: all), ``mixing.sample_counts`` at the run's rates, each task's drawn
-    from its training subset as a single-task run's sample is (seeded, stratified)."""
-    train = [s.train for s in data.splits]
-    sizes = [len(t) for t in train]
-    counts = sizes if samples is None else sample_counts(sizes, data.rates, samples)
-    return [
-        examples
-        if n == len(examples)
-        else subsample(examples, size=n, seed=seed, stratify=task.kind in STRATIFIED)
-        if n
-        else []
-        for task, examples, n in zip(data.tasks, train, counts, strict=True)
-    ]
-
-
-def mixture_batches(
-    data: MixtureData,
-    sample: list[list[Example]],
-    model: nn.Module,
-    tokenizer: Any,
-    modelling: str,
-    options: dict[str, Any],
-    batch_size: int,
-    seed: int,
-) -> list[Any]:
-    """Collated training batches of a mixture's ``sample`` (one list per task): encoded as
-    the run encoded its tasks (``mixture.encode_tasks``), in a seeded random order (the
-    tasks mixed in every batch, as in the training stream), by the run's collator."""
-    sets = encode_tasks(
-        data.tasks, sample, training=True, **_encoding(tokenizer, modelling, options)
-    )
-    dataset = concatenate_datasets([s for s, exs in zip(sets, sample, strict=True) if exs])
-    dataset = dataset.select(np.random.default_rng(seed).permutation(len(dataset)).tolist())
-    collate = mixture_collator(data.tasks, modelling, tokenizer, model)
-    return collated(dataset, model, collate, batch_size)
-
-
-def load_mixture_best(
-    run: Path, data: MixtureData, modelling: str, model_path: str | None
-) -> tuple[nn.Module, Any]:
-    """A mixture run's ``best/`` and its tokenizer: an encoder's multi-head model
-    (``multitask.load_multihead``; a LoRA run's unmerged, its adapters and heads trainable
-    and the encoder frozen), else the LM as a single-task run's (:func:`load_best`)."""
-    best = run / "best"
-    if modelling != "encoder":
-        return load_best(run, data.tasks[0], modelling, model_path)
-    if not (best / DESCRIPTION).is_file():
-        raise ValueError(f"{best} has no {DESCRIPTION}: not an encoder mixture's model")
-    with _quiet_transformers():
-        model, heads = load_multihead(best, merge=False)
-    if heads != [t.name for t in data.tasks]:
-        raise ValueError(
-            f"{best / DESCRIPTION} has heads for {', '.join(heads)} but the rebuilt mixture "
-            f"is {data.name}"
-        )
-    source = best if (best / "tokenizer_config.json").is_file() else model_path
-    return model, AutoTokenizer.from_pretrained(source)
-
-
 def measure_run(
     run_dir: str | Path,
     *,
@@ -304,10 +199,11 @@ def measure_run(
     **options: Any,
 ) -> dict[str, Any]:
     """Measure a ``samlm train`` run's best model on ``samples`` of its training examples
-    (a seeded, stratified sample; a mixture's drawn at its mixing rates, see the module
-    docstring; None: all), in batches of ``batch_size``, as a function of the ``weights``
-    "trained" (what the run trained: a LoRA run's adapters and head) or "merged" (every
-    weight, a LoRA run's adapters merged into its base); see the module docstring. The
+    (a seeded, stratified sample; a mixture's drawn at its mixing rates, see
+    ``mixture_run.py``; None: all), in batches of ``batch_size``, as a function of the
+    ``weights`` "trained" (what the run trained: a LoRA run's adapters and head) or
+    "merged" (every weight, a LoRA run's adapters merged into its base); see the module
+    docstring. The
     result records them, ``weights`` and ``parameters`` (their number); a mixture's, also
     ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``, ``rate``).
 
@@ -326,7 +222,10 @@ def measure_run(
     opts = MeasureOptions(**options)
     run, run_options, resolved = read_run(run_dir)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    subject = _mixture if is_mixture(run_options) else _single_task
+    if is_mixture(run_options):
+        from .mixture_run import mixture_subject as subject
+    else:
+        subject = single_task_subject
     s = subject(run, run_options, resolved, data_dir, samples, batch_size, opts.seed, target)
     peft = run_options.get("peft") or "none"
     model = measured_model(s.model, weights)
@@ -361,7 +260,7 @@ def measure_run(
 
 
 @dataclass
-class _Subject:
+class Subject:
     """What :func:`measure_run` measures: the model as loaded (on its device) and the
     batches of its sample, with what the result says of them."""
 
@@ -374,7 +273,7 @@ class _Subject:
     extra: dict[str, Any] = field(default_factory=dict)  # a mixture's: mixture, tasks
 
 
-def _single_task(
+def single_task_subject(
     run: Path,
     options: dict[str, Any],
     resolved: dict[str, Any],
@@ -383,12 +282,12 @@ def _single_task(
     batch_size: int,
     seed: int,
     device: torch.device,
-) -> _Subject:
+) -> Subject:
     task = get_task(options["task"])
     modelling = resolved.get("modelling") or "encoder"
     data = data_dir if data_dir is not None else options.get("data_dir")
     examples = training_subset(task, options, data)
-    _check_size(task.name, len(examples), resolved.get("train_examples"), data)
+    check_size(task.name, len(examples), resolved.get("train_examples"), data)
     sample = examples
     if samples is not None and samples < len(examples):
         sample = subsample(examples, size=samples, seed=seed, stratify=task.kind in STRATIFIED)
@@ -396,53 +295,10 @@ def _single_task(
     model, tokenizer = load_best(run, task, modelling, model_path)
     model.to(device)
     batches = batches_for(task, sample, model, tokenizer, modelling, options, batch_size)
-    return _Subject(task.name, task.name, model, batches, len(examples), len(sample))
+    return Subject(task.name, task.name, model, batches, len(examples), len(sample))
 
 
-def _mixture(
-    run: Path,
-    options: dict[str, Any],
-    resolved: dict[str, Any],
-    data_dir: str | Path | None,
-    samples: int | None,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-) -> _Subject:
-    modelling = resolved.get("modelling") or "encoder"
-    data_path = data_dir if data_dir is not None else options.get("data_dir")
-    data = run_mixture(options, data_path, modelling)
-    recorded = resolved.get("tasks")
-    if isinstance(recorded, dict) and list(recorded) != [t.name for t in data.tasks]:
-        raise ValueError(
-            f"the rebuilt mixture is {data.name} but the run trained {','.join(recorded)}: "
-            f"is data_dir={str(data_path)!r} the data the run used?"
-        )
-    for task, splits in zip(data.tasks, data.splits, strict=True):
-        expected = (recorded or {}).get(task.name, {}).get("train_examples")
-        _check_size(task.name, len(splits.train), expected, data_path)
-    sample = mixture_sample(data, samples, seed)
-    model_path = resolved.get("model_path") or options.get("model")
-    model, tokenizer = load_mixture_best(run, data, modelling, model_path)
-    model.to(device)
-    batches = mixture_batches(data, sample, model, tokenizer, modelling, options, batch_size, seed)
-    mixture = options.get("mixture") or None
-    tasks = {
-        t.name: {"train_examples": len(s.train), "samples": len(exs), "rate": r}
-        for t, s, exs, r in zip(data.tasks, data.splits, sample, data.rates, strict=True)
-    }
-    return _Subject(
-        data.name,
-        f"{mixture} mixture" if mixture else data.name,
-        model,
-        batches,
-        sum(len(s.train) for s in data.splits),
-        sum(len(exs) for exs in sample),
-        {"mixture": mixture, "tasks": tasks},
-    )
-
-
-def _check_size(name: str, n: int, expected: int | None, data: Any) -> None:
+def check_size(name: str, n: int, expected: int | None, data: Any) -> None:
     """Refuse a rebuilt training subset whose size differs from the run's record."""
     if expected is not None and n != expected:
         raise ValueError(

@@ -1,0 +1,164 @@
+"""Sharpness of a finished task-mixture run (``samlm train --task a,b`` or ``--mixture
+NAME``), for :func:`samlm.analysis.run.measure_run`.
+
+The loss measured is the one the run trained: its stream draws task ``m`` at its mixing
+rate ``r_m``, so ``L(w) = sum_m r_m L_m(w)`` (``L_m`` task ``m``'s mean training loss).
+The sample (:func:`mixture_sample`) estimates it: of ``samples`` examples, task ``m``
+gives the largest-remainder share of ``samples * r_m`` (``mixing.sample_counts``: a task
+with fewer examples gives all it has, the rest shared at the others' rates; each task at
+least one), drawn from its training subset (``mixture.MixtureData``, rebuilt as the run
+built it) as a single-task sample is (seeded, label-stratified). Sampling equally per
+task instead would weigh a rarely drawn task as much as the main one. Without
+``samples`` every training example is measured, each task weighing by its size (the
+rates of proportional mixing without ``--mixing-limit`` only). Counts are of examples;
+a text-to-text mixture's rates are over its training pairs, which differ for ReCoRD only.
+
+The rows are encoded as the run encoded them (``mixture.encode_tasks``: an encoder's
+examples routed to their task's head, LMs with each task's prompts), put in a seeded
+random order (batches, and m-sharpness's chunks, mix the tasks as training batches do)
+and collated by the run's collator; the loss is the model's own (the multi-head
+encoder's: the mean of its examples' losses, each by its task's head). An encoder
+mixture's ``best/`` loads with ``multitask.load_multihead`` (a LoRA run's unmerged for
+``--weights trained``: adapters and heads), an LM mixture's as a single-task run's.
+``sharpness.json`` adds ``mixture`` (the named mixture, else None) and, per task, its
+training examples, sampled examples and rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import concatenate_datasets
+from torch import nn
+from transformers import AutoTokenizer
+
+from ..pipeline.adapters import require_peft
+from ..pipeline.config import TrainConfig
+from ..pipeline.data import STRATIFIED, data_folder
+from ..pipeline.mixing import sample_counts
+from ..pipeline.mixture import MixtureData, encode_tasks, mixture_collator
+from ..pipeline.multitask import DESCRIPTION, load_multihead
+from ..tasks import Example, subsample
+from .run import Subject, check_size, collated, encoding, load_best, quiet_transformers
+
+
+def run_mixture(
+    options: dict[str, Any], data_dir: str | Path | None, modelling: str
+) -> MixtureData:
+    """A mixture run's tasks and training subsets, rebuilt by the rule ``samlm train`` used
+    (``MixtureData.build`` with the run's options; ``data_dir`` in place of the run's)."""
+    if options.get("peft") == "lora":
+        require_peft("samlm sharpness on a --peft lora run")
+    known = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in options.items() if k in known}
+    values["data_dir"] = None if data_dir is None else str(data_dir)
+    cfg = TrainConfig(**values)
+    return MixtureData.build(cfg, data_folder(cfg.data_dir), modelling)
+
+
+def mixture_sample(data: MixtureData, samples: int | None, seed: int) -> list[list[Example]]:
+    """Each task's share of a mixture's sample (see the module docstring): of ``samples``
+    examples (None: all), ``mixing.sample_counts`` at the run's rates, each task's drawn
+    from its training subset as a single-task run's sample is (seeded, stratified)."""
+    train = [s.train for s in data.splits]
+    sizes = [len(t) for t in train]
+    counts = sizes if samples is None else sample_counts(sizes, data.rates, samples)
+    return [
+        examples
+        if n == len(examples)
+        else subsample(examples, size=n, seed=seed, stratify=task.kind in STRATIFIED)
+        if n
+        else []
+        for task, examples, n in zip(data.tasks, train, counts, strict=True)
+    ]
+
+
+def mixture_batches(
+    data: MixtureData,
+    sample: list[list[Example]],
+    model: nn.Module,
+    tokenizer: Any,
+    modelling: str,
+    options: dict[str, Any],
+    batch_size: int,
+    seed: int,
+) -> list[Any]:
+    """Collated training batches of a mixture's ``sample`` (one list per task): encoded as
+    the run encoded its tasks (``mixture.encode_tasks``), in a seeded random order (the
+    tasks mixed in every batch, as in the training stream), by the run's collator."""
+    sets = encode_tasks(
+        data.tasks, sample, training=True, **encoding(tokenizer, modelling, options)
+    )
+    dataset = concatenate_datasets([s for s, exs in zip(sets, sample, strict=True) if exs])
+    dataset = dataset.select(np.random.default_rng(seed).permutation(len(dataset)).tolist())
+    collate = mixture_collator(data.tasks, modelling, tokenizer, model)
+    return collated(dataset, model, collate, batch_size)
+
+
+def load_mixture_best(
+    run: Path, data: MixtureData, modelling: str, model_path: str | None
+) -> tuple[nn.Module, Any]:
+    """A mixture run's ``best/`` and its tokenizer: an encoder's multi-head model
+    (``multitask.load_multihead``; a LoRA run's unmerged, its adapters and heads trainable
+    and the encoder frozen), else the LM as a single-task run's (:func:`load_best`)."""
+    best = run / "best"
+    if modelling != "encoder":
+        return load_best(run, data.tasks[0], modelling, model_path)
+    if not (best / DESCRIPTION).is_file():
+        raise ValueError(f"{best} has no {DESCRIPTION}: not an encoder mixture's model")
+    with quiet_transformers():
+        model, heads = load_multihead(best, merge=False)
+    if heads != [t.name for t in data.tasks]:
+        raise ValueError(
+            f"{best / DESCRIPTION} has heads for {', '.join(heads)} but the rebuilt mixture "
+            f"is {data.name}"
+        )
+    source = best if (best / "tokenizer_config.json").is_file() else model_path
+    return model, AutoTokenizer.from_pretrained(source)
+
+
+def mixture_subject(
+    run: Path,
+    options: dict[str, Any],
+    resolved: dict[str, Any],
+    data_dir: str | Path | None,
+    samples: int | None,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> Subject:
+    modelling = resolved.get("modelling") or "encoder"
+    data_path = data_dir if data_dir is not None else options.get("data_dir")
+    data = run_mixture(options, data_path, modelling)
+    recorded = resolved.get("tasks")
+    if isinstance(recorded, dict) and list(recorded) != [t.name for t in data.tasks]:
+        raise ValueError(
+            f"the rebuilt mixture is {data.name} but the run trained {','.join(recorded)}: "
+            f"is data_dir={str(data_path)!r} the data the run used?"
+        )
+    for task, splits in zip(data.tasks, data.splits, strict=True):
+        expected = (recorded or {}).get(task.name, {}).get("train_examples")
+        check_size(task.name, len(splits.train), expected, data_path)
+    sample = mixture_sample(data, samples, seed)
+    model_path = resolved.get("model_path") or options.get("model")
+    model, tokenizer = load_mixture_best(run, data, modelling, model_path)
+    model.to(device)
+    batches = mixture_batches(data, sample, model, tokenizer, modelling, options, batch_size, seed)
+    mixture = options.get("mixture") or None
+    tasks = {
+        t.name: {"train_examples": len(s.train), "samples": len(exs), "rate": r}
+        for t, s, exs, r in zip(data.tasks, data.splits, sample, data.rates, strict=True)
+    }
+    return Subject(
+        data.name,
+        f"{mixture} mixture" if mixture else data.name,
+        model,
+        batches,
+        sum(len(s.train) for s in data.splits),
+        sum(len(exs) for exs in sample),
+        {"mixture": mixture, "tasks": tasks},
+    )
