@@ -265,6 +265,10 @@ def test_bad_mixtures_exit_2_naming_the_task(
         (["--mixture", "glue", "--task", "glue/sst2"], "--mixture"),
         (["--task", "glue/sst2,glue/cola", "--temperature", "2"], "--mixing temperature"),
         (["--task", "glue/sst2,glue/cola", "--mixing-limit", "0"], "mixing_limit=0"),
+        (
+            ["--task", "glue/sst2,glue/cola", "--mixing", "equal", "--mixing-limit", "9"],
+            "mixing_limit=9 has no effect with --mixing equal",
+        ),
     ],
 )
 def test_bad_mixture_options(tmp_path, capsys, extra, message):

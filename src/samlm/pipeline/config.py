@@ -179,6 +179,11 @@ class TrainConfig:
         _choice("mixing", self.mixing, MIXINGS)
         if self.mixing_limit is not None:
             _at_least("mixing_limit", self.mixing_limit, 1)
+            if self.mixing == "equal":
+                raise ValueError(
+                    f"mixing_limit={self.mixing_limit} has no effect with --mixing equal (it "
+                    "caps a task's size in the proportional and temperature rates)"
+                )
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature={self.temperature} must be > 0")
         if self.temperature != 1.0 and self.mixing != "temperature":
