@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from samlm.compare import GridSpec, compare
-from samlm.compare.grid import TUNE_GRID, TUNE_SEED
+from samlm.compare.grid import LORA_LR_SCALE, TUNE_GRID, TUNE_SEED
 from samlm.compare.tuning import RECORDED, TUNED, UNTUNED, choose
 
 
@@ -62,6 +62,21 @@ def test_every_method_gets_the_same_number_of_trials():
     counts = {m: sum(t.method == m for t in spec.trials()) for m in TUNE_GRID}
     assert len(set(counts.values())) == 1 and counts["baseline"] == len(TUNE_GRID["baseline"])
     assert all(t.seed == TUNE_SEED for t in spec.trials())
+
+
+def test_a_lora_grid_tunes_at_its_own_learning_rates():
+    """--peft lora: the same trials, each at LORA_LR_SCALE times the learning rate."""
+    full, lora = GridSpec(**SPEC), GridSpec(**SPEC, peft="lora")
+    assert len(full.trials()) == len(lora.trials())
+    for method in SPEC["methods"]:
+        assert full.tune_grid(method) == TUNE_GRID[method]
+        for a, b in zip(full.tune_grid(method), lora.tune_grid(method), strict=True):
+            assert b["learning_rate"] == pytest.approx(a["learning_rate"] * LORA_LR_SCALE)
+            assert {k: v for k, v in a.items() if k != "learning_rate"} == {
+                k: v for k, v in b.items() if k != "learning_rate"
+            }
+    trial = next(t for t in lora.trials() if t.method == "sam")
+    assert lora.train_options(trial)["learning_rate"] == pytest.approx(1e-3)
 
 
 def test_seeds_run_at_each_methods_best_trial(tmp_path):

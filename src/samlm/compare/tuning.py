@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .grid import TUNE_GRID, Cell, GridSpec, group_key
+from .grid import Cell, GridSpec, group_key
 
 TUNED, RECORDED, UNTUNED = "tuned in this run", "recorded tuning", "untuned defaults"
 
@@ -46,7 +46,7 @@ def _choose_one(spec: GridSpec, records: dict[str, dict[str, Any]], cell: Cell) 
         r = records.get(trial.key, {})
         trials.append(
             {
-                "setting": TUNE_GRID[cell.method][trial.trial],
+                "setting": spec.tune_grid(cell.method)[trial.trial],
                 "status": r.get("status", "not run"),
                 "score": r.get("validation_score") if r.get("status") == "ok" else None,
             }
