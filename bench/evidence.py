@@ -1,10 +1,17 @@
-"""The evidence grid (``samlm compare --preset evidence``), run across sessions.
+"""The evidence grid (``samlm compare --preset evidence``), or another tuned preset's
+(``--preset lora``, ``--preset mixture``), run across sessions.
 
-    python bench/evidence.py --data-dir ../shared/data [--output runs/evidence]
+    python bench/evidence.py --data-dir ../shared/data [--preset evidence] [--output DIR]
+
+The recorded runs, one after the other (each resumes; a finished one only reports):
+
+    for p in evidence lora mixture; do
+        python bench/evidence.py --preset $p --data-dir ../shared/data
+    done
 
 The grid runs in ``--output`` (models and checkpoints stay there); its results store
 (``compare.yaml``, ``results.jsonl``) is mirrored to ``--record`` (default
-``bench/results/evidence``, committed) every time a cell finishes, and the report is
+``bench/results/PRESET``, committed) every time a cell finishes, and the report is
 written there when the grid is done. A later run, on this machine or another, starts
 by taking the recorded store back into ``--output``, so finished cells never run twice
 (a cell interrupted midway starts again unless its checkpoints are still in
@@ -12,8 +19,9 @@ by taking the recorded store back into ``--output``, so finished cells never run
 
     python bench/evidence.py --export-settings
 
-writes the settings the recorded tuning chose, per (task, size, method) whose trials are
-all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at them).
+writes the settings the evidence grid's tuning chose, per (task, size, method) whose
+trials are all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at
+them).
 """
 
 from __future__ import annotations
@@ -86,12 +94,16 @@ def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="required unless --export-settings")
-    parser.add_argument("--output", default="runs/evidence")
-    parser.add_argument("--record", default=str(Path(__file__).parent / "results" / "evidence"))
+    parser.add_argument("--preset", default="evidence", choices=["evidence", "lora", "mixture"])
+    parser.add_argument("--output", help="default: runs/PRESET")
+    parser.add_argument("--record", help="default: bench/results/PRESET")
     parser.add_argument("--export-settings", action="store_true")
     args, extra = parser.parse_known_args()
-    output, record = Path(args.output), Path(args.record).resolve()
+    output = Path(args.output or f"runs/{args.preset}")
+    record = Path(args.record or Path(__file__).parent / "results" / args.preset).resolve()
     if args.export_settings:
+        if args.preset != "evidence":
+            parser.error("--export-settings: the evidence grid's settings only")
         for key, setting in export_settings(record).items():
             print(key, setting)
         return
@@ -101,7 +113,7 @@ def main() -> None:
     if (record / "compare.yaml").is_file() and not (output / "compare.yaml").is_file():
         shutil.copyfile(record / "compare.yaml", output / "compare.yaml")
     print(f"taken from {record}: {merge(record, output)} record(s)", flush=True)
-    command = [sys.executable, "-m", "samlm", "compare", "--preset", "evidence"]
+    command = [sys.executable, "-m", "samlm", "compare", "--preset", args.preset]
     command += ["--data-dir", args.data_dir, "--output", str(output), *extra]
     process = subprocess.Popen(command)
     seen = -1.0

@@ -189,8 +189,10 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         default="default",
         help="default: SST-2 at 250 examples, baseline / SAM / SAM(0.25), 3 seeds, at the "
         "evidence grid's tuned settings; evidence: every (task, size) the step sweep found "
-        "learnable, 4 methods, 5 seeds, tuned (hours); paper: every local GLUE/SuperGLUE "
-        "task at 250 examples and the full set, 5 seeds, tuned (days)",
+        "learnable, 4 methods, 5 seeds, tuned (hours); lora: LoRA against LoRA + SAM on "
+        "those tasks at 250 examples, 5 seeds, tuned; mixture: one model on SST-2 + CB + "
+        "RTE at 250 examples each, baseline against SAM, 3 seeds, tuned; paper: every "
+        "local GLUE/SuperGLUE task at 250 examples and the full set, 5 seeds, tuned (days)",
     )
     p.add_argument(
         "--tasks",

@@ -331,6 +331,21 @@ def test_the_variants_are_methods_tuned_like_sam_but_not_in_the_evidence_grid():
     assert GridSpec(tasks=["glue/sst2"], sizes=[8]).methods == CORE_METHODS
 
 
+def test_the_lora_and_mixture_presets_run_the_evidence_grids_tasks():
+    """Issue 15's and 16's recorded runs: the evidence grid's learnable tasks at 250
+    examples, baseline against SAM, tuned alike, under the evidence grid's protocol."""
+    from samlm.compare.grid import PRESETS, PROTOCOL
+
+    tasks = PRESETS["evidence"]["tasks"]
+    lora, mixture = GridSpec(**PRESETS["lora"]), GridSpec(**PRESETS["mixture"])
+    assert (lora.tasks, lora.sizes, lora.peft, lora.seeds) == (tasks, [250], "lora", 5)
+    assert mixture.tasks == ["+".join(tasks)] and mixture.peft == "none"
+    for spec in (lora, mixture):
+        assert spec.methods == ["baseline", "sam"] and spec.tune
+        assert all(getattr(spec, k) == v for k, v in PROTOCOL.items())
+    assert lora.tune_grid("baseline")[0]["learning_rate"] == pytest.approx(5e-4)
+
+
 def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
     from samlm.compare.report import NO_SHARE
 

@@ -89,6 +89,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tune": True,
         **PROTOCOL,
     },
+    # LoRA against LoRA + SAM on the evidence grid's learnable tasks at 250 examples (its
+    # full fine-tuning cells of the same seeds and splits are the other two arms)
+    "lora": {
+        "tasks": ["glue/sst2", "superglue/cb", "superglue/rte"],
+        "sizes": [250],
+        "methods": ["baseline", "sam"],
+        "seeds": 5,
+        "tune": True,
+        "peft": "lora",
+        **PROTOCOL,
+    },
+    # One MiniLM trained on the mixture of the tasks it learns, 250 examples each,
+    # baseline against SAM, scored by the tasks' average
+    "mixture": {
+        "tasks": ["glue/sst2+superglue/cb+superglue/rte"],
+        "sizes": [250],
+        "methods": ["baseline", "sam"],
+        "seeds": 3,
+        "tune": True,
+        **PROTOCOL,
+    },
     # The protocol closest to the paper the data allows: every local SuperGLUE and GLUE
     # task, a low-data size and the full set, five seeds, tuned.
     "paper": {
