@@ -294,6 +294,7 @@ def test_bad_mixing_options_exit_2(tmp_path, data_dir, encoder, capsys, tasks, e
     assert main([*argv, "--data-dir", str(data_dir), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("samlm compare: error: the grid cannot run") and message in err
+    assert err.count(message) == 1  # once, not once per method
     assert not out.exists()
 
 

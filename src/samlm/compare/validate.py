@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..tasks import TASKS, Example, Task, get_task, load_split
-from .grid import Cell, GridSpec
+from .grid import MIXTURE_OPTIONS, Cell, GridSpec
 from .mixtures import JOIN, NAMED, is_mixture, listed
 
 SPLITS = ("train", "validation")  # what every cell loads
@@ -140,17 +140,18 @@ def _option_problems(spec: GridSpec) -> list[str]:
     and the mixing options' problems."""
     from ..pipeline import TrainConfig
 
-    problems = []
+    problems: dict[str, None] = {}  # each message once, whichever methods share it
     for method in spec.methods:
         cell = Cell(spec.tasks[0], spec.sizes[0], method, spec.seed_offset)
-        # the tasks are checked apart: any task name stands in for them here
+        # the tasks are checked apart (any task name stands in for them here), and the
+        # mixing options once, by _mixing_problems
         options = {**spec.train_options(cell), "task": "-", "mixture": None}
+        options = {k: v for k, v in options.items() if k not in MIXTURE_OPTIONS}
         try:
             TrainConfig(output="-", **options)
         except ValueError as err:
-            problems.append(str(err))
-    problems += _mixing_problems(spec)
-    return problems
+            problems[str(err)] = None
+    return [*problems, *_mixing_problems(spec)]
 
 
 def _mixing_problems(spec: GridSpec) -> list[str]:
