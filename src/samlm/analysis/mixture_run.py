@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from datasets import concatenate_datasets
 from torch import nn
-from transformers import AutoTokenizer
 
 from ..pipeline.adapters import require_peft
 from ..pipeline.config import TrainConfig
@@ -43,7 +42,15 @@ from ..pipeline.mixing import sample_counts
 from ..pipeline.mixture import MixtureData, encode_tasks, mixture_collator
 from ..pipeline.multitask import DESCRIPTION, load_multihead
 from ..tasks import Example, subsample
-from .run import Subject, check_size, collated, encoding, load_best, quiet_transformers
+from .run import (
+    Subject,
+    best_tokenizer,
+    check_size,
+    collated,
+    encoding,
+    load_best,
+    quiet_transformers,
+)
 
 
 def run_mixture(
@@ -117,8 +124,7 @@ def load_mixture_best(
             f"{best / DESCRIPTION} has heads for {', '.join(heads)} but the rebuilt mixture "
             f"is {data.name}"
         )
-    source = best if (best / "tokenizer_config.json").is_file() else model_path
-    return model, AutoTokenizer.from_pretrained(source)
+    return model, best_tokenizer(best, model_path, modelling)
 
 
 def mixture_subject(

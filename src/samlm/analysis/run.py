@@ -45,6 +45,7 @@ from transformers.utils import logging as transformers_logging
 
 from ..optim.validation import optional_positive_int, positive_int
 from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora
+from ..pipeline.config import names_a_mixture
 from ..pipeline.data import STRATIFIED, data_folder, training_examples
 from ..pipeline.features import collator, encode
 from ..pipeline.models import causal_tokenizer, load_model, resolve_model
@@ -77,12 +78,6 @@ def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]
     return run, data["options"], data["resolved"]
 
 
-def is_mixture(options: dict[str, Any]) -> bool:
-    """Whether the run with these options trained a task mixture (``TrainConfig``'s rule:
-    a named mixture, or several tasks)."""
-    return bool(options.get("mixture")) or len(str(options.get("task", "")).split(",")) > 1
-
-
 def training_subset(
     task: Task, options: dict[str, Any], data_dir: str | Path | None
 ) -> list[Example]:
@@ -106,12 +101,20 @@ def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
         model = load_lora(base, best, option="samlm sharpness on a --peft lora run")
     else:
         model = _auto_class(task, modelling).from_pretrained(best)
-    has_tokenizer = (best / "tokenizer_config.json").is_file()
-    if has_tokenizer or tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(best if has_tokenizer else model_path)
-        if modelling == "causal":
-            tokenizer = causal_tokenizer(tokenizer, str(model_path))
+    if tokenizer is None or saves_tokenizer(best):
+        tokenizer = best_tokenizer(best, model_path, modelling)
     return model, tokenizer
+
+
+def saves_tokenizer(best: Path) -> bool:
+    return (best / "tokenizer_config.json").is_file()
+
+
+def best_tokenizer(best: Path, model_path: str | None, modelling: str) -> Any:
+    """The tokenizer saved in ``best/``, else the run's base model's (a causal LM's with
+    its padding set as the run set it)."""
+    tokenizer = AutoTokenizer.from_pretrained(best if saves_tokenizer(best) else model_path)
+    return causal_tokenizer(tokenizer, str(model_path)) if modelling == "causal" else tokenizer
 
 
 def _auto_class(task: Task, modelling: str) -> Any:
@@ -222,7 +225,7 @@ def measure_run(
     opts = MeasureOptions(**options)
     run, run_options, resolved = read_run(run_dir)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if is_mixture(run_options):
+    if names_a_mixture(str(run_options.get("task", "")), run_options.get("mixture")):
         from .mixture_run import mixture_subject as subject
     else:
         subject = single_task_subject

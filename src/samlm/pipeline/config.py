@@ -193,11 +193,11 @@ class TrainConfig:
 
     def task_names(self) -> list[str]:
         """``--task a,b`` as a list of names."""
-        return [t.strip() for t in self.task.split(",") if t.strip()]
+        return task_names(self.task)
 
     def is_mixture(self) -> bool:
         """Several tasks, or a named mixture (``mixture.py``)."""
-        return self.mixture is not None or len(self.task_names()) > 1
+        return names_a_mixture(self.task, self.mixture)
 
     def examples_per_step(self) -> int:
         """Training examples per optimizer step, over all processes of a launcher."""
@@ -261,6 +261,17 @@ class TrainConfig:
             flags = ["--task (or --mixture)" if m == "task" else "--" + m for m in missing]
             raise ValueError(f"missing required option(s): {', '.join(flags)}")
         return cls(**values)
+
+
+def task_names(task: str) -> list[str]:
+    """``--task a,b`` as a list of names."""
+    return [t.strip() for t in task.split(",") if t.strip()]
+
+
+def names_a_mixture(task: str, mixture: str | None) -> bool:
+    """Whether options ``task``, ``mixture`` train a mixture: several tasks, or a named
+    mixture (also for a finished run's saved options, without building its config)."""
+    return bool(mixture) or len(task_names(task)) > 1
 
 
 # the options' defaults (what a config.yaml written before an option existed means)
