@@ -35,6 +35,19 @@ def _curve(log: Path, metric: str) -> list[list[float]]:
     return [[r["step"], r[f"eval_{metric}"]] for r in rows if f"eval_{metric}" in r]
 
 
+def timing(log: Path, steps: int, resumed_from: str | None) -> dict[str, float]:
+    """What a cell's ``train_time_s`` covers: ``timed_steps``, the optimizer steps this
+    attempt ran (a resumed attempt starts at its checkpoint's step), and ``eval_time_s``,
+    the time its evaluations took inside it (logged ``eval_runtime`` after that step).
+    A cell's time per training step is ``(train_time_s - eval_time_s) / timed_steps``."""
+    start = int(resumed_from.rsplit("-", 1)[1]) if resumed_from else 0
+    rows = []
+    if log.is_file():
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    evals = [r["eval_runtime"] for r in rows if "eval_runtime" in r and r["step"] > start]
+    return {"timed_steps": steps - start, "eval_time_s": float(sum(evals))}
+
+
 SHARPNESS_OPTIONS = dict(samples=64, steps=1, m=0, hessian_iters=10, probes=4, grid=0)
 
 
@@ -122,6 +135,7 @@ def run_cell(
             resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
             passes=steps * (1 + extra),
             train_time_s=result["train_runtime_s"],
+            **timing(out / "log.jsonl", steps, result.get("resumed_from")),
             curve=_curve(out / "log.jsonl", result["main_metric"]),
             error=None,
         )

@@ -107,6 +107,20 @@ class Analysis:
         return dict(out)
 
 
+def step_seconds(record: dict[str, Any]) -> float | None:
+    """A finished cell's seconds per training step, evaluations left out:
+    ``(train_time_s - eval_time_s) / timed_steps`` (:func:`samlm.compare.cell.timing`).
+    A record from before those fields counts its steps from the checkpoint it resumed
+    and its evaluations as training; ``None`` where no step was timed."""
+    start = record.get("resumed_from")
+    steps = record.get("timed_steps")
+    if steps is None:
+        steps = record["steps"] - (int(start.rsplit("-", 1)[1]) if start else 0)
+    if not steps or record.get("train_time_s") is None:
+        return None
+    return (record["train_time_s"] - record.get("eval_time_s", 0.0)) / steps
+
+
 def analyse(folder: str | Path) -> Analysis:
     folder = Path(folder)
     spec_path = folder / SPEC_FILE
@@ -139,13 +153,15 @@ def analyse(folder: str | Path) -> Analysis:
         if r.get("sharpness"):
             result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])
         if r.get("steps"):
-            step_time[cell.method][key].append(r["train_time_s"] / r["steps"])
+            seconds = step_seconds(r)
+            if seconds is not None:
+                step_time[cell.method][key].append(seconds)
             passes[cell.method].append(r["passes"] / r["steps"])
         wall[cell.method].append(r["wall_time_s"])
     base = step_time.get("baseline", {})
     for method in spec.methods:
         ratios = [
-            np.mean(v) / np.mean(base[k])
+            np.median(v) / np.median(base[k])
             for k, v in step_time.get(method, {}).items()
             if base.get(k)
         ]
@@ -461,7 +477,11 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
     out.append(
         (
             "Cost",
-            "Time per step includes the periodic evaluation, which dilutes the ratio.",
+            "Time per step: a cell's training time without its evaluations over the "
+            "steps it ran (a resumed cell: since its checkpoint), the median over each "
+            "task and size's cells (trials included) over the baseline's, averaged over "
+            "them. Cells share the machine, so this is a rough ratio; bench/step_overhead.py "
+            "measures it side by side.",
             _cost_rows(a),
         )
     )

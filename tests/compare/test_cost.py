@@ -1,0 +1,79 @@
+"""The report's time per step: evaluations left out, resumed cells timed from their
+checkpoint, a stratum's median so one paused or contended cell does not move it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from samlm.compare import GridSpec, compare
+from samlm.compare.cell import timing
+from samlm.compare.report import analyse, step_seconds
+
+from .fake import fake_cell
+
+
+def _log(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_timing_counts_this_attempts_steps_and_evaluations(tmp_path):
+    rows = [{"step": s, "eval_runtime": 2.0 + s / 50} for s in (50, 100, 150, 200)]
+    rows += [{"step": 200, "selected_runtime": 9.0}, {"step": 200, "loss": 0.1}]
+    log = _log(tmp_path / "log.jsonl", rows)
+    assert timing(log, 200, None) == {"timed_steps": 200, "eval_time_s": 3 + 4 + 5 + 6}
+    # resumed at step 100: the evaluations at 50 and 100 were the first attempt's
+    assert timing(log, 200, "checkpoint-100") == {"timed_steps": 100, "eval_time_s": 11.0}
+    assert timing(tmp_path / "absent.jsonl", 200, None) == {"timed_steps": 200, "eval_time_s": 0}
+
+
+def test_step_seconds():
+    new = {"steps": 200, "timed_steps": 100, "train_time_s": 120.0, "eval_time_s": 20.0}
+    assert step_seconds(new) == pytest.approx(1.0)
+    # records from before the timing fields: steps since the resumed checkpoint
+    assert step_seconds(
+        {"steps": 200, "train_time_s": 50.0, "resumed_from": "checkpoint-150"}
+    ) == pytest.approx(1.0)
+    assert step_seconds({"steps": 200, "train_time_s": 100.0}) == pytest.approx(0.5)
+    assert step_seconds({"steps": 200, "timed_steps": 0, "train_time_s": 1.0}) is None
+
+
+def _timed_cell(spec, cell, folder, threads, setting=None):
+    """fake_cell, timed: baseline 1 s per step, sam 2 s, plus 50 s of evaluation; the
+    baseline's seed 1 was paused for an hour, sam's seed 2 resumed at step 5."""
+    record = fake_cell(spec, cell, folder, threads, setting)
+    per_step = 1.0 if cell["method"] == "baseline" else 2.0
+    record.update(steps=10, timed_steps=10, eval_time_s=50.0, train_time_s=10 * per_step + 50)
+    if cell["method"] == "baseline" and cell["seed"] == 1:
+        record["train_time_s"] += 3600.0
+    if cell["method"] == "sam" and cell["seed"] == 2:
+        record.update(timed_steps=5, train_time_s=5 * per_step + 50)
+    return record
+
+
+def test_report_ratio_leaves_out_evaluations_resumes_and_outliers(tmp_path):
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam"], seeds=3)
+    compare(spec, tmp_path, workers=1, cell_fn=_timed_cell)
+    assert analyse(tmp_path).cost["sam"]["time_per_step_vs_baseline"] == pytest.approx(2.0)
+
+
+def test_backfill_script_adds_timing_from_the_logs(tmp_path):
+    path = Path(__file__).resolve().parents[2] / "bench" / "backfill_timing.py"
+    module_spec = importlib.util.spec_from_file_location("backfill_timing", path)
+    script = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(script)
+    (tmp_path / "cells" / "a").mkdir(parents=True)
+    _log(tmp_path / "cells" / "a" / "log.jsonl", [{"step": 5, "eval_runtime": 3.0}])
+    old = {"key": "a", "run_dir": "cells/a", "steps": 10, "train_time_s": 13.0}
+    gone = {"key": "b", "run_dir": "cells/b", "steps": 10, "train_time_s": 13.0}
+    lines = [json.dumps(old), json.dumps(gone), '{"key": "c", "stat']
+    (tmp_path / "results.jsonl").write_text("".join(line + "\n" for line in lines))
+    out, added = script.backfill(tmp_path)
+    assert added == 1
+    assert json.loads(out[0]) == {**old, "timed_steps": 10, "eval_time_s": 3.0}
+    assert out[1:] == lines[1:]  # no log: unchanged; a cut line kept as it was
+    assert step_seconds(json.loads(out[0])) == pytest.approx(1.0)
