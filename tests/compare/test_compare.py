@@ -349,10 +349,13 @@ def test_the_lora_and_mixture_presets_run_the_evidence_grids_tasks():
 def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
     from samlm.compare.report import NO_SHARE
 
-    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam", "sam_quarter"])
+    methods = ["baseline", "sam", "sam_quarter", "asam"]
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=methods)
     compare(spec, tmp_path, workers=1, cell_fn=fake_cell)
     rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
     assert rows["sam_quarter"]["share of SAM's gain"] == "40%"  # +1 of SAM's +2.5
+    assert rows["asam"]["share of SAM's gain"] == "-40%"  # every method, even a loss
+    assert rows["sam"]["share of SAM's gain"] == ""
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     noise = {0: -1.0, 1: 1.5, 2: 0.5}  # SAM's gains: mean +0.33, interval across zero
     records = [json.loads(x) for x in lines]
@@ -361,4 +364,5 @@ def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
             r["score"] = 70.0 + 0.5 * r["seed"] + noise[r["seed"]]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
-    assert rows["sam_quarter"]["share of SAM's gain"] == NO_SHARE
+    assert rows["sam_quarter"]["share of SAM's gain"] == rows["asam"]["share of SAM's gain"]
+    assert rows["asam"]["share of SAM's gain"] == NO_SHARE

@@ -312,7 +312,7 @@ def _overall_rows(a: Analysis) -> list[dict[str, str]]:
     rows = []
     for method, g in overall.items():
         share = ""
-        if method == "sam_quarter" and sam is not None:  # a share of a gain that is there
+        if method not in ("baseline", "sam") and sam is not None:  # of a gain that is there
             significant = sam.significant and sam.low > 0
             share = _num(g.mean / sam.mean, ".0%") if significant else NO_SHARE
         rows.append(
@@ -437,7 +437,8 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
             "Overall",
             "Mean gain over the grid's (task, size) strata, each counting once, with a 95% "
             "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et "
-            "al. 2021), and the share of SAM's mean gain that SAM(0.25) keeps.",
+            "al. 2021), and the share of SAM's mean gain each other method keeps (given "
+            "only where SAM's gain is significantly positive).",
             _overall_rows(a),
         ),
         (
