@@ -17,6 +17,11 @@ by taking the recorded store back into ``--output``, so finished cells never run
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
 
+The variants comparison (issue 14: ``--preset variants``, the evidence grid with GSAM,
+LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
+methods' cells are not run again; it refuses to start before the evidence grid is
+complete.
+
     python bench/evidence.py --export-settings
 
 writes the settings the evidence grid's tuning chose, per (task, size, method) whose
@@ -36,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from samlm.compare import GridSpec, store
+from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.tuning import choose
 
 RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
@@ -49,6 +54,17 @@ REPORT = (
     "dev_metric_during_training.png",
     "cost_vs_gain.png",
 )
+
+
+# a preset whose grid contains another's: its run starts from that one's recorded store
+BUILDS_ON = {"variants": "evidence"}
+
+
+def missing_cells(preset: str, record: Path) -> int:
+    """How many of ``preset``'s cells ``record``'s store lacks or holds failed."""
+    done = store.read(record)
+    cells = GridSpec(**PRESETS[preset]).cells()
+    return sum(done.get(c.key, {}).get("status") != "ok" for c in cells)
 
 
 def merge(source: Path, target: Path) -> int:
@@ -94,7 +110,9 @@ def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="required unless --export-settings")
-    parser.add_argument("--preset", default="evidence", choices=["evidence", "lora", "mixture"])
+    parser.add_argument(
+        "--preset", default="evidence", choices=["evidence", "lora", "mixture", "variants"]
+    )
     parser.add_argument("--output", help="default: runs/PRESET")
     parser.add_argument("--record", help="default: bench/results/PRESET")
     parser.add_argument("--export-settings", action="store_true")
@@ -109,10 +127,23 @@ def main() -> None:
         return
     if not args.data_dir:
         parser.error("--data-dir is required")
+    base = BUILDS_ON.get(args.preset)
+    if base:
+        base_record = record.parent / base
+        missing = missing_cells(base, base_record)
+        if missing:
+            print(
+                f"evidence.py: --preset {args.preset} builds on the {base} grid, which lacks "
+                f"{missing} cell(s) in {base_record}: finish it first (--preset {base})",
+                file=sys.stderr,
+            )
+            sys.exit(2)
     output.mkdir(parents=True, exist_ok=True)
     if (record / "compare.yaml").is_file() and not (output / "compare.yaml").is_file():
         shutil.copyfile(record / "compare.yaml", output / "compare.yaml")
     print(f"taken from {record}: {merge(record, output)} record(s)", flush=True)
+    if base:
+        print(f"taken from {base_record}: {merge(base_record, output)} record(s)", flush=True)
     command = [sys.executable, "-m", "samlm", "compare", "--preset", args.preset]
     command += ["--data-dir", args.data_dir, "--output", str(output), *extra]
     process = subprocess.Popen(command)

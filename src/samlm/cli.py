@@ -191,8 +191,9 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         "evidence grid's tuned settings; evidence: every (task, size) the step sweep found "
         "learnable, 4 methods, 5 seeds, tuned (hours); lora: LoRA against LoRA + SAM on "
         "those tasks at 250 examples, 5 seeds, tuned; mixture: one model on SST-2 + CB + "
-        "RTE at 250 examples each, baseline against SAM, 3 seeds, tuned; paper: every "
-        "local GLUE/SuperGLUE task at 250 examples and the full set, 5 seeds, tuned (days)",
+        "RTE at 250 examples each, baseline against SAM, 3 seeds, tuned; variants: the "
+        "evidence grid with GSAM, LookSAM and AE-SAM added; paper: every local "
+        "GLUE/SuperGLUE task at 250 examples and the full set, 5 seeds, tuned (days)",
     )
     p.add_argument(
         "--tasks",

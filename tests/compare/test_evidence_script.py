@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from samlm.compare import GridSpec, compare, store
@@ -40,3 +42,38 @@ def test_merge_and_export(tmp_path):
     exec(target.read_text(), namespace)
     assert namespace["SETTINGS"] == chosen
     assert namespace["SOURCE"] == "bench/results/evidence"
+
+
+def test_variants_preset_is_the_evidence_grid_with_every_method():
+    from samlm.compare import METHODS, PRESETS
+
+    evidence, variants = PRESETS["evidence"], PRESETS["variants"]
+    assert {k: v for k, v in variants.items() if k != "methods"} == {
+        k: v for k, v in evidence.items() if k != "methods"
+    }
+    assert variants["methods"] == list(METHODS)
+    core = {c.key for c in GridSpec(**evidence).cells()}
+    assert core < {c.key for c in GridSpec(**variants).cells()}  # the same keys, reused
+
+
+def test_variants_wait_for_the_evidence_grid(tmp_path):
+    evidence = _script()
+    record = tmp_path / "evidence"
+    record.mkdir()
+    cells = GridSpec(**evidence.PRESETS["evidence"]).cells()
+    for cell in cells[:-1]:
+        store.append(record, {"key": cell.key, "status": "ok"})
+    assert evidence.missing_cells("evidence", record) == 1
+    script = ROOT / "bench" / "evidence.py"
+    options = ["--preset", "variants", "--data-dir", str(tmp_path)]
+    options += ["--record", str(tmp_path / "variants"), "--output", str(tmp_path / "out")]
+    run = subprocess.run(
+        [sys.executable, str(script), *options],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert "lacks 1 cell(s)" in run.stderr and "--preset evidence" in run.stderr
+    assert not (tmp_path / "out").exists()  # nothing written
+    store.append(record, {"key": cells[-1].key, "status": "ok"})
+    assert evidence.missing_cells("evidence", record) == 0

@@ -129,6 +129,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         **PROTOCOL,
     },
 }
+# The efficient and gap-guided variants (issue 14) on the evidence grid's protocol: its
+# strata, seeds and tuning, every method; the core methods' cells are the evidence grid's
+# own (bench/evidence.py --preset variants takes them over)
+PRESETS["variants"] = {**PRESETS["evidence"], "methods": list(METHODS)}
 
 
 @dataclass(frozen=True)
