@@ -17,11 +17,11 @@ from samlm.compare import store as store_module
 from samlm.compare.report import (
     DEV_CURVE_LABEL,
     METHOD_COLOURS,
-    _overall_rows,
     analyse,
     figures,
     markdown,
     method_colour,
+    overall_rows,
     terminal,
 )
 
@@ -352,7 +352,7 @@ def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
     methods = ["baseline", "sam", "sam_quarter", "asam"]
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=methods)
     compare(spec, tmp_path, workers=1, cell_fn=fake_cell)
-    rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
+    rows = {r["method"]: r for r in overall_rows(analyse(tmp_path))}
     assert rows["sam_quarter"]["share of SAM's gain"] == "40%"  # +1 of SAM's +2.5
     assert rows["asam"]["share of SAM's gain"] == "-40%"  # every method, even a loss
     assert rows["sam"]["share of SAM's gain"] == ""
@@ -363,6 +363,6 @@ def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
         if r["method"] == "sam":
             r["score"] = 70.0 + 0.5 * r["seed"] + noise[r["seed"]]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    rows = {r["method"]: r for r in _overall_rows(analyse(tmp_path))}
+    rows = {r["method"]: r for r in overall_rows(analyse(tmp_path))}
     assert rows["sam_quarter"]["share of SAM's gain"] == rows["asam"]["share of SAM's gain"]
     assert rows["asam"]["share of SAM's gain"] == NO_SHARE

@@ -1,0 +1,176 @@
+"""A comparison folder's results store read into per-stratum scores, gains, curves and
+costs: what every form of the report shows."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .. import store
+from ..grid import GridSpec
+from ..mixtures import is_mixture
+from ..stats import (
+    AggregateGain,
+    PairedGain,
+    aggregate_gain,
+    benchmark_scores,
+    paired_differences,
+    paired_gain,
+)
+from ..store import SPEC_FILE
+from ..tuning import Choice, choose
+
+
+@dataclass
+class Analysis:
+    spec: GridSpec
+    # (task, size) -> method -> {seed: score}
+    scores: dict[tuple[str, int], dict[str, dict[int, float]]] = field(default_factory=dict)
+    curves: dict[tuple[str, int], dict[str, list[list[list[float]]]]] = field(default_factory=dict)
+    cost: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (task, size) -> method -> list of {"sharpness", "lambda_max", "trace"}
+    sharpness: dict[tuple[str, int], dict[str, list[dict[str, float]]]] = field(
+        default_factory=dict
+    )
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    missing: int = 0
+    # "task|size|method" -> the setting its seeds ran at, with its trials
+    choices: dict[str, Choice] = field(default_factory=dict)
+    # (task, size) -> which examples trained, selected and were reported on
+    examples: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # (mixture, size) -> method -> its task -> {seed: score}
+    per_task: dict[tuple[str, int], dict[str, dict[str, dict[int, float]]]] = field(
+        default_factory=dict
+    )
+
+    def overall(self) -> dict[str, AggregateGain]:
+        """Per method, the mean gain over the grid's (task, size) strata with a stratified
+        bootstrap interval (seeds resampled within each stratum)."""
+        out = {}
+        for method in self.spec.methods:
+            if method == "baseline":
+                continue
+            strata = {
+                key: d
+                for key, by_method in self.scores.items()
+                if method in by_method
+                and "baseline" in by_method
+                and (d := paired_differences(by_method[method], by_method["baseline"]))
+            }
+            if strata:
+                out[method] = aggregate_gain(strata)
+        return out
+
+    def without_results(self) -> dict[str, str]:
+        """Methods with no finished cell, each with why: ``{"asam": "4 failed, 2 not run yet"}``."""
+        per_method = len(self.spec.strata()) * self.spec.seeds
+        out = {}
+        for method in self.spec.methods:
+            if any(by_method.get(method) for by_method in self.scores.values()):
+                continue
+            failed = sum(1 for f in self.failures if f.get("method") == method)
+            why = [f"{failed} failed"] if failed else []
+            why += [f"{per_method - failed} not run yet"] if per_method > failed else []
+            out[method] = ", ".join(why)
+        return out
+
+    def benchmarks(self) -> dict[tuple[str, int], dict[str, dict[int, float]]]:
+        """Benchmark-average scores per (benchmark, size) and method, where the grid has
+        two or more tasks of a benchmark."""
+        from ...tasks import get_task
+
+        out: dict[tuple[str, int], dict[str, dict[int, float]]] = defaultdict(dict)
+        for size in dict.fromkeys(s for _, s in self.spec.strata()):
+            for method in self.spec.methods:
+                per_task = {
+                    t: self.scores.get((t, size), {}).get(method, {})
+                    for t in self.spec.tasks
+                    if not is_mixture(t)
+                }
+                per_task = {t: v for t, v in per_task.items() if v}
+                bench_of = {t: get_task(t).benchmark for t in per_task}
+                for bench, seeds in benchmark_scores(per_task, bench_of).items():
+                    if seeds:
+                        out[(f"{bench} average", size)][method] = seeds
+        return dict(out)
+
+
+def gain_over_baseline(by_method: dict[str, dict[int, float]], method: str) -> PairedGain | None:
+    """``method``'s paired gain over the baseline on the seeds both have; ``None`` where
+    they share none."""
+    if method not in by_method or "baseline" not in by_method:
+        return None
+    if not set(by_method[method]) & set(by_method["baseline"]):
+        return None
+    return paired_gain(by_method[method], by_method["baseline"])
+
+
+def step_seconds(record: dict[str, Any]) -> float | None:
+    """A finished cell's seconds per training step, evaluations left out:
+    ``(train_time_s - eval_time_s) / timed_steps`` (:func:`samlm.compare.cell.timing`).
+    A record from before those fields counts its steps from the checkpoint it resumed
+    and its evaluations as training; ``None`` where no step was timed."""
+    start = record.get("resumed_from")
+    steps = record.get("timed_steps")
+    if steps is None:
+        steps = record["steps"] - (int(start.rsplit("-", 1)[1]) if start else 0)
+    if not steps or record.get("train_time_s") is None:
+        return None
+    return (record["train_time_s"] - record.get("eval_time_s", 0.0)) / steps
+
+
+def analyse(folder: str | Path) -> Analysis:
+    folder = Path(folder)
+    spec_path = folder / SPEC_FILE
+    if not spec_path.is_file():
+        raise ValueError(f"{folder} is not a samlm compare folder (no {SPEC_FILE})")
+    spec = GridSpec(**yaml.safe_load(spec_path.read_text()))
+    records = store.read(folder)
+    result = Analysis(spec, choices=choose(spec, records))
+    step_time: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    passes: dict[str, list[float]] = defaultdict(list)
+    wall: dict[str, list[float]] = defaultdict(list)
+    for cell in spec.cells():
+        r = records.get(cell.key)
+        if r is None:
+            result.missing += 1
+            continue
+        if r["status"] != "ok":
+            result.failures.append(r)
+            continue
+        key = (cell.task, cell.size)
+        if r.get("examples"):
+            result.examples.setdefault(key, r["examples"])
+        result.scores.setdefault(key, {}).setdefault(cell.method, {})[cell.seed] = r["score"]
+        for task, score in r.get("per_task", {}).items():  # a mixture's tasks
+            by_task = result.per_task.setdefault(key, {}).setdefault(cell.method, {})
+            by_task.setdefault(task, {})[cell.seed] = score
+        result.curves.setdefault(key, {}).setdefault(cell.method, []).append(r.get("curve", []))
+        if r.get("sharpness"):
+            result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])
+        if r.get("steps"):
+            seconds = step_seconds(r)
+            if seconds is not None:
+                step_time[cell.method][key].append(seconds)
+            passes[cell.method].append(r["passes"] / r["steps"])
+        wall[cell.method].append(r["wall_time_s"])
+    base = step_time.get("baseline", {})
+    for method in spec.methods:
+        ratios = [
+            np.median(v) / np.median(base[k])
+            for k, v in step_time.get(method, {}).items()
+            if base.get(k)
+        ]
+        result.cost[method] = {
+            "wall_time_s": float(np.mean(wall[method])) if wall[method] else float("nan"),
+            "passes_per_step": float(np.mean(passes[method])) if passes[method] else float("nan"),
+            "time_per_step_vs_baseline": float(np.mean(ratios)) if ratios else float("nan"),
+        }
+    return result

@@ -1,0 +1,138 @@
+"""The report's plots: gain against size, the validation metric during training, cost
+against gain; one colour per method in all of them."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+
+from ..grid import METHODS
+from .analysis import Analysis, gain_over_baseline
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# One colour per method, the same in every plot and every grid, whatever subset of
+# METHODS a grid runs: matplotlib's tab10 in the order of METHODS (baseline blue, SAM
+# orange, ...); a method unknown here gets one of the other tab10 colours, by its name.
+TAB10 = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+METHOD_COLOURS: dict[str, str] = {m: TAB10[i % len(TAB10)] for i, m in enumerate(METHODS)}
+SPARE_COLOURS = tuple(c for c in TAB10 if c not in METHOD_COLOURS.values()) or TAB10
+
+CAPTIONS = {
+    "gain_vs_size": "gain over the baseline against training-set size (95% interval)",
+    "dev_metric_during_training": "validation metric (used for checkpoint selection) "
+    "during training, mean over seeds",
+    "cost_vs_gain": "time per step against mean gain",
+}
+DEV_CURVE_LABEL = "validation metric (used for selection), mean over seeds"
+
+
+def method_colour(method: str) -> str:
+    """The colour of ``method`` in every plot (a hex string)."""
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return SPARE_COLOURS[zlib.crc32(method.encode()) % len(SPARE_COLOURS)]
+
+
+def figures(a: Analysis) -> dict:
+    """The report's matplotlib figures by name (the caller closes them): gain against
+    size, the validation metric during training, cost against gain. Each method is drawn
+    in :func:`method_colour`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict = {}
+    methods = [m for m in a.spec.methods if m != "baseline"]
+    tasks = sorted({t for t, _ in a.scores})
+    if tasks:
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+        for ax, task in zip(axes[0], tasks, strict=True):
+            sizes = sorted(s for t, s in a.scores if t == task)
+            for i, m in enumerate(methods):
+                gains = [gain_over_baseline(a.scores[(task, s)], m) for s in sizes]
+                xs = [j + 0.08 * (i - len(methods) / 2) for j, g in enumerate(gains) if g]
+                g = [x for x in gains if x]
+                if g:
+                    ax.errorbar(
+                        xs,
+                        [x.mean for x in g],
+                        yerr=[[x.mean - x.low for x in g], [x.high - x.mean for x in g]],
+                        fmt="o-",
+                        capsize=3,
+                        label=m,
+                        color=method_colour(m),
+                    )
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_xticks(range(len(sizes)), [str(s or "all") for s in sizes])
+            ax.set_xlim(-0.5, len(sizes) - 0.5)  # the methods' offset points stay inside
+            ax.set_title(task)
+            ax.set_xlabel("training examples")
+            ax.set_ylabel("gain over baseline (95% CI)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+        out["gain_vs_size"] = fig
+
+    keys = sorted(k for k, runs in a.curves.items() if any(any(r) for r in runs.values()))
+    if keys:
+        fig, axes = plt.subplots(
+            1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False, layout="constrained"
+        )
+        for ax, key in zip(axes[0], keys, strict=True):
+            for m in [m for m in a.spec.methods if m in a.curves[key]]:
+                runs = [r for r in a.curves[key][m] if r]
+                if not runs:
+                    continue
+                steps = sorted({s for r in runs for s, _ in r})
+                mean = [np.mean([v for r in runs for s2, v in r if s2 == s]) for s in steps]
+                ax.plot(steps, mean, marker=".", label=m, color=method_colour(m))
+            ax.set_title(f"{key[0]}, n={key[1] or 'all'}")
+            ax.set_xlabel("step")
+            ax.set_ylabel("validation metric\n(used for selection)")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+        fig.suptitle(DEV_CURVE_LABEL, fontsize=10)
+        out["dev_metric_during_training"] = fig
+
+    points = []
+    for m in methods:
+        gains = [
+            g.mean for by_method in a.scores.values() if (g := gain_over_baseline(by_method, m))
+        ]
+        cost = a.cost.get(m, {}).get("time_per_step_vs_baseline", float("nan"))
+        if gains and np.isfinite(cost) and np.isfinite(np.mean(gains)):
+            points.append((m, cost, float(np.mean(gains))))
+    if points:
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        for m, x, y in points:
+            ax.scatter([x], [y], color=method_colour(m), label=m)
+            ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("time per step relative to baseline")
+        ax.set_ylabel("mean gain over tasks and sizes")
+        ax.set_title("cost against gain")
+        out["cost_vs_gain"] = fig
+    return out
+
+
+def plots(a: Analysis) -> dict[str, bytes]:
+    """The figures of :func:`figures` as PNG data."""
+    figs = figures(a)  # selects the Agg backend before pyplot is imported here
+    import matplotlib.pyplot as plt
+
+    out: dict[str, bytes] = {}
+    for name, fig in figs.items():
+        out[name] = _png(fig)
+        plt.close(fig)
+    return out

@@ -1,0 +1,340 @@
+"""The report's sections as tables of strings: the terminal table and markdown."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..mixtures import describe_mixing
+from ..stats import (
+    PairedGain,
+    Summary,
+    summarize,
+)
+from .analysis import Analysis, gain_over_baseline
+
+NA = "n/a"  # a number that does not exist (no result), never printed as "nan"
+
+
+def _num(value: float | None, spec: str, suffix: str = "") -> str:
+    """``value`` formatted with ``spec``, or "n/a" when it is missing or not finite."""
+    if value is None or not math.isfinite(value):
+        return NA
+    return f"{value:{spec}}{suffix}"
+
+
+def _rows(a: Analysis) -> list[dict[str, str]]:
+    rows = []
+    groups = {**a.scores, **a.benchmarks()}
+    for key in sorted(groups):
+        task, size = key
+        for method in a.spec.methods:
+            s = _summary(groups[key], method)
+            if s is None:
+                continue
+            gain = gain_over_baseline(groups[key], method) if method != "baseline" else None
+            rows.append(
+                {
+                    "task": task,
+                    "size": str(size or "all"),
+                    "method": method,
+                    "score": (
+                        f"{s.mean:.2f} ± {s.std:.2f} (n={s.n})"
+                        if math.isfinite(s.mean) and math.isfinite(s.std)
+                        else f"{NA} (n={s.n})"
+                    ),
+                    "gain": _verdict(gain),
+                    "win rate": _num(gain.win_rate, ".0%") if gain else "",
+                }
+            )
+    return rows
+
+
+def _summary(by_method: dict[str, dict[int, float]], method: str) -> Summary | None:
+    values = by_method.get(method)
+    return summarize(list(values.values())) if values else None
+
+
+def _verdict(gain: PairedGain | None) -> str:
+    if gain is None:
+        return ""
+    return gain.verdict() if math.isfinite(gain.mean) else NA
+
+
+def _cost_rows(a: Analysis) -> list[dict[str, str]]:
+    """One row per method; "n/a" where a method (or the baseline) has no finished cell."""
+    return [
+        {
+            "method": m,
+            "wall time per cell (s)": _num(c.get("wall_time_s"), ".1f"),
+            "forward-backward passes per step": _num(c.get("passes_per_step"), ".2f"),
+            "time per step vs baseline": _num(c.get("time_per_step_vs_baseline"), ".2f", "x"),
+        }
+        for m, c in a.cost.items()
+    ]
+
+
+def _sharpness_rows(a: Analysis) -> list[dict[str, str]]:
+    """Sharpness per method next to its gain: does lower sharpness go with the gain?"""
+    rows = []
+    for key in sorted(a.sharpness):
+        for method in a.spec.methods:
+            values = a.sharpness[key].get(method)
+            if not values:
+                continue
+            gain = (
+                gain_over_baseline(a.scores.get(key, {}), method) if method != "baseline" else None
+            )
+
+            def mean(name: str, vals: list[dict[str, float]] = values) -> str:
+                xs = [v[name] for v in vals if v.get(name) is not None]
+                return _num(float(np.mean(xs)), ".4g") if xs else NA
+
+            rows.append(
+                {
+                    "task": key[0],
+                    "size": str(key[1] or "all"),
+                    "method": method,
+                    "rho-sharpness": mean("sharpness"),
+                    "lambda_max": mean("lambda_max"),
+                    "trace": mean("trace"),
+                    "gain": _num(gain.mean, "+.2f") if gain else "",
+                }
+            )
+    return rows
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return NO_RESULTS
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    line = "  ".join(c.ljust(widths[c]) for c in cols)
+    body = ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join([line, "  ".join("-" * widths[c] for c in cols), *body])
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return NO_RESULTS
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+NO_RESULTS = "(no results)"
+
+
+def status_lines(a: Analysis) -> list[str]:
+    lines = [f"{m}: no results ({why})." for m, why in a.without_results().items()]
+    if a.missing:
+        lines.append(f"{a.missing} cell(s) not run yet.")
+    for f in a.failures:
+        lines.append(f"FAILED {f['key']}: {f.get('error')}")
+    return lines
+
+
+NO_SHARE = "n/a: SAM's gain is not significantly above zero"
+
+
+def overall_rows(a: Analysis) -> list[dict[str, str]]:
+    overall = a.overall()
+    sam = overall.get("sam")
+    rows = []
+    for method, g in overall.items():
+        share = ""
+        if method not in ("baseline", "sam") and sam is not None:  # of a gain that is there
+            significant = sam.significant and sam.low > 0
+            share = _num(g.mean / sam.mean, ".0%") if significant else NO_SHARE
+        rows.append(
+            {
+                "method": method,
+                "mean gain": g.verdict(),
+                "share of SAM's gain": share,
+            }
+        )
+    return rows
+
+
+SOURCES = {"train": "training pool", "dev": "dev set"}  # of a validation sample
+
+
+def _per_task_rows(a: Analysis) -> list[dict[str, str]]:
+    """Each task of a mixture, per method: its score, mean ± sd over seeds."""
+    rows = []
+    for (mixture, size), by_method in sorted(a.per_task.items()):
+        for method in [m for m in a.spec.methods if m in by_method]:
+            for task, seeds in by_method[method].items():
+                s = summarize(list(seeds.values()))
+                rows.append(
+                    {
+                        "mixture": mixture,
+                        "size": str(size or "all"),
+                        "method": method,
+                        "task": task,
+                        "score": f"{_num(s.mean, '.2f')} ± {_num(s.std, '.2f')} (n={s.n})",
+                    }
+                )
+    return rows
+
+
+def _example_rows(a: Analysis) -> list[dict[str, str]]:
+    return [
+        {
+            "task": task,
+            "size": str(size or "all"),
+            "trained on": f"{e['train_examples']} (seeded subset per seed)",
+            "selected on": f"{e['validation_examples']} held out of the "
+            + SOURCES.get(e["validation_from"], "training pool or dev set, by task")
+            if e["validation_from"] != "reported"
+            else "the reported examples themselves (no validation sample)",
+            "reported on": f"{e['reported_examples']} dev examples",
+        }
+        for (task, size), e in sorted(a.examples.items())
+    ]
+
+
+def _setting(setting: dict[str, Any] | None) -> tuple[str, str]:
+    if not setting:
+        return NA, NA
+    lr = setting.get("learning_rate")
+    rho = setting.get("rho")
+    return (f"{lr:g}" if lr else "default"), (f"{rho:g}" if rho is not None else "")
+
+
+def _setting_columns(key: str, setting: dict[str, Any] | None) -> dict[str, str]:
+    """task, size, method (from a ``"task|size|method"`` key), learning rate, rho."""
+    task, size, method = key.split("|")
+    lr, rho = _setting(setting)
+    return {
+        "task": task,
+        "size": str(int(size) or "all"),
+        "method": method,
+        "learning rate": lr,
+        "rho": rho,
+    }
+
+
+def _setting_rows(a: Analysis) -> list[dict[str, str]]:
+    return [
+        {
+            **_setting_columns(key, choice.setting),
+            "source": choice.source + (f": {choice.error}" if choice.error else ""),
+        }
+        for key, choice in a.choices.items()
+    ]
+
+
+def _trial_rows(a: Analysis) -> list[dict[str, str]]:
+    rows = []
+    for key, choice in a.choices.items():
+        for t in choice.trials:
+            chosen = choice.setting is not None and all(
+                choice.setting.get(k) == v for k, v in t["setting"].items()
+            )
+            rows.append(
+                {
+                    **_setting_columns(key, t["setting"]),
+                    "validation score": _num(t["score"], ".2f")
+                    if t["status"] == "ok"
+                    else t["status"],
+                    "chosen": "yes" if chosen else "",
+                }
+            )
+    return rows
+
+
+def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
+    """The report's sections as (title, what it shows, table rows): one source for the
+    terminal, markdown and HTML outputs."""
+    validation = (
+        f"a validation sample of at most {a.spec.validation_size} examples held out apart "
+        "from the reported ones (the same for every method and seed)"
+        if a.spec.validation_size
+        else "the reported dev examples themselves (no validation sample: an optimistic selection)"
+    )
+    out = [
+        (
+            "Scores and gains",
+            f"Model {a.spec.model}, seeds {a.spec.seed_list()}. Task score (0-100, the mean "
+            "of a task's metrics where it has two) on the reported dev examples, mean ± sd "
+            f"over seeds; checkpoints were selected on {validation}. A gain is the method's "
+            "score minus the baseline's on the same seed (same training subset, same "
+            "initialisation) with a 95% paired t interval over seeds; a gain whose interval "
+            "includes zero is not significant.",
+            _rows(a),
+        ),
+        (
+            "Overall",
+            "Mean gain over the grid's (task, size) strata, each counting once, with a 95% "
+            "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et "
+            "al. 2021), and the share of SAM's mean gain each other method keeps (given "
+            "only where SAM's gain is significantly positive).",
+            overall_rows(a),
+        ),
+        (
+            "Examples",
+            "Which examples each cell trained on, selected its checkpoint (and tuning its "
+            "setting) on, and was scored on.",
+            _example_rows(a),
+        ),
+        (
+            "Settings",
+            "The learning rate and radius each method's seeds ran at, and where they come from.",
+            _setting_rows(a),
+        ),
+    ]
+    if a.per_task:
+        mixing = (a.spec.mixing, a.spec.mixing_limit, a.spec.temperature)
+        out.insert(
+            1,
+            (
+                "Mixtures by task",
+                "A mixture's score above is the mean of its tasks' scores (GLUE/SuperGLUE "
+                "style, one model trained on them all, each task at the row's size, the "
+                f"tasks drawn {describe_mixing(*mixing)}); here each task's score, mean ± "
+                "sd over seeds.",
+                _per_task_rows(a),
+            ),
+        )
+    if a.spec.tune:
+        out.append(
+            (
+                "Tuning trials",
+                "Every method had the same number of trials, on the tuning seed, scored on "
+                "the validation sample; its seeds ran at the best one.",
+                _trial_rows(a),
+            )
+        )
+    out.append(
+        (
+            "Cost",
+            "Time per step: a cell's training time without its evaluations over the "
+            "steps it ran (a resumed cell: since its checkpoint), the median over each "
+            "task and size's cells (trials included) over the baseline's, averaged over "
+            "them. Cells share the machine, so this is a rough ratio; bench/step_overhead.py "
+            "measures it side by side.",
+            _cost_rows(a),
+        )
+    )
+    if a.sharpness:
+        out.append(
+            (
+                "Sharpness",
+                "SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top "
+                "eigenvalue and its trace on 64 training examples of each cell's best model, "
+                "mean over seeds, next to the method's mean gain.",
+                _sharpness_rows(a),
+            )
+        )
+    return out
+
+
+def terminal(a: Analysis) -> str:
+    parts = []
+    for title, text, rows in sections(a):
+        parts += [title, text, _table(rows), ""]
+    return "\n".join(parts + status_lines(a)).rstrip()
