@@ -123,12 +123,16 @@ def test_aggregate_is_seeded_and_independent_of_dict_order():
     assert aggregate_gain(per, n_boot=1_000, seed=4) != a
 
 
-def test_aggregate_of_one_stratum_is_close_to_the_t_interval():
+def test_aggregate_of_one_stratum_is_its_t_interval():
     d = dict(enumerate([0.3, 1.9, -0.4, 2.2, 1.1, 0.8, 3.0, -1.2, 1.6, 0.5]))
     t = paired_gain(d, dict.fromkeys(d, 0.0))
     g = aggregate_gain({"only": d})
-    assert g.mean == pytest.approx(t.mean)
-    assert (g.low, g.high) == pytest.approx((t.low, t.high), abs=0.1 * (t.high - t.low))
+    assert (g.mean, g.low, g.high) == pytest.approx((t.mean, t.low, t.high))
+    assert (g.n_strata, g.n_pairs, g.min_pairs, g.stratum_means) == (1, 10, 10, (("only", t.mean),))
+    assert "95% t interval" in g.verdict() and "bootstrap" not in g.verdict()
+    assert aggregate_gain({"a": d, "b": d}).interval == "95% stratified bootstrap interval"
+    one = aggregate_gain({"a": {0: -1.0}})  # one seed: a point, never significant
+    assert (one.low, one.high, one.significant) == (-1.0, -1.0, False)
 
 
 def test_aggregate_edge_cases():

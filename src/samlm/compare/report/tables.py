@@ -271,7 +271,7 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
             "Overall",
             "Mean gain over the grid's (task, size) strata, each counting once, with a 95% "
             "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et "
-            "al. 2021), and the share of SAM's mean gain each other method keeps (given "
+            "al. 2021; a grid of one stratum: its paired t interval), and the share of SAM's mean gain each other method keeps (given "
             "only where SAM's gain is significantly positive).",
             overall_rows(a),
         ),
