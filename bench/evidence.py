@@ -17,6 +17,9 @@ by taking the recorded store back into ``--output``, so finished cells never run
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
 
+The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make issue
+15's four-arm table: ``python bench/lora_table.py``.
+
 The variants comparison (issue 14: ``--preset variants``, the evidence grid with GSAM,
 LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
 methods' cells are not run again; it refuses to start before the evidence grid is

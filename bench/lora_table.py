@@ -1,0 +1,94 @@
+"""Issue 15's evidence table: LoRA against LoRA + SAM against full fine-tuning without
+and with SAM, per task at the lora preset's size, from two recorded stores: the lora
+preset's (``bench/results/lora``) and the evidence grid's (``bench/results/evidence``),
+whose full fine-tuning cells have the same tasks, size, seeds and so the same training
+subsets and validation samples.
+
+    python bench/lora_table.py [--lora DIR] [--full DIR]
+
+Prints a markdown table per task: each arm's score (mean ± sd over the seeds all four
+arms have), SAM's paired gain over its baseline within LoRA and within full fine-tuning,
+and LoRA's paired gain over full fine-tuning (both without SAM), each with its 95% t
+interval; then SAM's time per training step over its baseline in each regime (the
+report's ratio). A task whose arms are not all finished is listed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from samlm.compare.report import analyse
+from samlm.compare.stats import paired_gain, summarize
+
+RESULTS = Path(__file__).parent / "results"
+ARMS = {  # arm -> (store, method)
+    "full": ("full", "baseline"),
+    "full + SAM": ("full", "sam"),
+    "LoRA": ("lora", "baseline"),
+    "LoRA + SAM": ("lora", "sam"),
+}
+GAINS = {  # gain -> (arm, over arm)
+    "SAM within LoRA": ("LoRA + SAM", "LoRA"),
+    "SAM within full": ("full + SAM", "full"),
+    "LoRA over full": ("LoRA", "full"),
+}
+
+
+def table(lora: Path, full: Path) -> str:
+    stores = {"lora": analyse(lora), "full": analyse(full)}
+    size = stores["lora"].spec.sizes[0]
+    lines = [
+        "| task | seeds | " + " | ".join(ARMS) + " | " + " | ".join(GAINS) + " |",
+        "|---" * (2 + len(ARMS) + len(GAINS)) + "|",
+    ]
+    for task in stores["lora"].spec.tasks:
+        scores = {
+            arm: stores[where].scores.get((task, size), {}).get(method, {})
+            for arm, (where, method) in ARMS.items()
+        }
+        seeds = sorted(set.intersection(*(set(s) for s in scores.values())))
+        if not seeds:
+            missing = [arm for arm, s in scores.items() if not s]
+            cells = ["not finished: " + ", ".join(missing) if missing else "no common seed"]
+            lines.append(f"| {task} | 0 | " + " | ".join(cells * (len(ARMS) + len(GAINS))) + " |")
+            continue
+        row = [task, str(len(seeds))]
+        for arm in ARMS:
+            s = summarize([scores[arm][k] for k in seeds])
+            row.append(f"{s.mean:.2f} ± {s.std:.2f}")
+        for arm, over in GAINS.values():
+            g = paired_gain({k: scores[arm][k] for k in seeds}, {k: scores[over][k] for k in seeds})
+            bold = "**" if g.significant else ""
+            row.append(f"{bold}{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]{bold}")
+        lines.append("| " + " | ".join(row) + " |")
+    cost = {
+        where: a.cost.get("sam", {}).get("time_per_step_vs_baseline", float("nan"))
+        for where, a in stores.items()
+    }
+    lines += [
+        "",
+        f"Size {size}; gains in points with 95% paired t intervals (bold: excludes zero). "
+        f"SAM's time per training step over its baseline: {cost['lora']:.2f}x with LoRA, "
+        f"{cost['full']:.2f}x with full fine-tuning.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lora", type=Path, default=RESULTS / "lora")
+    parser.add_argument("--full", type=Path, default=RESULTS / "evidence")
+    args = parser.parse_args()
+    for folder, preset in ((args.lora, "lora"), (args.full, "evidence")):
+        if not (folder / "compare.yaml").is_file():
+            parser.exit(
+                2,
+                f"lora_table.py: no recorded store in {folder}: run "
+                f"python bench/evidence.py --preset {preset} first\n",
+            )
+    print(table(args.lora, args.full))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""bench/lora_table.py: the four arms paired on the seeds they share."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from samlm.compare import GridSpec, compare
+
+from .fake import fake_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("lora_table", ROOT / "bench" / "lora_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lora_cell(spec, cell, folder, threads, setting=None):
+    """fake_cell, LoRA three points below it; LoRA + SAM's seed 2 never finishes."""
+    record = fake_cell(spec, cell, folder, threads, setting)
+    if cell["method"] == "sam" and cell["seed"] == 2:
+        raise RuntimeError("killed")
+    return {**record, "score": record["score"] - 3.0}
+
+
+def test_four_arms_on_common_seeds(tmp_path):
+    grid = dict(sizes=[250], methods=["baseline", "sam"], seeds=3)
+    full, lora = tmp_path / "full", tmp_path / "lora"
+    compare(GridSpec(tasks=["glue/sst2", "glue/cola"], **grid), full, workers=1, cell_fn=fake_cell)
+    spec = GridSpec(tasks=["glue/sst2", "glue/rte"], peft="lora", **grid)
+    compare(spec, lora, workers=1, cell_fn=_lora_cell)
+    lines = _script().table(lora, full).splitlines()
+    sst2 = next(line for line in lines if line.startswith("| glue/sst2"))
+    cells = [c.strip() for c in sst2.strip("|").split("|")]
+    # seeds 0, 1 (LoRA + SAM lacks 2): baseline 70, 70.5; sam 72, 73; LoRA 3 below
+    assert cells[1] == "2"
+    assert cells[2:6] == ["70.25 ± 0.35", "72.50 ± 0.71", "67.25 ± 0.35", "69.50 ± 0.71"]
+    assert cells[6].startswith("+2.25 [") and cells[7].startswith("+2.25 [")
+    assert cells[8] == "**-3.00 [-3.00, -3.00]**"  # every seed exactly 3 below: significant
+    rte = next(line for line in lines if line.startswith("| glue/rte"))
+    assert "not finished: full, full + SAM" in rte  # the full store has no RTE
+    assert "1.90x with LoRA, 1.90x with full fine-tuning" in lines[-1]
