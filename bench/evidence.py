@@ -23,7 +23,8 @@ The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make
 The variants comparison (issue 14: ``--preset variants``, the evidence grid with GSAM,
 LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
 methods' cells are not run again; it refuses to start before the evidence grid is
-complete.
+complete; ``python bench/variants_table.py`` then gives its table (gain, share of SAM's
+gain, cost, and the issue's target).
 
     python bench/evidence.py --export-settings
 

@@ -1,0 +1,80 @@
+"""Issue 14's recorded comparison as one table: each method's mean gain over the
+baseline across the variants grid's strata (95% stratified bootstrap interval), the
+share of SAM's gain it keeps, its forward-backward passes and time per training step
+over the baseline's, and whether it meets the issue's target: at least 80% of SAM's gain
+at no more than 1.15x the baseline's time per step.
+
+    python bench/variants_table.py [--record bench/results/variants]
+
+The share, and so the target, is judged only where SAM's own mean gain is significantly
+above zero; otherwise the table says there is no gain to keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from samlm.compare.report import analyse
+
+TARGET_SHARE = 0.80
+TARGET_COST = 1.15
+
+
+def table(record: Path) -> str:
+    a = analyse(record)
+    overall = a.overall()
+    sam = overall.get("sam")
+    sam_gains = sam is not None and sam.significant and sam.low > 0
+    lines = [
+        "| method | mean gain [95%] | share of SAM's gain | passes per step | "
+        "time per step vs baseline | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in a.spec.methods:
+        if method == "baseline":
+            continue
+        g, cost = overall.get(method), a.cost.get(method, {})
+        time = cost.get("time_per_step_vs_baseline", float("nan"))
+        passes = cost.get("passes_per_step", float("nan"))
+        if g is None:
+            lines.append(f"| {method} | no results | | | | |")
+            continue
+        gain = f"{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]"
+        if method == "sam":
+            share, verdict = "", ""
+        elif not sam_gains:
+            share, verdict = "n/a", "not judged: SAM's gain is not significantly above zero"
+        else:
+            kept = g.mean / sam.mean
+            share = f"{kept:.0%}"
+            met = kept >= TARGET_SHARE and time <= TARGET_COST
+            verdict = "met" if met else "missed"
+        lines.append(f"| {method} | {gain} | {share} | {passes:.2f} | {time:.2f}x | {verdict} |")
+    strata = len(a.spec.strata())
+    lines += [
+        "",
+        f"{strata} (task, size) strata, {a.spec.seeds} seeds; target: at least "
+        f"{TARGET_SHARE:.0%} of SAM's gain at no more than {TARGET_COST:.2f}x the "
+        "baseline's time per step.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--record", type=Path, default=Path(__file__).parent / "results" / "variants"
+    )
+    args = parser.parse_args()
+    if not (args.record / "compare.yaml").is_file():
+        parser.exit(
+            2,
+            f"variants_table.py: no recorded store in {args.record}: run "
+            "python bench/evidence.py --preset variants first\n",
+        )
+    print(table(args.record))
+
+
+if __name__ == "__main__":
+    main()

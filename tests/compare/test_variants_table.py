@@ -1,0 +1,67 @@
+"""bench/variants_table.py: gain, share of SAM's gain, cost and the issue's target."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from samlm.compare import GridSpec, compare
+
+from .fake import fake_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "variants_table.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("variants_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _variant_cell(spec, cell, folder, threads, setting=None):
+    """fake_cell (baseline 70 + seed / 2, SAM 72 + seed: 1.9x per step); looksam keeps
+    SAM's gain at 1.1x the baseline's time per step, aesam keeps it at 1.5x, gsam half."""
+    method = cell["method"]
+    record = fake_cell(
+        spec,
+        {**cell, "method": "sam" if method != "baseline" else method},
+        folder,
+        threads,
+        setting,
+    )
+    time = {"looksam": 11.0, "aesam": 15.0}.get(method, record["train_time_s"])
+    score = record["score"] - (0.5 * (2 + 0.5 * cell["seed"]) if method == "gsam" else 0.0)
+    return {
+        **record,
+        "method": method,
+        "key": record["key"].replace("|sam|", f"|{method}|"),
+        "train_time_s": time,
+        "score": score,
+    }
+
+
+def test_share_cost_and_target(tmp_path):
+    methods = ["baseline", "sam", "gsam", "looksam", "aesam"]
+    spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods, seeds=3)
+    compare(spec, tmp_path, workers=1, cell_fn=_variant_cell)
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in _script().table(tmp_path).splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    assert rows["sam"][1].startswith("+2.50 [") and rows["sam"][4] == "1.90x"
+    assert rows["looksam"][2:] == ["100%", "2.00", "1.10x", "met"]
+    assert rows["aesam"][2:] == ["100%", "2.00", "1.50x", "missed"]  # too slow
+    assert rows["gsam"][2] == "50%" and rows["gsam"][5] == "missed"  # too little gain
+    # SAM no better than the baseline: no gain to keep, nothing judged
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    for r in records:
+        if r["method"] == "sam":
+            r["score"] = 70.0 + 0.5 * r["seed"] + (-1) ** r["seed"]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = _script().table(tmp_path)
+    assert text.count("not judged: SAM's gain is not significantly above zero") == 3
