@@ -138,7 +138,8 @@ def main() -> None:
         if missing:
             print(
                 f"evidence.py: --preset {args.preset} builds on the {base} grid, which lacks "
-                f"{missing} cell(s) in {base_record}: finish it first (--preset {base})",
+                f"{missing} cell(s) in {base_record} (the store beside --record): finish "
+                f"it first (--preset {base}; failed cells run again)",
                 file=sys.stderr,
             )
             sys.exit(2)

@@ -366,3 +366,14 @@ def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
     rows = {r["method"]: r for r in overall_rows(analyse(tmp_path))}
     assert rows["sam_quarter"]["share of SAM's gain"] == rows["asam"]["share of SAM's gain"]
     assert rows["asam"]["share of SAM's gain"] == NO_SHARE
+
+
+def test_no_share_of_sams_gain_over_other_strata(tmp_path):
+    from samlm.compare.report.tables import OTHER_STRATA
+
+    methods = ["baseline", "sam", "asam"]
+    spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods)
+    compare(spec, tmp_path, workers=1, cell_fn=fake_cell)  # asam fails on CoLA
+    a = analyse(tmp_path)
+    assert a.overall()["sam"].significant and a.overall()["asam"].n_strata == 1
+    assert {r["method"]: r for r in overall_rows(a)}["asam"]["share of SAM's gain"] == OTHER_STRATA

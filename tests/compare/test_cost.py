@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from samlm.compare import GridSpec, compare
@@ -29,6 +30,14 @@ def test_timing_counts_this_attempts_steps_and_evaluations(tmp_path):
     # resumed at step 100: the evaluations at 50 and 100 were the first attempt's
     assert timing(log, 200, "checkpoint-100") == {"timed_steps": 100, "eval_time_s": 11.0}
     assert timing(tmp_path / "absent.jsonl", 200, None) == {"timed_steps": 200, "eval_time_s": 0}
+    # no resumed_from (older records): the final training row says 50 steps ran (HF rounds
+    # the rate), so the attempt resumed at the checkpoint of step 150
+    train = {"step": 200, "train_runtime": 48.04, "train_steps_per_second": 1.041}
+    _log(log, [*rows, train])
+    assert timing(log, 200, None) == {"timed_steps": 50, "eval_time_s": 6.0}
+    train.update(train_runtime=3493.4, train_steps_per_second=0.057)  # 199 steps: all
+    _log(log, [*rows, train])
+    assert timing(log, 200, None) == {"timed_steps": 200, "eval_time_s": 18.0}
 
 
 def test_step_seconds():
@@ -40,6 +49,7 @@ def test_step_seconds():
     ) == pytest.approx(1.0)
     assert step_seconds({"steps": 200, "train_time_s": 100.0}) == pytest.approx(0.5)
     assert step_seconds({"steps": 200, "timed_steps": 0, "train_time_s": 1.0}) is None
+    assert step_seconds({"steps": 200, "train_time_s": 30.0, "eval_time_s": 33.0}) is None
 
 
 def _timed_cell(spec, cell, folder, threads, setting=None):
@@ -72,8 +82,26 @@ def test_backfill_script_adds_timing_from_the_logs(tmp_path):
     gone = {"key": "b", "run_dir": "cells/b", "steps": 10, "train_time_s": 13.0}
     lines = [json.dumps(old), json.dumps(gone), '{"key": "c", "stat']
     (tmp_path / "results.jsonl").write_text("".join(line + "\n" for line in lines))
-    out, added = script.backfill(tmp_path)
+    out, added = script.backfill(tmp_path, tmp_path)
     assert added == 1
     assert json.loads(out[0]) == {**old, "timed_steps": 10, "eval_time_s": 3.0}
     assert out[1:] == lines[1:]  # no log: unchanged; a cut line kept as it was
     assert step_seconds(json.loads(out[0])) == pytest.approx(1.0)
+    # a record set wrongly before is set again from its log
+    (tmp_path / "results.jsonl").write_text(json.dumps({**old, "timed_steps": 3}) + "\n")
+    out, added = script.backfill(tmp_path, tmp_path)
+    assert added == 1 and json.loads(out[0])["timed_steps"] == 10
+
+
+def test_time_ratio_pairs_seeds_over_chosen_strata():
+    from samlm.compare.report import Analysis
+
+    a = Analysis(GridSpec(tasks=["glue/sst2"], sizes=[100]))
+    a.step_times = {
+        "baseline": {("a", 1): {0: 1.0, 1: 4.0, 2: 1.0}, ("b", 1): {0: 2.0}},
+        "sam": {("a", 1): {0: 2.0, 1: 8.0, 2: 2.0, 3: 1.0}, ("b", 1): {0: 3.0}, ("c", 1): {0: 5.0}},
+    }
+    # a: seeds 0-2 pair at 2.0 each (seed 3 has no baseline); b: 1.5; c: no baseline
+    assert a.time_ratio("sam") == pytest.approx((2.0 + 1.5) / 2)
+    assert a.time_ratio("sam", [("b", 1)]) == pytest.approx(1.5)
+    assert np.isnan(a.time_ratio("sam", [("c", 1)])) and np.isnan(a.time_ratio("asam"))

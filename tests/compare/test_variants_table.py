@@ -56,6 +56,23 @@ def test_share_cost_and_target(tmp_path):
     assert rows["looksam"][2:] == ["100%", "2.00", "1.10x", "met"]
     assert rows["aesam"][2:] == ["100%", "2.00", "1.50x", "missed"]  # too slow
     assert rows["gsam"][2] == "50%" and rows["gsam"][5] == "missed"  # too little gain
+    # aesam's CoLA cells lost, looksam's timing unknown: not judged, and said why
+    path = tmp_path / "results.jsonl"
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    records = [r for r in records if not (r["method"] == "aesam" and r["task"] == "glue/cola")]
+    for r in records:
+        if r["method"] == "looksam":
+            r["train_time_s"] = None
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in _script().table(tmp_path).splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    assert rows["looksam"][4:] == ["n/a", "not judged: no time per step"]
+    assert rows["aesam"][5] == (
+        "not judged: SAM's gain is over other strata (partial: 1 of 2 strata)"
+    )
     # SAM no better than the baseline: no gain to keep, nothing judged
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     records = [json.loads(x) for x in lines]

@@ -39,13 +39,27 @@ def timing(log: Path, steps: int, resumed_from: str | None) -> dict[str, float]:
     """What a cell's ``train_time_s`` covers: ``timed_steps``, the optimizer steps this
     attempt ran (a resumed attempt starts at its checkpoint's step), and ``eval_time_s``,
     the time its evaluations took inside it (logged ``eval_runtime`` after that step).
-    A cell's time per training step is ``(train_time_s - eval_time_s) / timed_steps``."""
-    start = int(resumed_from.rsplit("-", 1)[1]) if resumed_from else 0
+    A cell's time per training step is ``(train_time_s - eval_time_s) / timed_steps``.
+
+    Without ``resumed_from`` (records from before it existed) the start is read off the
+    log's final training row: ``train_steps_per_second * train_runtime`` steps ran, so
+    the attempt started at the logged evaluation step (a checkpoint) nearest to
+    ``steps`` minus that, or at 0."""
     rows = []
     if log.is_file():
         rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    evals = [r["eval_runtime"] for r in rows if "eval_runtime" in r and r["step"] > start]
-    return {"timed_steps": steps - start, "eval_time_s": float(sum(evals))}
+    if resumed_from:
+        start = int(resumed_from.rsplit("-", 1)[1])
+    else:
+        ran = [
+            r["train_steps_per_second"] * r["train_runtime"] for r in rows if "train_runtime" in r
+        ]
+        starts = {0, *(r["step"] for r in rows if "eval_runtime" in r and r["step"] < steps)}
+        start = min(starts, key=lambda s: abs(steps - ran[-1] - s)) if ran else 0
+    evals = {
+        r["step"]: r["eval_runtime"] for r in rows if "eval_runtime" in r and r["step"] > start
+    }
+    return {"timed_steps": steps - start, "eval_time_s": float(sum(evals.values()))}
 
 
 SHARPNESS_OPTIONS = dict(samples=64, steps=1, m=0, hessian_iters=10, probes=4, grid=0)

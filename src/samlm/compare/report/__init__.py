@@ -5,7 +5,7 @@ analysis.py reads the results store; tables.py, plots.py and page.py render it."
 
 from .analysis import Analysis, analyse, step_seconds
 from .page import html_page, markdown, write_report
-from .plots import DEV_CURVE_LABEL, METHOD_COLOURS, figures, method_colour, plots
+from .plots import DEV_CURVE_LABEL, METHOD_COLOURS, figures, method_colour
 from .tables import NO_SHARE, overall_rows, sections, terminal
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "markdown",
     "method_colour",
     "overall_rows",
-    "plots",
     "sections",
     "step_seconds",
     "terminal",

@@ -4,6 +4,7 @@ costs: what every form of the report shows."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,29 @@ class Analysis:
     per_task: dict[tuple[str, int], dict[str, dict[str, dict[int, float]]]] = field(
         default_factory=dict
     )
+    # method -> (task, size) -> {seed: seconds per training step of its finished cell}
+    step_times: dict[str, dict[tuple[str, int], dict[int, float]]] = field(default_factory=dict)
+
+    def time_ratio(self, method: str, strata: Iterable[tuple[str, int]] | None = None) -> float:
+        """``method``'s time per training step over the baseline's, paired as the gains
+        are: per (task, size) stratum the median over seeds of its cell's time over the
+        baseline's cell of the same seed (they run next to each other, so the machine's
+        load is much the same), averaged over the strata (``strata``, else all) where
+        both have timed cells; NaN where none has. Tuning trials are left out: they run
+        apart from their would-be pairs."""
+        mine, base = self.step_times.get(method, {}), self.step_times.get("baseline", {})
+        ratios = []
+        for key in mine if strata is None else [k for k in strata if k in mine]:
+            paired = base.get(key, {})
+            pairs = [t / paired[seed] for seed, t in mine[key].items() if seed in paired]
+            if pairs:
+                ratios.append(np.median(pairs))
+        return float(np.mean(ratios)) if ratios else float("nan")
 
     def overall(self) -> dict[str, AggregateGain]:
-        """Per method, the mean gain over the grid's (task, size) strata with a stratified
-        bootstrap interval (seeds resampled within each stratum)."""
+        """Per method, the mean gain over the (task, size) strata it has with the
+        baseline, with a stratified bootstrap interval (seeds resampled within each
+        stratum; a method with one stratum: that stratum's paired t interval)."""
         out = {}
         for method in self.spec.methods:
             if method == "baseline":
@@ -121,7 +141,8 @@ def step_seconds(record: dict[str, Any]) -> float | None:
         steps = record["steps"] - (int(start.rsplit("-", 1)[1]) if start else 0)
     if not steps or record.get("train_time_s") is None:
         return None
-    return (record["train_time_s"] - record.get("eval_time_s", 0.0)) / steps
+    seconds = record["train_time_s"] - record.get("eval_time_s", 0.0)
+    return seconds / steps if seconds > 0 else None  # <= 0: the timing fields disagree
 
 
 def analyse(folder: str | Path) -> Analysis:
@@ -132,9 +153,6 @@ def analyse(folder: str | Path) -> Analysis:
     spec = GridSpec(**yaml.safe_load(spec_path.read_text()))
     records = store.read(folder)
     result = Analysis(spec, choices=choose(spec, records))
-    step_time: dict[str, dict[tuple[str, int], list[float]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
     passes: dict[str, list[float]] = defaultdict(list)
     wall: dict[str, list[float]] = defaultdict(list)
     for cell in spec.cells():
@@ -156,21 +174,15 @@ def analyse(folder: str | Path) -> Analysis:
         if r.get("sharpness"):
             result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])
         if r.get("steps"):
-            seconds = step_seconds(r)
-            if seconds is not None:
-                step_time[cell.method][key].append(seconds)
             passes[cell.method].append(r["passes"] / r["steps"])
+            if (seconds := step_seconds(r)) is not None:
+                by_stratum = result.step_times.setdefault(cell.method, {})
+                by_stratum.setdefault(key, {})[cell.seed] = seconds
         wall[cell.method].append(r["wall_time_s"])
-    base = step_time.get("baseline", {})
     for method in spec.methods:
-        ratios = [
-            np.median(v) / np.median(base[k])
-            for k, v in step_time.get(method, {}).items()
-            if base.get(k)
-        ]
         result.cost[method] = {
             "wall_time_s": float(np.mean(wall[method])) if wall[method] else float("nan"),
             "passes_per_step": float(np.mean(passes[method])) if passes[method] else float("nan"),
-            "time_per_step_vs_baseline": float(np.mean(ratios)) if ratios else float("nan"),
+            "time_per_step_vs_baseline": result.time_ratio(method),
         }
     return result

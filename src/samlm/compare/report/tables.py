@@ -8,11 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..mixtures import describe_mixing
-from ..stats import (
-    PairedGain,
-    Summary,
-    summarize,
-)
+from ..stats import AggregateGain, PairedGain, Summary, summarize
 from .analysis import Analysis, gain_over_baseline
 
 NA = "n/a"  # a number that does not exist (no result), never printed as "nan"
@@ -140,6 +136,13 @@ def status_lines(a: Analysis) -> list[str]:
 NO_SHARE = "n/a: SAM's gain is not significantly above zero"
 
 
+OTHER_STRATA = "n/a: SAM's gain is over other strata"
+
+
+def _strata(g: AggregateGain) -> set:
+    return {key for key, _ in g.stratum_means}
+
+
 def overall_rows(a: Analysis) -> list[dict[str, str]]:
     overall = a.overall()
     sam = overall.get("sam")
@@ -149,6 +152,8 @@ def overall_rows(a: Analysis) -> list[dict[str, str]]:
         if method not in ("baseline", "sam") and sam is not None:  # of a gain that is there
             significant = sam.significant and sam.low > 0
             share = _num(g.mean / sam.mean, ".0%") if significant else NO_SHARE
+            if significant and _strata(g) != _strata(sam):
+                share = OTHER_STRATA
         rows.append(
             {
                 "method": method,
@@ -269,10 +274,11 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
         ),
         (
             "Overall",
-            "Mean gain over the grid's (task, size) strata, each counting once, with a 95% "
+            "Mean gain over the (task, size) strata, each counting once, with a 95% "
             "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et "
-            "al. 2021; a grid of one stratum: its paired t interval), and the share of SAM's mean gain each other method keeps (given "
-            "only where SAM's gain is significantly positive).",
+            "al. 2021; over one stratum: its paired t interval), and the share of SAM's mean "
+            "gain each other method keeps (given only where SAM's gain is significantly "
+            "positive, over the same strata).",
             overall_rows(a),
         ),
         (
@@ -313,10 +319,10 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
         (
             "Cost",
             "Time per step: a cell's training time without its evaluations over the "
-            "steps it ran (a resumed cell: since its checkpoint), the median over each "
-            "task and size's cells (trials included) over the baseline's, averaged over "
-            "them. Cells share the machine, so this is a rough ratio; bench/step_overhead.py "
-            "measures it side by side.",
+            "steps it ran (a resumed cell: since its checkpoint), over the baseline cell's "
+            "of the same seed, which ran next to it; the median over seeds per task and "
+            "size, averaged over them. Cells share the machine, so this is a rough ratio; "
+            "bench/step_overhead.py measures it side by side.",
             _cost_rows(a),
         )
     )
