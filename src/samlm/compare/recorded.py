@@ -12,4 +12,8 @@ SETTINGS: dict[str, dict[str, float]] = {
     "glue/sst2|250|baseline": {"learning_rate": 0.0001},
     "glue/sst2|250|sam": {"learning_rate": 0.0001, "rho": 0.05},
     "glue/sst2|250|sam_quarter": {"learning_rate": 0.0002, "rho": 0.05},
+    "superglue/cb|100|asam": {"learning_rate": 0.0002, "rho": 0.5},
+    "superglue/cb|100|baseline": {"learning_rate": 0.0002},
+    "superglue/cb|100|sam": {"learning_rate": 0.0002, "rho": 0.02},
+    "superglue/cb|100|sam_quarter": {"learning_rate": 0.0002, "rho": 0.02},
 }
