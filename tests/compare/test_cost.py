@@ -3,13 +3,12 @@ checkpoint, a stratum's median so one paused or contended cell does not move it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench import backfill_timing
 from samlm.compare import GridSpec, compare
 from samlm.compare.cell import timing
 from samlm.compare.report import analyse, step_seconds
@@ -72,24 +71,20 @@ def test_report_ratio_leaves_out_evaluations_resumes_and_outliers(tmp_path):
 
 
 def test_backfill_script_adds_timing_from_the_logs(tmp_path):
-    path = Path(__file__).resolve().parents[2] / "bench" / "backfill_timing.py"
-    module_spec = importlib.util.spec_from_file_location("backfill_timing", path)
-    script = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(script)
     (tmp_path / "cells" / "a").mkdir(parents=True)
     _log(tmp_path / "cells" / "a" / "log.jsonl", [{"step": 5, "eval_runtime": 3.0}])
     old = {"key": "a", "run_dir": "cells/a", "steps": 10, "train_time_s": 13.0}
     gone = {"key": "b", "run_dir": "cells/b", "steps": 10, "train_time_s": 13.0}
     lines = [json.dumps(old), json.dumps(gone), '{"key": "c", "stat']
     (tmp_path / "results.jsonl").write_text("".join(line + "\n" for line in lines))
-    out, added = script.backfill(tmp_path, tmp_path)
+    out, added = backfill_timing.backfill(tmp_path, tmp_path)
     assert added == 1
     assert json.loads(out[0]) == {**old, "timed_steps": 10, "eval_time_s": 3.0}
     assert out[1:] == lines[1:]  # no log: unchanged; a cut line kept as it was
     assert step_seconds(json.loads(out[0])) == pytest.approx(1.0)
     # a record set wrongly before is set again from its log
     (tmp_path / "results.jsonl").write_text(json.dumps({**old, "timed_steps": 3}) + "\n")
-    out, added = script.backfill(tmp_path, tmp_path)
+    out, added = backfill_timing.backfill(tmp_path, tmp_path)
     assert added == 1 and json.loads(out[0])["timed_steps"] == 10
 
 

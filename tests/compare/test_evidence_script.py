@@ -3,12 +3,12 @@ settings export as the module the default preset reads."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from bench import evidence
 from samlm.compare import GridSpec, compare, store
 
 from .test_tuning import SPEC, tuning_cell
@@ -16,15 +16,7 @@ from .test_tuning import SPEC, tuning_cell
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("evidence", ROOT / "bench" / "evidence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_merge_and_export(tmp_path):
-    evidence = _script()
     run = tmp_path / "run"
     compare(GridSpec(**{**SPEC, "seeds": 1}), run, workers=1, cell_fn=tuning_cell)
     record = tmp_path / "repo" / "bench" / "results" / "evidence"
@@ -57,7 +49,6 @@ def test_variants_preset_is_the_evidence_grid_with_every_method():
 
 
 def test_variants_wait_for_the_evidence_grid(tmp_path):
-    evidence = _script()
     record = tmp_path / "evidence"
     record.mkdir()
     cells = GridSpec(**evidence.PRESETS["evidence"]).cells()

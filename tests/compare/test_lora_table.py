@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from bench import lora_table
 from samlm.compare import GridSpec, compare
 
 from .fake import fake_cell
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("lora_table", ROOT / "bench" / "lora_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _lora_cell(spec, cell, folder, threads, setting=None):
@@ -33,7 +26,7 @@ def test_four_arms_on_common_seeds(tmp_path):
     compare(GridSpec(tasks=["glue/sst2", "glue/cola"], **grid), full, workers=1, cell_fn=fake_cell)
     spec = GridSpec(tasks=["glue/sst2", "glue/rte"], peft="lora", **grid)
     compare(spec, lora, workers=1, cell_fn=_lora_cell)
-    lines = _script().table(lora, full).splitlines()
+    lines = lora_table.table(lora, full).splitlines()
     sst2 = next(line for line in lines if line.startswith("| glue/sst2"))
     cells = [c.strip() for c in sst2.strip("|").split("|")]
     # seeds 0, 1 (LoRA + SAM lacks 2): baseline 70, 70.5; sam 72, 73; LoRA 3 below

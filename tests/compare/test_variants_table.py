@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+from bench import variants_table
 from samlm.compare import GridSpec, compare
 
 from .fake import fake_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "variants_table.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("variants_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _variant_cell(spec, cell, folder, threads, setting=None):
@@ -49,7 +42,7 @@ def test_share_cost_and_target(tmp_path):
     compare(spec, tmp_path, workers=1, cell_fn=_variant_cell)
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in _script().table(tmp_path).splitlines()
+        for line in variants_table.table(tmp_path).splitlines()
         if line.startswith("| ") and not line.startswith("| method")
     }
     assert rows["sam"][1].startswith("+2.50 [") and rows["sam"][4] == "1.90x"
@@ -66,7 +59,7 @@ def test_share_cost_and_target(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in _script().table(tmp_path).splitlines()
+        for line in variants_table.table(tmp_path).splitlines()
         if line.startswith("| ") and not line.startswith("| method")
     }
     assert rows["looksam"][4:] == ["n/a", "not judged: no time per step"]
@@ -80,5 +73,5 @@ def test_share_cost_and_target(tmp_path):
         if r["method"] == "sam":
             r["score"] = 70.0 + 0.5 * r["seed"] + (-1) ** r["seed"]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    text = _script().table(tmp_path)
+    text = variants_table.table(tmp_path)
     assert text.count("not judged: SAM's gain is not significantly above zero") == 3
