@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+
+from samlm.compare.backends import attempt
 
 SCORES = {"baseline": 70.0, "sam": 72.0, "sam_quarter": 71.0, "asam": 69.0}
 
@@ -53,3 +56,18 @@ def mixture_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None
         per_task = {a: 60.0 + cell["seed"] + bump, b: 80.0 + cell["seed"] + bump}
         record.update(score=sum(per_task.values()) / 2, per_task=per_task)
     return record
+
+
+class InlineBackend:
+    """Cells one after another in this process, for tests whose cells are fakes: no worker
+    processes to spawn (each costs seconds of imports)."""
+
+    name = "inline"
+
+    @contextlib.contextmanager
+    def session(self):
+        yield
+
+    def run(self, cell_fn, jobs):
+        for j in jobs:
+            yield j.cell, attempt(cell_fn, j.spec, j.cell.__dict__, j.folder, 1, j.setting)

@@ -25,7 +25,7 @@ from samlm.compare.report import (
     terminal,
 )
 
-from .fake import failing_cell, fake_cell, fake_cell_no_asam
+from .fake import InlineBackend, failing_cell, fake_cell, fake_cell_no_asam
 
 SPEC = dict(
     tasks=["glue/sst2", "glue/cola"], sizes=[100, 200], methods=["baseline", "sam", "asam"], seeds=3
@@ -183,7 +183,7 @@ def _colours(fig) -> dict[str, set[str]]:
 def test_a_method_has_one_colour_in_every_plot(tmp_path):
     import matplotlib.pyplot as plt
 
-    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell)
+    compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     figs = figures(analyse(tmp_path))
     try:
         assert set(figs) == {"gain_vs_size", "dev_metric_during_training", "cost_vs_gain"}
@@ -206,7 +206,7 @@ def test_a_method_has_one_colour_in_every_plot(tmp_path):
 def test_dev_curves_say_they_are_the_selection_metric(tmp_path):
     import matplotlib.pyplot as plt
 
-    compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, workers=1, cell_fn=fake_cell)
+    compare(GridSpec(**{**SPEC, "seeds": 1}), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     fig = figures(analyse(tmp_path))["dev_metric_during_training"]
     try:
         assert fig.get_suptitle() == DEV_CURVE_LABEL
@@ -233,7 +233,7 @@ def _pngs(folder: Path) -> list[Path]:
 
 
 def test_a_method_without_results_shows_no_nan(tmp_path):
-    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell_no_asam)
+    compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=fake_cell_no_asam)
     for where, text in _texts(tmp_path).items():
         assert not re.search(r"\bnan", text), (where, text)
         assert "asam: no results (12 failed)" in text, where
@@ -245,7 +245,7 @@ def test_a_method_without_results_shows_no_nan(tmp_path):
 
 
 def test_a_grid_where_every_cell_failed_still_reports(tmp_path):
-    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=failing_cell)
+    compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=failing_cell)
     texts = _texts(tmp_path)
     assert _pngs(tmp_path) == []
     for where, text in texts.items():
@@ -265,7 +265,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_html_report_shows_its_plots_in_headless_chromium(tmp_path):
     import matplotlib.image
 
-    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=fake_cell)
+    compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     write_report(tmp_path)
     shot = tmp_path / "shot.png"
     subprocess.run(
@@ -351,7 +351,7 @@ def test_the_share_of_sams_gain_is_given_only_where_there_is_a_gain(tmp_path):
 
     methods = ["baseline", "sam", "sam_quarter", "asam"]
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=methods)
-    compare(spec, tmp_path, workers=1, cell_fn=fake_cell)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     rows = {r["method"]: r for r in overall_rows(analyse(tmp_path))}
     assert rows["sam_quarter"]["share of SAM's gain"] == "40%"  # +1 of SAM's +2.5
     assert rows["asam"]["share of SAM's gain"] == "-40%"  # every method, even a loss
@@ -373,7 +373,7 @@ def test_no_share_of_sams_gain_over_other_strata(tmp_path):
 
     methods = ["baseline", "sam", "asam"]
     spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods)
-    compare(spec, tmp_path, workers=1, cell_fn=fake_cell)  # asam fails on CoLA
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=fake_cell)  # asam fails on CoLA
     a = analyse(tmp_path)
     assert a.overall()["sam"].significant and a.overall()["asam"].n_strata == 1
     assert {r["method"]: r for r in overall_rows(a)}["asam"]["share of SAM's gain"] == OTHER_STRATA

@@ -13,7 +13,7 @@ from samlm.compare import GridSpec, compare
 from samlm.compare.cell import timing
 from samlm.compare.report import analyse, step_seconds
 
-from .fake import fake_cell
+from .fake import InlineBackend, fake_cell
 
 
 def _log(path, rows):
@@ -66,7 +66,7 @@ def _timed_cell(spec, cell, folder, threads, setting=None):
 
 def test_report_ratio_leaves_out_evaluations_resumes_and_outliers(tmp_path):
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam"], seeds=3)
-    compare(spec, tmp_path, workers=1, cell_fn=_timed_cell)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_timed_cell)
     assert analyse(tmp_path).cost["sam"]["time_per_step_vs_baseline"] == pytest.approx(2.0)
 
 

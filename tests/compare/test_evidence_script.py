@@ -11,6 +11,7 @@ from pathlib import Path
 from bench import evidence
 from samlm.compare import GridSpec, compare, store
 
+from .fake import InlineBackend
 from .test_tuning import SPEC, tuning_cell
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_merge_and_export(tmp_path):
     run = tmp_path / "run"
-    compare(GridSpec(**{**SPEC, "seeds": 1}), run, workers=1, cell_fn=tuning_cell)
+    compare(GridSpec(**{**SPEC, "seeds": 1}), run, backend=InlineBackend(), cell_fn=tuning_cell)
     record = tmp_path / "repo" / "bench" / "results" / "evidence"
     evidence.mirror(run, record)
     fresh = tmp_path / "fresh"

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench import lora_table
 from samlm.compare import GridSpec, compare
 
-from .fake import fake_cell
+from .fake import InlineBackend, fake_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,9 +23,11 @@ def _lora_cell(spec, cell, folder, threads, setting=None):
 def test_four_arms_on_common_seeds(tmp_path):
     grid = dict(sizes=[250], methods=["baseline", "sam"], seeds=3)
     full, lora = tmp_path / "full", tmp_path / "lora"
-    compare(GridSpec(tasks=["glue/sst2", "glue/cola"], **grid), full, workers=1, cell_fn=fake_cell)
-    spec = GridSpec(tasks=["glue/sst2", "glue/rte"], peft="lora", **grid)
-    compare(spec, lora, workers=1, cell_fn=_lora_cell)
+    inline = InlineBackend()
+    full_spec = GridSpec(tasks=["glue/sst2", "glue/cola"], **grid)
+    compare(full_spec, full, backend=inline, cell_fn=fake_cell)
+    lora_spec = GridSpec(tasks=["glue/sst2", "glue/rte"], peft="lora", **grid)
+    compare(lora_spec, lora, backend=inline, cell_fn=_lora_cell)
     lines = lora_table.table(lora, full).splitlines()
     sst2 = next(line for line in lines if line.startswith("| glue/sst2"))
     cells = [c.strip() for c in sst2.strip("|").split("|")]

@@ -16,7 +16,7 @@ from samlm.compare.report import markdown, terminal
 from samlm.compare.store import SPEC_FILE
 from samlm.compare.validate import grid_problems
 
-from .fake import mixture_cell
+from .fake import InlineBackend, mixture_cell
 
 MIX = "glue/sst2+superglue/cb"
 TINY = dict(
@@ -79,7 +79,7 @@ def test_the_report_of_a_mixture_row(tmp_path):
         methods=["baseline", "sam"],
         seeds=3,
     )
-    compare(spec, tmp_path, workers=2, cell_fn=mixture_cell)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=mixture_cell)
     a = write_report(tmp_path)
     by_method = a.scores[("glue/sst2+glue/cola", 100)]
     assert by_method["baseline"] == {0: 70.0, 1: 71.0, 2: 72.0}
@@ -314,7 +314,7 @@ def test_mixing_options_are_recorded_and_reported(tmp_path):
         mixing_limit=50,
         temperature=2.0,
     )
-    compare(spec, tmp_path, workers=2, cell_fn=mixture_cell)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=mixture_cell)
     saved = yaml.safe_load((tmp_path / SPEC_FILE).read_text())
     assert (saved["mixing"], saved["mixing_limit"], saved["temperature"]) == (
         "temperature",

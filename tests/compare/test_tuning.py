@@ -12,6 +12,8 @@ from samlm.compare import GridSpec, compare
 from samlm.compare.grid import LORA_LR_SCALE, TUNE_GRID, TUNE_SEED
 from samlm.compare.tuning import RECORDED, TUNED, UNTUNED, choose
 
+from .fake import InlineBackend
+
 
 def tuning_cell(spec, cell, folder, threads, setting=None):
     """Validation score peaks at lr 2e-4 for the baseline and at rho 0.02 for SAM."""
@@ -80,7 +82,7 @@ def test_a_lora_grid_tunes_at_its_own_learning_rates():
 
 
 def test_seeds_run_at_each_methods_best_trial(tmp_path):
-    records = compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=tuning_cell)
+    records = compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=tuning_cell)
     calls = _calls(tmp_path)
     trials = [c for c in calls if c["trial"] is not None]
     assert len(trials) == sum(len(TUNE_GRID[m]) for m in SPEC["methods"])
@@ -92,7 +94,7 @@ def test_seeds_run_at_each_methods_best_trial(tmp_path):
     assert all(r["status"] == "ok" for r in records.values())
     # resumed: nothing runs again
     before = len(calls)
-    compare(GridSpec(**SPEC), tmp_path, workers=2, cell_fn=tuning_cell)
+    compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=tuning_cell)
     assert len(_calls(tmp_path)) == before
 
 
@@ -118,7 +120,7 @@ def test_a_method_whose_trials_all_failed_records_its_cells_as_failed(tmp_path):
             raise RuntimeError("diverged")
         return tuning_cell(spec, cell, folder, threads, setting)
 
-    records = compare(GridSpec(**SPEC), tmp_path, workers=1, cell_fn=cell_fn)
+    records = compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=cell_fn)
     sam = [r for k, r in records.items() if r["method"] == "sam" and "trial" not in k]
     assert sam and all("every tuning trial failed" in r["error"] for r in sam)
     assert choose(GridSpec(**SPEC), records)["glue/sst2|100|baseline"].source == TUNED

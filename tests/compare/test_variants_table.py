@@ -8,7 +8,7 @@ from pathlib import Path
 from bench import variants_table
 from samlm.compare import GridSpec, compare
 
-from .fake import fake_cell
+from .fake import InlineBackend, fake_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "variants_table.py"
@@ -39,7 +39,7 @@ def _variant_cell(spec, cell, folder, threads, setting=None):
 def test_share_cost_and_target(tmp_path):
     methods = ["baseline", "sam", "gsam", "looksam", "aesam"]
     spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods, seeds=3)
-    compare(spec, tmp_path, workers=1, cell_fn=_variant_cell)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_variant_cell)
     rows = {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
         for line in variants_table.table(tmp_path).splitlines()
