@@ -16,10 +16,10 @@ report's ratio). A task whose arms are not all finished is listed as such.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from samlm.compare.report import analyse
+from samlm.compare.report.tables import number
 from samlm.compare.stats import paired_gain, summarize
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,10 +34,6 @@ GAINS = {  # gain -> (arm, over arm)
     "SAM within full": ("full + SAM", "full"),
     "LoRA over full": ("LoRA", "full"),
 }
-
-
-def _ratio(value: float) -> str:
-    return f"{value:.2f}x" if math.isfinite(value) else "n/a"
 
 
 def table(lora: Path, full: Path) -> str:
@@ -68,7 +64,7 @@ def table(lora: Path, full: Path) -> str:
             row.append(f"{bold}{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]{bold}")
         lines.append("| " + " | ".join(row) + " |")
     strata = [(task, size) for task in stores["lora"].spec.tasks]  # both regimes: these
-    cost = {where: _ratio(a.time_ratio("sam", strata)) for where, a in stores.items()}
+    cost = {where: number(a.time_ratio("sam", strata), ".2f", "x") for where, a in stores.items()}
     lines += [
         "",
         f"Size {size}; gains in points with 95% paired t intervals (bold: excludes zero). "

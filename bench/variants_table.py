@@ -20,20 +20,16 @@ import math
 from pathlib import Path
 
 from samlm.compare.report import analyse
+from samlm.compare.report.analysis import share_of_sam_gain
+from samlm.compare.report.tables import number
 
 TARGET_SHARE = 0.80
 TARGET_COST = 1.15
 
 
-def _num(value: float, spec: str, suffix: str = "") -> str:
-    return f"{value:{spec}}{suffix}" if math.isfinite(value) else "n/a"
-
-
 def table(record: Path) -> str:
     a = analyse(record)
     overall = a.overall()
-    sam = overall.get("sam")
-    sam_gains = sam is not None and sam.significant and sam.low > 0
     lines = [
         "| method | mean gain [95%] | share of SAM's gain | passes per step | "
         "time per step vs baseline | target |",
@@ -51,23 +47,19 @@ def table(record: Path) -> str:
             continue
         gain = f"{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]"
         mine = {key for key, _ in g.stratum_means}
-        share, verdict = "n/a", ""
-        if method == "sam":
-            share = ""
-        elif not sam_gains:
-            verdict = "not judged: SAM's gain is not significantly above zero"
-        elif mine != {key for key, _ in sam.stratum_means}:
-            verdict = "not judged: SAM's gain is over other strata"
-        else:
-            kept = g.mean / sam.mean
-            share = f"{kept:.0%}"
-            if not math.isfinite(time):
+        share, verdict = "", ""
+        if method != "sam":
+            kept, why = share_of_sam_gain(overall, method)
+            share = number(kept, ".0%")
+            if kept is None:
+                verdict = f"not judged: {why}"
+            elif not math.isfinite(time):
                 verdict = "not judged: no time per step"
             else:
                 verdict = "met" if kept >= TARGET_SHARE and time <= TARGET_COST else "missed"
         if method != "sam" and mine != strata:
             verdict += f" (partial: {len(mine)} of {len(strata)} strata)"
-        cells = [gain, share, _num(passes, ".2f"), _num(time, ".2f", "x"), verdict]
+        cells = [gain, share, number(passes, ".2f"), number(time, ".2f", "x"), verdict]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += [
         "",

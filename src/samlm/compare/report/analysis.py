@@ -120,6 +120,23 @@ class Analysis:
         return dict(out)
 
 
+NO_SAM_GAIN = "SAM's gain is not significantly above zero"
+SAM_OTHER_STRATA = "SAM's gain is over other strata"
+
+
+def share_of_sam_gain(overall: dict[str, AggregateGain], method: str) -> tuple[float | None, str]:
+    """The share of SAM's mean gain that ``method`` keeps, ``G_method / G_SAM`` over the
+    same strata (from :meth:`Analysis.overall`), or ``None`` and why not: a share is
+    only given of a gain that is there, SAM's significantly above zero."""
+    sam = overall.get("sam")
+    if sam is None or not (sam.significant and sam.low > 0):
+        return None, NO_SAM_GAIN
+    g = overall[method]
+    if {k for k, _ in g.stratum_means} != {k for k, _ in sam.stratum_means}:
+        return None, SAM_OTHER_STRATA
+    return g.mean / sam.mean, ""
+
+
 def gain_over_baseline(by_method: dict[str, dict[int, float]], method: str) -> PairedGain | None:
     """``method``'s paired gain over the baseline on the seeds both have; ``None`` where
     they share none."""

@@ -8,13 +8,19 @@ from typing import Any
 import numpy as np
 
 from ..mixtures import describe_mixing
-from ..stats import AggregateGain, PairedGain, Summary, summarize
-from .analysis import Analysis, gain_over_baseline
+from ..stats import PairedGain, Summary, summarize
+from .analysis import (
+    NO_SAM_GAIN,
+    SAM_OTHER_STRATA,
+    Analysis,
+    gain_over_baseline,
+    share_of_sam_gain,
+)
 
 NA = "n/a"  # a number that does not exist (no result), never printed as "nan"
 
 
-def _num(value: float | None, spec: str, suffix: str = "") -> str:
+def number(value: float | None, spec: str, suffix: str = "") -> str:
     """``value`` formatted with ``spec``, or "n/a" when it is missing or not finite."""
     if value is None or not math.isfinite(value):
         return NA
@@ -42,7 +48,7 @@ def _rows(a: Analysis) -> list[dict[str, str]]:
                         else f"{NA} (n={s.n})"
                     ),
                     "gain": _verdict(gain),
-                    "win rate": _num(gain.win_rate, ".0%") if gain else "",
+                    "win rate": number(gain.win_rate, ".0%") if gain else "",
                 }
             )
     return rows
@@ -64,9 +70,9 @@ def _cost_rows(a: Analysis) -> list[dict[str, str]]:
     return [
         {
             "method": m,
-            "wall time per cell (s)": _num(c.get("wall_time_s"), ".1f"),
-            "forward-backward passes per step": _num(c.get("passes_per_step"), ".2f"),
-            "time per step vs baseline": _num(c.get("time_per_step_vs_baseline"), ".2f", "x"),
+            "wall time per cell (s)": number(c.get("wall_time_s"), ".1f"),
+            "forward-backward passes per step": number(c.get("passes_per_step"), ".2f"),
+            "time per step vs baseline": number(c.get("time_per_step_vs_baseline"), ".2f", "x"),
         }
         for m, c in a.cost.items()
     ]
@@ -86,7 +92,7 @@ def _sharpness_rows(a: Analysis) -> list[dict[str, str]]:
 
             def mean(name: str, vals: list[dict[str, float]] = values) -> str:
                 xs = [v[name] for v in vals if v.get(name) is not None]
-                return _num(float(np.mean(xs)), ".4g") if xs else NA
+                return number(float(np.mean(xs)), ".4g") if xs else NA
 
             rows.append(
                 {
@@ -96,7 +102,7 @@ def _sharpness_rows(a: Analysis) -> list[dict[str, str]]:
                     "rho-sharpness": mean("sharpness"),
                     "lambda_max": mean("lambda_max"),
                     "trace": mean("trace"),
-                    "gain": _num(gain.mean, "+.2f") if gain else "",
+                    "gain": number(gain.mean, "+.2f") if gain else "",
                 }
             )
     return rows
@@ -133,27 +139,18 @@ def status_lines(a: Analysis) -> list[str]:
     return lines
 
 
-NO_SHARE = "n/a: SAM's gain is not significantly above zero"
-
-
-OTHER_STRATA = "n/a: SAM's gain is over other strata"
-
-
-def _strata(g: AggregateGain) -> set:
-    return {key for key, _ in g.stratum_means}
+NO_SHARE = f"n/a: {NO_SAM_GAIN}"
+OTHER_STRATA = f"n/a: {SAM_OTHER_STRATA}"
 
 
 def overall_rows(a: Analysis) -> list[dict[str, str]]:
     overall = a.overall()
-    sam = overall.get("sam")
     rows = []
     for method, g in overall.items():
         share = ""
-        if method not in ("baseline", "sam") and sam is not None:  # of a gain that is there
-            significant = sam.significant and sam.low > 0
-            share = _num(g.mean / sam.mean, ".0%") if significant else NO_SHARE
-            if significant and _strata(g) != _strata(sam):
-                share = OTHER_STRATA
+        if method not in ("baseline", "sam") and "sam" in overall:
+            kept, why = share_of_sam_gain(overall, method)
+            share = number(kept, ".0%") if kept is not None else f"n/a: {why}"
         rows.append(
             {
                 "method": method,
@@ -180,7 +177,7 @@ def _per_task_rows(a: Analysis) -> list[dict[str, str]]:
                         "size": str(size or "all"),
                         "method": method,
                         "task": task,
-                        "score": f"{_num(s.mean, '.2f')} ± {_num(s.std, '.2f')} (n={s.n})",
+                        "score": f"{number(s.mean, '.2f')} ± {number(s.std, '.2f')} (n={s.n})",
                     }
                 )
     return rows
@@ -243,7 +240,7 @@ def _trial_rows(a: Analysis) -> list[dict[str, str]]:
             rows.append(
                 {
                     **_setting_columns(key, t["setting"]),
-                    "validation score": _num(t["score"], ".2f")
+                    "validation score": number(t["score"], ".2f")
                     if t["status"] == "ok"
                     else t["status"],
                     "chosen": "yes" if chosen else "",
