@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from samlm.compare import store
-from samlm.compare.cell import timing
+from samlm.compare.cell import read_log, timing
 
 
 def backfill(folder: Path, run_dir: Path) -> tuple[list[str], int]:
@@ -31,7 +31,7 @@ def backfill(folder: Path, run_dir: Path) -> tuple[list[str], int]:
             continue
         log = run_dir / record.get("run_dir", "") / "log.jsonl"
         if record.get("steps") and record.get("run_dir") and log.is_file():
-            record.update(timing(log, record["steps"], record.get("resumed_from")))
+            record.update(timing(read_log(log), record["steps"], record.get("resumed_from")))
             added += 1
         lines.append(json.dumps(record))
     return lines, added

@@ -312,13 +312,13 @@ def test_a_grid_grows_by_tasks_and_seeds_without_rerunning_its_cells(tmp_path):
 
 
 def test_passes_per_step_come_from_the_logged_share_of_sam_steps(tmp_path):
-    from samlm.compare.cell import _sam_share
+    from samlm.compare.cell import _sam_share, read_log
 
     log = tmp_path / "log.jsonl"
-    assert _sam_share(log) == 1.0  # nothing logged: every step counted as a SAM step
+    assert _sam_share(read_log(log)) == 1.0  # nothing logged: every step counted as a SAM step
     rows = [{"step": 5, "sam_steps": 0.2}, {"step": 10, "sam_steps": 0.4}, {"eval_x": 1}]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert _sam_share(log) == pytest.approx(0.3)
+    assert _sam_share(read_log(log)) == pytest.approx(0.3)
 
 
 def test_the_variants_are_methods_tuned_like_sam_but_not_in_the_evidence_grid():

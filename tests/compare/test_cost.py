@@ -10,7 +10,7 @@ import pytest
 
 from bench import backfill_timing
 from samlm.compare import GridSpec, compare
-from samlm.compare.cell import timing
+from samlm.compare.cell import read_log, timing
 from samlm.compare.report import analyse, step_seconds
 
 from .fake import InlineBackend, fake_cell
@@ -25,18 +25,21 @@ def test_timing_counts_this_attempts_steps_and_evaluations(tmp_path):
     rows = [{"step": s, "eval_runtime": 2.0 + s / 50} for s in (50, 100, 150, 200)]
     rows += [{"step": 200, "selected_runtime": 9.0}, {"step": 200, "loss": 0.1}]
     log = _log(tmp_path / "log.jsonl", rows)
-    assert timing(log, 200, None) == {"timed_steps": 200, "eval_time_s": 3 + 4 + 5 + 6}
+    assert timing(read_log(log), 200, None) == {"timed_steps": 200, "eval_time_s": 3 + 4 + 5 + 6}
     # resumed at step 100: the evaluations at 50 and 100 were the first attempt's
-    assert timing(log, 200, "checkpoint-100") == {"timed_steps": 100, "eval_time_s": 11.0}
-    assert timing(tmp_path / "absent.jsonl", 200, None) == {"timed_steps": 200, "eval_time_s": 0}
+    assert timing(read_log(log), 200, "checkpoint-100") == {"timed_steps": 100, "eval_time_s": 11.0}
+    assert timing(read_log(tmp_path / "absent.jsonl"), 200, None) == {
+        "timed_steps": 200,
+        "eval_time_s": 0,
+    }
     # no resumed_from (older records): the final training row says 50 steps ran (HF rounds
     # the rate), so the attempt resumed at the checkpoint of step 150
     train = {"step": 200, "train_runtime": 48.04, "train_steps_per_second": 1.041}
     _log(log, [*rows, train])
-    assert timing(log, 200, None) == {"timed_steps": 50, "eval_time_s": 6.0}
+    assert timing(read_log(log), 200, None) == {"timed_steps": 50, "eval_time_s": 6.0}
     train.update(train_runtime=3493.4, train_steps_per_second=0.057)  # 199 steps: all
     _log(log, [*rows, train])
-    assert timing(log, 200, None) == {"timed_steps": 200, "eval_time_s": 18.0}
+    assert timing(read_log(log), 200, None) == {"timed_steps": 200, "eval_time_s": 18.0}
 
 
 def test_step_seconds():

@@ -18,38 +18,42 @@ from .mixtures import is_mixture
 from .mixtures import scores as mixture_scores
 
 
-def _sam_share(log: Path) -> float:
+def read_log(log: Path) -> list[dict[str, Any]]:
+    """A cell's ``log.jsonl`` rows (none when it has no log)."""
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def checkpoint_step(name: str | None) -> int:
+    """The step of a ``checkpoint-N`` folder name; 0 for none (a run from the start)."""
+    return int(name.rsplit("-", 1)[1]) if name else 0
+
+
+def _sam_share(rows: list[dict[str, Any]]) -> float:
     """The share of SAM steps over the run, from the logged ``sam_steps`` of each logging
     window (1.0 when nothing was logged: every step a SAM step)."""
-    if not log.is_file():
-        return 1.0
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     shares = [r["sam_steps"] for r in rows if "sam_steps" in r]
     return sum(shares) / len(shares) if shares else 1.0
 
 
-def _curve(log: Path, metric: str) -> list[list[float]]:
-    if not log.is_file():
-        return []
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def _curve(rows: list[dict[str, Any]], metric: str) -> list[list[float]]:
     return [[r["step"], r[f"eval_{metric}"]] for r in rows if f"eval_{metric}" in r]
 
 
-def timing(log: Path, steps: int, resumed_from: str | None) -> dict[str, float]:
-    """What a cell's ``train_time_s`` covers: ``timed_steps``, the optimizer steps this
-    attempt ran (a resumed attempt starts at its checkpoint's step), and ``eval_time_s``,
-    the time its evaluations took inside it (logged ``eval_runtime`` after that step).
-    A cell's time per training step is ``(train_time_s - eval_time_s) / timed_steps``.
+def timing(rows: list[dict[str, Any]], steps: int, resumed_from: str | None) -> dict[str, float]:
+    """What a cell's ``train_time_s`` covers, from its log's ``rows``: ``timed_steps``,
+    the optimizer steps this attempt ran (a resumed attempt starts at its checkpoint's
+    step), and ``eval_time_s``, the time its evaluations took inside it (logged
+    ``eval_runtime`` after that step). A cell's time per training step is
+    ``(train_time_s - eval_time_s) / timed_steps``.
 
     Without ``resumed_from`` (records from before it existed) the start is read off the
     log's final training row: ``train_steps_per_second * train_runtime`` steps ran, so
     the attempt started at the logged evaluation step (a checkpoint) nearest to
     ``steps`` minus that, or at 0."""
-    rows = []
-    if log.is_file():
-        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     if resumed_from:
-        start = int(resumed_from.rsplit("-", 1)[1])
+        start = checkpoint_step(resumed_from)
     else:
         ran = [
             r["train_steps_per_second"] * r["train_runtime"] for r in rows if "train_runtime" in r
@@ -137,7 +141,8 @@ def run_cell(
         steps = result["global_steps"]
         # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
         extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
-        extra *= _sam_share(out / "log.jsonl") if extra else 0
+        rows = read_log(out / "log.jsonl")
+        extra *= _sam_share(rows) if extra else 0
         scored = _scores(c.task, result)
         record.update(
             status="ok",
@@ -149,8 +154,8 @@ def run_cell(
             resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
             passes=steps * (1 + extra),
             train_time_s=result["train_runtime_s"],
-            **timing(out / "log.jsonl", steps, result.get("resumed_from")),
-            curve=_curve(out / "log.jsonl", result["main_metric"]),
+            **timing(rows, steps, result.get("resumed_from")),
+            curve=_curve(rows, result["main_metric"]),
             error=None,
         )
         if "per_task" in scored:  # a mixture's

@@ -13,6 +13,7 @@ import numpy as np
 import yaml
 
 from .. import store
+from ..cell import checkpoint_step
 from ..grid import GridSpec
 from ..mixtures import is_mixture
 from ..stats import (
@@ -155,7 +156,7 @@ def step_seconds(record: dict[str, Any]) -> float | None:
     start = record.get("resumed_from")
     steps = record.get("timed_steps")
     if steps is None:
-        steps = record["steps"] - (int(start.rsplit("-", 1)[1]) if start else 0)
+        steps = record["steps"] - checkpoint_step(start)
     if not steps or record.get("train_time_s") is None:
         return None
     seconds = record["train_time_s"] - record.get("eval_time_s", 0.0)
