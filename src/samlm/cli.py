@@ -78,10 +78,13 @@ HELP = {
     "(both passes perturbed); needs --peft lora",
     "flat_lora_sigma": "Flat-LoRA's noise level sigma: noise std sigma_t ||row of W + s B A|| "
     "/ sqrt(fan-in), sigma_t rising from 0 to sigma (cosine)",
-    "bar": "BAR (Li, Zhang and He 2024): SAM's balancing of ||A||^2 and ||B||^2 as a "
-    "regulariser, one pass per step instead of SAM's two; with --optimizer baseline and "
-    "--peft lora",
-    "bar_alpha": "BAR's coefficient (SAM's rho in the drift it imitates), decaying linearly to 0",
+    "bar": "BAR (Li, Zhang and He 2024): each LoRA layer's factors rescaled by (1 +- a_t "
+    "lr) before each optimizer step, balancing ||A|| and ||B|| as SAM does implicitly; one "
+    "pass per step instead of SAM's two; with --optimizer baseline and --peft lora",
+    "bar_alpha": "BAR's mu_0: a_t = mu_0 times the --bar-schedule",
+    "bar_variant": "nbar grows the factor with the larger gradient (the paper's LoRA rule), "
+    "obar shrinks the larger factor",
+    "bar_schedule": "a_t over the run: linear (1 - t/T), cosine or constant",
     "rho_warmup_steps": "steps of the rho warm-up (counted from --sam-start-step)",
     "sam_start_step": "plain steps of the base optimizer before SAM starts (one "
     "forward-backward each); SAM from this step on",
@@ -118,6 +121,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
     from .pipeline.data import VALIDATION_FROM
     from .pipeline.mixing import MIXINGS
+    from .training.bar import BAR_SCHEDULES, BAR_VARIANTS
 
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
@@ -130,6 +134,8 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "validation_from": VALIDATION_FROM,
         "peft": PEFT_METHODS,
         "mixing": MIXINGS,
+        "bar_variant": BAR_VARIANTS,
+        "bar_schedule": BAR_SCHEDULES,
     }
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -25,7 +25,7 @@ def _adapter(folder):
     "options",
     [
         {"flat_lora": True, "flat_lora_sigma": 0.5, "optimizer": "sam"},  # combined with SAM
-        {"bar": True, "bar_alpha": 0.5, "optimizer": "baseline"},
+        {"bar": True, "bar_alpha": 2.0, "bar_variant": "obar", "optimizer": "baseline"},
     ],
     ids=["flat_lora+sam", "bar"],
 )
@@ -56,7 +56,7 @@ def test_flat_lora_and_bar_runs_resume_bitwise(tmp_path, data_dir, tiny_bert_dir
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise
     saved = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert saved["method"] == options["optimizer"]
-    off = {k: v for k, v in common.items() if k not in ("flat_lora_sigma", "bar_alpha")}
+    off = {k: v for k, v in common.items() if not k.startswith(("flat_lora_", "bar_"))}
     off.update(flat_lora=False, bar=False)
     train(TrainConfig(output=str(tmp_path / "off"), **off), **quiet)
     c = _adapter(tmp_path / "off")
@@ -76,6 +76,7 @@ def test_bad_flat_lora_and_bar_options_exit_2_naming_the_option(tmp_path, data_d
             ["--peft", "lora", "--bar", "--optimizer", "baseline", "--bar-alpha", "-1"],
             "bar_alpha=-1",
         ),
+        (["--peft", "lora", "--bar-schedule", "cosine"], "bar_schedule=cosine has an effect only"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2, extra

@@ -1,5 +1,6 @@
 """Flat-LoRA and BAR: the seeded noise and its exact removal, steps equal to references
-computed by hand, BAR's gradient and its match with SAM's drift, passes per step."""
+computed by hand, BAR's rescaling (Algorithms 2-3 of its paper) and its agreement with
+SAM's drift, passes per step."""
 
 from __future__ import annotations
 
@@ -146,40 +147,80 @@ def _balancedness(layer) -> float:
     return 0.5 * (layer.A.double().pow(2).sum() - layer.B.double().pow(2).sum()).item()
 
 
-def test_bar_gradient_equals_the_hand_computation():
+def _norm(t) -> float:
+    return t.double().norm().item()
+
+
+@pytest.mark.parametrize("variant", ["nbar", "obar"])
+def test_bar_rescales_each_layer_as_algorithms_2_and_3(variant):
+    """X = B, Y = A^T: nBAR grows the factor whose gradient is larger and shrinks the other
+    by (1 -+ a_t eta); oBAR shrinks the larger factor. Gradients are left as they were."""
     model = _lora_model()
+    layers = lora_layers(model)
+    f = 4.0 if variant == "nbar" else 0.25  # the same B A (and loss): flips layer 0's rule
+    with torch.no_grad():
+        layers[0].A.mul_(f), layers[0].B.div_(f)
     model(**_batch(1)).loss.backward()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    BAR(alpha=0.3).add_gradient(model, 2, 8)
-    alpha_t = 0.3 * (1 - 2 / 8)
-    total = torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))
-    lora = {}
-    for layer in lora_layers(model):
+    lrs = {layer.A: 0.01 * (i + 1) for i, layer in enumerate(layers)}
+    lrs.update({layer.B: 0.02 * (i + 1) for i, layer in enumerate(layers)})
+    bar = BAR(alpha=0.8, variant=variant)
+    bar.rescale_(model, 2, 8, lrs.__getitem__)
+    a_t = 0.8 * (1 - 2 / 8)
+    expected = dict(before)
+    decisions = []
+    for layer in layers:
         a, b = _param_name(model, layer.A), _param_name(model, layer.B)
-        ga, gb = grads[a], grads[b]
-        k = (
-            alpha_t
-            * (ga.pow(2).sum() - gb.pow(2).sum())
-            / (total * (layer.A.pow(2).sum() + layer.B.pow(2).sum()))
-        )
-        lora[a], lora[b] = ga - k * layer.A.detach(), gb + k * layer.B.detach()
-    assert len(lora) == 4
+        if variant == "nbar":
+            grow_b = _norm(grads[b]) >= _norm(grads[a])
+        else:
+            grow_b = _norm(before[b]) < _norm(before[a])
+        decisions.append(grow_b)
+        sign = 1 if grow_b else -1
+        expected[b] = before[b] * (1 + sign * a_t * lrs[layer.B])
+        expected[a] = before[a] * (1 - sign * a_t * lrs[layer.A])
+    assert sorted(decisions) == [False, True]  # both branches of the rule
+    factors = {_param_name(model, t) for layer in layers for t in (layer.A, layer.B)}
     for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-6, atol=0)
+        assert torch.equal(p, before[name]) == (name not in factors), name
         if name in grads:
-            torch.testing.assert_close(p.grad, lora.get(name, grads[name]), rtol=1e-6, atol=1e-8)
-            assert torch.equal(p.grad, grads[name]) == (name not in lora), name
-    BAR(alpha=0.3).add_gradient(model, 8, 8)  # alpha_T = 0: nothing added
-    assert all(torch.equal(p.grad, lora.get(n, grads[n])) for n, p in model.named_parameters()
-               if n in grads)  # fmt: skip
+            assert torch.equal(p.grad, grads[name]), name
+    moved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    bar.rescale_(model, 8, 8, lrs.__getitem__)  # a_T = 0 (linear): nothing moves
+    assert all(torch.equal(p, moved[n]) for n, p in model.named_parameters())
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.fill_(float("inf"))  # a step a GradScaler skips: nothing moves either
+    bar.rescale_(model, 2, 8, lrs.__getitem__)
+    assert all(torch.equal(p, moved[n]) for n, p in model.named_parameters())
 
 
-def test_bar_step_moves_balancedness_as_sam_does_to_first_order():
-    """One SGD step: BAR (alpha) changes each layer's (||A||^2 - ||B||^2) / 2 as a SAM step
-    of radius rho = alpha does, up to O(rho^2): both by eta rho (||g_A||^2 - ||g_B||^2) / ||g||
-    more than the plain step (float64)."""
+def test_bar_schedules_and_options():
+    assert BAR(alpha=2.0).alpha_at(3, 12) == pytest.approx(2.0 * 0.75)
+    assert BAR(alpha=2.0, schedule="cosine").alpha_at(4, 12) == pytest.approx(
+        2.0 * 0.5 * (1 + math.cos(math.pi / 3))
+    )
+    assert BAR(alpha=2.0, schedule="cosine").alpha_at(12, 12) == pytest.approx(0.0)
+    assert BAR(alpha=2.0, schedule="constant").alpha_at(11, 12) == 2.0
+    assert BAR(alpha=2.0).alpha_at(5, 0) == 2.0  # T unknown: mu_0
+    assert BAR() == BAR(0.5, "nbar", "linear")  # the defaults the docs give
+    with pytest.raises(ValueError, match="alpha=-1"):
+        BAR(alpha=-1)
+    with pytest.raises(ValueError, match="variant='sbar' must be one of nbar, obar"):
+        BAR(variant="sbar")
+    with pytest.raises(ValueError, match="schedule='step' must be one of linear, cosine"):
+        BAR(schedule="step")
+
+
+def test_nbar_moves_balancedness_the_way_sam_does():
+    """nBAR's rule is SAM's drift made explicit: on every layer whose SAM step changes the
+    balancedness (||A||^2 - ||B||^2) / 2 measurably beyond the plain step's change, nBAR
+    moves it in the same direction (float64)."""
     model = _lora_model(dtype=torch.float64)
     batch = _batch(2)
-    eta, rho = 1e-3, 1e-3
+    eta, rho = 1e-3, 1e-2
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
     start = {n: p.detach().clone() for n, p in trainable.items()}
@@ -189,7 +230,7 @@ def test_bar_step_moves_balancedness_as_sam_does_to_first_order():
 
     def balancedness(params):
         for n, p in trainable.items():
-            p.data = params[n]
+            p.data = params[n].clone()
         return [_balancedness(layer) for layer in lora_layers(model)]
 
     g = grad(loss)(start)
@@ -197,14 +238,65 @@ def test_bar_step_moves_balancedness_as_sam_does_to_first_order():
     plain = balancedness({n: start[n] - eta * g[n] for n in start})
     g_sam = grad(loss)({n: start[n] + rho * g[n] / norm for n in start})
     sam = balancedness({n: start[n] - eta * g_sam[n] for n in start})
+    start_b = balancedness(start)
     for n, p in trainable.items():
-        p.data, p.grad = start[n].clone(), g[n].clone()
-    BAR(alpha=rho).add_gradient(model, 0, 10)
-    bar = balancedness({n: start[n] - eta * trainable[n].grad for n in start})
-    for p_plain, p_sam, p_bar in zip(plain, sam, bar, strict=True):
-        # abs: a layer whose drift (eta rho times tiny gradients) is below float64's step
-        assert p_sam - p_plain == pytest.approx(p_bar - p_plain, rel=0.01, abs=1e-15)
-    assert max(abs(b - p) for b, p in zip(bar, plain, strict=True)) > 1e-13  # a move to measure
+        p.grad = g[n].clone()
+    BAR(alpha=1.0).rescale_(model, 0, 10, lambda p: eta)
+    bar = [_balancedness(layer) for layer in lora_layers(model)]
+    compared = 0
+    for p_plain, p_sam, p_bar, p0 in zip(plain, sam, bar, start_b, strict=True):
+        if abs(p_sam - p_plain) > 1e-12:
+            assert math.copysign(1, p_sam - p_plain) == math.copysign(1, p_bar - p0)
+            compared += 1
+    assert compared >= 1
+
+
+def test_bar_trainer_steps_equal_the_reference_by_hand(tmp_path):
+    """Three Trainer steps (SGD, lr 0.1 decaying linearly, one batch each) against a hand
+    computation: the gradient at the step's weights, BAR's rescaling at that step's
+    learning rate, then p -= lr g."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from samlm.training import with_lora_flatness
+
+    model = _lora_model()
+    reference = copy.deepcopy(model)
+    batch = _batch(0)
+    trainer = with_lora_flatness(Trainer)(
+        model=model,
+        args=TrainingArguments(
+            str(tmp_path), per_device_train_batch_size=8, max_steps=3, report_to=[], use_cpu=True,
+            save_strategy="no", disable_tqdm=True, learning_rate=0.1, optim="sgd",
+            lr_scheduler_type="linear", weight_decay=0.0, max_grad_norm=0.0,
+        ),
+        train_dataset=Dataset.from_dict({k: v.tolist() for k, v in batch.items()}),
+        bar=BAR(alpha=2.0),  # large: a visible effect in three steps
+    )  # fmt: skip
+    trainer.train()
+
+    layers = lora_layers(reference)
+    frozen = {n: p.detach() for n, p in reference.named_parameters() if not p.requires_grad}
+    params = {n: p.detach().clone() for n, p in reference.named_parameters() if p.requires_grad}
+    plain = dict(params)
+    for step in range(3):
+        lr, a_t = 0.1 * (1 - step / 3), 2.0 * (1 - step / 3)
+        g = grad(lambda p: functional_call(reference, {**frozen, **p}, (), batch).loss)(params)
+        for layer in layers:
+            a, b = _param_name(reference, layer.A), _param_name(reference, layer.B)
+            sign = 1 if _norm(g[b]) >= _norm(g[a]) else -1
+            params[b] = params[b] * (1 + sign * a_t * lr)
+            params[a] = params[a] * (1 - sign * a_t * lr)
+        params = {n: params[n] - lr * g[n] for n in params}
+        g = grad(lambda p: functional_call(reference, {**frozen, **p}, (), batch).loss)(plain)
+        plain = {n: plain[n] - lr * g[n] for n in plain}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(p.detach(), params[name], rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(p, frozen[name]), name
+    moved = max((params[n] - plain[n]).abs().max().item() for n in plain)
+    assert moved > 1e-4  # BAR changed the steps, by more than the tolerance above
 
 
 def _passes(trainer_cls, tmp_path, steps=3, gradient_accumulation_steps=1, batch_size=8, **kwargs):
@@ -248,8 +340,6 @@ def test_passes_per_step(tmp_path):
         flat(model=tiny_hf("bert"), args=None, flat_lora=FlatLoRA())
     with pytest.raises(ValueError, match="sigma=-1"):
         FlatLoRA(sigma=-1)
-    with pytest.raises(ValueError, match="alpha=-1"):
-        BAR(alpha=-1)
 
 
 def test_flat_lora_draws_one_noise_per_optimizer_step(tmp_path, monkeypatch):

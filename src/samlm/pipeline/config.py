@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ..training.bar import BAR
+from ..training.bar import BAR, BAR_SCHEDULES, BAR_VARIANTS
 from ..training.config import SAMConfig
 from ..training.flat_lora import FlatLoRA
 from .adapters import PEFT_METHODS, require_peft
@@ -63,7 +63,9 @@ class TrainConfig:
     flat_lora: bool = False
     flat_lora_sigma: float = 0.05
     bar: bool = False
-    bar_alpha: float = 0.05
+    bar_alpha: float = 0.5
+    bar_variant: str = "nbar"
+    bar_schedule: str = "linear"
     sam_start_step: int = 0
     exclude_head: bool = False
     same_dropout: bool = False
@@ -156,6 +158,11 @@ class TrainConfig:
                 raise ValueError(f"{name}={value} has an effect only with {flag}")
             if on and self.peft != "lora":
                 raise ValueError(f"{flag} needs --peft lora: it acts on the LoRA adapters")
+        for name, allowed in (("bar_variant", BAR_VARIANTS), ("bar_schedule", BAR_SCHEDULES)):
+            value = getattr(self, name)
+            _choice(name, value, allowed)
+            if not self.bar and value != FIELD_DEFAULTS[name]:
+                raise ValueError(f"{name}={value} has an effect only with --bar")
         if self.bar and self.optimizer != "baseline":
             raise ValueError(
                 f"--bar with --optimizer {self.optimizer}: BAR replaces SAM's second pass; "
@@ -168,7 +175,7 @@ class TrainConfig:
         if self.flat_lora:
             out["flat_lora"] = FlatLoRA(sigma=self.flat_lora_sigma, seed=self.seed)
         if self.bar:
-            out["bar"] = BAR(alpha=self.bar_alpha)
+            out["bar"] = BAR(self.bar_alpha, self.bar_variant, self.bar_schedule)
         return out
 
     def _validate_tasks(self) -> None:

@@ -5,10 +5,11 @@
 Each micro-batch's step (the Trainer's, or SAM's two passes) runs with Flat-LoRA's
 noise on the merged weights, drawn for the optimizer step ``state.global_step`` and
 removed (bitwise) right after; once the step's gradients are complete (its last
-micro-batch), BAR adds its term to the adapters' gradients, before clipping and the
-optimizer step. Both follow the step counter alone, so a resumed run continues as the
-uninterrupted one. Passes per step: Flat-LoRA and BAR one forward-backward (two with
-SAM; BAR is refused with SAM, whose second pass it replaces).
+micro-batch), BAR rescales the adapters' factors at the learning rate of the coming
+optimizer step (its parameter group's), before clipping and the optimizer step. Both
+follow the step counter alone, so a resumed run continues as the uninterrupted one.
+Passes per step: Flat-LoRA and BAR one forward-backward (two with SAM; BAR is refused
+with SAM, whose second pass it replaces).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class LoRAFlatnessMixin:
         with noise or contextlib.nullcontext():
             loss = super().training_step(model, inputs, num_items_in_batch)
         if self.bar is not None and self.accelerator.sync_gradients:
-            self.bar.add_gradient(model, step, total)
+            lrs = {p: g["lr"] for g in self.optimizer.param_groups for p in g["params"]}
+            self.bar.rescale_(model, step, total, lrs.__getitem__)
         return loss
 
 
