@@ -25,9 +25,10 @@ def _adapter(folder):
     "options",
     [
         {"flat_lora": True, "flat_lora_sigma": 0.5, "optimizer": "sam"},  # combined with SAM
+        {"bar": True, "bar_alpha": 2.0, "optimizer": "baseline"},  # nBAR: gradient norms
         {"bar": True, "bar_alpha": 2.0, "bar_variant": "obar", "optimizer": "baseline"},
     ],
-    ids=["flat_lora+sam", "bar"],
+    ids=["flat_lora+sam", "nbar", "obar"],
 )
 def test_flat_lora_and_bar_runs_resume_bitwise(tmp_path, data_dir, tiny_bert_dir, options):
     common = dict(

@@ -190,11 +190,15 @@ def test_bar_rescales_each_layer_as_algorithms_2_and_3(variant):
     moved = {n: p.detach().clone() for n, p in model.named_parameters()}
     bar.rescale_(model, 8, 8, lrs.__getitem__)  # a_T = 0 (linear): nothing moves
     assert all(torch.equal(p, moved[n]) for n, p in model.named_parameters())
-    for p in model.parameters():
-        if p.grad is not None:
-            p.grad.fill_(float("inf"))  # a step a GradScaler skips: nothing moves either
-    bar.rescale_(model, 2, 8, lrs.__getitem__)
-    assert all(torch.equal(p, moved[n]) for n, p in model.named_parameters())
+    head = next(p for n, p in model.named_parameters() if "classifier" in n and p.grad is not None)
+    for broken, value in ((layers[0].A, float("inf")), (head, float("nan"))):
+        saved = broken.grad.clone()
+        broken.grad.view(-1)[0] = value  # a step a GradScaler skips: no layer moves
+        bar.rescale_(model, 2, 8, lrs.__getitem__)
+        assert all(torch.equal(p, moved[n]) for n, p in model.named_parameters())
+        broken.grad.copy_(saved)
+    with pytest.raises(ValueError, match=r"a_t \* learning rate = 1\.2 must be < 1"):
+        bar.rescale_(model, 0, 8, lambda p: 1.5)
 
 
 def test_bar_schedules_and_options():
@@ -340,6 +344,23 @@ def test_passes_per_step(tmp_path):
         flat(model=tiny_hf("bert"), args=None, flat_lora=FlatLoRA())
     with pytest.raises(ValueError, match="sigma=-1"):
         FlatLoRA(sigma=-1)
+
+
+def test_bar_rescales_once_per_optimizer_step(tmp_path, monkeypatch):
+    """With gradient accumulation BAR acts once per optimizer step, after its last
+    micro-batch (not once per micro-batch, which would compound the factor)."""
+    from transformers import Trainer
+
+    from samlm.training import with_lora_flatness
+
+    calls = []
+    rescale = BAR.rescale_
+    monkeypatch.setattr(
+        BAR, "rescale_", lambda self, m, step, *a: (calls.append(step), rescale(self, m, step, *a))
+    )
+    flat = with_lora_flatness(Trainer)
+    assert _passes(flat, tmp_path, gradient_accumulation_steps=2, batch_size=4, bar=BAR()) == (6, 6)
+    assert calls == [0, 1, 2]
 
 
 def test_flat_lora_draws_one_noise_per_optimizer_step(tmp_path, monkeypatch):

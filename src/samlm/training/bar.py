@@ -18,15 +18,16 @@ gradients unchanged),
 with ``eta_t`` the step's learning rate (each factor's parameter group's) and ``a_t =
 mu_0 s(t / T)`` over the run's ``T`` optimizer steps: ``s`` linear ``1 - t/T``
 (default), cosine ``(1 + cos(pi t/T)) / 2`` or constant 1 (the paper uses linear and
-cosine in few-shot runs, linear and constant in GLUE fine-tuning). nBAR is the one the
-paper derives for LoRA (a non-overparametrised problem) and is the default.
+cosine in few-shot runs, linear and constant in GLUE fine-tuning). nBAR is the default:
+the paper derives it for LoRA ("because LoRA is NOP inherently"), oBAR for
+overparametrised problems.
 
 ``mu_0`` (``alpha`` here) was grid-searched per setting in the paper: {0.2, 0.5, 1.0}
 for RoBERTa-large on GLUE (0.05 for QQP), {0.5, 1, 2} few-shot on RoBERTa-large,
 {0.2, 0.5, 1, 2} on OPT-1.3B, {0.1, ..., 0.3} on GPT-2; the default 0.5 is in three of
 those four grids. Cost: per layer the two gradients' norms (nBAR) or the two factors'
-(oBAR) and two in-place scalings; one forward-backward per step. A step whose gradients
-are not finite (one a GradScaler will skip) rescales nothing.
+(oBAR) and two in-place scalings; one forward-backward per step. A step with any
+gradient not finite (one a GradScaler will skip) rescales nothing.
 """
 
 from __future__ import annotations
@@ -74,14 +75,11 @@ class BAR:
 
     def grows_b(self, a: Tensor, b: Tensor) -> bool | None:
         """Whether this step grows ``B`` (``X``) and shrinks ``A``; None: no decision (a
-        gradient missing or not finite, as on a step a GradScaler skips)."""
+        factor without a gradient)."""
         if a.grad is None or b.grad is None:
             return None
-        g_x, g_y = b.grad.float().norm(), a.grad.float().norm()
-        if not (torch.isfinite(g_x) and torch.isfinite(g_y)):
-            return None
         if self.variant == "nbar":
-            return bool(g_x >= g_y)
+            return bool(b.grad.float().norm() >= a.grad.float().norm())
         return bool(b.float().norm() < a.float().norm())  # oBAR shrinks the larger factor
 
     @torch.no_grad()
@@ -89,15 +87,25 @@ class BAR:
         self, model: nn.Module, step: int, total_steps: int, lr: Callable[[Tensor], float]
     ) -> None:
         """Apply step ``step``'s rescaling to every LoRA layer of ``model``; ``lr(p)`` is
-        the learning rate the optimizer's coming update gives ``p``."""
+        the learning rate the optimizer's coming update gives ``p``. Nothing moves when
+        any gradient of ``model`` is not finite (a step a GradScaler skips)."""
         alpha = self.alpha_at(step, total_steps)
         if alpha == 0:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.float().norm() for g in grads])).all():
             return
         for layer in lora_layers(model):
             a, b = layer.A, layer.B
             grow_b = self.grows_b(a, b)
             if grow_b is None:
                 continue
+            rates = alpha * lr(b), alpha * lr(a)
+            if max(rates) >= 1.0:
+                raise ValueError(
+                    f"BAR's a_t * learning rate = {max(rates):g} must be < 1 (a factor would "
+                    f"change sign): lower bar alpha ({self.alpha}) or the learning rate"
+                )
             sign = 1.0 if grow_b else -1.0
-            b.mul_(1.0 + sign * alpha * lr(b))
-            a.mul_(1.0 - sign * alpha * lr(a))
+            b.mul_(1.0 + sign * rates[0])
+            a.mul_(1.0 - sign * rates[1])

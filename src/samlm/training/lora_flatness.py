@@ -7,7 +7,8 @@ noise on the merged weights, drawn for the optimizer step ``state.global_step`` 
 removed (bitwise) right after; once the step's gradients are complete (its last
 micro-batch), BAR rescales the adapters' factors at the learning rate of the coming
 optimizer step (its parameter group's), before clipping and the optimizer step. Both
-follow the step counter alone, so a resumed run continues as the uninterrupted one.
+follow the step counter (BAR also the scheduled learning rate, which a checkpoint
+restores), so a resumed run continues as the uninterrupted one.
 Passes per step: Flat-LoRA and BAR one forward-backward (two with SAM; BAR is refused
 with SAM, whose second pass it replaces).
 """
