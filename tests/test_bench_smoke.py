@@ -47,3 +47,11 @@ def test_distributed_bench_counts_the_bytes_of_each_mode():
     assert per_replica[-3:-1] == ["4B", "1.000"]  # a 4-byte flag, no gradient traffic
     assert synchronized[-2] == "2.000"  # the ascent gradients once more
     assert rows[("fsdp", "SAM", "synchronized")][-2] == "2.000"
+
+
+def test_lora_step_cost_quick_prints_every_step():
+    pytest.importorskip("peft", reason="needs the peft extra")
+    out = _run(str(BENCH / "lora_step_cost.py"), "--quick")
+    for name in ("lora", "lora_sam", "lora_flat", "lora_bar"):
+        assert re.search(rf"^{name} +\d+\.\d +\d+\.\d{{3}} ", out, re.M), out
+    assert re.search(r"^lora +\d+\.\d +1\.000 ", out, re.M), out  # the reference
