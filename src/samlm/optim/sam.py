@@ -62,14 +62,15 @@ class SAM(torch.optim.Optimizer):
         track_cosine: report the cosine between the two gradients. It keeps the
             first-pass gradients until ``restore`` and overwrites them there (with
             ``g1 + g2``, two foreach passes): free of memory in ``sam_step``, one
-            gradient-sized buffer during pass two with a closure; off by default, it
-            cost about 5% of a MiniLM step on CPU (``bench/step_overhead.py``).
+            gradient-sized buffer during pass two with a closure; off by default.
         seed: seed of SAM's own generator (randomized SAM); saved in ``state_dict``.
         distributed: with several processes, ``"per_replica"`` (each replica perturbs
             with its own gradient, as the original JAX SAM; no gradient traffic, one
             4-byte all-reduce so that all ranks agree on skipping a non-finite step) or
             ``"synchronized"`` (the ascent gradients are averaged over the replicas in
-            bucketed all-reduces: single-process SAM on the concatenated batch). Run
+            bucketed all-reduces: single-process SAM on the concatenated batch);
+            ``None`` (the default) is one process's SAM: no traffic and no agreement
+            between ranks, so with several processes pass one of the two. Run
             the first pass under DDP's ``no_sync()`` (:func:`samlm.optim.sam_step` does,
             given ``model``). Parameters sharded by FSDP2 (``DTensor``) are handled
             whatever this says: their gradients are already global, ``||g||`` sums the
