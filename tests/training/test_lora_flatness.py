@@ -87,29 +87,35 @@ def _param_name(model, param):
     return next(n for n, p in model.named_parameters() if p is param)
 
 
-def test_flat_lora_trainer_step_equals_the_reference_by_hand(tmp_path):
-    """Three Trainer steps (SGD, lr 0.1, one batch each) against a hand computation: the
-    gradient of the adapters and the head at W + s B A + eps, then p -= lr g."""
+def _train_sgd(tmp_path, model, batch, schedule: str, **flatness) -> None:
+    """Three steps of ``with_lora_flatness(Trainer)`` on ``batch``: SGD, lr 0.1 on the
+    ``schedule``, no weight decay, no clipping."""
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
 
     from samlm.training import with_lora_flatness
 
-    model = _lora_model()
-    reference = copy.deepcopy(model)
-    batch = _batch(0)
-    flat = FlatLoRA(sigma=3.0, seed=7)  # large: a visible effect on a tiny model
-    trainer = with_lora_flatness(Trainer)(
+    with_lora_flatness(Trainer)(
         model=model,
         args=TrainingArguments(
             str(tmp_path), per_device_train_batch_size=8, max_steps=3, report_to=[], use_cpu=True,
             save_strategy="no", disable_tqdm=True, learning_rate=0.1, optim="sgd",
-            lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
+            lr_scheduler_type=schedule, weight_decay=0.0, max_grad_norm=0.0,
         ),
         train_dataset=Dataset.from_dict({k: v.tolist() for k, v in batch.items()}),
-        flat_lora=flat,
-    )  # fmt: skip
-    trainer.train()
+        **flatness,
+    ).train()  # fmt: skip
+
+
+def test_flat_lora_trainer_step_equals_the_reference_by_hand(tmp_path):
+    """Three Trainer steps (SGD, lr 0.1, one batch each) against a hand computation: the
+    gradient of the adapters and the head at W + s B A + eps, then p -= lr g."""
+
+    model = _lora_model()
+    reference = copy.deepcopy(model)
+    batch = _batch(0)
+    flat = FlatLoRA(sigma=3.0, seed=7)  # large: a visible effect on a tiny model
+    _train_sgd(tmp_path, model, batch, "constant", flat_lora=flat)
 
     layers = lora_layers(reference)  # their order numbers the noise seeds
     assert len(layers) == 2
@@ -259,25 +265,10 @@ def test_bar_trainer_steps_equal_the_reference_by_hand(tmp_path):
     """Three Trainer steps (SGD, lr 0.1 decaying linearly, one batch each) against a hand
     computation: the gradient at the step's weights, BAR's rescaling at that step's
     learning rate, then p -= lr g."""
-    from datasets import Dataset
-    from transformers import Trainer, TrainingArguments
-
-    from samlm.training import with_lora_flatness
-
     model = _lora_model()
     reference = copy.deepcopy(model)
     batch = _batch(0)
-    trainer = with_lora_flatness(Trainer)(
-        model=model,
-        args=TrainingArguments(
-            str(tmp_path), per_device_train_batch_size=8, max_steps=3, report_to=[], use_cpu=True,
-            save_strategy="no", disable_tqdm=True, learning_rate=0.1, optim="sgd",
-            lr_scheduler_type="linear", weight_decay=0.0, max_grad_norm=0.0,
-        ),
-        train_dataset=Dataset.from_dict({k: v.tolist() for k, v in batch.items()}),
-        bar=BAR(alpha=2.0),  # large: a visible effect in three steps
-    )  # fmt: skip
-    trainer.train()
+    _train_sgd(tmp_path, model, batch, "linear", bar=BAR(alpha=2.0))  # large: visible in 3 steps
 
     layers = lora_layers(reference)
     frozen = {n: p.detach() for n, p in reference.named_parameters() if not p.requires_grad}
