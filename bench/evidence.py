@@ -3,10 +3,11 @@
 
     python bench/evidence.py --data-dir ../shared/data [--preset evidence] [--output DIR]
 
-The recorded runs, one after the other (each resumes; a finished one only reports):
+The recorded runs, one after the other (each resumes; a finished one only reports;
+variants refuses to start before evidence is complete, hence the ``|| break``):
 
-    for p in evidence lora mixture; do
-        python bench/evidence.py --preset $p --data-dir ../shared/data
+    for p in evidence mixture lora variants; do
+        python bench/evidence.py --preset $p --data-dir ../shared/data || break
     done
 
 The grid runs in ``--output`` (models and checkpoints stay there); its results store
