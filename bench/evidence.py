@@ -18,6 +18,9 @@ by taking the recorded store back into ``--output``, so finished cells never run
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
 
+``python bench/evidence_table.py`` gives the evidence grid's answer over its complete
+strata (the README's table).
+
 The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make issue
 15's four-arm table: ``python bench/lora_table.py``.
 

@@ -1,0 +1,66 @@
+"""bench/evidence_table.py: the README's answer table over the complete strata only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import evidence_table
+from samlm.compare import GridSpec, compare
+
+from .fake import InlineBackend, failing_cell, fake_cell
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "evidence_table.py"
+METHODS = ["baseline", "sam", "sam_quarter", "asam"]
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    return {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")][1:]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| stratum")
+    }
+
+
+def test_gains_mean_cost_and_share_over_the_complete_strata(tmp_path):
+    """fake_cell: SAM +2 + seed / 2 (2.0, 2.5, 3.0), SAM(0.25) +1 and ASAM -1 on every
+    seed; ASAM's CoLA cells fail, so CoLA is incomplete and left out."""
+    spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=METHODS, seeds=3)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
+    two = GridSpec(tasks=["glue/sst2"], sizes=[250, 100], methods=METHODS, seeds=3)
+    compare(two, tmp_path / "two", backend=InlineBackend(), cell_fn=fake_cell)
+    rows = _rows(evidence_table.table(tmp_path / "two"))
+    assert list(rows)[:3] == [
+        "SST-2, 250 examples",
+        "SST-2, 100 examples",
+        "mean over the 2 (stratified bootstrap)",
+    ]
+    assert rows["mean over the 2 (stratified bootstrap)"][0].startswith("**+2.50 [")
+    text = evidence_table.table(tmp_path)
+    rows = _rows(text)
+    assert list(rows) == [
+        "SST-2, 100 examples",
+        "mean",
+        "time per step vs baseline",
+        "share of SAM's gain kept",
+    ]
+    sst2 = rows["SST-2, 100 examples"]
+    assert sst2[0].startswith("**+2.50 [") and sst2[0].endswith("]**")  # t interval, n = 3
+    assert sst2[1:] == ["**+1.00 [+1.00, +1.00]**", "**-1.00 [-1.00, -1.00]**"]
+    assert rows["mean"] == sst2  # one stratum: its own t interval
+    assert rows["time per step vs baseline"] == ["1.90x", "1.90x", "1.90x"]
+    assert rows["share of SAM's gain kept"] == ["", "40%", "-40%"]
+    assert "1 of 2 strata complete (3 seeds each); still running: glue/cola 100." in text
+
+
+def test_nothing_complete_and_no_store(tmp_path):
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=METHODS, seeds=2)
+    compare(spec, tmp_path / "run", backend=InlineBackend(), cell_fn=failing_cell)
+    assert evidence_table.table(tmp_path / "run") == "No stratum is complete yet."
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--record", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "no recorded store in" in done.stderr
