@@ -16,4 +16,8 @@ SETTINGS: dict[str, dict[str, float]] = {
     "superglue/cb|100|baseline": {"learning_rate": 0.0002},
     "superglue/cb|100|sam": {"learning_rate": 0.0002, "rho": 0.02},
     "superglue/cb|100|sam_quarter": {"learning_rate": 0.0002, "rho": 0.02},
+    "superglue/cb|250|asam": {"learning_rate": 0.0001, "rho": 0.5},
+    "superglue/cb|250|baseline": {"learning_rate": 0.0001},
+    "superglue/cb|250|sam": {"learning_rate": 0.0001, "rho": 0.02},
+    "superglue/cb|250|sam_quarter": {"learning_rate": 0.0001, "rho": 0.05},
 }
