@@ -18,7 +18,7 @@ from pathlib import Path
 
 from samlm.compare.report import analyse
 from samlm.compare.report.analysis import Analysis, gain_over_baseline, share_of_sam_gain
-from samlm.compare.report.tables import number
+from samlm.compare.report.tables import gain_interval, number
 
 NAMES = {"glue/sst2": "SST-2", "superglue/cb": "CB", "superglue/rte": "RTE"}
 LABELS = {"sam": "SAM", "sam_quarter": "SAM(0.25)", "asam": "ASAM"}
@@ -34,11 +34,6 @@ def complete_strata(a: Analysis) -> list[tuple[str, int]]:
     ]
 
 
-def _interval(g) -> str:
-    bold = "**" if g.significant else ""
-    return f"{bold}{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]{bold}"
-
-
 def table(record: Path) -> str:
     a = analyse(record)
     done = complete_strata(a)
@@ -50,10 +45,10 @@ def table(record: Path) -> str:
     for task, size in done:
         gains = [gain_over_baseline(a.scores[(task, size)], m) for m in methods]
         name = f"{NAMES.get(task, task)}, {size} examples"
-        lines.append(f"| {name} | " + " | ".join(_interval(g) for g in gains) + " |")
+        lines.append(f"| {name} | " + " | ".join(gain_interval(g) for g in gains) + " |")
     overall = dataclasses.replace(a, scores={k: a.scores[k] for k in done}).overall()
     over = f"mean over the {len(done)} (stratified bootstrap)" if len(done) > 1 else "mean"
-    lines.append(f"| {over} | " + " | ".join(_interval(overall[m]) for m in methods) + " |")
+    lines.append(f"| {over} | " + " | ".join(gain_interval(overall[m]) for m in methods) + " |")
     cost = [number(a.time_ratio(m, done), ".2f", "x") for m in methods]
     lines.append("| time per step vs baseline | " + " | ".join(cost) + " |")
     shares = []

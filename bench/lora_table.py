@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from samlm.compare.report import analyse
-from samlm.compare.report.tables import number
+from samlm.compare.report.tables import gain_interval, number
 from samlm.compare.stats import paired_gain, summarize
 
 RESULTS = Path(__file__).parent / "results"
@@ -60,8 +60,7 @@ def table(lora: Path, full: Path) -> str:
             row.append(f"{s.mean:.2f} ± {s.std:.2f}")
         for arm, over in GAINS.values():
             g = paired_gain({k: scores[arm][k] for k in seeds}, {k: scores[over][k] for k in seeds})
-            bold = "**" if g.significant else ""
-            row.append(f"{bold}{g.mean:+.2f} [{g.low:+.2f}, {g.high:+.2f}]{bold}")
+            row.append(gain_interval(g))
         lines.append("| " + " | ".join(row) + " |")
     strata = [(task, size) for task in stores["lora"].spec.tasks]  # both regimes: these
     cost = {where: number(a.time_ratio("sam", strata), ".2f", "x") for where, a in stores.items()}

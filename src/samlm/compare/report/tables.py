@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..mixtures import describe_mixing
-from ..stats import PairedGain, Summary, summarize
+from ..stats import AggregateGain, PairedGain, Summary, summarize
 from .analysis import (
     NO_SAM_GAIN,
     SAM_OTHER_STRATA,
@@ -25,6 +25,12 @@ def number(value: float | None, spec: str, suffix: str = "") -> str:
     if value is None or not math.isfinite(value):
         return NA
     return f"{value:{spec}}{suffix}"
+
+
+def gain_interval(gain: PairedGain | AggregateGain) -> str:
+    """``+1.03 [-0.48, +2.55]``, in bold (markdown) where the interval excludes zero."""
+    bold = "**" if gain.significant else ""
+    return f"{bold}{gain.mean:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]{bold}"
 
 
 def _rows(a: Analysis) -> list[dict[str, str]]:
