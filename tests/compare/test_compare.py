@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from samlm.analysis import measure_run
 from samlm.compare import GridSpec, compare, write_report
 from samlm.compare import store as store_module
+from samlm.compare.cell import SHARPNESS_OPTIONS
 from samlm.compare.report import (
     DEV_CURVE_LABEL,
     METHOD_COLOURS,
@@ -157,12 +159,24 @@ def test_a_lora_grid_measures_what_trained(tmp_path, data_dir, tiny_bert_dir):
         sharpness=True,
         peft="lora",
         lora_r=2,
+        keep_models=True,
     )
     records = compare(spec, tmp_path / "cmp", workers=1)
     assert sorted(r["status"] for r in records.values()) == ["ok", "ok"]
     for r in records.values():
-        assert set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"}
+        run_dir = tmp_path / "cmp" / r["run_dir"]
+        options = dict(SHARPNESS_OPTIONS, progress=False, write=False)
+        trained = measure_run(run_dir, weights="trained", **options)
+        merged = measure_run(run_dir, weights="merged", **dict(options, hessian_iters=0, probes=0))
+        assert r["sharpness"] == {  # measured again the same way: the same numbers
+            "sharpness": trained["sharpness"]["sharpness"],
+            "lambda_max": trained["hessian"]["top_eigenvalue"]["value"],
+            "trace": trained["hessian"]["trace"]["value"],
+        }
         assert all(math.isfinite(v) for v in r["sharpness"].values())
+        # the adapters and the head: a small part of the merged model's weights
+        assert 0 < trained["parameters"] < merged["parameters"] / 4
+        assert r["sharpness"]["sharpness"] != merged["sharpness"]["sharpness"]
 
 
 def _colours(fig) -> dict[str, set[str]]:

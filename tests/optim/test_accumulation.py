@@ -152,16 +152,23 @@ def test_helper_and_closure_agree():
 
 
 def test_batch_forms_dict_and_tuple():
-    model = tiny_mlp()
+    """A dict batch is split like a tuple (its tensors along dim 0, anything else passed
+    to every micro-batch as is): the same step, bit for bit."""
+    model, twin = tiny_mlp(), tiny_mlp()
     x, y = tiny_batch()
-    sam = _sgd_sam(model)
-    loss = sam_step(
-        sam,
-        lambda b: nn.functional.cross_entropy(model(b["x"]), b["y"]),
-        {"x": x, "y": y, "name": "not a tensor"},
-        ascent_fraction=0.25,
-        accumulation_steps=2,
-    )
-    assert torch.isfinite(loss)
+    sam, sam_twin = _sgd_sam(model), _sgd_sam(twin)
+    seen = []
+
+    def dict_loss(b):
+        seen.append(b["name"])
+        return nn.functional.cross_entropy(model(b["x"]), b["y"])
+
+    options = dict(ascent_fraction=0.25, accumulation_steps=2)
+    loss = sam_step(sam, dict_loss, {"x": x, "y": y, "name": "not a tensor"}, **options)
+    loss_twin = sam_step(sam_twin, ce_loss(twin), (x, y), **options)
+    assert loss.item() == loss_twin.item()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert seen and set(seen) == {"not a tensor"}
     with pytest.raises(ValueError, match="first-dimension"):
         sam_step(sam, ce_loss(model), (x, y[:3]))

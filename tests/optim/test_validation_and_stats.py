@@ -118,10 +118,18 @@ def test_asam_moves_zero_weights():
     model = tiny_mlp()
     with torch.no_grad():
         model[3].weight.zero_()
-    sam = SAM(_sgd(model), rho=0.5, adaptive=True)
+    rho, eta = 0.5, 0.01
+    w = {k: v.detach().clone() for k, v in model.named_parameters()}
+    sam = SAM(_sgd(model), rho=rho, adaptive=True, eta=eta)
     ce_loss(model)(tiny_batch()).backward()
+    g = {k: v.grad.clone() for k, v in model.named_parameters()}
+    t = {k: w[k].abs() + eta for k in w}
+    norm = math.sqrt(sum(((t[k] * g[k]) ** 2).sum().item() for k in w))
     assert sam.perturb()
-    assert model[3].weight.abs().sum() > 0
+    # e = rho T^2 g / ||T g||; on the zeroed layer T = eta
+    expected = rho * eta**2 * g["3.weight"] / norm
+    assert expected.abs().sum() > 0
+    torch.testing.assert_close(model[3].weight, expected, rtol=1e-5, atol=1e-12)
 
 
 def test_sharpness_is_not_reported_across_different_examples():

@@ -25,6 +25,7 @@ from transformers import (
 
 from samlm.analysis import measure_run
 from samlm.cli import main
+from samlm.metrics import task_score
 from samlm.pipeline import TrainConfig, train
 from samlm.pipeline.data import run_splits
 from samlm.pipeline.features import collator, encode, metrics_fn
@@ -233,6 +234,8 @@ def test_a_mixture_of_tasks_on_a_causal_lm(tmp_path, data_dir, tiny_gpt2_dir):
     result = json.loads((out / "metrics.json").read_text())
     assert result["modelling"] == "causal"
     assert set(result["per_task"]) == {"superglue/rte", "superglue/cb"}
+    expected = sum(task_score(s) for s in result["per_task"].values()) / 2
+    assert result["average"] == pytest.approx(expected) == result["metrics"]["average"]
 
 
 def test_modelling_is_detected_from_the_config():

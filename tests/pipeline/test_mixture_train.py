@@ -409,6 +409,8 @@ def test_lora_on_a_text2text_mixture(tmp_path, data_dir, tiny_t5_dir):
     )
     m = json.loads((out / "metrics.json").read_text())
     assert m["modelling"] == "text2text" and set(m["per_task"]) == {"glue/sst2", "superglue/cb"}
+    expected = sum(task_score(s) for s in m["per_task"].values()) / 2
+    assert m["average"] == pytest.approx(expected) == m["metrics"]["average"]
     assert (out / "best" / "adapter_config.json").is_file()  # as a single-task LoRA run
     assert not (out / "best" / "multitask.json").exists()
 

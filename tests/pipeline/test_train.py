@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,18 @@ def test_train_writes_its_outputs(tmp_path, data_dir, tiny_bert_dir):
     assert not (out / "checkpoints").exists()
 
 
-def test_same_subset_for_every_method(tmp_path, data_dir, tiny_bert_dir):
+def test_same_subset_for_every_method(tmp_path, data_dir, tiny_bert_dir, monkeypatch):
+    """Every method trains, selects and reports on the same examples, in the same order."""
+    from samlm.pipeline import job
+
+    seen = []
+    original = job.task_splits
+
+    def recording(*args, **kwargs):
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(job, "task_splits", recording)
     common = [
         "--task",
         "superglue/cb",
@@ -73,6 +85,10 @@ def test_same_subset_for_every_method(tmp_path, data_dir, tiny_bert_dir):
     b = _run(tmp_path, data_dir, *common, "--optimizer", "asam", name="b")
     for out in (a, b):
         assert json.loads((out / "metrics.json").read_text())["train_examples"] == 20
+    assert len(seen) == 2
+    for role in ("train", "validation", "reported"):
+        first, second = (getattr(splits, role) for splits in seen)
+        assert first and first == second, role
 
 
 class Kill(TrainerCallback):
@@ -164,6 +180,9 @@ def test_text2text_with_a_tiny_t5(tmp_path, data_dir, tiny_t5_dir):
     assert metrics["modelling"] == "text2text" and metrics["rho"] == 0.15  # Bahri et al.
     assert metrics["base_optimizer"] == "adafactor"
     assert set(metrics["metrics"]) >= {"exact_match", "f1"}
+    # an exact match scores F1 100, so the mean F1 is at least the mean exact match
+    assert 0 <= metrics["metrics"]["exact_match"] <= metrics["metrics"]["f1"] <= 100
+    assert metrics["global_steps"] == 2
 
 
 def test_yaml_config_and_flags(tmp_path, data_dir, tiny_bert_dir):
@@ -187,23 +206,32 @@ def test_yaml_config_and_flags(tmp_path, data_dir, tiny_bert_dir):
 
 
 @pytest.mark.slow
-def test_minilm_on_rte_slice(tmp_path, data_dir):
+def test_minilm_fits_an_sst2_slice_with_the_quarter_batch_ascent(tmp_path, data_dir):
+    """The installed MiniLM on real data: 40 SAM steps (quarter-batch ascent) over 64
+    examples drive the training loss well below its start."""
     out = _run(
         tmp_path,
         data_dir,
         "--task",
-        "superglue/rte",
+        "glue/sst2",
         "--train-size",
         "64",
         "--eval-size",
         "64",
-        "--epochs",
-        "1",
+        "--max-steps",
+        "40",
+        "--logging-steps",
+        "5",
         "--ascent-fraction",
         "0.25",
     )
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in logs if "loss" in r and "eval_loss" not in r]
+    assert len(losses) == 9 and all(map(math.isfinite, losses))  # step 1, then every 5
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert [r["sam_steps"] for r in logs if "sam_steps" in r] == [1.0] * 9
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0 <= metrics["metrics"]["accuracy"] <= 100
+    assert metrics["global_steps"] == 40 and metrics["train_examples"] == 64
 
 
 @pytest.mark.slow
@@ -231,7 +259,12 @@ def test_text2text_with_minilm_warm_started_encoder_decoder(tmp_path, data_dir, 
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["modelling"] == "text2text" and metrics["base_optimizer"] == "adamw"
-    assert 0 <= metrics["metrics"]["accuracy"] <= 100
+    assert metrics["global_steps"] == 2
+    # accuracy over the 8 generated answers: a whole number of them
+    assert metrics["metrics"]["accuracy"] * 8 / 100 in range(9)
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in logs if "sam_loss_perturbed" in r]
+    assert steps and all(math.isfinite(r["loss"]) and r["sam_steps"] == 1.0 for r in steps)
 
 
 def test_exclude_head_and_sam_start_step_reach_the_run(tmp_path, data_dir, tiny_bert_dir):

@@ -108,9 +108,16 @@ def test_biases_and_norms_are_not_perturbed(tmp_path):
     model = tiny_bert()
     trainer = SAMTrainer(model=model, args=_args(tmp_path), train_dataset=toy_dataset())
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
-    plain = [p for g in trainer.sam_optimizer.param_groups if not g["perturb"] for p in g["params"]]
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert plain and all("bias" in names[id(p)] or "LayerNorm" in names[id(p)] for p in plain)
+    plain = {
+        id(p) for g in trainer.sam_optimizer.param_groups if not g["perturb"] for p in g["params"]
+    }
+    named = dict(model.named_parameters())
+    expected = {id(p) for n, p in named.items() if "bias" in n or "LayerNorm" in n}
+    assert len(expected) > 10 and plain == expected
+    perturbed = {
+        id(p) for g in trainer.sam_optimizer.param_groups if g["perturb"] for p in g["params"]
+    }
+    assert perturbed == {id(p) for p in named.values()} - expected
 
 
 class KillAfter(TrainerCallback):
@@ -182,7 +189,7 @@ def test_resume_equals_uninterrupted(tmp_path, m):
 
 
 def test_logs_carry_sam_statistics(tmp_path):
-    trainer = _train(tmp_path, kill_after=3)
+    trainer = _train(tmp_path, kill_after=3)  # randomized SAM, half-batch ascent
     row = next(r for r in trainer.state.log_history if r.get("sam_steps") == 1.0)
     for key in (
         "sam_loss_perturbed",
@@ -193,6 +200,26 @@ def test_logs_carry_sam_statistics(tmp_path):
     ):
         assert key in row
     assert row["sam_perturbation_norm"] == pytest.approx(0.1)
+    assert "sam_sharpness" not in row  # L(w + e) and L(w) saw different examples
+
+
+def test_logged_sam_statistics_agree_with_each_other(tmp_path):
+    """With the whole batch in the ascent, ``sam_sharpness`` is L(w + e) - L(w), with the
+    logged L(w) (rounded to 4 places by the Trainer); ||e|| = rho; cosine in [-1, 1]."""
+    trainer = SAMTrainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, max_steps=4),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(rho=0.2, track_cosine=True),
+    )
+    trainer.train()
+    rows = [r for r in trainer.state.log_history if "sam_steps" in r]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["sam_steps"] == 1.0 and r["sam_skipped_steps"] == 0.0
+        assert r["sam_sharpness"] == pytest.approx(r["sam_loss_perturbed"] - r["loss"], abs=1e-4)
+        assert r["sam_perturbation_norm"] == pytest.approx(0.2)
+        assert r["sam_grad_norm"] > 0 and -1.0 <= r["sam_cosine"] <= 1.0
 
 
 def test_bf16_trains(tmp_path):
