@@ -18,7 +18,8 @@ whenever the gain is not zero. The percentile bootstrap of the mean used before 
 narrow with the 3-10 seeds a grid has (simulated coverage of a nominal 95% interval for
 normal differences: 77% at n = 3, 84% at n = 5, 90% at n = 10, against 95% for the t
 interval at each n; see tests/compare/test_stats.py). Neither interval can know about a
-rare collapse it has not seen: with 10% of seeds collapsing the t interval covers 87-89%.
+rare collapse it has not seen: with 10% of seeds collapsing the t interval covers 87-89%
+(n = 10 and 5).
 
 Aggregate over strata (e.g. tasks x sizes), as recommended by Agarwal et al., "Deep
 reinforcement learning at the edge of the statistical precipice", NeurIPS 2021 (the
@@ -31,9 +32,9 @@ reinforcement learning at the edge of the statistical precipice", NeurIPS 2021 (
 and its interval from a stratified bootstrap: in each of ``n_boot`` resamples every stratum
 draws ``n_k`` of its own differences with replacement, independently of the other strata,
 and ``G*`` is recomputed; the interval is the 2.5 / 97.5 percentiles of ``G*``. With 3-10
-seeds per stratum the plain percentile interval (rliable's) under-covers (simulated: about
-90% for 4 strata x 5 seeds with equal spreads, 87% with unequal ones, 80-84% for 4 x 3), so
-two small-sample corrections are applied:
+seeds per stratum the plain percentile interval (rliable's) under-covers (simulated for 4
+strata x 5 seeds: 91% with equal spreads, 86% with unequal ones), so two small-sample
+corrections are applied:
 
   1. each stratum resamples ``dbar_k + sqrt(n_k / (n_k - 1)) * (d_kj - dbar_k)`` so that
      the bootstrap variance of ``dbar_k`` is the unbiased ``sd_k^2 / n_k`` rather than
@@ -47,8 +48,8 @@ two small-sample corrections are applied:
      values has few distinct resamples) and says so.
 
 Simulated coverage of the corrected interval is 94.5-96% for 4 strata x 3, 5 or 10 seeds,
-with equal or unequal spreads (see the tests; the first correction alone gives 90-93% at
-4 x 5). A stratum with a single difference adds it
+with equal or unequal spreads (see the tests; the first correction alone gives 94% with
+equal spreads and 90% with unequal ones at 4 x 5). A stratum with a single difference adds it
 as a constant (there is no spread to resample), so the aggregate is only called
 significant when every stratum has two or more differences.
 
