@@ -10,6 +10,7 @@ from torch.func import functional_call
 
 from samlm.analysis import (
     MeasureOptions,
+    filter_normalized_direction,
     hessian_trace,
     landscape_1d,
     landscape_2d,
@@ -145,3 +146,20 @@ def test_progress_bars_show_and_hide(capsys):
     assert "sharpness" in capsys.readouterr().err
     rho_sharpness(model, ce_loss, batches, progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("include_1d", [False, True])
+def test_filter_normalized_direction(include_1d):
+    """Li et al. (2018): every filter (row) of a 2-D or larger weight gets a random
+    direction with that filter's norm; 1-D parameters get 0, or themselves."""
+    conv = torch.randn(4, 3, 2, 2)
+    conv[1] = 0.0  # a dead filter stays dead
+    params = [torch.randn(5, 7), conv, torch.randn(5)]
+    d = filter_normalized_direction(params, torch.Generator().manual_seed(0), include_1d=include_1d)
+    for w, di in zip(params[:2], d[:2], strict=True):
+        assert di.shape == w.shape
+        torch.testing.assert_close(di.flatten(1).norm(dim=1), w.flatten(1).norm(dim=1))
+        assert not torch.allclose(di, w)  # a random direction, not the weights
+    assert torch.equal(d[2], params[2] if include_1d else torch.zeros(5))
+    again = filter_normalized_direction(params, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(d[:2], again[:2], strict=True))  # seeded

@@ -118,9 +118,33 @@ def _worker(rank: int, world: int, out: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def fsdp_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fsdp")
-    return spawn(_worker, out, str(out))
+def fsdp_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("fsdp")
+
+
+@pytest.fixture(scope="module")
+def fsdp_results(fsdp_folder):
+    return spawn(_worker, fsdp_folder, str(fsdp_folder))
+
+
+def _resume_on_one_rank(rank: int, world: int, folder: str) -> dict:
+    """Load the 2-rank run's sharded checkpoint (after 2 steps) on ``world`` = 1 rank and
+    take the last 2 steps there."""
+    model = _sharded_model()
+    opt = _clipped(model)
+    load_checkpoint(folder, model, opt)
+    _train(model, opt, rank, world, batches(STEPS, BATCH)[2:])
+    return _full(model)
+
+
+def test_a_sharded_checkpoint_resumes_on_another_rank_count(fsdp_results, fsdp_folder):
+    one = fsdp_folder / "one-rank"
+    one.mkdir()
+    (weights,) = spawn(_resume_on_one_rank, one, str(fsdp_folder / "None-sharded"), world=1)
+    final = fsdp_results[0]["log"][-1][1]  # the 2-rank uninterrupted run
+    assert weights.keys() == final.keys()
+    for name, w in weights.items():
+        torch.testing.assert_close(w, final[name], rtol=1e-5, atol=1e-6)
 
 
 def _reference():

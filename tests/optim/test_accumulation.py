@@ -172,3 +172,39 @@ def test_batch_forms_dict_and_tuple():
     assert seen and set(seen) == {"not a tensor"}
     with pytest.raises(ValueError, match="first-dimension"):
         sam_step(sam, ce_loss(model), (x, y[:3]))
+
+
+@pytest.mark.parametrize("track_cosine", [False, True])
+def test_ascent_gradients_are_freed_before_the_second_pass(monkeypatch, track_cosine):
+    """The second pass's gradients must not sit beside the ascent's (they took fresh
+    memory and slowed SAM(0.25)): by the second forward, no ascent gradient is alive,
+    unless ``track_cosine`` keeps them for cos(g, g_sam)."""
+    import gc
+    import weakref
+
+    from samlm.optim import step as step_module
+
+    model = tiny_mlp()
+    sam = _sgd_sam(model, track_cosine=track_cosine)
+    refs = []
+    real_grad = torch.autograd.grad
+
+    def grad(*args, **kwargs):
+        out = real_grad(*args, **kwargs)
+        refs.extend(weakref.ref(g) for g in out if g is not None)
+        return out
+
+    monkeypatch.setattr(step_module.torch.autograd, "grad", grad)
+    alive = []
+    loss = ce_loss(model)
+
+    def loss_fn(batch):
+        if refs:  # the second pass: the ascent's gradients were taken
+            gc.collect()
+            alive.append(sum(r() is not None for r in refs))
+        return loss(batch)
+
+    sam_step(sam, loss_fn, tiny_batch(), ascent_fraction=0.25)
+    n_params = len(list(model.parameters()))
+    assert len(refs) == n_params and len(alive) == 1
+    assert alive[0] == (n_params if track_cosine else 0)

@@ -6,7 +6,8 @@ then into *units*, each perturbed on its own:
 
 * ``accumulation="global"`` (and ``m == 1``): one unit of all micro-batches. Clean
   gradients of all micro-batches give one ``e``; all micro-batches run again at
-  ``w + e``. Cost: 2k forward-backward passes of micro-batch size, peak memory of one.
+  ``w + e``. Cost: 2k forward-backward passes of micro-batch size (one micro-batch's
+  activations at a time).
 * ``accumulation="per_microbatch"``, or m-sharpness: each micro-batch is split into
   chunks and every chunk is a unit (perturb, backward, restore). ``m_examples`` is
   Foret et al.'s m, the examples per chunk (a micro-batch of ``b`` examples gives
