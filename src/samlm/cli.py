@@ -47,7 +47,7 @@ HELP = {
     "mixing_limit": "K: a task counts at most K examples in the proportional and temperature rates",
     "temperature": "T of --mixing temperature: rates^(1/T), renormalised",
     "output": "run folder (never overwritten without --overwrite)",
-    "model": "model alias (minilm), local folder or Hub name (default: minilm)",
+    "model": "model alias (minilm), local folder or Hub name",
     "modelling": "encoder (classification head), text2text (seq2seq) or causal (decoder-only "
     "LM: the text2text source as prompt, the target as completion); auto picks by model",
     "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
@@ -189,6 +189,11 @@ def _csv(kind):
 def _add_compare_options(p: argparse.ArgumentParser) -> None:
     from .compare import METHODS, PRESETS
 
+    p.description = (
+        "SAM against its baseline on a grid of tasks x sizes x methods x seeds. The grid "
+        "options left out (tasks, sizes, methods, seeds, steps, settings...) take the "
+        "--preset's values."
+    )
     p.add_argument(
         "--preset",
         choices=list(PRESETS),
@@ -219,7 +224,7 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         "disjoint from the default's",
     )
     p.add_argument("--model", help="model alias, folder or Hub name (default: minilm)")
-    p.add_argument("--epochs", type=float)
+    p.add_argument("--epochs", type=float, help="training epochs (the step budget may add steps)")
     p.add_argument(
         "--min-steps",
         type=int,
@@ -239,16 +244,22 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
         help="tune every method with the same number of trials on the validation sample "
         "(learning rate; rho for the SAM family), then run its seeds at its best setting",
     )
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--max-length", type=int)
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="one learning rate for every method (instead of the recorded tuned ones)",
+    )
+    p.add_argument("--batch-size", type=int, help="training examples per optimizer step")
+    p.add_argument("--max-length", type=int, help="input tokens (longer inputs are truncated)")
     p.add_argument("--eval-size", type=int, help="cap on the reported dev examples")
     p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
     p.add_argument("--rho-asam", type=float, help="rho of asam")
     _add_model_options(p)
     _add_mixing_options(p)
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
-    p.add_argument("--output", default="runs/compare", help="results folder (resumable)")
+    p.add_argument(
+        "--output", default="runs/compare", help="results folder, resumable (default: %(default)s)"
+    )
     p.add_argument(
         "--backend",
         choices=["local", "ray"],
@@ -319,9 +330,11 @@ def _compare(args: argparse.Namespace) -> int:
     from .compare.grid import MIXTURE_OPTIONS, TRAIN_OPTIONS, with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
+    from .pipeline.config import check_output_path
     from .tasks import resolve_data_dir
 
     backend = _backend(args)  # first: a backend option error reads no data
+    check_output_path(args.output)
     options = dict(PRESETS[args.preset])
     for name in (
         "tasks",
@@ -350,6 +363,7 @@ def _compare(args: argparse.Namespace) -> int:
     options["data_dir"] = str(data_dir) if data_dir else None
     options["sharpness"] = args.sharpness
     options["keep_models"] = args.keep_models
+    _check_inert_compare_options(args, options)
     explicit = any(getattr(args, n) is not None for n in ("learning_rate", "rho_sam", "rho_asam"))
     if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
         options = with_recorded_settings(options)
@@ -363,6 +377,27 @@ def _compare(args: argparse.Namespace) -> int:
         print("samlm compare: error: every cell failed (errors above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_inert_compare_options(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Refuse the settings a grid would not use: fixed settings under --tune, a radius for
+    no method that has it, LoRA options without LoRA."""
+    from .compare.grid import TRAIN_OPTIONS
+
+    def given(*names: str) -> list[str]:
+        return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
+
+    methods = options.get("methods", [])
+    fixed = given("learning_rate", "rho_sam", "rho_asam")
+    if options.get("tune") and fixed:
+        raise ValueError(f"{', '.join(fixed)} with --tune: the tuning chooses them")
+    if given("rho_asam") and "asam" not in methods:
+        raise ValueError("--rho-asam: asam is not among the methods")
+    if given("rho_sam") and not set(methods) - {"baseline", "asam"}:
+        raise ValueError("--rho-sam: no method of the SAM family but asam is in the grid")
+    lora = given(*(n for n in TRAIN_OPTIONS if n.startswith("lora_")))
+    if lora and options.get("peft", "none") != "lora":
+        raise ValueError(f"{', '.join(lora)} has an effect only with --peft lora")
 
 
 RAY_OPTIONS = ("address", "cpus_per_cell", "gpus_per_cell", "retries")
@@ -422,9 +457,10 @@ METRIC_SETS = {
 
 
 def _tasks(args: argparse.Namespace) -> None:
+    from .pipeline.data import data_folder
     from .tasks import describe_tasks
 
-    rows = describe_tasks(args.data_dir)
+    rows = describe_tasks(data_folder(args.data_dir))  # a folder that is not there: exit 2
     print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<30} data")
     for row in rows:
         metrics = f"{METRIC_SETS[row['metrics']]} ({row['main_metric']})"

@@ -67,6 +67,17 @@ def test_bad_measure_options():
         MeasureOptions(adaptive_rho=0)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("tpu", "device='tpu' is not a device"), ("cuda", "this machine has no cuda device")],
+)
+def test_measure_run_refuses_a_device_it_cannot_use(tmp_path, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        measure_run(tmp_path, device=device)
+
+
 def test_measure_run_needs_a_run_folder(tmp_path):
     with pytest.raises(ValueError, match="is not a folder"):
         measure_run(tmp_path / "missing")

@@ -24,6 +24,35 @@ def test_unknown_task_exits_2_and_writes_nothing(tmp_path, data_dir, capsys):
     assert "glue/nosuch" in err and "no cell was started" in err
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--tune", "--learning-rate", "1e-4"], "--learning-rate with --tune: the tuning"),
+        (["--preset", "evidence", "--rho-sam", "0.1"], "--rho-sam with --tune"),
+        (["--rho-asam", "0.5"], "--rho-asam: asam is not among the methods"),
+        (["--methods", "baseline,asam", "--rho-sam", "0.1"], "--rho-sam: no method"),
+        (["--lora-r", "4"], "--lora-r has an effect only with --peft lora"),
+    ],
+)
+def test_settings_the_grid_would_not_use_exit_2(tmp_path, data_dir, capsys, flags, message):
+    out = tmp_path / "cmp"
+    argv = ["compare", *flags, "--data-dir", str(data_dir), "--output", str(out)]
+    assert main(argv) == 2 and not out.exists()
+    assert message in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_file_exits_2(tmp_path, data_dir, capsys):
+    (tmp_path / "afile").write_text("mine")
+    argv = ["compare", "--data-dir", str(data_dir), "--output", str(tmp_path / "afile")]
+    assert main(argv) == 2 and (tmp_path / "afile").read_text() == "mine"
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_tasks_with_a_data_folder_that_is_not_there_exits_2(tmp_path, capsys):
+    assert main(["tasks", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_unreadable_data_exits_2(tmp_path, capsys):
     bad = tmp_path / "data" / "glue" / "SST-2"
     bad.mkdir(parents=True)

@@ -130,7 +130,7 @@ def test_data_folder_that_does_not_exist(tmp_path, encoder):
 def test_unresolvable_model_is_reported_once(tmp_path, data_dir):
     model = str(tmp_path / "no-model")
     text = _error(_spec(tasks=["glue/cola", "superglue/cb"], model=model, data_dir=str(data_dir)))
-    assert text.count(f"model {model!r}: unknown model") == 1
+    assert text.count(f"model {model!r}: model folder {model!r} does not exist") == 1
     assert "(1 problem;" in text
 
 

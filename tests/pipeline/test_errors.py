@@ -78,7 +78,7 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         "--output",
         str(tmp_path / "o"),
     )
-    assert "unknown model" in err and "minilm" in err
+    assert "model folder" in err and "does not exist" in err and "minilm" in err
 
 
 @pytest.mark.parametrize(
@@ -89,11 +89,56 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         (["--interval", "0"], "interval=0"),
         (["--train-size", "5", "--train-fraction", "0.5"], "not both"),
         (["--batch-size", "0"], "batch_size=0"),
+        # SAMConfig's checks, under this command's option names
+        (["--optimizer", "looksam", "--looksam-k", "0"], "looksam_k=0 must be"),
+        (["--rho-schedule", "warmup"], "rho_warmup_steps=0 must be >= 1"),
+        # options that would do nothing
+        (["--optimizer", "baseline", "--rho", "0.1"], "--rho 0.1: SAM's options, with"),
+        (
+            ["--optimizer", "baseline", "--ascent-fraction", "0.25", "--exclude-head"],
+            "--ascent-fraction 0.25, --exclude-head True: SAM's options",
+        ),
+        (["--eta", "0.5"], "--eta 0.5 has an effect only with --optimizer asam"),
+        (["--optimizer", "asam", "--alpha", "0.5"], "only with --optimizer gsam or looksam"),
+        (["--looksam-k", "3"], "--looksam-k 3 has an effect only with --optimizer looksam"),
+        (["--rho-warmup-steps", "10"], "only with --rho-schedule warmup"),
+        (["--lora-r", "4"], "--lora-r 4 has an effect only with --peft lora"),
+        (["--resume", "--overwrite"], "--overwrite deletes it: give one"),
     ],
 )
 def test_invalid_option_values(tmp_path, capsys, flags, text):
     err = _fail(capsys, "--task", "glue/sst2", "--output", str(tmp_path / "o"), *flags)
     assert text in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_an_output_that_is_a_file(tmp_path, capsys, data_dir, tiny_bert_dir, below):
+    (tmp_path / "afile").write_text("mine")
+    out = tmp_path / "afile" / below if below else tmp_path / "afile"
+    err = _fail(
+        capsys, "--task", "glue/sst2", "--model", str(tiny_bert_dir), "--data-dir",
+        str(data_dir), "--output", str(out), "--max-steps", "1",
+    )  # fmt: skip
+    assert f"--output {out} " in err and "not a folder" in err
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_every_preset_cell_is_a_valid_training_config():
+    """The inert-option checks refuse nothing a preset's cells or trials ask for (at the
+    preset's own settings or the recorded ones)."""
+    from samlm.compare import PRESETS, GridSpec
+    from samlm.compare.grid import with_recorded_settings
+    from samlm.pipeline import TrainConfig
+
+    built = 0
+    for preset in PRESETS.values():
+        for options in (dict(preset), with_recorded_settings(dict(preset))):
+            spec = GridSpec(**options)
+            for cell in spec.trials() + spec.cells():
+                TrainConfig(output="unused", **spec.train_options(cell))
+                built += 1
+    assert built > 1000
 
 
 def test_missing_data_folder_says_where_it_looked(tmp_path, capsys, tiny_bert_dir, monkeypatch):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from samlm.pipeline import TrainConfig, train
-from samlm.pipeline.data import run_splits
+from samlm.pipeline.data import run_splits, size_note
 from samlm.tasks import get_task
 
 
@@ -105,3 +105,22 @@ def test_step_budget():
     assert _steps(TrainConfig(task="glue/sst2", output="x"), 250) == -1  # epochs
     with pytest.raises(ValueError, match="min_steps"):
         TrainConfig(task="glue/sst2", output="x", min_steps=-1)
+
+
+def test_a_run_says_when_the_data_held_fewer_examples_than_asked(data_dir):
+    """CB's 250 training examples leave 234 outside a 16-example subset, fewer than 500;
+    its 56 dev examples fewer than 100 reported."""
+    cb = get_task("superglue/cb")
+    splits = run_splits(cb, data_dir, train_size=16, validation_size=500, eval_size=100)
+    note = size_note(splits, 500, 100)
+    assert len(splits.validation) == 234 and len(splits.reported) == 56
+    assert note == (
+        "validation sample: 234 examples, not the 500 of --validation-size (the training "
+        "pool outside the subset holds no more); reported examples: 56, not the 100 of "
+        "--eval-size (all the dev set has left)"
+    )
+    assert size_note(splits, 200, 56) is None
+    from_dev = run_splits(cb, data_dir, train_size=240, validation_size=500)
+    assert len(from_dev.validation) == 28 and "(half the dev set holds no more)" in size_note(
+        from_dev, 500, None
+    )

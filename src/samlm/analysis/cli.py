@@ -192,9 +192,8 @@ def summary(result: dict[str, Any]) -> list[str]:
         s = result.get(key)
         if s:
             extra = f", m={s['m']}" if s["m"] else ""
-            lines.append(
-                f"  {label:<19} {s['sharpness']:.4g}  (rho={s['rho']:g}, {s['steps']} steps{extra})"
-            )
+            steps = f"{s['steps']} step" + "s" * (s["steps"] != 1)
+            lines.append(f"  {label:<19} {s['sharpness']:.4g}  (rho={s['rho']:g}, {steps}{extra})")
     top = result["hessian"]["top_eigenvalue"]
     if top:
         state = "converged" if top["converged"] else "not converged"

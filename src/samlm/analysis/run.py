@@ -190,6 +190,24 @@ def collated(dataset: Dataset, model: nn.Module, collate: Callable, batch_size: 
     return [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
 
 
+def _device(name: str | None) -> torch.device:
+    """``name`` as a torch device this machine has (None: cuda if available, else cpu)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device={name!r} is not a device: {err}") from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(device.type, True):
+        raise ValueError(f"device={name!r}: this machine has no {device.type} device")
+    return device
+
+
 def measure_run(
     run_dir: str | Path,
     *,
@@ -223,8 +241,8 @@ def measure_run(
     if unknown:
         raise ValueError(f"unknown option(s) for measure_run: {', '.join(sorted(unknown))}")
     opts = MeasureOptions(**options)
+    target = _device(device)
     run, run_options, resolved = read_run(run_dir)
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if names_a_mixture(str(run_options.get("task", "")), run_options.get("mixture")):
         from .mixture_run import mixture_subject as subject
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,37 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
+        self._validate_inert()
+        try:  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
+            self.sam_config(0.05)
+        except ValueError as err:  # named as this command's options
+            raise ValueError(_as_options(str(err))) from None
+
+    def _validate_inert(self) -> None:
+        """An option given where it does nothing is an error, not silently ignored."""
+        owners = {"asam": ("eta",), "gsam": ("alpha",), "looksam": ("alpha", "looksam_k")}
+        if self.optimizer == "baseline":
+            inert = [n for n in SAM_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
+            if inert:
+                raise ValueError(
+                    f"{_given(self, inert)}: SAM's options, with --optimizer baseline (no "
+                    "SAM step to use them)"
+                )
+        for name in ("eta", "alpha", "looksam_k"):
+            users = [m for m, names in owners.items() if name in names]
+            if getattr(self, name) != FIELD_DEFAULTS[name] and self.optimizer not in users:
+                raise ValueError(
+                    f"{_given(self, [name])} has an effect only with --optimizer "
+                    f"{' or '.join(users)}"
+                )
+        if self.rho_warmup_steps != 0 and self.rho_schedule != "warmup":
+            raise ValueError(
+                f"{_given(self, ['rho_warmup_steps'])} has an effect only with "
+                "--rho-schedule warmup"
+            )
+        lora = [n for n in LORA_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
+        if lora and self.peft != "lora":
+            raise ValueError(f"{_given(self, lora)} has an effect only with --peft lora")
 
     def _validate_lora_flatness(self) -> None:
         """--flat-lora and --bar: LoRA runs only; BAR replaces SAM, so not with SAM."""
@@ -268,6 +299,40 @@ class TrainConfig:
             flags = ["--task (or --mixture)" if m == "task" else "--" + m for m in missing]
             raise ValueError(f"missing required option(s): {', '.join(flags)}")
         return cls(**values)
+
+
+# options that only a SAM step uses (inert with --optimizer baseline)
+SAM_OPTIONS = (
+    "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
+    "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", "sam_start_step",
+    "exclude_head", "same_dropout", "distributed_sam",
+)  # fmt: skip
+LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+# SAMConfig's names for the options whose names here differ
+SAM_NAMES = {"k": "looksam_k", "warmup_steps": "rho_warmup_steps", "distributed": "distributed_sam"}
+
+
+def _given(cfg: TrainConfig, names: list[str]) -> str:
+    """``--flag value`` for each of ``names``, as the user gave them."""
+    return ", ".join(f"--{n.replace('_', '-')} {getattr(cfg, n)}" for n in names)
+
+
+def _as_options(message: str) -> str:
+    """A SAMConfig error (``k=0 must be ...``) with this config's option names."""
+    return re.sub(
+        r"\b(" + "|".join(SAM_NAMES) + r")=", lambda m: SAM_NAMES[m.group(1)] + "=", message
+    )
+
+
+def check_output_path(path: str | Path, option: str = "--output") -> Path:
+    """``path`` as a folder to write into: refused (ValueError naming ``option``) when it,
+    or a folder above it, is a file."""
+    out = Path(path)
+    for place in (out, *out.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == out else f"lies under the file {place}"
+            raise ValueError(f"{option} {out} {where}, not a folder")
+    return out
 
 
 def task_names(task: str) -> list[str]:

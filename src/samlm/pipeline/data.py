@@ -142,6 +142,24 @@ def run_splits(
     return Splits(train, reported if validation is None else validation, reported, source)
 
 
+def size_note(splits: Splits, validation_size: int | None, eval_size: int | None) -> str | None:
+    """What a run says when its data held fewer validation or reported examples than
+    ``--validation-size`` or ``--eval-size`` asked for (None when it held them all)."""
+    notes = []
+    if validation_size is not None and len(splits.validation) < validation_size:
+        where = {"train": "the training pool outside the subset", "dev": "half the dev set"}
+        notes.append(
+            f"validation sample: {len(splits.validation)} examples, not the {validation_size} "
+            f"of --validation-size ({where[splits.validation_from]} holds no more)"
+        )
+    if eval_size is not None and len(splits.reported) < eval_size:
+        notes.append(
+            f"reported examples: {len(splits.reported)}, not the {eval_size} of --eval-size "
+            "(all the dev set has left)"
+        )
+    return "; ".join(notes) or None
+
+
 def _cap(task: Task, examples: list[Example], eval_size: int | None) -> list[Example]:
     if eval_size is None or eval_size >= len(examples):
         return examples

@@ -25,7 +25,7 @@ from transformers import EvalPrediction, PreTrainedModel, PreTrainedTokenizerBas
 
 from ..tasks import Task, get_task
 from .config import TrainConfig
-from .data import Splits, data_folder, run_splits
+from .data import Splits, data_folder, run_splits, size_note
 from .features import collator, encode, metrics_fn
 from .models import ModelChoice, load_model, resolve_model
 
@@ -68,7 +68,11 @@ class TaskJob:
         self.metric = self.task.main_metric
         self.n_train = len(self.splits.train)
         self.reported_apart = self.splits.validation_from != "reported"
-        self.note = self.task.data_note(self.data_dir)
+        notes = (
+            self.task.data_note(self.data_dir),
+            size_note(self.splits, cfg.validation_size, cfg.eval_size),
+        )
+        self.note = " ".join(n for n in notes if n) or None
 
     def describe(self) -> dict[str, Any]:
         return dict(self.splits.describe())

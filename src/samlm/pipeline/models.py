@@ -86,6 +86,12 @@ def resolve_model(name: str, modelling: str, task: Task | None) -> ModelChoice:
     """Resolve an alias, a local folder or a Hub name, and check the task (if given) can be
     modelled."""
     path = ALIASES[name]() if name in ALIASES else name
+    folder_like = str(path).startswith(("/", ".", "~")) or str(path).count("/") > 1
+    if folder_like and not Path(path).expanduser().exists():  # not a Hub name: no Hub query
+        raise ValueError(
+            f"model folder {name!r} does not exist (a Hub name reads owner/name; known "
+            f"aliases: {', '.join(ALIASES)})"
+        )
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:

@@ -46,7 +46,7 @@ from ..training import (
     with_lora_flatness,
 )
 from .adapters import apply_lora
-from .config import FIELD_DEFAULTS, TrainConfig
+from .config import FIELD_DEFAULTS, TrainConfig, check_output_path
 from .job import TaskJob
 from .mixture import MixtureJob
 from .models import ModelChoice
@@ -233,6 +233,9 @@ def train(
     """Run one fine-tuning, on one task or a mixture (``mixture.py``); returns what
     ``metrics.json`` holds. Everything that can be checked (tasks, model, options, data,
     output folder) is checked before training."""
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --output, --overwrite deletes it: give one")
+    check_output_path(cfg.output)  # first: a file there is refused before any data is read
     job = MixtureJob(cfg) if cfg.is_mixture() else TaskJob(cfg)
     choice = job.choice
     base = cfg.base_optimizer if cfg.base_optimizer != "auto" else choice.default_base_optimizer()
