@@ -218,3 +218,20 @@ def test_unknown_yaml_key(tmp_path, capsys):
     config.write_text("task: glue/sst2\nlearning-rat: 0.1\n")
     err = _fail(capsys, "--config", str(config), "--output", str(tmp_path / "o"))
     assert "c.yaml" in err and "learning-rat" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('bf16: "no"', "bf16='no' must be true or false"),  # a quoted no is a truthy string
+        ('train_size: "16"', "train_size='16' must be an integer"),
+        ("max_steps: true", "max_steps=True must be an integer"),
+        ("learning_rate: fast", "learning_rate='fast' must be a number"),
+        ("model: 3", "model=3 must be a string"),
+    ],
+)
+def test_yaml_values_of_the_wrong_type(tmp_path, capsys, line, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"task: glue/sst2\n{line}\n")
+    err = _fail(capsys, "--config", str(config), "--output", str(tmp_path / "o"))
+    assert message in err and not (tmp_path / "o").exists()

@@ -101,6 +101,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the option and its value for anything out of range."""
+        self._validate_types()
         self._validate_tasks()
         _choice("optimizer", self.optimizer, METHODS)
         _choice("base_optimizer", self.base_optimizer, BASE_OPTIMIZERS)
@@ -149,6 +150,19 @@ class TrainConfig:
             self.sam_config(0.05)
         except ValueError as err:  # named as this command's options
             raise ValueError(_as_options(str(err))) from None
+
+    def _validate_types(self) -> None:
+        """Each option of its declared type (a YAML file can say ``bf16: "no"``, a truthy
+        string): bool, int (not bool), float (int accepted), str; or None where allowed."""
+        kinds = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind, _, optional = f.type.partition(" | ")
+            if value is None and optional == "None":
+                continue
+            ok = isinstance(value, kinds[kind]) and (kind == "bool" or not isinstance(value, bool))
+            if not ok:
+                raise ValueError(f"{f.name}={value!r} must be {_TYPE_WORDS[kind]}")
 
     def _validate_inert(self) -> None:
         """An option given where it does nothing is an error, not silently ignored."""
@@ -301,6 +315,7 @@ class TrainConfig:
         return cls(**values)
 
 
+_TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
 # options that only a SAM step uses (inert with --optimizer baseline)
 SAM_OPTIONS = (
     "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
