@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -364,7 +365,7 @@ def _compare(args: argparse.Namespace) -> int:
     options["sharpness"] = args.sharpness
     options["keep_models"] = args.keep_models
     _check_inert_compare_options(args, options)
-    explicit = any(getattr(args, n) is not None for n in ("learning_rate", "rho_sam", "rho_asam"))
+    explicit = bool(_given(args, SETTINGS))
     if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
         options = with_recorded_settings(options)
     spec = GridSpec(**options)
@@ -384,23 +385,26 @@ def _check_inert_compare_options(args: argparse.Namespace, options: dict[str, An
     no method that has it, LoRA options without LoRA."""
     from .compare.grid import TRAIN_OPTIONS
 
-    def given(*names: str) -> list[str]:
-        return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
-
     methods = options.get("methods", [])
-    fixed = given("learning_rate", "rho_sam", "rho_asam")
+    fixed = _given(args, SETTINGS)
     if options.get("tune") and fixed:
         raise ValueError(f"{', '.join(fixed)} with --tune: the tuning chooses them")
-    if given("rho_asam") and "asam" not in methods:
+    if _given(args, ["rho_asam"]) and "asam" not in methods:
         raise ValueError("--rho-asam: asam is not among the methods")
-    if given("rho_sam") and not set(methods) - {"baseline", "asam"}:
+    if _given(args, ["rho_sam"]) and not set(methods) - {"baseline", "asam"}:
         raise ValueError("--rho-sam: no method of the SAM family but asam is in the grid")
-    lora = given(*(n for n in TRAIN_OPTIONS if n.startswith("lora_")))
+    lora = _given(args, [n for n in TRAIN_OPTIONS if n.startswith("lora_")])
     if lora and options.get("peft", "none") != "lora":
         raise ValueError(f"{', '.join(lora)} has an effect only with --peft lora")
 
 
 RAY_OPTIONS = ("address", "cpus_per_cell", "gpus_per_cell", "retries")
+SETTINGS = ("learning_rate", "rho_sam", "rho_asam")  # compare's fixed settings
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    """The flags of ``names`` the user gave (``--learning-rate``...), in order."""
+    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
 
 
 def _backend(args: argparse.Namespace) -> Any:
@@ -409,7 +413,7 @@ def _backend(args: argparse.Namespace) -> Any:
     from .compare.backends import LocalBackend, RayBackend
 
     if args.backend == "local":
-        given = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n) is not None]
+        given = _given(args, RAY_OPTIONS)
         if given:
             raise ValueError(f"{', '.join(given)}: only with --backend ray")
         return LocalBackend(args.workers)
