@@ -15,6 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # What the extras add, by import name (torch imports fine without numpy).
 APPLICATION = (
@@ -152,3 +154,14 @@ def test_only_torch_is_a_hard_dependency():
 def test_make_install_installs_everything():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r'pip install -e "\.\[all,dev,bench\]"', makefile), makefile
+
+
+def test_version_option_prints_the_package_version(capsys):
+    from samlm import __version__, cli
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert __version__ == project["version"]
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"samlm {__version__}"

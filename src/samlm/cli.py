@@ -161,7 +161,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="samlm", description="Sharpness-aware fine-tuning.")
+    parser.add_argument("--version", action="version", version=f"samlm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="fine-tune on a task with SAM or its baseline")
     _add_train_options(train)
