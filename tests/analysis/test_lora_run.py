@@ -111,7 +111,9 @@ def test_samlm_sharpness_weights_option(bert_run, capsys):
     fast = ["--samples", "8", "--steps", "1", "--m", "0", "--hessian-iters", "0", "--probes",
             "0", "--grid", "0", "--no-progress"]  # fmt: skip
     assert main(["sharpness", str(run), "--weights", "merged", *fast]) == 0
-    assert "merged: " in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "merged: " in printed.out
+    assert "it/s]" not in printed.err  # --no-progress: not even the weight-loading bar
     written = json.loads((run / "sharpness" / "sharpness.json").read_text())
     assert (written["weights"], written["peft"], written["samples"]) == ("merged", "lora", 8)
     with pytest.raises(SystemExit) as exit_:

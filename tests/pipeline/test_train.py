@@ -427,3 +427,27 @@ def test_lora_errors_name_the_option(tmp_path, data_dir, tiny_bert_dir, monkeypa
     assert main(["train", "--output", str(out), *common, "--peft", "lora"]) == 2
     assert "pip install 'samlm[peft]'" in capsys.readouterr().err
     assert not out.exists()  # nothing written
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_no_progress_silences_every_bar(tmp_path, data_dir, tiny_bert_dir, capfd, progress):
+    """--no-progress: no bar of the Trainer, the weight loading or saving (the libraries'
+    switches come back as they were); with --progress, all of them show on stderr."""
+    import datasets
+    from transformers.utils import logging
+
+    args = [
+        "train", "--task", "glue/sst2", "--model", str(tiny_bert_dir),
+        "--optimizer", "baseline", "--train-size", "16", "--eval-size", "16",
+        "--max-steps", "2", "--batch-size", "8", "--output", str(tmp_path / "run"),
+        "--data-dir", str(data_dir), "--progress" if progress else "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    err = capfd.readouterr().err
+    bars = [line for line in err.replace("\r", "\n").splitlines() if "it/s]" in line]
+    names = {line.partition(":")[0].strip() for line in bars if "%|" in line}
+    if progress:
+        assert {"Loading weights", "Writing model shards"} <= names, err
+    else:
+        assert not bars, err
+    assert logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()

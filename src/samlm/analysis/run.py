@@ -43,6 +43,7 @@ from transformers import (
 )
 from transformers.utils import logging as transformers_logging
 
+from ..hf_bars import hf_bars
 from ..optim.validation import optional_positive_int, positive_int
 from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora
 from ..pipeline.config import names_a_mixture
@@ -247,7 +248,8 @@ def measure_run(
         from .mixture_run import mixture_subject as subject
     else:
         subject = single_task_subject
-    s = subject(run, run_options, resolved, data_dir, samples, batch_size, opts.seed, target)
+    with hf_bars(opts.progress):  # the model's loading bar, the sample's map
+        s = subject(run, run_options, resolved, data_dir, samples, batch_size, opts.seed, target)
     peft = run_options.get("peft") or "none"
     model = measured_model(s.model, weights)
     folder = run / OUTPUT

@@ -118,16 +118,15 @@ def run_cell(
 ) -> dict:
     """Train one cell (in a worker process) at ``setting`` (learning rate, rho; a trial
     at its grid point) and return its results-store record."""
-    import datasets
     import torch
     import transformers
 
+    from ..hf_bars import disable_hf_bars
     from ..pipeline import TrainConfig, train
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # one progress bar: the grid's
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    disable_hf_bars()
     grid, c = GridSpec(**spec), Cell(**cell)
     out = Path(folder) / "cells" / c.folder
     record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}

@@ -37,6 +37,7 @@ from transformers import (
 )
 from transformers.trainer import TRAINER_STATE_NAME
 
+from ..hf_bars import hf_bars
 from ..tasks.base import TEXT_MODELLING
 from ..training import (
     CausalLMTrainer,
@@ -232,7 +233,19 @@ def train(
 ) -> dict[str, Any]:
     """Run one fine-tuning, on one task or a mixture (``mixture.py``); returns what
     ``metrics.json`` holds. Everything that can be checked (tasks, model, options, data,
-    output folder) is checked before training."""
+    output folder) is checked before training. Without ``cfg.progress``, no bar at all:
+    the Trainer's and the Hugging Face libraries' (weight loading, dataset maps)."""
+    with hf_bars(cfg.progress):
+        return _train(cfg, resume, overwrite, callbacks, log)
+
+
+def _train(
+    cfg: TrainConfig,
+    resume: bool,
+    overwrite: bool,
+    callbacks: Sequence[TrainerCallback],
+    log,
+) -> dict[str, Any]:
     if resume and overwrite:
         raise ValueError("--resume continues the run in --output, --overwrite deletes it: give one")
     check_output_path(cfg.output)  # first: a file there is refused before any data is read
