@@ -112,6 +112,17 @@ def test_invalid_option_values(tmp_path, capsys, flags, text):
     assert not (tmp_path / "o").exists()
 
 
+def test_bf16_without_a_bfloat16_device_names_the_option(tmp_path, capsys, data_dir, tiny_bert_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine may have a bfloat16 GPU")
+    err = _fail(capsys, "--task", "glue/sst2", "--model", str(tiny_bert_dir), "--bf16",
+                "--data-dir", str(data_dir), "--output", str(tmp_path / "o"))  # fmt: skip
+    assert "--bf16 needs a GPU" in err and "drop --bf16" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("below", ["", "sub"])
 def test_an_output_that_is_a_file(tmp_path, capsys, data_dir, tiny_bert_dir, below):
     (tmp_path / "afile").write_text("mine")

@@ -36,6 +36,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer import TRAINER_STATE_NAME
+from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
 
 from ..hf_bars import hf_bars
 from ..tasks.base import TEXT_MODELLING
@@ -179,6 +180,13 @@ def _training_args(
     overrides: dict[str, Any],
 ):
     strategy = "steps" if cfg.save_steps else "epoch"
+    # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
+    use_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if cfg.bf16 and not (use_cpu or is_torch_bf16_gpu_available() or is_torch_xla_available()):
+        raise ValueError(
+            "--bf16 needs a GPU (or TPU) with bfloat16 support, and this machine has none: "
+            "drop --bf16 to train in float32"
+        )
     kwargs: dict[str, Any] = dict(
         output_dir=str(out / "checkpoints"),
         report_to=[],  # TensorBoard through our own callback, writing to out/tensorboard
@@ -208,8 +216,7 @@ def _training_args(
         logging_first_step=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not cfg.progress,
-        # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
-        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        use_cpu=use_cpu,
         # each process's loss is its own mean (DDP averages the gradients); with True the
         # Trainer multiplies the loss by the process count for models that accept loss
         # kwargs, and BERT-style heads accept them without using them
