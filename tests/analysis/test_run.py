@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification
 
 from samlm.analysis import measure_run
 from samlm.analysis.cli import add_sharpness_parser, run_sharpness
+from samlm.cli import main
 from samlm.pipeline import TrainConfig, train
 
 FAST = [
@@ -75,6 +76,15 @@ def test_samlm_sharpness_writes_its_outputs(run_dir, capsys):
     for name in ("landscape_1d.png", "landscape_2d.png"):
         assert matplotlib.image.imread(folder / name).ndim == 3
     assert result["seconds"]["total"] > 0
+
+    # a second measurement keeps the first unless told to replace it
+    written = (folder / "sharpness.json").read_text()
+    assert main(["sharpness", str(run_dir), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "sharpness.json holds an earlier measurement: give --overwrite" in err
+    assert (folder / "sharpness.json").read_text() == written
+    assert main(["sharpness", str(run_dir), *FAST, "--overwrite", "--seed", "1"]) == 0
+    assert json.loads((folder / "sharpness.json").read_text())["options"]["seed"] == 1
 
     # measure_run, for the comparison tool: the same numbers from Python
     again = measure_run(

@@ -136,13 +136,26 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=True,
         help="show the progress bars (default: on)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run's earlier measurement (default: refuse to)",
+    )
     return p
 
 
 def run_sharpness(args: argparse.Namespace) -> None:
-    """Measure ``args.run_dir``, write ``RUN_DIR/sharpness/``, print a short summary."""
-    from .run import RESULT, measure_run
+    """Measure ``args.run_dir``, write ``RUN_DIR/sharpness/``, print a short summary.
+    An earlier measurement there is kept unless ``args.overwrite``."""
+    from pathlib import Path
 
+    from .run import OUTPUT, RESULT, measure_run
+
+    earlier = Path(args.run_dir) / OUTPUT / RESULT
+    if earlier.is_file() and not args.overwrite:
+        raise FileExistsError(
+            f"{earlier} holds an earlier measurement: give --overwrite to replace it"
+        )
     result = measure_run(
         args.run_dir,
         samples=args.samples,
