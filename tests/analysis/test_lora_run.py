@@ -108,8 +108,8 @@ def test_an_encoder_lora_run_measures_its_adapters_and_head_or_the_merged_model(
 
 def test_samlm_sharpness_weights_option(bert_run, capsys):
     run, _ = bert_run
-    fast = ["--samples", "8", "--steps", "1", "--m", "0", "--hessian-iters", "0", "--probes",
-            "0", "--grid", "0", "--no-progress"]  # fmt: skip
+    fast = ["--samples", "8", "--steps", "1", "--m-examples", "0", "--hessian-iters", "0",
+            "--probes", "0", "--grid", "0", "--no-progress"]  # fmt: skip
     assert main(["sharpness", str(run), "--weights", "merged", *fast]) == 0
     printed = capsys.readouterr()
     assert "merged: " in printed.out

@@ -120,7 +120,7 @@ def test_all_examples_and_the_merged_view_of_a_full_mixture(mixture_run):
 
 
 def test_samlm_sharpness_names_the_mixture(mixture_run, capsys):
-    fast = ["--samples", "10", "--batch-size", "4", "--steps", "1", "--m", "2",
+    fast = ["--samples", "10", "--batch-size", "4", "--steps", "1", "--m-examples", "2",
             "--hessian-iters", "1", "--probes", "1", "--grid", "2", "--no-progress"]  # fmt: skip
     assert main(["sharpness", str(mixture_run), *fast]) == 0
     out = capsys.readouterr().out

@@ -17,7 +17,7 @@ from samlm.cli import main
 from samlm.pipeline import TrainConfig, train
 
 FAST = [
-    "--samples", "16", "--batch-size", "8", "--steps", "2", "--m", "4",
+    "--samples", "16", "--batch-size", "8", "--steps", "2", "--m-examples", "4",
     "--hessian-iters", "3", "--probes", "2", "--grid", "3", "--no-progress",
 ]  # fmt: skip
 

@@ -64,8 +64,8 @@ def test_two_tasks_on_a_tiny_bert(tmp_path, capsys, data_dir, tiny_bert_dir):
     assert {"eval_glue/sst2/accuracy", "eval_superglue/cb/f1_macro"} <= set(evals[0])
     model, tasks = load_multihead(out / "best")
     assert tasks == ["glue/sst2", "superglue/cb"] and len(model.classifier) == 2
-    fast = ["--samples", "8", "--steps", "1", "--m", "0", "--hessian-iters", "0", "--probes",
-            "0", "--grid", "0", "--no-progress"]  # fmt: skip
+    fast = ["--samples", "8", "--steps", "1", "--m-examples", "0", "--hessian-iters", "0",
+            "--probes", "0", "--grid", "0", "--no-progress"]  # fmt: skip
     assert main(["sharpness", str(out), *fast]) == 0  # a sample of both tasks' examples
     printed = capsys.readouterr().out
     assert "glue/sst2,superglue/cb (sam): 8 of 48 training examples" in printed

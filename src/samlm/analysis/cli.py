@@ -85,10 +85,12 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"projected ascent steps; 1 is SAM's estimate (default: {DEFAULTS.steps})",
     )
     p.add_argument(
-        "--m",
+        "--m-examples",
+        dest="m",
         type=int,
         default=DEFAULTS.m,
-        help=f"m-sharpness chunk size, 0 skips it (default: {DEFAULTS.m})",
+        help="m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s m, "
+        f"as train's --m-examples); 0 skips it (default: {DEFAULTS.m})",
     )
     p.add_argument(
         "--hessian-iters",
