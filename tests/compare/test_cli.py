@@ -3,7 +3,6 @@ nothing; a run where every cell failed exits non-zero."""
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
@@ -11,7 +10,19 @@ import pytest
 import samlm.compare
 from samlm.cli import main
 
-from .fake import failing_cell
+from .fake import InlineBackend, failing_cell
+
+
+def _inline(cell_fn):
+    """``compare`` as the command calls it, with fake cells in this process (the command's
+    local backend is not what these tests look at: it has its own tests)."""
+    real = samlm.compare.compare
+
+    def run(spec, folder, backend=None, **options):
+        assert backend is not None and backend.name == "local"  # the command's choice
+        return real(spec, folder, backend=InlineBackend(), cell_fn=cell_fn, **options)
+
+    return run
 
 
 def test_unknown_task_exits_2_and_writes_nothing(tmp_path, data_dir, capsys):
@@ -67,8 +78,7 @@ def test_unreadable_data_exits_2(tmp_path, capsys):
 
 
 def test_every_cell_failing_exits_non_zero(tmp_path, data_dir, monkeypatch, capsys):
-    real = samlm.compare.compare
-    monkeypatch.setattr(samlm.compare, "compare", functools.partial(real, cell_fn=failing_cell))
+    monkeypatch.setattr(samlm.compare, "compare", _inline(failing_cell))
     out = tmp_path / "cmp"
     code = main(["compare", "--data-dir", str(data_dir), "--seeds", "1", "--output", str(out)])
     captured = capsys.readouterr()
@@ -84,8 +94,7 @@ def test_default_preset_runs_at_the_recorded_settings(tmp_path, data_dir, monkey
     monkeypatch.setattr(
         recorded, "SETTINGS", {"glue/sst2|250|sam": {"learning_rate": 2e-4, "rho": 0.02}}
     )
-    real = samlm.compare.compare
-    monkeypatch.setattr(samlm.compare, "compare", functools.partial(real, cell_fn=tuning_cell))
+    monkeypatch.setattr(samlm.compare, "compare", _inline(tuning_cell))
     out = tmp_path / "cmp"
     assert main(["compare", "--data-dir", str(data_dir), "--seeds", "1", "--output", str(out)]) == 0
     text = capsys.readouterr().out

@@ -26,6 +26,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,10 @@ def attempt(
 
 
 class LocalBackend:
-    """Cells in ``workers`` spawned processes on this machine (default: one per core), each
-    with ``cores // workers`` threads."""
+    """Cells in up to ``workers`` spawned processes on this machine (default: one per
+    core), each with ``cores // workers`` threads (all cores when a batch holds fewer cells
+    than workers). The processes live for the session, so each pays its imports once, not
+    once per batch; a pool that lost a process is replaced for the next batch."""
 
     name = "local"
 
@@ -107,28 +110,43 @@ class LocalBackend:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.cores = os.cpu_count() or 1
         self.workers = workers or self.cores
+        self._pool: ProcessPoolExecutor | None = None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:  # its processes start on demand, up to ``workers``
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        return self._pool
 
     def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
-        workers = min(self.workers, len(jobs))
-        threads = max(1, self.cores // workers)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {
-                pool.submit(
-                    attempt, cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting
-                ): j.cell
-                for j in jobs
-            }
+        threads = max(1, self.cores // min(self.workers, len(jobs)))
+        pool = self._executor()
+        futures = {}
+        for j in jobs:
+            args = (cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting)
+            futures[pool.submit(attempt, *args)] = j.cell
+        try:
             for future in as_completed(futures):
                 cell = futures[future]
                 try:
                     record = future.result()
                 except Exception as err:  # the worker process itself died
+                    if isinstance(err, BrokenProcessPool) and self._pool is pool:
+                        pool.shutdown(wait=False)
+                        self._pool = None  # the next batch gets a new pool
                     record = failed(cell, f"worker died: {type(err).__name__}: {err}")
                 yield cell, record
+        finally:  # the driver stopped early: cells not started yet never start
+            for future in futures:
+                future.cancel()
 
 
 def import_ray():
