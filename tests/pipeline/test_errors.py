@@ -16,6 +16,18 @@ def _fail(capsys, *argv: str) -> str:
     return err
 
 
+def _offline(monkeypatch) -> None:
+    """No Hub: the environment for libraries not imported yet, their constants for those
+    already imported (read at import; else each lookup waits out its network retries)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
 def _rte_folder(tmp_path, rows: list[str]):
     folder = tmp_path / "data" / "superglue" / "RTE"
     folder.mkdir(parents=True)
@@ -153,8 +165,7 @@ def test_every_preset_cell_is_a_valid_training_config():
 
 
 def test_missing_data_folder_says_where_it_looked(tmp_path, capsys, tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    _offline(monkeypatch)
     missing = tmp_path / "nowhere"
     err = _fail(
         capsys,
@@ -171,8 +182,7 @@ def test_missing_data_folder_says_where_it_looked(tmp_path, capsys, tiny_bert_di
 
 
 def test_absent_task_files_say_where_it_looked(tmp_path, capsys, tiny_bert_dir, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    _offline(monkeypatch)
     empty = tmp_path / "empty"
     empty.mkdir()
     err = _fail(
