@@ -84,6 +84,18 @@ def test_subsets_match_the_single_task_runs(tmp_path, data_dir, tiny_bert_dir):
         assert splits == single
 
 
+def test_a_mixture_says_which_task_held_fewer_examples_than_asked(data_dir, tiny_bert_dir):
+    """CB's 56 dev examples are fewer than --eval-size 100; SST-2's 872 are not."""
+    from samlm.pipeline.mixture import MixtureJob
+
+    cfg = TrainConfig(task="glue/sst2,superglue/cb", output="x", model=str(tiny_bert_dir),
+                      data_dir=str(data_dir), train_size=16, eval_size=100)  # fmt: skip
+    note = MixtureJob(cfg).note
+    assert "superglue/cb: reported examples: 56, not the 100 of --eval-size" in note
+    assert "glue/sst2:" not in note
+    assert MixtureJob(TrainConfig(**{**cfg.to_dict(), "eval_size": 56})).note is None
+
+
 def test_rates_and_the_stream_follow_the_options(data_dir, tiny_bert_dir, tokenizer):
     from samlm.pipeline.mixing import MixtureSampler
     from samlm.pipeline.mixture import MixtureJob

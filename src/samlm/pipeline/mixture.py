@@ -42,7 +42,7 @@ from ..tasks import TASKS, Example, Task, get_task
 from ..tasks.base import TEXT_MODELLING
 from .adapters import is_adapted
 from .config import TrainConfig
-from .data import Splits, data_folder
+from .data import Splits, data_folder, size_note
 from .features import collator, encode, metrics_fn
 from .job import check_choice, task_splits
 from .mixing import MixtureSampler, mixing_rates
@@ -185,6 +185,9 @@ class MixtureJob:
         self.steps = cfg.max_steps if cfg.max_steps != -1 else cfg.budget_steps(self.n_train)
         self.draws = self.steps * cfg.examples_per_step()
         notes = [t.data_note(data_dir) for t in self.tasks]
+        for task, splits in zip(self.tasks, self.splits, strict=True):
+            short = size_note(splits, cfg.validation_size, cfg.eval_size)
+            notes.append(f"{task.name}: {short}." if short else None)
         self.note = " ".join(n for n in notes if n) or None
         self.reported_apart = any(s.validation_from != "reported" for s in self.splits)
 
