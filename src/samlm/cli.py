@@ -112,7 +112,7 @@ HELP = {
     "save_steps": "evaluate and checkpoint every N steps (default: every epoch)",
     "seed": "seed of the subset, the initialisation, the data order and dropout",
     "data_dir": "folder in the official layout (default: $SAMLM_DATA_DIR, else the Hub)",
-    "progress": "show the Trainer's progress bar",
+    "progress": "show the progress bars: the Trainer's, the model's loading and saving",
 }
 
 

@@ -83,8 +83,9 @@ def test_samlm_sharpness_writes_its_outputs(run_dir, capsys):
     err = capsys.readouterr().err
     assert "sharpness.json holds an earlier measurement: give --overwrite" in err
     assert (folder / "sharpness.json").read_text() == written
-    assert main(["sharpness", str(run_dir), *FAST, "--overwrite", "--seed", "1"]) == 0
-    assert json.loads((folder / "sharpness.json").read_text())["options"]["seed"] == 1
+    assert main(["sharpness", str(run_dir), *FAST, "--overwrite", "--grid", "0"]) == 0
+    assert json.loads((folder / "sharpness.json").read_text())["options"]["grid"] == 0
+    assert not list(folder.glob("*.png"))  # no landscape this time: none of the last one's
 
     # measure_run, for the comparison tool: the same numbers from Python
     again = measure_run(
@@ -122,3 +123,12 @@ def test_a_subset_that_differs_from_the_runs_is_refused(run_dir, tmp_path):
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ValueError, match="has 24 examples but the run had 99"):
         measure_run(copy, progress=False, write=False)
+
+
+def test_trains_m_is_refused_for_the_chunk_size(tmp_path, capsys):
+    """train's --m counts chunks; here the size is --m-examples, and --m is not taken for
+    it (as argparse would take an abbreviation)."""
+    assert main(["sharpness", str(tmp_path), "--m", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--m: the m-sharpness chunk size is --m-examples here" in err
+    assert _parse(["sharpness", "x", "--m-examples", "4"]).m == 4

@@ -4,6 +4,9 @@ recorded as failed with the next batch on new processes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 from samlm.compare.backends import Job, LocalBackend
@@ -44,3 +47,38 @@ def test_a_dead_worker_fails_its_batch_and_the_next_batch_runs(tmp_path):
     assert "worker died: BrokenProcessPool" in dying["glue/sst2|16|sam|1"]["error"]
     assert dying["glue/sst2|16|sam|0"]["status"] == "ok"
     assert [r["status"] for r in after] == ["ok", "ok"]
+
+
+def test_a_worker_killed_between_batches_does_not_stop_the_next(tmp_path):
+    (tmp_path / SPEC_FILE).write_text("{}\n")
+    backend = LocalBackend(1)
+    first = _jobs(tmp_path, "baseline", range(1))
+    with backend.session():
+        assert [r["status"] for _, r in backend.run(fake_cell, first)] == ["ok"]
+        (idle,) = _pids(tmp_path, first)
+        os.kill(idle, signal.SIGKILL)
+        deadline = time.time() + 30
+        while _alive(idle) and time.time() < deadline:
+            time.sleep(0.1)
+        second = _jobs(tmp_path, "sam", range(2))
+        assert [r["status"] for _, r in backend.run(fake_cell, second)] == ["ok", "ok"]
+    assert idle not in _pids(tmp_path, second)
+
+
+def test_cells_not_handed_to_a_process_never_start_once_the_driver_stops(tmp_path):
+    (tmp_path / SPEC_FILE).write_text("{}\n")
+    backend = LocalBackend(1)
+    with backend.session():
+        results = backend.run(fake_cell, _jobs(tmp_path, "sam", range(12)))
+        next(results)
+        results.close()  # the driver stopped (Ctrl-C, an error storing a record)
+    started = (tmp_path / "calls.jsonl").read_text().splitlines()
+    assert len(started) < 12  # at most the few the pool had queued for its process
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

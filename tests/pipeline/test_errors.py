@@ -124,11 +124,14 @@ def test_invalid_option_values(tmp_path, capsys, flags, text):
     assert not (tmp_path / "o").exists()
 
 
-def test_bf16_without_a_bfloat16_device_names_the_option(tmp_path, capsys, data_dir, tiny_bert_dir):
-    import torch
+def test_bf16_without_a_bfloat16_device_names_the_option(
+    tmp_path, capsys, data_dir, tiny_bert_dir, monkeypatch
+):
+    import samlm.pipeline.run as run
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine may have a bfloat16 GPU")
+    monkeypatch.setattr(run, "is_torch_bf16_gpu_available", lambda: False)  # any machine
+    monkeypatch.setattr(run, "is_torch_xla_available", lambda: False)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a CPU launch is refused alike
     err = _fail(capsys, "--task", "glue/sst2", "--model", str(tiny_bert_dir), "--bf16",
                 "--data-dir", str(data_dir), "--output", str(tmp_path / "o"))  # fmt: skip
     assert "--bf16 needs a GPU" in err and "drop --bf16" in err

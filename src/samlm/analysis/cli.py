@@ -92,6 +92,9 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s m, "
         f"as train's --m-examples); 0 skips it (default: {DEFAULTS.m})",
     )
+    # train's --m counts chunks: refused here by name rather than taken (as argparse would
+    # take an abbreviation) for --m-examples
+    p.add_argument("--m", dest="m_chunks", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--hessian-iters",
         type=int,
@@ -153,6 +156,11 @@ def run_sharpness(args: argparse.Namespace) -> None:
 
     from .run import OUTPUT, RESULT, measure_run
 
+    if args.m_chunks is not None:
+        raise ValueError(
+            "--m: the m-sharpness chunk size is --m-examples here (examples per chunk; "
+            "train's --m counts chunks)"
+        )
     earlier = Path(args.run_dir) / OUTPUT / RESULT
     if earlier.is_file() and not args.overwrite:
         raise FileExistsError(

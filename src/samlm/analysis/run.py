@@ -52,7 +52,7 @@ from ..pipeline.features import collator, encode
 from ..pipeline.models import causal_tokenizer, load_model, resolve_model
 from ..pipeline.multitask import DESCRIPTION
 from ..tasks import Example, Task, get_task, subsample
-from .measure import WEIGHTS, MeasureOptions, measure_all
+from .measure import PLOTS, WEIGHTS, MeasureOptions, measure_all
 from .objective import hf_loss
 
 OUTPUT = "sharpness"
@@ -279,6 +279,9 @@ def measure_run(
     if write:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / RESULT).write_text(json.dumps(jsonable(result), indent=2) + "\n")
+        for key, name in PLOTS.items():  # not drawn this time: an earlier one would mislead
+            if key not in result["plots"]:
+                (folder / name).unlink(missing_ok=True)
     return result
 
 

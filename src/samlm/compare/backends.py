@@ -25,7 +25,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +99,10 @@ def attempt(
 
 class LocalBackend:
     """Cells in up to ``workers`` spawned processes on this machine (default: one per
-    core), each with ``cores // workers`` threads (all cores when a batch holds fewer cells
-    than workers). The processes live for the session, so each pays its imports once, not
-    once per batch; a pool that lost a process is replaced for the next batch."""
+    core), each cell with ``cores // min(workers, cells in its batch)`` threads. The
+    processes live for the session (:meth:`session`; a :meth:`run` outside one leaves
+    them running until the backend is collected), so each pays its imports once, not once
+    per batch. A pool that lost a process, in a batch or between two, is replaced."""
 
     name = "local"
 
@@ -126,27 +127,49 @@ class LocalBackend:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         return self._pool
 
-    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
+    def _drop(self, pool: ProcessPoolExecutor) -> None:
+        """Forget a broken pool: the next submission gets a new one."""
+        pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is pool:
+            self._pool = None
+
+    def _submit(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> dict[Future, Cell]:
+        """Hand ``jobs`` to the pool; one that broke while idle (a worker killed between
+        batches) is replaced and the batch handed to the new one."""
         threads = max(1, self.cores // min(self.workers, len(jobs)))
         pool = self._executor()
-        futures = {}
-        for j in jobs:
-            args = (cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting)
-            futures[pool.submit(attempt, *args)] = j.cell
+        try:
+            return _submit_all(pool, cell_fn, jobs, threads)
+        except BrokenProcessPool:
+            self._drop(pool)
+            return _submit_all(self._executor(), cell_fn, jobs, threads)
+
+    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
+        futures = self._submit(cell_fn, jobs)
         try:
             for future in as_completed(futures):
                 cell = futures[future]
                 try:
                     record = future.result()
                 except Exception as err:  # the worker process itself died
-                    if isinstance(err, BrokenProcessPool) and self._pool is pool:
-                        pool.shutdown(wait=False)
-                        self._pool = None  # the next batch gets a new pool
+                    if isinstance(err, BrokenProcessPool) and self._pool is not None:
+                        self._drop(self._pool)
                     record = failed(cell, f"worker died: {type(err).__name__}: {err}")
                 yield cell, record
-        finally:  # the driver stopped early: cells not started yet never start
+        finally:  # the driver stopped early: cells not yet handed to a process never start
             for future in futures:
                 future.cancel()
+
+
+def _submit_all(
+    pool: ProcessPoolExecutor, cell_fn: Callable[..., dict], jobs: list[Job], threads: int
+) -> dict[Future, Cell]:
+    """Each job's :func:`attempt`, submitted to ``pool``: its future, and its cell."""
+    futures = {}
+    for j in jobs:
+        args = (cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting)
+        futures[pool.submit(attempt, *args)] = j.cell
+    return futures
 
 
 def import_ray():

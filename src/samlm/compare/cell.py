@@ -7,6 +7,7 @@ store.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
@@ -166,4 +167,7 @@ def run_cell(
     except Exception as err:  # recorded; the grid goes on
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
     record["wall_time_s"] = time.perf_counter() - start
+    gc.collect()  # the worker runs more cells: free this one's model and cached blocks
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return record

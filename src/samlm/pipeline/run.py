@@ -182,7 +182,7 @@ def _training_args(
     strategy = "steps" if cfg.save_steps else "epoch"
     # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
     use_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if cfg.bf16 and not (use_cpu or is_torch_bf16_gpu_available() or is_torch_xla_available()):
+    if cfg.bf16 and not (is_torch_bf16_gpu_available() or is_torch_xla_available()):
         raise ValueError(
             "--bf16 needs a GPU (or TPU) with bfloat16 support, and this machine has none: "
             "drop --bf16 to train in float32"
