@@ -1,4 +1,5 @@
-"""A stand-in for run_cell: deterministic scores, no training, a log of calls."""
+"""A stand-in for run_cell: deterministic scores, no training, a log of calls; and what
+the backend tests ask of worker processes."""
 
 from __future__ import annotations
 
@@ -80,3 +81,14 @@ def dying_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) 
 
         os._exit(3)
     return fake_cell(spec, cell, folder, threads, setting)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (a killed worker's goes away)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -13,7 +13,7 @@ from samlm.compare.backends import Job, LocalBackend
 from samlm.compare.grid import Cell
 from samlm.compare.store import SPEC_FILE
 
-from .fake import dying_cell, fake_cell
+from .fake import alive, dying_cell, fake_cell
 
 
 def _jobs(folder: Path, method: str, seeds: range) -> list[Job]:
@@ -58,7 +58,7 @@ def test_a_worker_killed_between_batches_does_not_stop_the_next(tmp_path):
         (idle,) = _pids(tmp_path, first)
         os.kill(idle, signal.SIGKILL)
         deadline = time.time() + 30
-        while _alive(idle) and time.time() < deadline:
+        while alive(idle) and time.time() < deadline:
             time.sleep(0.1)
         second = _jobs(tmp_path, "sam", range(2))
         assert [r["status"] for _, r in backend.run(fake_cell, second)] == ["ok", "ok"]
@@ -74,11 +74,3 @@ def test_cells_not_handed_to_a_process_never_start_once_the_driver_stops(tmp_pat
         results.close()  # the driver stopped (Ctrl-C, an error storing a record)
     started = (tmp_path / "calls.jsonl").read_text().splitlines()
     assert len(started) < 12  # at most the few the pool had queued for its process
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

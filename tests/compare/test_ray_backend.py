@@ -17,7 +17,7 @@ from samlm.compare import GridSpec, compare
 from samlm.compare import store as store_module
 from samlm.compare.backends import LocalBackend, RayBackend, attempt
 
-from .fake import fake_cell
+from .fake import alive, fake_cell
 
 ray = pytest.importorskip("ray", reason="needs ray (pip install 'samlm[ray]')")
 
@@ -137,14 +137,6 @@ def _interrupt_after(monkeypatch, n: int) -> None:
     monkeypatch.setattr(store_module, "append", append)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 # local first, then Ray, checks both hand-overs' bookkeeping; Ray first adds its Ctrl-C
 @pytest.mark.parametrize("first", ["local", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_grid_half_run_on_one_backend_finishes_on_the_other(
@@ -161,9 +153,9 @@ def test_a_grid_half_run_on_one_backend_finishes_on_the_other(
         cells = [c for c in tmp_path.glob("cells/*") if not (c / "metrics.json").is_file()]
         running = [_attempts_of(c)[-1]["pid"] for c in cells if _attempts_of(c)]
         deadline = time.time() + 30
-        while any(map(_alive, running)) and time.time() < deadline:
+        while any(map(alive, running)) and time.time() < deadline:
             time.sleep(0.2)
-        assert running and not any(map(_alive, running))
+        assert running and not any(map(alive, running))
     second = "ray" if first == "local" else "local"
     records = compare(spec, tmp_path, backend=backends[second]())
     assert _scores(records) == _scores(local)

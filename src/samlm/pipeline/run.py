@@ -180,8 +180,6 @@ def _training_args(
     overrides: dict[str, Any],
 ):
     strategy = "steps" if cfg.save_steps else "epoch"
-    # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
-    use_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     if cfg.bf16 and not (is_torch_bf16_gpu_available() or is_torch_xla_available()):
         raise ValueError(
             "--bf16 needs a GPU (or TPU) with bfloat16 support, and this machine has none: "
@@ -216,7 +214,8 @@ def _training_args(
         logging_first_step=True,
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not cfg.progress,
-        use_cpu=use_cpu,
+        # without it the Trainer runs each launched CPU process alone instead of DDP on gloo
+        use_cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
         # each process's loss is its own mean (DDP averages the gradients); with True the
         # Trainer multiplies the loss by the process count for models that accept loss
         # kwargs, and BERT-style heads accept them without using them
