@@ -112,6 +112,7 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4 and all(0 <= r["score"] <= 100 and r["curve"] for r in ok)
     assert all(r["steps"] == 4 and [s for s, _ in r["curve"]] == [2, 4] for r in ok)
+    assert all(r["cpu_step_s"] > 0 for r in ok)  # trained on the CPU: its steps' CPU time
     examples = {json.dumps(r["examples"]) for r in ok}  # the same roles for every cell
     assert len(examples) == 1 and json.loads(examples.pop()) == {
         "train_examples": 16,

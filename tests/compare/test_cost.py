@@ -1,5 +1,6 @@
 """The report's time per step: evaluations left out, resumed cells timed from their
-checkpoint, a stratum's median so one paused or contended cell does not move it."""
+checkpoint, a stratum's median so one paused or contended cell does not move it, CPU time
+where both cells of a pair recorded it."""
 
 from __future__ import annotations
 
@@ -71,6 +72,25 @@ def test_report_ratio_leaves_out_evaluations_resumes_and_outliers(tmp_path):
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam"], seeds=3)
     compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_timed_cell)
     assert analyse(tmp_path).cost["sam"]["time_per_step_vs_baseline"] == pytest.approx(2.0)
+
+
+def _cpu_timed_cell(spec, cell, folder, threads, setting=None):
+    """_timed_cell with the steps' CPU time recorded (sam 1.5x the baseline's), except
+    for the baseline's seed 0 (a record from before ``cpu_step_s``)."""
+    record = _timed_cell(spec, cell, folder, threads, setting)
+    if not (cell["method"] == "baseline" and cell["seed"] == 0):
+        record["cpu_step_s"] = 0.4 if cell["method"] == "baseline" else 0.6
+    return record
+
+
+def test_report_ratio_takes_cpu_time_where_both_cells_of_a_pair_have_it(tmp_path):
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam"], seeds=3)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_cpu_timed_cell)
+    a = analyse(tmp_path)
+    # seed 0: wall 2.0 (the baseline has no CPU time); seeds 1, 2: CPU 1.5 (seed 1's
+    # baseline was paused for an hour: its wall time would give 0.03)
+    assert a.step_cpu["baseline"][("glue/sst2", 100)] == {1: 0.4, 2: 0.4}
+    assert a.time_ratio("sam") == pytest.approx(1.5)
 
 
 def test_backfill_script_adds_timing_from_the_logs(tmp_path):

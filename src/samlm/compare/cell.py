@@ -124,6 +124,7 @@ def run_cell(
 
     from ..hf_bars import disable_hf_bars
     from ..pipeline import TrainConfig, train
+    from ..training.clock import StepClock
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # one progress bar: the grid's
@@ -136,7 +137,8 @@ def run_cell(
         options = grid.train_options(c, setting)
         cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
         record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
-        result = train(cfg, resume=True, log=lambda *args: None)
+        clock = StepClock()
+        result = train(cfg, resume=True, callbacks=[clock], log=lambda *args: None)
         metrics = _without_loss(result["metrics"])
         steps = result["global_steps"]
         # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
@@ -155,6 +157,7 @@ def run_cell(
             passes=steps * (1 + extra),
             train_time_s=result["train_runtime_s"],
             **timing(rows, steps, result.get("resumed_from")),
+            cpu_step_s=clock.cpu_per_step(),  # this attempt's steps' CPU time (CPU only)
             curve=_curve(rows, result["main_metric"]),
             error=None,
         )

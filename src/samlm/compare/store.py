@@ -11,6 +11,8 @@ records one finished cell (the last line of a cell wins):
      "seed": 0, "status": "ok" | "failed", "score": 81.2,        # the task score, 0-100
      "metrics": {...},                                            # the dev metrics
      "wall_time_s": 51.3, "steps": 48, "passes": 96.0,           # cost
+     "train_time_s": 45.0, "timed_steps": 48, "eval_time_s": 3.1,  # this attempt's
+     "cpu_step_s": 0.8 | null,                   # its steps' CPU seconds each (on a CPU)
      "curve": [[step, score], ...],                               # dev score in training
      "error": null | "ValueError: ...", "run_dir": "cells/..."}
 

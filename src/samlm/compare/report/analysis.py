@@ -51,6 +51,8 @@ class Analysis:
     )
     # method -> (task, size) -> {seed: seconds per training step of its finished cell}
     step_times: dict[str, dict[tuple[str, int], dict[int, float]]] = field(default_factory=dict)
+    # the same, in CPU seconds (cells trained on a CPU that recorded ``cpu_step_s``)
+    step_cpu: dict[str, dict[tuple[str, int], dict[int, float]]] = field(default_factory=dict)
 
     def time_ratio(self, method: str, strata: Iterable[tuple[str, int]] | None = None) -> float:
         """``method``'s time per training step over the baseline's, paired as the gains
@@ -58,12 +60,19 @@ class Analysis:
         baseline's cell of the same seed (they run next to each other, so the machine's
         load is much the same), averaged over the strata (``strata``, else all) where
         both have timed cells; NaN where none has. Tuning trials are left out: they run
-        apart from their would-be pairs."""
+        apart from their would-be pairs. A pair whose cells both recorded their steps'
+        CPU time is timed by it (a pause or another job on the machine adds none), any
+        other pair by its wall time."""
         mine, base = self.step_times.get(method, {}), self.step_times.get("baseline", {})
+        cpu, cpu_base = self.step_cpu.get(method, {}), self.step_cpu.get("baseline", {})
         ratios = []
         for key in mine if strata is None else [k for k in strata if k in mine]:
-            paired = base.get(key, {})
-            pairs = [t / paired[seed] for seed, t in mine[key].items() if seed in paired]
+            paired, c, cb = base.get(key, {}), cpu.get(key, {}), cpu_base.get(key, {})
+            pairs = [
+                c[seed] / cb[seed] if seed in c and seed in cb else t / paired[seed]
+                for seed, t in mine[key].items()
+                if seed in paired
+            ]
             if pairs:
                 ratios.append(np.median(pairs))
         return float(np.mean(ratios)) if ratios else float("nan")
@@ -196,6 +205,9 @@ def analyse(folder: str | Path) -> Analysis:
             if (seconds := step_seconds(r)) is not None:
                 by_stratum = result.step_times.setdefault(cell.method, {})
                 by_stratum.setdefault(key, {})[cell.seed] = seconds
+                if r.get("cpu_step_s"):
+                    by_stratum = result.step_cpu.setdefault(cell.method, {})
+                    by_stratum.setdefault(key, {})[cell.seed] = r["cpu_step_s"]
         wall[cell.method].append(r["wall_time_s"])
     for method in spec.methods:
         result.cost[method] = {
