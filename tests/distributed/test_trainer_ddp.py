@@ -47,8 +47,11 @@ class CountBuckets(TrainerCallback):
 
 def _train_args(out, **kw):
     # the loss of one process's examples, as samlm's pipeline sets it (transformers' default
-    # True multiplies a BERT head's loss by the process count)
-    return _args(out, weight_decay=0.0, average_tokens_across_devices=False, **kw)
+    # True multiplies a BERT head's loss by the process count). SGD, not the default AdamW:
+    # Adam divides by sqrt(v) + eps, so a gradient entry near zero, whose rounding differs
+    # between the all-reduced mean and the whole batch's (and between CPUs), moves its
+    # weight by up to lr either way; SGD keeps the two runs a rounding error apart.
+    return _args(out, weight_decay=0.0, average_tokens_across_devices=False, optim="sgd", **kw)
 
 
 def _worker(rank: int, world: int, out: str, mode: str, m: int) -> dict:
@@ -115,4 +118,6 @@ def test_trainer_under_ddp_equals_single_process_sam(tmp_path, mode, m, ref_m):
         trainer.lr_scheduler.step()
     for name, p in ref.named_parameters():
         assert not torch.equal(p, before[name]) or not p.requires_grad, name  # it trained
-        torch.testing.assert_close(ranks[0]["weights"][name], p, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(
+            ranks[0]["weights"][name], p, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}"
+        )

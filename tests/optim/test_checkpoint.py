@@ -176,18 +176,39 @@ def test_loading_a_foreign_state_dict_names_the_problem():
         sam.load_state_dict(other.state_dict())
 
 
+def _resume_v0(v0, saved, optimizer_state):
+    model, sam, sched = v0.make()
+    model.load_state_dict(saved["model"])
+    sam.load_state_dict(optimizer_state)
+    sched.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    losses = torch.tensor(v0.train(model, sam, sched, range(4, 8)))
+    return losses, model.state_dict()
+
+
 def test_a_checkpoint_of_release_0_1_0_resumes_exactly():
     """``fixtures/sam_state_v0.pt`` was written by samlm 0.1.0, whose SAM state had no
-    version: this release loads it and takes the same next four steps, bitwise."""
+    version: this release loads it and takes the same next four steps. Bitwise where this
+    CPU's float arithmetic is the writer's (its first loss, a forward pass of the saved
+    weights, tells); elsewhere kernels round differently, so within 1e-5, which a resume
+    that lost the SAM state (warm-up step, generator) misses by far."""
     from tests.optim.fixtures import make_sam_state_v0 as v0
 
     saved = torch.load(v0.FILE, weights_only=True)
     assert "version" not in saved["optimizer"]["sam"]  # the old format, as written
-    model, sam, sched = v0.make()
-    model.load_state_dict(saved["model"])
-    sam.load_state_dict(saved["optimizer"])
-    sched.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["rng"])
-    assert v0.train(model, sam, sched, range(4, 8)) == saved["expected"]["losses"]
-    for name, value in model.state_dict().items():
-        assert torch.equal(value, saved["expected"]["model"][name]), name
+    expected_losses = torch.tensor(saved["expected"]["losses"])
+    expected_model = saved["expected"]["model"]
+    losses, weights = _resume_v0(v0, saved, saved["optimizer"])
+    if losses[0] == expected_losses[0]:  # the writer's arithmetic: bitwise
+        assert torch.equal(losses, expected_losses)
+        for name, value in weights.items():
+            assert torch.equal(value, expected_model[name]), name
+    close = {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(losses, expected_losses, **close)
+    for name, value in weights.items():
+        torch.testing.assert_close(value, expected_model[name], **close)
+
+    # the tolerance still tells a wrong resume: the SAM state of a fresh run instead
+    lost = {**saved["optimizer"], "sam": v0.make()[1].state_dict()["sam"]}
+    losses, _ = _resume_v0(v0, saved, lost)
+    assert not torch.allclose(losses, expected_losses, **close)
