@@ -20,4 +20,8 @@ SETTINGS: dict[str, dict[str, float]] = {
     "superglue/cb|250|baseline": {"learning_rate": 0.0001},
     "superglue/cb|250|sam": {"learning_rate": 0.0001, "rho": 0.02},
     "superglue/cb|250|sam_quarter": {"learning_rate": 0.0001, "rho": 0.05},
+    "superglue/rte|250|asam": {"learning_rate": 0.0001, "rho": 1.0},
+    "superglue/rte|250|baseline": {"learning_rate": 0.0001},
+    "superglue/rte|250|sam": {"learning_rate": 0.0001, "rho": 0.05},
+    "superglue/rte|250|sam_quarter": {"learning_rate": 0.0001, "rho": 0.05},
 }
