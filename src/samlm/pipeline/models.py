@@ -23,6 +23,7 @@ from transformers.models.auto.modeling_auto import (
 )
 
 from ..tasks import Task
+from . import hub
 
 
 def _minilm_path() -> str:
@@ -92,6 +93,15 @@ def resolve_model(name: str, modelling: str, task: Task | None) -> ModelChoice:
             f"model folder {name!r} does not exist (a Hub name reads owner/name; known "
             f"aliases: {', '.join(ALIASES)})"
         )
+    if not folder_like and not Path(path).exists() and not hub.reachable():
+        snapshot = hub.cached_snapshot(str(path))
+        if snapshot is None:
+            raise ValueError(
+                f"unknown model {name!r}: the Hub ({hub.host()}) cannot be reached and the "
+                "name is not in the local Hugging Face cache. Known aliases: "
+                f"{', '.join(ALIASES)}; or give a folder with config.json"
+            )
+        path = snapshot  # every later load reads the cache, without network retries
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as err:
