@@ -191,7 +191,7 @@ def _csv(kind):
 
 
 def _add_compare_options(p: argparse.ArgumentParser) -> None:
-    from .compare import METHODS, PRESETS
+    from .compare.grid import METHODS, PRESETS
 
     p.description = (
         "SAM against its baseline on a grid of tasks x sizes x methods x seeds. The grid "

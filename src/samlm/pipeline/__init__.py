@@ -1,6 +1,16 @@
-"""The ``samlm train`` pipeline: options, models, features and the run itself."""
+"""The ``samlm train`` pipeline: options, models, features and the run itself. Names
+load on first use (:mod:`samlm._lazy`)."""
 
-from .config import TrainConfig
-from .run import train
+from __future__ import annotations
 
-__all__ = ["TrainConfig", "train"]
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+    from .run import train
+
+_WHERE = {"TrainConfig": ".config", "train": ".run"}
+__all__ = ["TrainConfig", "train"]  # = sorted(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
