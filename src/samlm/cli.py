@@ -393,9 +393,11 @@ def _check_inert_compare_options(args: argparse.Namespace, options: dict[str, An
     if options.get("tune") and fixed:
         raise ValueError(f"{', '.join(fixed)} with --tune: the tuning chooses them")
     if _given(args, ["rho_asam"]) and "asam" not in methods:
-        raise ValueError("--rho-asam: asam is not among the methods")
+        raise ValueError("--rho-asam has an effect only with asam among the methods")
     if _given(args, ["rho_sam"]) and not set(methods) - {"baseline", "asam"}:
-        raise ValueError("--rho-sam: no method of the SAM family but asam is in the grid")
+        raise ValueError(
+            "--rho-sam has an effect only with a SAM method other than asam among the methods"
+        )
     lora = _given(args, [n for n in TRAIN_OPTIONS if n.startswith("lora_")])
     if lora and options.get("peft", "none") != "lora":
         raise ValueError(f"{', '.join(lora)} has an effect only with --peft lora")

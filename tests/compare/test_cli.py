@@ -40,8 +40,11 @@ def test_unknown_task_exits_2_and_writes_nothing(tmp_path, data_dir, capsys):
     [
         (["--tune", "--learning-rate", "1e-4"], "--learning-rate with --tune: the tuning"),
         (["--preset", "evidence", "--rho-sam", "0.1"], "--rho-sam with --tune"),
-        (["--rho-asam", "0.5"], "--rho-asam: asam is not among the methods"),
-        (["--methods", "baseline,asam", "--rho-sam", "0.1"], "--rho-sam: no method"),
+        (["--rho-asam", "0.5"], "--rho-asam has an effect only with asam among the methods"),
+        (
+            ["--methods", "baseline,asam", "--rho-sam", "0.1"],
+            "--rho-sam has an effect only with a SAM method other than asam",
+        ),
         (["--lora-r", "4"], "--lora-r has an effect only with --peft lora"),
     ],
 )

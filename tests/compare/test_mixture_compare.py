@@ -282,8 +282,12 @@ def test_mixing_options_reach_the_mixture_cells_train_config(data_dir, encoder):
             "--mixing-limit 9, --temperature 2.0: sets how a mixture's tasks are drawn, and "
             "--tasks lists no mixture",
         ),
-        (MIX, ["--temperature", "2"], "temperature=2.0 has an effect only with --mixing temp"),
-        (MIX, ["--mixing", "equal", "--mixing-limit", "9"], "mixing_limit=9 has no effect"),
+        (MIX, ["--temperature", "2"], "--temperature 2.0 has an effect only with --mixing temp"),
+        (
+            MIX,
+            ["--mixing", "equal", "--mixing-limit", "9"],
+            "--mixing-limit 9 has an effect only with --mixing proportional",
+        ),
         (MIX, ["--mixing-limit", "0"], "mixing_limit=0 must be an integer >= 1"),
         (MIX, ["--mixing", "temperature", "--temperature", "-1"], "temperature=-1.0 must be > 0"),
     ],

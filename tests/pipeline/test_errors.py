@@ -105,10 +105,13 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         (["--optimizer", "looksam", "--looksam-k", "0"], "looksam_k=0 must be"),
         (["--rho-schedule", "warmup"], "rho_warmup_steps=0 must be >= 1"),
         # options that would do nothing
-        (["--optimizer", "baseline", "--rho", "0.1"], "--rho 0.1: SAM's options, with"),
+        (
+            ["--optimizer", "baseline", "--rho", "0.1"],
+            "--rho 0.1 has an effect only with a SAM optimizer, not --optimizer baseline",
+        ),
         (
             ["--optimizer", "baseline", "--ascent-fraction", "0.25", "--exclude-head"],
-            "--ascent-fraction 0.25, --exclude-head True: SAM's options",
+            "--ascent-fraction 0.25, --exclude-head True have an effect only with a SAM",
         ),
         (["--eta", "0.5"], "--eta 0.5 has an effect only with --optimizer asam"),
         (["--optimizer", "asam", "--alpha", "0.5"], "only with --optimizer gsam or looksam"),

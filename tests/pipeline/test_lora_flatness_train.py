@@ -77,7 +77,10 @@ def test_bad_flat_lora_and_bar_options_exit_2_naming_the_option(tmp_path, data_d
             ["--peft", "lora", "--bar", "--optimizer", "baseline", "--bar-alpha", "-1"],
             "bar_alpha=-1",
         ),
-        (["--peft", "lora", "--bar-schedule", "cosine"], "bar_schedule=cosine has an effect only"),
+        (
+            ["--peft", "lora", "--bar-schedule", "cosine"],
+            "--bar-schedule cosine has an effect only with --bar",
+        ),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2, extra

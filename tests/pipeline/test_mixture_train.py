@@ -279,7 +279,7 @@ def test_bad_mixtures_exit_2_naming_the_task(
         (["--task", "glue/sst2,glue/cola", "--mixing-limit", "0"], "mixing_limit=0"),
         (
             ["--task", "glue/sst2,glue/cola", "--mixing", "equal", "--mixing-limit", "9"],
-            "mixing_limit=9 has no effect with --mixing equal",
+            "--mixing-limit 9 has an effect only with --mixing proportional or temperature",
         ),
     ],
 )

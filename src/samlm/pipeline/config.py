@@ -170,9 +170,10 @@ class TrainConfig:
         if self.optimizer == "baseline":
             inert = [n for n in SAM_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
             if inert:
+                verb = "has" if len(inert) == 1 else "have"
                 raise ValueError(
-                    f"{_given(self, inert)}: SAM's options, with --optimizer baseline (no "
-                    "SAM step to use them)"
+                    f"{_given(self, inert)} {verb} an effect only with a SAM optimizer, not "
+                    "--optimizer baseline (no SAM step uses them)"
                 )
         for name in ("eta", "alpha", "looksam_k"):
             users = [m for m, names in owners.items() if name in names]
@@ -200,14 +201,14 @@ class TrainConfig:
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0")
             if not on and value != FIELD_DEFAULTS[name]:
-                raise ValueError(f"{name}={value} has an effect only with {flag}")
+                raise ValueError(f"{_given(self, [name])} has an effect only with {flag}")
             if on and self.peft != "lora":
                 raise ValueError(f"{flag} needs --peft lora: it acts on the LoRA adapters")
         for name, allowed in (("bar_variant", BAR_VARIANTS), ("bar_schedule", BAR_SCHEDULES)):
             value = getattr(self, name)
             _choice(name, value, allowed)
             if not self.bar and value != FIELD_DEFAULTS[name]:
-                raise ValueError(f"{name}={value} has an effect only with --bar")
+                raise ValueError(f"{_given(self, [name])} has an effect only with --bar")
         if self.bar and self.optimizer != "baseline":
             raise ValueError(
                 f"--bar with --optimizer {self.optimizer}: BAR replaces SAM's second pass; "
@@ -233,14 +234,14 @@ class TrainConfig:
             _at_least("mixing_limit", self.mixing_limit, 1)
             if self.mixing == "equal":
                 raise ValueError(
-                    f"mixing_limit={self.mixing_limit} has no effect with --mixing equal (it "
-                    "caps a task's size in the proportional and temperature rates)"
+                    f"{_given(self, ['mixing_limit'])} has an effect only with --mixing "
+                    "proportional or temperature (it caps a task's size in their rates)"
                 )
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature={self.temperature} must be > 0")
         if self.temperature != 1.0 and self.mixing != "temperature":
             raise ValueError(
-                f"temperature={self.temperature} has an effect only with --mixing temperature"
+                f"{_given(self, ['temperature'])} has an effect only with --mixing temperature"
             )
 
     def task_names(self) -> list[str]:
