@@ -324,8 +324,10 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
             "Time per step: a cell's training time without its evaluations over the "
             "steps it ran (a resumed cell: since its checkpoint), over the baseline cell's "
             "of the same seed, which ran next to it; the median over seeds per task and "
-            "size, averaged over them. Cells share the machine, so this is a rough ratio; "
-            "bench/step_overhead.py measures it side by side.",
+            "size, averaged over them. Where both cells of a pair recorded their steps' "
+            "CPU time (training on a CPU), the pair is timed by it, which a pause or "
+            "another job does not inflate; other pairs by wall time, a rough ratio when "
+            "cells share the machine. bench/step_overhead.py measures it side by side.",
             _cost_rows(a),
         )
     )
