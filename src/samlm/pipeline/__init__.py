@@ -12,5 +12,5 @@ if TYPE_CHECKING:
     from .run import train
 
 _WHERE = {"TrainConfig": ".config", "train": ".run"}
-__all__ = ["TrainConfig", "train"]  # = sorted(_WHERE)
+__all__ = ["TrainConfig", "train"]  # the names _WHERE maps (tests/test_lazy.py)
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
