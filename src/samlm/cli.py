@@ -119,7 +119,7 @@ HELP = {
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .optim.comm import MODES
     from .pipeline.adapters import PEFT_METHODS
-    from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig
+    from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig, flag
     from .pipeline.data import VALIDATION_FROM
     from .pipeline.mixing import MIXINGS
     from .training.bar import BAR_SCHEDULES, BAR_VARIANTS
@@ -139,19 +139,19 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "bar_schedule": BAR_SCHEDULES,
     }
     for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        option = flag(f.name)
         default = None if f.default is MISSING else f.default
         text = HELP.get(f.name, f.name.replace("_", " "))
         if default is not None:
             text += f" (default: {default})"
         if f.type == "bool":
             parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=text
+                option, action=argparse.BooleanOptionalAction, default=None, help=text
             )
             continue
         kind = float if "float" in f.type else int if "int" in f.type else str
         parser.add_argument(
-            flag,
+            option,
             type=kind,
             choices=choices.get(f.name),
             default=None,
@@ -310,12 +310,12 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """``samlm train``'s modelling and LoRA flags, with its help (``grid.TRAIN_OPTIONS``)."""
     from .pipeline.adapters import PEFT_METHODS
-    from .pipeline.config import MODELLING
+    from .pipeline.config import MODELLING, flag
 
     p.add_argument("--modelling", choices=MODELLING, help=HELP["modelling"])
     p.add_argument("--peft", choices=PEFT_METHODS, help=HELP["peft"])
     for name, kind in (("lora_r", int), ("lora_alpha", float), ("lora_dropout", float)):
-        p.add_argument("--" + name.replace("_", "-"), type=kind, help=HELP[name])
+        p.add_argument(flag(name), type=kind, help=HELP[name])
     p.add_argument("--lora-targets", help=HELP["lora_targets"])
 
 
@@ -409,7 +409,9 @@ SETTINGS = ("learning_rate", "rho_sam", "rho_asam")  # compare's fixed settings
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
     """The flags of ``names`` the user gave (``--learning-rate``...), in order."""
-    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
+    from .pipeline.config import flag
+
+    return [flag(n) for n in names if getattr(args, n) is not None]
 
 
 def _backend(args: argparse.Namespace) -> Any:

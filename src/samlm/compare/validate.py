@@ -159,11 +159,12 @@ def _mixing_problems(spec: GridSpec) -> list[str]:
     with a mixture among the tasks, each where it has an effect, and values
     ``samlm train`` takes."""
     from ..pipeline import TrainConfig
+    from ..pipeline.config import flag_values
 
     given = spec.mixing_options()
     if not given:
         return []
-    flags = ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in given.items())
+    flags = flag_values(given)
     if not any(is_mixture(name) for name in spec.tasks):
         return [
             f"{flags}: sets how a mixture's tasks are drawn, and --tasks lists no mixture "

@@ -328,9 +328,19 @@ LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 SAM_NAMES = {"k": "looksam_k", "warmup_steps": "rho_warmup_steps", "distributed": "distributed_sam"}
 
 
+def flag(name: str) -> str:
+    """The command-line flag of option ``name``: ``lora_r`` -> ``--lora-r``."""
+    return "--" + name.replace("_", "-")
+
+
+def flag_values(values: dict[str, Any]) -> str:
+    """``--flag value, --flag value`` for each option and value of ``values``."""
+    return ", ".join(f"{flag(name)} {value}" for name, value in values.items())
+
+
 def _given(cfg: TrainConfig, names: list[str]) -> str:
     """``--flag value`` for each of ``names``, as the user gave them."""
-    return ", ".join(f"--{n.replace('_', '-')} {getattr(cfg, n)}" for n in names)
+    return flag_values({n: getattr(cfg, n) for n in names})
 
 
 def _as_options(message: str) -> str:
