@@ -91,3 +91,31 @@ def test_sam_trainer_on_a_lora_model_perturbs_and_trains_the_adapters_only(tmp_p
     assert sam.sam_steps == 2 and sam.backup_bytes() > 0
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]) != p.requires_grad, name
+
+
+def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user():
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` on the model it
+    wraps; ``apply_lora`` filters that one warning (and only while it wraps)."""
+    import warnings
+
+    from samlm.pipeline.adapters import apply_lora
+
+    def wrap(fn):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fn(tiny_hf("bert"))
+        return [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+    config = peft.LoraConfig(r=2, target_modules=["query"], task_type="SEQ_CLS")
+    raw = wrap(lambda model: peft.get_peft_model(model, config))
+    ours = wrap(
+        lambda model: apply_lora(
+            model, modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=["query"]
+        )
+    )
+    if not raw:
+        pytest.skip("this peft/transformers pair does not warn")
+    assert ours == []
+    before = list(warnings.filters)
+    apply_lora(tiny_hf("bert"), modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=None)
+    assert warnings.filters == before  # the filter held only while peft wrapped

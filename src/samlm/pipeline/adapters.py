@@ -20,6 +20,7 @@ with the adapter (``adapter_model.safetensors``) and restored with it on resume.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,13 @@ def apply_lora(
         modules_to_save=modules_to_save,
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated property on every model it wraps; the
+            # warning is theirs (peft <= 0.21 with transformers 5), not the user's to act on
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+            )
+            return get_peft_model(model, config)
     except ValueError as err:
         kept = tuple(modules_to_save or ())
         linear = sorted(
