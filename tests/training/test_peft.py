@@ -119,3 +119,34 @@ def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user():
     before = list(warnings.filters)
     apply_lora(tiny_hf("bert"), modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=None)
     assert warnings.filters == before  # the filter held only while peft wrapped
+
+
+def test_lora_on_gpt2_conv1d_sets_fan_in_fan_out_itself_and_wraps_as_peft_would():
+    """GPT-2's ``Conv1D`` stores its weight (in, out): ``apply_lora`` sets PEFT's
+    ``fan_in_fan_out`` for it (PEFT would switch it on with a warning), the same model."""
+    import warnings
+
+    from samlm.pipeline.adapters import apply_lora
+
+    def gpt2():
+        return tiny_hf("gpt2").eval()
+
+    ids = torch.randint(0, 40, (1, 5), generator=torch.Generator().manual_seed(0))  # no pad id
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.manual_seed(3)
+        ours = apply_lora(gpt2(), modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=None)
+    assert not [w for w in caught if "fan_in_fan_out" in str(w.message)]
+    assert ours.peft_config["default"].fan_in_fan_out
+    torch.manual_seed(3)
+    config = peft.LoraConfig(r=2, lora_alpha=4.0, target_modules=["c_attn"], task_type="SEQ_CLS")
+    theirs = peft.get_peft_model(gpt2(), config)
+    assert theirs.peft_config["default"].fan_in_fan_out  # PEFT flipped it, with its warning
+    for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    assert torch.equal(ours(input_ids=ids).logits, theirs(input_ids=ids).logits)
+
+    bert = apply_lora(
+        tiny_hf("bert"), modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=None
+    )
+    assert not bert.peft_config["default"].fan_in_fan_out  # nn.Linear: (out, in)

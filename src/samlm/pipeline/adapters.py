@@ -72,6 +72,7 @@ def apply_lora(
         target_modules=targets,
         task_type=task_type,
         modules_to_save=modules_to_save,
+        fan_in_fan_out=_all_conv1d(model, targets),
     )
     try:
         with warnings.catch_warnings():
@@ -107,6 +108,26 @@ def default_targets(model_type: str) -> list[str]:
             "give --lora-targets"
         )
     return list(DEFAULTS[model_type])
+
+
+def _all_conv1d(model: nn.Module, targets: list[str] | None) -> bool:
+    """Whether every module ``targets`` (else PEFT's default for the model's type) names is
+    GPT-2's ``Conv1D``, whose weight is stored (in, out): LoRA then needs PEFT's
+    ``fan_in_fan_out``, which PEFT would otherwise switch on itself with a warning."""
+    if targets is None:
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        try:
+            targets = default_targets(model_type) if model_type else None
+        except ValueError:
+            targets = None
+    if not targets:
+        return False
+    matched = [
+        module
+        for name, module in model.named_modules()
+        if any(name == key or name.endswith("." + key) for key in targets)
+    ]
+    return bool(matched) and all(type(m).__name__ == "Conv1D" for m in matched)
 
 
 def _adaptable(module: Any) -> bool:
