@@ -51,8 +51,9 @@ def table(lora: Path, full: Path) -> str:
         seeds = sorted(set.intersection(*(set(s) for s in scores.values())))
         if not seeds:
             missing = [arm for arm, s in scores.items() if not s]
-            cells = ["not finished: " + ", ".join(missing) if missing else "no common seed"]
-            lines.append(f"| {task} | 0 | " + " | ".join(cells * (len(ARMS) + len(GAINS))) + " |")
+            why = "not finished: " + ", ".join(missing) if missing else "no common seed"
+            cells = [why] + ["-"] * (len(ARMS) + len(GAINS) - 1)
+            lines.append(f"| {task} | 0 | " + " | ".join(cells) + " |")
             continue
         row = [task, str(len(seeds))]
         for arm in ARMS:
