@@ -387,31 +387,32 @@ def _check_inert_compare_options(args: argparse.Namespace, options: dict[str, An
     """Refuse the settings a grid would not use: fixed settings under --tune, a radius for
     no method that has it, LoRA options without LoRA."""
     from .compare.grid import TRAIN_OPTIONS
+    from .pipeline.config import flag_values
 
     methods = options.get("methods", [])
     fixed = _given(args, SETTINGS)
     if options.get("tune") and fixed:
-        raise ValueError(f"{', '.join(fixed)} with --tune: the tuning chooses them")
-    if _given(args, ["rho_asam"]) and "asam" not in methods:
-        raise ValueError("--rho-asam has an effect only with asam among the methods")
-    if _given(args, ["rho_sam"]) and not set(methods) - {"baseline", "asam"}:
+        raise ValueError(f"{flag_values(fixed)} with --tune: the tuning chooses them")
+    if (given := _given(args, ["rho_asam"])) and "asam" not in methods:
+        raise ValueError(f"{flag_values(given)} has an effect only with asam among the methods")
+    if (given := _given(args, ["rho_sam"])) and not set(methods) - {"baseline", "asam"}:
         raise ValueError(
-            "--rho-sam has an effect only with a SAM method other than asam among the methods"
+            f"{flag_values(given)} has an effect only with a SAM method other than asam "
+            "among the methods"
         )
     lora = _given(args, [n for n in TRAIN_OPTIONS if n.startswith("lora_")])
     if lora and options.get("peft", "none") != "lora":
-        raise ValueError(f"{', '.join(lora)} has an effect only with --peft lora")
+        verb = "has" if len(lora) == 1 else "have"
+        raise ValueError(f"{flag_values(lora)} {verb} an effect only with --peft lora")
 
 
 RAY_OPTIONS = ("address", "cpus_per_cell", "gpus_per_cell", "retries")
 SETTINGS = ("learning_rate", "rho_sam", "rho_asam")  # compare's fixed settings
 
 
-def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
-    """The flags of ``names`` the user gave (``--learning-rate``...), in order."""
-    from .pipeline.config import flag
-
-    return [flag(n) for n in names if getattr(args, n) is not None]
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The options of ``names`` the user gave, with their values, in order."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
 def _backend(args: argparse.Namespace) -> Any:
@@ -422,16 +423,17 @@ def _backend(args: argparse.Namespace) -> Any:
     if args.backend == "local":
         given = _given(args, RAY_OPTIONS)
         if given:
-            raise ValueError(f"{', '.join(given)}: only with --backend ray")
+            from .pipeline.config import flag_values
+
+            raise ValueError(f"{flag_values(given)}: only with --backend ray")
         return LocalBackend(args.workers)
     if args.workers is not None:
         raise ValueError(
             "--workers: only with --backend local (on Ray, --cpus-per-cell and "
             "--gpus-per-cell decide how many cells run at once)"
         )
-    options = {n: getattr(args, n) for n in RAY_OPTIONS if getattr(args, n) is not None}
     try:
-        return RayBackend(**options)
+        return RayBackend(**_given(args, RAY_OPTIONS))
     except ImportError as err:
         raise ValueError(str(err)) from None
 

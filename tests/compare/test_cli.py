@@ -38,14 +38,15 @@ def test_unknown_task_exits_2_and_writes_nothing(tmp_path, data_dir, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--tune", "--learning-rate", "1e-4"], "--learning-rate with --tune: the tuning"),
-        (["--preset", "evidence", "--rho-sam", "0.1"], "--rho-sam with --tune"),
-        (["--rho-asam", "0.5"], "--rho-asam has an effect only with asam among the methods"),
+        (["--tune", "--learning-rate", "1e-4"], "--learning-rate 0.0001 with --tune: the tuning"),
+        (["--preset", "evidence", "--rho-sam", "0.1"], "--rho-sam 0.1 with --tune"),
+        (["--rho-asam", "0.5"], "--rho-asam 0.5 has an effect only with asam among the methods"),
         (
             ["--methods", "baseline,asam", "--rho-sam", "0.1"],
-            "--rho-sam has an effect only with a SAM method other than asam",
+            "--rho-sam 0.1 has an effect only with a SAM method other than asam",
         ),
-        (["--lora-r", "4"], "--lora-r has an effect only with --peft lora"),
+        (["--lora-r", "4"], "--lora-r 4 has an effect only with --peft lora"),
+        (["--lora-r", "4", "--lora-dropout", "0"], "--lora-r 4, --lora-dropout 0.0 have an effect"),
     ],
 )
 def test_settings_the_grid_would_not_use_exit_2(tmp_path, data_dir, capsys, flags, message):

@@ -13,8 +13,8 @@ from samlm.cli import main
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--address", "auto"], "--address: only with --backend ray"),
-        (["--cpus-per-cell", "2", "--retries", "1"], "--cpus-per-cell, --retries: only with"),
+        (["--address", "auto"], "--address auto: only with --backend ray"),
+        (["--cpus-per-cell", "2", "--retries", "1"], "--cpus-per-cell 2.0, --retries 1: only with"),
         (["--backend", "ray", "--workers", "2"], "--workers: only with --backend local"),
         (["--backend", "ray", "--cpus-per-cell", "0"], "--cpus-per-cell must be positive"),
         (["--backend", "ray", "--gpus-per-cell", "-1"], "--gpus-per-cell must be at least 0"),
