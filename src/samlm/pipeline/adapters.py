@@ -9,7 +9,8 @@ model's. The run saves the adapter only, in PEFT's format (``adapter_config.json
 the adapter's weights, with an encoder's head); :func:`load_lora` puts it back on the base
 model built as the run built it, :func:`merge_lora` folds it into the base's weights.
 ``targets`` None takes PEFT's default for the model type (GPT-2: ``c_attn``; Llama:
-``q_proj``, ``v_proj``).
+``q_proj``, ``v_proj``); targets that are all GPT-2's ``Conv1D`` (weight stored in x out)
+get PEFT's ``fan_in_fan_out``.
 
 A mixture's multi-head encoder (``multitask.MultiHeadEncoder``, not a transformers model)
 is wrapped as PEFT wraps a custom module: LoRA on its shared encoder's target modules
