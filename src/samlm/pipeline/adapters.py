@@ -128,13 +128,15 @@ def _all_conv1d(model: nn.Module, targets: list[str] | None) -> bool:
         for name, module in model.named_modules()
         if any(name == key or name.endswith("." + key) for key in targets)
     ]
-    return bool(matched) and all(type(m).__name__ == "Conv1D" for m in matched)
+    return bool(matched) and all(map(_is_conv1d, matched))
+
+
+def _is_conv1d(module: Any) -> bool:
+    return type(module).__name__ == "Conv1D"  # GPT-2's linear layers (transformers')
 
 
 def _adaptable(module: Any) -> bool:
-    return isinstance(module, nn.Linear | nn.Embedding | nn.Conv1d) or (
-        type(module).__name__ == "Conv1D"  # GPT-2's linear layers
-    )
+    return isinstance(module, nn.Linear | nn.Embedding | nn.Conv1d) or _is_conv1d(module)
 
 
 def is_adapted(model: nn.Module) -> bool:
