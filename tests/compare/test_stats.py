@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from samlm.compare.report.tables import gain_interval
 from samlm.compare.stats import (
     aggregate_gain,
     benchmark_scores,
@@ -77,6 +78,11 @@ def test_one_seed_is_never_significant():
     g = paired_gain({0: 80.0}, {0: 70.0})
     assert (g.low, g.mean, g.high) == (10.0, 10.0, 10.0)
     assert not g.significant and "one seed" in g.verdict()
+    assert gain_interval(g) == "+10.00 (one seed: no interval)"  # not "[+10.00, +10.00]"
+    agg = aggregate_gain({"a": {0: 10.0}, "b": {0: -1.0, 1: 2.0}})  # stratum a: one seed
+    assert gain_interval(agg).endswith("(a stratum has one seed: no interval)")
+    two = paired_gain({0: 80.0, 1: 81.0}, {0: 70.0, 1: 70.0})
+    assert gain_interval(two) == "**+10.50 [+4.15, +16.85]**"
 
 
 def test_only_shared_seeds_are_paired():

@@ -28,7 +28,12 @@ def number(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def gain_interval(gain: PairedGain | AggregateGain) -> str:
-    """``+1.03 [-0.48, +2.55]``, in bold (markdown) where the interval excludes zero."""
+    """``+1.03 [-0.48, +2.55]``, in bold (markdown) where the interval excludes zero;
+    no interval where a stratum has a single paired difference (one seed)."""
+    if isinstance(gain, PairedGain) and len(gain.differences) < 2:
+        return f"{gain.mean:+.2f} (one seed: no interval)"
+    if isinstance(gain, AggregateGain) and gain.min_pairs < 2:
+        return f"{gain.mean:+.2f} (a stratum has one seed: no interval)"
     bold = "**" if gain.significant else ""
     return f"{bold}{gain.mean:+.2f} [{gain.low:+.2f}, {gain.high:+.2f}]{bold}"
 
