@@ -88,6 +88,24 @@ def merge(source: Path, target: Path) -> int:
     return added
 
 
+def seed(output: Path, record: Path, base_record: Path | None = None) -> None:
+    """Start ``output`` from the recorded stores: the spec, then the records of ``record``
+    and of ``base_record`` (the grid a preset builds on) that ``output`` lacks.
+
+    The spec goes in before any record, as ``samlm compare`` refuses a folder of results
+    without one; a fresh run of a preset that builds on another starts from that one's
+    spec, which its own grid grows (more methods) as ``samlm compare`` accepts.
+    """
+    output.mkdir(parents=True, exist_ok=True)
+    specs = [record / store.SPEC_FILE] + ([base_record / store.SPEC_FILE] if base_record else [])
+    for spec in specs:
+        if spec.is_file() and not (output / store.SPEC_FILE).is_file():
+            shutil.copyfile(spec, output / store.SPEC_FILE)
+    print(f"taken from {record}: {merge(record, output)} record(s)", flush=True)
+    if base_record:
+        print(f"taken from {base_record}: {merge(base_record, output)} record(s)", flush=True)
+
+
 def mirror(output: Path, record: Path) -> None:
     record.mkdir(parents=True, exist_ok=True)
     for name in FILES:
@@ -147,12 +165,7 @@ def main() -> None:
                 file=sys.stderr,
             )
             sys.exit(2)
-    output.mkdir(parents=True, exist_ok=True)
-    if (record / "compare.yaml").is_file() and not (output / "compare.yaml").is_file():
-        shutil.copyfile(record / "compare.yaml", output / "compare.yaml")
-    print(f"taken from {record}: {merge(record, output)} record(s)", flush=True)
-    if base:
-        print(f"taken from {base_record}: {merge(base_record, output)} record(s)", flush=True)
+    seed(output, record, base_record if base else None)
     command = [sys.executable, "-m", "samlm", "compare", "--preset", args.preset]
     command += ["--data-dir", args.data_dir, "--output", str(output), *extra]
     process = subprocess.Popen(command)

@@ -3,6 +3,7 @@ settings export as the module the default preset reads."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -69,3 +70,20 @@ def test_variants_wait_for_the_evidence_grid(tmp_path):
     assert not (tmp_path / "out").exists()  # nothing written
     store.append(record, {"key": cells[-1].key, "status": "ok"})
     assert evidence.missing_cells("evidence", record) == 0
+
+
+def test_a_grid_that_builds_on_another_starts_from_its_store(tmp_path):
+    """--preset variants on a fresh machine: its output starts from the evidence store
+    (spec and records), and samlm compare runs only the cells the base grid lacks."""
+    base_spec = {**SPEC, "methods": ["baseline", "sam"], "seeds": 1}
+    base = tmp_path / "results" / "evidence"
+    compare(GridSpec(**base_spec), base, backend=InlineBackend(), cell_fn=tuning_cell)
+    (base / "calls.jsonl").unlink()
+    output = tmp_path / "run"
+    evidence.seed(output, tmp_path / "results" / "variants", base)  # nothing recorded yet
+    assert store.read(output) == store.read(base)
+    grown = GridSpec(**{**base_spec, "methods": ["baseline", "sam", "asam"]})
+    compare(grown, output, backend=InlineBackend(), cell_fn=tuning_cell)
+    ran = [json.loads(line)["method"] for line in (output / "calls.jsonl").read_text().splitlines()]
+    assert ran and set(ran) == {"asam"}  # the base grid's cells are not run again
+    assert {c.key for c in grown.cells()} <= set(store.read(output))  # and the trials
