@@ -1,0 +1,30 @@
+"""The README's result tables are what the table scripts print from the recorded stores
+in ``bench/results/``: a rerun grid or an edited README that disagree fail here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import evidence_table, lora_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def _rows(table: str, first_cells: tuple[str, ...]) -> list[str]:
+    return [line for line in table.splitlines() if line.startswith(first_cells)]
+
+
+def test_the_answer_table_is_the_evidence_store():
+    rows = _rows(evidence_table.table(RESULTS / "evidence"), ("| SST-2", "| CB", "| RTE"))
+    assert len(rows) == 5  # the five strata
+    readme = (ROOT / "README.md").read_text()
+    assert [row for row in rows if row not in readme] == []
+
+
+def test_the_lora_table_is_the_lora_store():
+    table = lora_table.table(RESULTS / "lora", RESULTS / "evidence")
+    rows = _rows(table, ("| glue/", "| superglue/"))
+    assert len(rows) == 3  # SST-2, CB, RTE
+    readme = (ROOT / "README.md").read_text()
+    assert [row for row in rows if row not in readme] == []
