@@ -9,8 +9,9 @@ subsets and validation samples.
 Prints a markdown table per task: each arm's score (mean ± sd over the seeds all four
 arms have), SAM's paired gain over its baseline within LoRA and within full fine-tuning,
 and LoRA's paired gain over full fine-tuning (both without SAM), each with its 95% t
-interval; then SAM's time per training step over its baseline in each regime (the
-report's ratio). A task whose arms are not all finished is listed as such.
+interval, and each gain's mean over the tasks with its stratified bootstrap interval; then
+SAM's time per training step over its baseline in each regime (the report's ratio). A
+task whose arms are not all finished is listed as such.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from samlm.compare.report import analyse
 from samlm.compare.report.tables import gain_interval, number
-from samlm.compare.stats import paired_gain, summarize
+from samlm.compare.stats import aggregate_gain, paired_gain, summarize
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = {  # arm -> (store, method)
@@ -43,6 +44,7 @@ def table(lora: Path, full: Path) -> str:
         "| task | seeds | " + " | ".join(ARMS) + " | " + " | ".join(GAINS) + " |",
         "|---" * (2 + len(ARMS) + len(GAINS)) + "|",
     ]
+    differences: dict[str, dict[str, dict[int, float]]] = {gain: {} for gain in GAINS}
     for task in stores["lora"].spec.tasks:
         scores = {
             arm: stores[where].scores.get((task, size), {}).get(method, {})
@@ -59,10 +61,16 @@ def table(lora: Path, full: Path) -> str:
         for arm in ARMS:
             s = summarize([scores[arm][k] for k in seeds])
             row.append(f"{s.mean:.2f} ± {s.std:.2f}")
-        for arm, over in GAINS.values():
+        for gain, (arm, over) in GAINS.items():
             g = paired_gain({k: scores[arm][k] for k in seeds}, {k: scores[over][k] for k in seeds})
+            differences[gain][task] = dict(zip(seeds, g.differences, strict=True))
             row.append(gain_interval(g))
         lines.append("| " + " | ".join(row) + " |")
+    done = differences["SAM within LoRA"]
+    if len(done) > 1:  # each gain's mean over the tasks that have all four arms
+        means = [gain_interval(aggregate_gain(d)) for d in differences.values()]
+        row = [f"mean over the {len(done)} tasks (stratified bootstrap)", ""]
+        lines.append("| " + " | ".join(row + [""] * len(ARMS) + means) + " |")
     strata = [(task, size) for task in stores["lora"].spec.tasks]  # both regimes: these
     cost = {where: number(a.time_ratio("sam", strata), ".2f", "x") for where, a in stores.items()}
     lines += [

@@ -41,3 +41,22 @@ def test_four_arms_on_common_seeds(tmp_path):
     assert rte[1:4] == ["0", "not finished: full, full + SAM", "-"] and set(rte[3:]) == {"-"}
     assert len(rte) == len(cells)
     assert "1.90x with LoRA, 1.90x with full fine-tuning" in lines[-1]
+
+
+def test_mean_over_the_tasks(tmp_path):
+    grid = dict(tasks=["glue/sst2", "glue/cola"], sizes=[250], methods=["baseline", "sam"])
+    full, lora = tmp_path / "full", tmp_path / "lora"
+    inline = InlineBackend()
+    compare(GridSpec(seeds=3, **grid), full, backend=inline, cell_fn=fake_cell)
+    compare(GridSpec(seeds=3, peft="lora", **grid), lora, backend=inline, cell_fn=_lora_cell)
+    lines = lora_table.table(lora, full).splitlines()
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    # LoRA + SAM lacks seed 2 on both tasks: the mean pairs seeds 0 and 1 of each
+    mean = [c.strip() for c in rows["mean over the 2 tasks (stratified bootstrap)"].split("|")]
+    per_task = [[c.strip() for c in rows[t].split("|")] for t in grid["tasks"]]
+    assert mean[2:7] == [""] * 5  # no seed count, no arm scores
+    assert mean[-2] == "**-3.00 [-3.00, -3.00]**"  # LoRA exactly 3 below on every pair
+    sam_lora = [float(row[-4].split()[0]) for row in per_task]
+    assert (
+        mean[-4].strip("*").startswith(f"{sum(sam_lora) / 2:+.2f} [")
+    )  # the mean of the tasks' gains
