@@ -21,7 +21,7 @@ from pathlib import Path
 
 from samlm.compare.report import analyse
 from samlm.compare.report.tables import gain_interval, number
-from samlm.compare.stats import aggregate_gain, paired_gain, summarize
+from samlm.compare.stats import aggregate_gain, paired_differences, paired_gain, summarize
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = {  # arm -> (store, method)
@@ -62,9 +62,9 @@ def table(lora: Path, full: Path) -> str:
             s = summarize([scores[arm][k] for k in seeds])
             row.append(f"{s.mean:.2f} ± {s.std:.2f}")
         for gain, (arm, over) in GAINS.items():
-            g = paired_gain({k: scores[arm][k] for k in seeds}, {k: scores[over][k] for k in seeds})
-            differences[gain][task] = dict(zip(seeds, g.differences, strict=True))
-            row.append(gain_interval(g))
+            pair = [{k: scores[a][k] for k in seeds} for a in (arm, over)]
+            differences[gain][task] = paired_differences(*pair)
+            row.append(gain_interval(paired_gain(*pair)))
         lines.append("| " + " | ".join(row) + " |")
     done = differences["SAM within LoRA"]
     if len(done) > 1:  # each gain's mean over the tasks that have all four arms
