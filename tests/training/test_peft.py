@@ -93,12 +93,12 @@ def test_sam_trainer_on_a_lora_model_perturbs_and_trains_the_adapters_only(tmp_p
         assert torch.equal(p, before[name]) != p.requires_grad, name
 
 
-def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user():
+def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user(tmp_path):
     """peft reads transformers' deprecated ``is_gradient_checkpointing`` on the model it
     wraps; ``apply_lora`` filters that one warning (and only while it wraps)."""
     import warnings
 
-    from samlm.pipeline.adapters import apply_lora
+    from samlm.pipeline.adapters import apply_lora, load_lora
 
     def wrap(fn):
         with warnings.catch_warnings(record=True) as caught:
@@ -107,7 +107,11 @@ def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user():
         return [str(w.message) for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
     config = peft.LoraConfig(r=2, target_modules=["query"], task_type="SEQ_CLS")
-    raw = wrap(lambda model: peft.get_peft_model(model, config))
+
+    def raw_model(model):
+        return peft.get_peft_model(model, config)
+
+    raw = wrap(raw_model)
     ours = wrap(
         lambda model: apply_lora(
             model, modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=["query"]
@@ -119,6 +123,11 @@ def test_apply_lora_keeps_peft_s_own_deprecation_warning_from_the_user():
     before = list(warnings.filters)
     apply_lora(tiny_hf("bert"), modelling="encoder", r=2, alpha=4.0, dropout=0.0, targets=None)
     assert warnings.filters == before  # the filter held only while peft wrapped
+    # loading a saved adapter back (samlm sharpness, resume) wraps the model too
+    saved = tmp_path / "adapter"
+    wrap(lambda model: raw_model(model).save_pretrained(saved))
+    assert wrap(lambda model: load_lora(model, saved)) == []
+    assert warnings.filters == before
 
 
 def test_lora_on_gpt2_conv1d_sets_fan_in_fan_out_itself_and_wraps_as_peft_would():

@@ -22,6 +22,8 @@ with the adapter (``adapter_model.safetensors``) and restored with it on resume.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,12 +78,7 @@ def apply_lora(
         fan_in_fan_out=_all_conv1d(model, targets),
     )
     try:
-        with warnings.catch_warnings():
-            # peft reads transformers' deprecated property on every model it wraps; the
-            # warning is theirs (peft <= 0.21 with transformers 5), not the user's to act on
-            warnings.filterwarnings(
-                "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
-            )
+        with _peft_wrapping():
             return get_peft_model(model, config)
     except ValueError as err:
         kept = tuple(modules_to_save or ())
@@ -160,7 +157,20 @@ def load_lora(model: nn.Module, folder: str | Path, *, option: str = "--peft lor
     require_peft(option)
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+    with _peft_wrapping():
+        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+
+
+@contextmanager
+def _peft_wrapping() -> Iterator[None]:
+    """While PEFT wraps a model: peft reads transformers' deprecated
+    ``is_gradient_checkpointing`` on every model it wraps, and that FutureWarning is
+    theirs (peft <= 0.21 with transformers 5), not the user's to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
+        yield
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
