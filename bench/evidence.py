@@ -54,7 +54,7 @@ from samlm.compare.tuning import choose
 
 RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
 
-FILES = ("compare.yaml", store.FILE)
+FILES = (store.SPEC_FILE, store.FILE)
 REPORT = (
     "report.md",
     "report.html",
@@ -115,7 +115,7 @@ def mirror(output: Path, record: Path) -> None:
 
 def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
     """The settings the recorded tuning chose, written as ``recorded.py``."""
-    spec = GridSpec(**yaml.safe_load((record / "compare.yaml").read_text()))
+    spec = GridSpec(**yaml.safe_load((record / store.SPEC_FILE).read_text()))
     chosen = {
         key: {k: v for k, v in c.setting.items() if v is not None}
         for key, c in choose(spec, store.read(record)).items()
