@@ -9,8 +9,8 @@ at no more than 1.15x the baseline's time per step.
 The share is judged only where SAM's own mean gain is significantly above zero, over the
 same strata; the target is met where the share and the time per step both are, missed
 where either misses (a time per step over 1.15x misses it whatever the share), and
-otherwise not judged, saying why. The time ratio is the grid's: cells timed as they ran, on a shared
-machine, the core methods' possibly in another session than the variants';
+otherwise not judged, saying why. The time ratio is the grid's: cells timed as they ran,
+on a shared machine, the core methods' possibly in another session than the variants';
 ``bench/step_overhead.py`` times the variants side by side.
 """
 

@@ -56,7 +56,5 @@ def test_mean_over_the_tasks(tmp_path):
     per_task = [[c.strip() for c in rows[t].split("|")] for t in grid["tasks"]]
     assert mean[2:7] == [""] * 5  # no seed count, no arm scores
     assert mean[-2] == "**-3.00 [-3.00, -3.00]**"  # LoRA exactly 3 below on every pair
-    sam_lora = [float(row[-4].split()[0]) for row in per_task]
-    assert (
-        mean[-4].strip("*").startswith(f"{sum(sam_lora) / 2:+.2f} [")
-    )  # the mean of the tasks' gains
+    sam_lora = [float(row[-4].split()[0]) for row in per_task]  # the tasks' gains
+    assert mean[-4].strip("*").startswith(f"{sum(sam_lora) / 2:+.2f} [")  # their mean

@@ -36,15 +36,20 @@ def _variant_cell(spec, cell, folder, threads, setting=None):
     }
 
 
+def _rows(record: Path) -> dict[str, list[str]]:
+    """The table's method rows, by method: the cells after the method's name."""
+    return {
+        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+        for line in variants_table.table(record).splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+
+
 def test_share_cost_and_target(tmp_path):
     methods = ["baseline", "sam", "gsam", "looksam", "aesam"]
     spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods, seeds=3)
     compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_variant_cell)
-    rows = {
-        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in variants_table.table(tmp_path).splitlines()
-        if line.startswith("| ") and not line.startswith("| method")
-    }
+    rows = _rows(tmp_path)
     assert rows["sam"][1].startswith("+2.50 [") and rows["sam"][4] == "1.90x"
     assert rows["looksam"][2:] == ["100%", "2.00", "1.10x", "met"]
     assert rows["aesam"][2:] == ["100%", "2.00", "1.50x", "missed"]  # too slow
@@ -57,28 +62,20 @@ def test_share_cost_and_target(tmp_path):
         if r["method"] == "looksam":
             r["train_time_s"] = None
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    rows = {
-        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in variants_table.table(tmp_path).splitlines()
-        if line.startswith("| ") and not line.startswith("| method")
-    }
+    rows = _rows(tmp_path)
     assert rows["looksam"][4:] == ["n/a", "not judged: no time per step"]
     assert rows["aesam"][5] == (  # 1.50x misses the cost half whatever the share
         "missed: 1.50x > 1.15x (share not judged: SAM's gain is over other strata) "
         "(partial: 1 of 2 strata)"
     )
-    # SAM no better than the baseline: no gain to keep, nothing judged
+    # SAM no better than the baseline: no gain to keep, so only the cost half judges
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     records = [json.loads(x) for x in lines]
     for r in records:
         if r["method"] == "sam":
             r["score"] = 70.0 + 0.5 * r["seed"] + (-1) ** r["seed"]
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    rows = {
-        line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in variants_table.table(tmp_path).splitlines()
-        if line.startswith("| ") and not line.startswith("| method")
-    }
+    rows = _rows(tmp_path)
     why = "SAM's gain is not significantly above zero"
     assert rows["gsam"][5] == f"missed: 1.90x > 1.15x (share not judged: {why})"  # too slow
     assert rows["looksam"][5] == "not judged: " + why  # fast enough: the share decides
