@@ -87,9 +87,11 @@ def test_report_ratio_takes_cpu_time_where_both_cells_of_a_pair_have_it(tmp_path
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=["baseline", "sam"], seeds=3)
     compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_cpu_timed_cell)
     a = analyse(tmp_path)
-    # seed 0: wall 2.0 (the baseline has no CPU time); seeds 1, 2: CPU 1.5 (seed 1's
-    # baseline was paused for an hour: its wall time would give 0.03)
+    # seed 0: not timed (only one of its cells has CPU time: they did not run side by
+    # side); seeds 1, 2: CPU 1.5 (seed 1's baseline was paused for an hour: its wall time
+    # would give 0.03)
     assert a.step_cpu["baseline"][("glue/sst2", 100)] == {1: 0.4, 2: 0.4}
+    assert a.pair_ratio("sam", ("glue/sst2", 100), 0) is None
     assert a.time_ratio("sam") == pytest.approx(1.5)
 
 
@@ -123,3 +125,30 @@ def test_time_ratio_pairs_seeds_over_chosen_strata():
     assert a.time_ratio("sam") == pytest.approx((2.0 + 1.5) / 2)
     assert a.time_ratio("sam", [("b", 1)]) == pytest.approx(1.5)
     assert np.isnan(a.time_ratio("sam", [("c", 1)])) and np.isnan(a.time_ratio("asam"))
+
+
+def test_only_pairs_that_ran_on_one_machine_are_timed():
+    from samlm.compare.report import Analysis
+
+    a = Analysis(GridSpec(tasks=["glue/sst2"], sizes=[100]))
+    key = ("a", 1)
+    a.step_times = {"baseline": {key: dict.fromkeys(range(5), 1.0)}}
+    a.step_times["sam"] = {key: dict.fromkeys(range(5), 3.0)}
+    a.step_cpu = {"baseline": {key: dict.fromkeys(range(5), 0.5)}}
+    a.step_cpu["sam"] = {key: dict.fromkeys(range(5), 1.0)}
+    a.step_machine = {"baseline": {key: {0: "m/1", 1: "m/1", 2: None, 3: None, 4: "m/1"}}}
+    a.step_machine["sam"] = {key: {0: "m/1", 1: "m/2", 2: None, 3: "m/1", 4: None}}
+    # seed 0: one machine, CPU 2.0; seed 1: two boots of one host; seeds 3, 4: only one
+    # cell says where it ran (a grid grown from cells recorded elsewhere); seed 2: a pair
+    # from before ``machine``, as before
+    ratios = [a.pair_ratio("sam", key, seed) for seed in range(5)]
+    assert ratios == [pytest.approx(2.0), None, pytest.approx(2.0), None, None]
+    a.step_machine["baseline"][key][1] = "m/2"
+    a.step_cpu["sam"][key][1] = None  # one machine, but only one cell CPU-timed
+    assert a.pair_ratio("sam", key, 1) is None
+    a.step_cpu["baseline"][key][1] = None  # neither (an accelerator): wall time
+    assert a.pair_ratio("sam", key, 1) == pytest.approx(3.0)
+    for seeds in a.step_machine.values():
+        seeds[key].update(dict.fromkeys(range(5), "m/9"))
+    assert a.time_ratio("sam") == pytest.approx(2.0)  # seeds 0, 2-4 CPU 2.0, seed 1 wall 3.0
+    assert np.isnan(a.time_ratio("asam")) and a.pair_ratio("sam", ("b", 1), 0) is None

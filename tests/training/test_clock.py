@@ -43,3 +43,14 @@ def test_on_an_accelerator_no_cpu_time_is_reported():
     clock = StepClock()
     _step(clock, "cuda", lambda: _busy(0.01))
     assert clock.steps == 1 and clock.wall_s > 0 and clock.cpu_per_step() is None
+
+
+def test_the_machine_is_the_host_and_its_boot(tmp_path, monkeypatch):
+    from samlm.training import clock
+
+    monkeypatch.setattr(clock.socket, "gethostname", lambda: "vm")
+    (tmp_path / "boot_id").write_text("b397aeb6-0d2c-4c1e-9a8f-123456789abc\n")
+    monkeypatch.setattr(clock, "BOOT_ID", tmp_path / "boot_id")
+    assert clock.machine_id() == "vm/b397aeb6"
+    monkeypatch.setattr(clock, "BOOT_ID", tmp_path / "absent")  # not Linux: the host alone
+    assert clock.machine_id() == "vm"

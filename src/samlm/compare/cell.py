@@ -124,7 +124,7 @@ def run_cell(
 
     from ..hf_bars import disable_hf_bars
     from ..pipeline import TrainConfig, train
-    from ..training.clock import StepClock
+    from ..training.clock import StepClock, machine_id
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # one progress bar: the grid's
@@ -158,6 +158,7 @@ def run_cell(
             train_time_s=result["train_runtime_s"],
             **timing(rows, steps, result.get("resumed_from")),
             cpu_step_s=clock.cpu_per_step(),  # this attempt's steps' CPU time (CPU only)
+            machine=machine_id(),  # where this attempt ran: step times pair only there
             curve=_curve(rows, result["main_metric"]),
             error=None,
         )

@@ -13,6 +13,7 @@ records one finished cell (the last line of a cell wins):
      "wall_time_s": 51.3, "steps": 48, "passes": 96.0,           # cost
      "train_time_s": 45.0, "timed_steps": 48, "eval_time_s": 3.1,  # this attempt's
      "cpu_step_s": 0.8 | null,                   # its steps' CPU seconds each (on a CPU)
+     "machine": "host/1a2b3c4d",                # where this attempt ran (host/boot id)
      "curve": [[step, score], ...],                               # dev score in training
      "error": null | "ValueError: ...", "run_dir": "cells/..."}
 

@@ -7,13 +7,31 @@ On a CPU the CPU time is the step's cost as the machine's load leaves it: a proc
 is paused (SIGSTOP) or waits for a core while another job runs accrues none of it, where
 its wall time grows. On an accelerator the CPU only launches the work, so there the CPU
 time is not reported.
+
+Two step times compare only when they were taken on one machine: :func:`machine_id`
+names it.
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 
 from transformers import TrainerCallback
+
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux: new on every boot
+
+
+def machine_id() -> str:
+    """This machine as ``host`` or ``host/boot`` (the first 8 characters of Linux's boot
+    id): a virtual machine restarted or replaced under the same name, whose CPU time per
+    step may differ severalfold, is another machine."""
+    host = socket.gethostname()
+    try:
+        return f"{host}/{BOOT_ID.read_text().strip()[:8]}"
+    except OSError:
+        return host
 
 
 class StepClock(TrainerCallback):

@@ -53,29 +53,45 @@ class Analysis:
     step_times: dict[str, dict[tuple[str, int], dict[int, float]]] = field(default_factory=dict)
     # the same, in CPU seconds (cells trained on a CPU that recorded ``cpu_step_s``)
     step_cpu: dict[str, dict[tuple[str, int], dict[int, float]]] = field(default_factory=dict)
+    # the machine each timed cell ran on (``machine``; None in records from before it)
+    step_machine: dict[str, dict[tuple[str, int], dict[int, str | None]]] = field(
+        default_factory=dict
+    )
 
     def time_ratio(self, method: str, strata: Iterable[tuple[str, int]] | None = None) -> float:
         """``method``'s time per training step over the baseline's, paired as the gains
         are: per (task, size) stratum the median over seeds of its cell's time over the
-        baseline's cell of the same seed (they run next to each other, so the machine's
-        load is much the same), averaged over the strata (``strata``, else all) where
-        both have timed cells; NaN where none has. Tuning trials are left out: they run
-        apart from their would-be pairs. A pair whose cells both recorded their steps'
-        CPU time is timed by it (a pause or another job on the machine adds none), any
-        other pair by its wall time."""
-        mine, base = self.step_times.get(method, {}), self.step_times.get("baseline", {})
-        cpu, cpu_base = self.step_cpu.get(method, {}), self.step_cpu.get("baseline", {})
+        baseline's cell of the same seed, averaged over the strata (``strata``, else all)
+        where both have timed pairs; NaN where none has. Tuning trials are left out: they
+        run apart from their would-be pairs. See :meth:`pair_ratio` for which pairs count."""
+        mine = self.step_times.get(method, {})
         ratios = []
         for key in mine if strata is None else [k for k in strata if k in mine]:
-            paired, c, cb = base.get(key, {}), cpu.get(key, {}), cpu_base.get(key, {})
             pairs = [
-                c[seed] / cb[seed] if seed in c and seed in cb else t / paired[seed]
-                for seed, t in mine[key].items()
-                if seed in paired
+                ratio
+                for seed in mine[key]
+                if (ratio := self.pair_ratio(method, key, seed)) is not None
             ]
             if pairs:
                 ratios.append(np.median(pairs))
         return float(np.mean(ratios)) if ratios else float("nan")
+
+    def pair_ratio(self, method: str, key: tuple[str, int], seed: int) -> float | None:
+        """The time per step of ``method``'s cell over the baseline's cell of the same
+        stratum and seed, or None where the two did not run side by side: on different
+        machines (their ``machine`` differs, or only one cell records it: a grid grown
+        from another's recorded cells), or one timed by CPU and the other not (a record
+        from before ``cpu_step_s``). A pair on one machine is timed by its steps' CPU time
+        where both recorded it (a pause or another job adds none), else by wall time."""
+        try:
+            mine, base = self.step_times[method][key][seed], self.step_times["baseline"][key][seed]
+        except KeyError:
+            return None
+        where = [self.step_machine.get(m, {}).get(key, {}).get(seed) for m in (method, "baseline")]
+        cpu = [self.step_cpu.get(m, {}).get(key, {}).get(seed) for m in (method, "baseline")]
+        if where[0] != where[1] or (cpu[0] is None) != (cpu[1] is None):
+            return None
+        return cpu[0] / cpu[1] if cpu[0] is not None else mine / base
 
     def overall(self) -> dict[str, AggregateGain]:
         """Per method, the mean gain over the (task, size) strata it has with the
@@ -208,6 +224,8 @@ def analyse(folder: str | Path) -> Analysis:
                 if r.get("cpu_step_s"):
                     by_stratum = result.step_cpu.setdefault(cell.method, {})
                     by_stratum.setdefault(key, {})[cell.seed] = r["cpu_step_s"]
+                by_stratum = result.step_machine.setdefault(cell.method, {})
+                by_stratum.setdefault(key, {})[cell.seed] = r.get("machine")
         wall[cell.method].append(r["wall_time_s"])
     for method in spec.methods:
         result.cost[method] = {

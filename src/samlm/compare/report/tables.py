@@ -328,11 +328,13 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
             "Cost",
             "Time per step: a cell's training time without its evaluations over the "
             "steps it ran (a resumed cell: since its checkpoint), over the baseline cell's "
-            "of the same seed, which ran next to it; the median over seeds per task and "
-            "size, averaged over them. Where both cells of a pair recorded their steps' "
-            "CPU time (training on a CPU), the pair is timed by it, which a pause or "
-            "another job does not inflate; other pairs by wall time, a rough ratio when "
-            "cells share the machine. bench/step_overhead.py measures it side by side.",
+            "of the same seed; the median over seeds per task and size, averaged over "
+            "them. Only pairs that ran on one machine count (n/a where none did: a grid "
+            "grown from cells recorded elsewhere). Where both cells of a pair recorded "
+            "their steps' CPU time (training on a CPU), the pair is timed by it, which a "
+            "pause or another job does not inflate; other pairs by wall time, a rough "
+            "ratio when cells share the machine. bench/step_overhead.py measures it side "
+            "by side.",
             _cost_rows(a),
         )
     )
