@@ -28,7 +28,8 @@ The variants comparison (issue 14: ``--preset variants``, the evidence grid with
 LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
 methods' cells are not run again; it refuses to start before the evidence grid is
 complete; ``python bench/variants_table.py`` then gives its table (gain, share of SAM's
-gain, cost, and the issue's target).
+gain, cost, and the issue's target), with the variants' time per step from
+``python bench/variants_cost.py`` (their baseline cells ran on other machines).
 
     python bench/evidence.py --export-settings
 

@@ -9,27 +9,80 @@ at no more than 1.15x the baseline's time per step.
 The share is judged only where SAM's own mean gain is significantly above zero, over the
 same strata; the target is met where the share and the time per step both are, missed
 where either misses (a time per step over 1.15x misses it whatever the share), and
-otherwise not judged, saying why. The time ratio is the grid's: cells timed as they ran,
-on a shared machine, the core methods' possibly in another session than the variants';
-``bench/step_overhead.py`` times the variants side by side.
+otherwise not judged, saying why. Time per step: GSAM's and LookSAM's as
+``bench/variants_cost.py`` timed them on one machine, over the baseline's timed there
+(``timing.jsonl``; the variants' cells have no baseline cell run beside them); AE-SAM's
+estimated from its cells' share ``s`` of SAM steps as ``1 + s (t_SAM / t_baseline - 1)``
+with those timings; the core methods' from the grid's pairs of cells run on one machine
+(``Analysis.time_ratio``). ``bench/step_overhead.py`` times the variants side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from samlm.compare.report import analyse
-from samlm.compare.report.analysis import share_of_sam_gain
+from samlm.compare.report.analysis import Analysis, share_of_sam_gain
 from samlm.compare.report.tables import number
 
 TARGET_SHARE = 0.80
 TARGET_COST = 1.15
 
 
+TIMING_FILE = "timing.jsonl"  # bench/variants_cost.py's
+
+
+def timings(record: Path) -> dict[tuple[str, int, str, str], float]:
+    """``(task, size, method, machine) -> CPU seconds per step`` from ``record``'s
+    ``timing.jsonl`` (the last line of a key wins); empty where there is none."""
+    path = record / TIMING_FILE
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["task"], r["size"], r["method"], r["machine"]): r["cpu_step_s"] for r in rows}
+
+
+SHARE_ESTIMATED = ("aesam",)  # timed from its share of SAM steps (module docstring)
+
+
+def _over_baseline(timed: dict[tuple[str, int, str, str], float], method: str) -> float:
+    """The mean over the timed (stratum, machine)s of ``method``'s time over the baseline's."""
+    ratios = [
+        t / timed[(task, size, "baseline", machine)]
+        for (task, size, m, machine), t in timed.items()
+        if m == method and (task, size, "baseline", machine) in timed
+    ]
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def time_ratio(
+    a: Analysis, method: str, timed: dict[tuple[str, int, str, str], float]
+) -> tuple[float, str]:
+    """``method``'s time per step over the baseline's and where it comes from (module
+    docstring): ``"timed"``, ``"estimated"`` or ``"grid"`` (also a method the timings
+    lack)."""
+    if method != "sam" and any(m == method for _, _, m, _ in timed):
+        return _over_baseline(timed, method), "timed"
+    if method in SHARE_ESTIMATED and not math.isnan(_over_baseline(timed, "sam")):
+        share = a.cost.get(method, {}).get("passes_per_step", float("nan")) - 1.0
+        return 1.0 + share * (_over_baseline(timed, "sam") - 1.0), "estimated"
+    return a.time_ratio(method), "grid"
+
+
+def timing_check(timed: dict[tuple[str, int, str, str], float]) -> str:
+    """SAM's time per step over the baseline's as ``bench/variants_cost.py`` timed them."""
+    ratio = _over_baseline(timed, "sam")
+    return "" if math.isnan(ratio) else f"{ratio:.2f}x"
+
+
 def table(record: Path) -> str:
     a = analyse(record)
+    timed = timings(record)
     overall = a.overall()
     lines = [
         "| method | mean gain [95%] | share of SAM's gain | passes per step | "
@@ -37,11 +90,13 @@ def table(record: Path) -> str:
         "|---|---|---|---|---|---|",
     ]
     strata = set(a.spec.strata())
+    sources: dict[str, list[str]] = {}
     for method in a.spec.methods:
         if method == "baseline":
             continue
         g, cost = overall.get(method), a.cost.get(method, {})
-        time = cost.get("time_per_step_vs_baseline", float("nan"))
+        time, source = time_ratio(a, method, timed)
+        sources.setdefault(source, []).append(method)
         passes = cost.get("passes_per_step", float("nan"))
         if g is None:
             lines.append(f"| {method} | no results | | | | |")
@@ -70,6 +125,15 @@ def table(record: Path) -> str:
         f"{TARGET_SHARE:.0%} of SAM's gain at no more than {TARGET_COST:.2f}x the "
         "baseline's time per step.",
     ]
+    said = {
+        "grid": "from the grid's cells (pairs run on one machine)",
+        "timed": "timed on one machine by bench/variants_cost.py",
+        "estimated": "estimated from its share of SAM steps and those timings",
+    }
+    where = "; ".join(f"{', '.join(ms)}: {said[k]}" for k, ms in sources.items())
+    lines.append(f"Time per step: {where}.")
+    if check := timing_check(timed):
+        lines.append(f"SAM there: {check} the baseline's time per step.")
     return "\n".join(lines)
 
 

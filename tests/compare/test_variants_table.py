@@ -79,3 +79,29 @@ def test_share_cost_and_target(tmp_path):
     why = "SAM's gain is not significantly above zero"
     assert rows["gsam"][5] == f"missed: 1.90x > 1.15x (share not judged: {why})"  # too slow
     assert rows["looksam"][5] == "not judged: " + why  # fast enough: the share decides
+
+
+def test_variants_timed_on_one_machine_and_aesam_from_its_share(tmp_path):
+    methods = ["baseline", "sam", "gsam", "looksam", "aesam"]
+    spec = GridSpec(tasks=["glue/sst2", "glue/cola"], sizes=[100], methods=methods, seeds=3)
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=_variant_cell)
+    seconds = {"baseline": 1.0, "sam": 1.9, "gsam": 2.0, "looksam": 1.1}
+    timing = [
+        {"task": task, "size": 100, "method": m, "machine": "vm/1", "cpu_step_s": t * scale}
+        for task, scale in (("glue/sst2", 1.0), ("glue/cola", 3.0))  # the ratios hold
+        for m, t in seconds.items()
+    ]
+    timing.append({**timing[0], "machine": "vm/2", "cpu_step_s": 9.0})  # no sam there
+    (tmp_path / "timing.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timing))
+    rows = _rows(tmp_path)
+    assert rows["sam"][4] == "1.90x"  # the grid's pairs (its cells' train_time_s)
+    assert rows["gsam"][4] == "2.00x" and rows["looksam"][4:] == ["1.10x", "met"]
+    # AE-SAM: 2 passes per step, a SAM step on every step: 1 + 1.0 (1.9 - 1)
+    assert rows["aesam"][3:] == ["2.00", "1.90x", "missed"]
+    lines = variants_table.table(tmp_path).splitlines()
+    assert lines[-2] == (
+        "Time per step: sam: from the grid's cells (pairs run on one machine); gsam, "
+        "looksam: timed on one machine by bench/variants_cost.py; aesam: estimated from "
+        "its share of SAM steps and those timings."
+    )
+    assert lines[-1] == "SAM there: 1.90x the baseline's time per step."
