@@ -30,11 +30,16 @@ from samlm.compare.report import analyse
 from samlm.compare.report.analysis import Analysis, share_of_sam_gain
 from samlm.compare.report.tables import number
 
+try:
+    from bench.variants_cost import TIMING_FILE
+except ModuleNotFoundError as e:  # run as `python bench/variants_table.py`: bench/ is on the path
+    if e.name != "bench":
+        raise
+    from variants_cost import TIMING_FILE
+
 TARGET_SHARE = 0.80
 TARGET_COST = 1.15
-
-
-TIMING_FILE = "timing.jsonl"  # bench/variants_cost.py's
+SHARE_ESTIMATED = ("aesam",)  # timed from its share of SAM steps (module docstring)
 
 
 def timings(record: Path) -> dict[tuple[str, int, str, str], float]:
@@ -45,9 +50,6 @@ def timings(record: Path) -> dict[tuple[str, int, str, str], float]:
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {(r["task"], r["size"], r["method"], r["machine"]): r["cpu_step_s"] for r in rows}
-
-
-SHARE_ESTIMATED = ("aesam",)  # timed from its share of SAM steps (module docstring)
 
 
 def _over_baseline(timed: dict[tuple[str, int, str, str], float], method: str) -> float:
