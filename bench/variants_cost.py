@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from samlm.compare import GridSpec, store
-from samlm.compare.grid import Cell
+from samlm.compare.grid import Cell, group_key
 from samlm.compare.tuning import choose
 from samlm.training.clock import StepClock, machine_id
 
@@ -85,7 +85,7 @@ def main() -> None:
     chosen = choose(spec, store.read(args.record))
     for task, size in spec.strata():
         for method in METHODS:
-            choice = chosen.get(f"{task}|{size}|{method}")
+            choice = chosen.get(group_key(task, size, method))
             setting = choice.setting if choice is not None else None
             start = time.perf_counter()
             cpu = time_steps(spec, task, size, method, setting, args.steps)

@@ -70,9 +70,9 @@ def time_ratio(
     lack)."""
     if method != "sam" and any(m == method for _, _, m, _ in timed):
         return _over_baseline(timed, method), "timed"
-    if method in SHARE_ESTIMATED and not math.isnan(_over_baseline(timed, "sam")):
+    if method in SHARE_ESTIMATED and not math.isnan(sam := _over_baseline(timed, "sam")):
         share = a.cost.get(method, {}).get("passes_per_step", float("nan")) - 1.0
-        return 1.0 + share * (_over_baseline(timed, "sam") - 1.0), "estimated"
+        return 1.0 + share * (sam - 1.0), "estimated"
     return a.time_ratio(method), "grid"
 
 
