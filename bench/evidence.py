@@ -54,6 +54,7 @@ from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.tuning import choose
 
 RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
+RESULTS = Path(__file__).resolve().parent / "results"  # the committed stores, one per preset
 
 FILES = (store.SPEC_FILE, store.FILE)
 REPORT = (
@@ -107,6 +108,16 @@ def seed(output: Path, record: Path, base_record: Path | None = None) -> None:
         print(f"taken from {base_record}: {merge(base_record, output)} record(s)", flush=True)
 
 
+def require_store(parser: argparse.ArgumentParser, folder: Path, preset: str) -> None:
+    """Exit 2, naming ``folder`` and the command that fills it, unless it holds a store."""
+    if not (folder / store.SPEC_FILE).is_file():
+        parser.exit(
+            2,
+            f"{parser.prog}: no recorded store in {folder}: run python bench/evidence.py "
+            f"--preset {preset} --data-dir ../shared/data first\n",
+        )
+
+
 def mirror(output: Path, record: Path) -> None:
     record.mkdir(parents=True, exist_ok=True)
     for name in FILES:
@@ -145,7 +156,7 @@ def main() -> None:
     parser.add_argument("--export-settings", action="store_true")
     args, extra = parser.parse_known_args()
     output = Path(args.output or f"runs/{args.preset}")
-    record = Path(args.record or Path(__file__).parent / "results" / args.preset).resolve()
+    record = Path(args.record or RESULTS / args.preset).resolve()
     if args.export_settings:
         if args.preset != "evidence":
             parser.error("--export-settings: the evidence grid's settings only")

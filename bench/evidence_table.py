@@ -20,6 +20,13 @@ from samlm.compare.report import analyse
 from samlm.compare.report.analysis import Analysis, gain_over_baseline, share_of_sam_gain
 from samlm.compare.report.tables import gain_interval, number
 
+try:
+    from bench.evidence import RESULTS, require_store
+except ModuleNotFoundError as e:  # run as `python bench/evidence_table.py`: bench/ is on the path
+    if e.name != "bench":
+        raise
+    from evidence import RESULTS, require_store
+
 NAMES = {"glue/sst2": "SST-2", "superglue/cb": "CB", "superglue/rte": "RTE"}
 LABELS = {"sam": "SAM", "sam_quarter": "SAM(0.25)", "asam": "ASAM"}
 
@@ -68,16 +75,9 @@ def table(record: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--record", type=Path, default=Path(__file__).parent / "results" / "evidence"
-    )
+    parser.add_argument("--record", type=Path, default=RESULTS / "evidence")
     args = parser.parse_args()
-    if not (args.record / "compare.yaml").is_file():
-        parser.exit(
-            2,
-            f"evidence_table.py: no recorded store in {args.record}: run "
-            "python bench/evidence.py --data-dir ../shared/data first\n",
-        )
+    require_store(parser, args.record, "evidence")
     print(table(args.record))
 
 

@@ -23,7 +23,13 @@ from samlm.compare.report import analyse
 from samlm.compare.report.tables import gain_interval, number
 from samlm.compare.stats import aggregate_gain, paired_differences, paired_gain, summarize
 
-RESULTS = Path(__file__).parent / "results"
+try:
+    from bench.evidence import RESULTS, require_store
+except ModuleNotFoundError as e:  # run as `python bench/lora_table.py`: bench/ is on the path
+    if e.name != "bench":
+        raise
+    from evidence import RESULTS, require_store
+
 ARMS = {  # arm -> (store, method)
     "full": ("full", "baseline"),
     "full + SAM": ("full", "sam"),
@@ -88,12 +94,7 @@ def main() -> None:
     parser.add_argument("--full", type=Path, default=RESULTS / "evidence")
     args = parser.parse_args()
     for folder, preset in ((args.lora, "lora"), (args.full, "evidence")):
-        if not (folder / "compare.yaml").is_file():
-            parser.exit(
-                2,
-                f"lora_table.py: no recorded store in {folder}: run "
-                f"python bench/evidence.py --preset {preset} first\n",
-            )
+        require_store(parser, folder, preset)
     print(table(args.lora, args.full))
 
 

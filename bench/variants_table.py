@@ -31,10 +31,12 @@ from samlm.compare.report.analysis import Analysis, share_of_sam_gain
 from samlm.compare.report.tables import number
 
 try:
+    from bench.evidence import RESULTS, require_store
     from bench.variants_cost import TIMING_FILE
 except ModuleNotFoundError as e:  # run as `python bench/variants_table.py`: bench/ is on the path
     if e.name != "bench":
         raise
+    from evidence import RESULTS, require_store
     from variants_cost import TIMING_FILE
 
 TARGET_SHARE = 0.80
@@ -141,16 +143,9 @@ def table(record: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--record", type=Path, default=Path(__file__).parent / "results" / "variants"
-    )
+    parser.add_argument("--record", type=Path, default=RESULTS / "variants")
     args = parser.parse_args()
-    if not (args.record / "compare.yaml").is_file():
-        parser.exit(
-            2,
-            f"variants_table.py: no recorded store in {args.record}: run "
-            "python bench/evidence.py --preset variants first\n",
-        )
+    require_store(parser, args.record, "variants")
     print(table(args.record))
 
 
