@@ -15,6 +15,7 @@ into a one-line message instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections.abc import Sequence
@@ -67,6 +68,10 @@ HELP = {
     "rho_min": "with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
     "alpha": "gsam / looksam: the weight of the extra direction (default 0.4 / 0.7)",
     "looksam_k": "looksam: a SAM step every k steps, one pass with the kept direction between",
+    "aesam_delta": "aesam: forgetting rate of the running mean and variance of ||g||^2, in (0, 1)",
+    "aesam_lambda_1": "aesam: c_t at the run's end; a step perturbs when ||g||^2 >= mean + c_t "
+    "std (running statistics)",
+    "aesam_lambda_2": "aesam: c_t at the run's start, moving linearly to --aesam-lambda-1",
     "peft": "none, or lora: LoRA adapters (PEFT) train, the model stays frozen; SAM perturbs "
     "the adapters (needs pip install 'samlm[peft]')",
     "lora_r": "LoRA rank r",
@@ -118,11 +123,13 @@ HELP = {
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .optim.comm import MODES
+    from .optim.variants import AESAM
     from .pipeline.adapters import PEFT_METHODS
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig, flag
     from .pipeline.data import VALIDATION_FROM
     from .pipeline.mixing import MIXINGS
     from .training.bar import BAR_SCHEDULES, BAR_VARIANTS
+    from .training.config import AESAM_OPTIONS
 
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
@@ -138,9 +145,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "bar_variant": BAR_VARIANTS,
         "bar_schedule": BAR_SCHEDULES,
     }
+    # options whose None means "the variant's default": that default, from the variant
+    aesam = inspect.signature(AESAM).parameters
+    variant_defaults = {"aesam_" + name: aesam[name].default for name in AESAM_OPTIONS}
     for f in fields(TrainConfig):
         option = flag(f.name)
         default = None if f.default is MISSING else f.default
+        default = variant_defaults.get(f.name, default)
         text = HELP.get(f.name, f.name.replace("_", " "))
         if default is not None:
             text += f" (default: {default})"

@@ -180,7 +180,7 @@ def test_a_variants_state_does_not_load_into_another():
         (lambda: LookSAM(alpha=-1.0), "alpha=-1.0"),
         (lambda: LookSAM(alpha=math.inf), "alpha=inf"),
         (lambda: AESAM(delta=0.0), r"delta=0\.0"),
-        (lambda: AESAM(delta=1.0), r"delta=1\.0"),
+        (lambda: AESAM(delta=1.0), r"delta=1\.0 must be in \(0, 1\)"),
         (lambda: AESAM(delta=-0.5), r"delta=-0\.5"),
         (lambda: AESAM(delta=1.5), r"delta=1\.5"),
         (lambda: AESAM(lambda_1=math.nan), "lambda_1=nan"),

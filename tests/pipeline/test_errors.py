@@ -116,6 +116,12 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         (["--eta", "0.5"], "--eta 0.5 has an effect only with --optimizer asam"),
         (["--optimizer", "asam", "--alpha", "0.5"], "only with --optimizer gsam or looksam"),
         (["--looksam-k", "3"], "--looksam-k 3 has an effect only with --optimizer looksam"),
+        (
+            ["--optimizer", "gsam", "--aesam-lambda-1", "0"],
+            "--aesam-lambda-1 0.0 has an effect only with --optimizer aesam",
+        ),
+        (["--optimizer", "aesam", "--aesam-delta", "1"], "aesam_delta=1.0 must be in (0, 1)"),
+        (["--optimizer", "aesam", "--aesam-lambda-2", "inf"], "aesam_lambda_2=inf must be"),
         (["--rho-warmup-steps", "10"], "only with --rho-schedule warmup"),
         (["--lora-r", "4"], "--lora-r 4 has an effect only with --peft lora"),
         (["--resume", "--overwrite"], "--overwrite deletes it: give one"),
@@ -262,3 +268,22 @@ def test_yaml_values_of_the_wrong_type(tmp_path, capsys, line, message):
     config.write_text(f"task: glue/sst2\n{line}\n")
     err = _fail(capsys, "--config", str(config), "--output", str(tmp_path / "o"))
     assert message in err and not (tmp_path / "o").exists()
+
+
+def test_aesam_options_show_the_variants_own_defaults(capsys):
+    """--aesam-* default to None (the variant's defaults); the help shows those values,
+    read from AESAM, so the two cannot drift apart."""
+    import inspect
+
+    from samlm.cli import build_parser
+    from samlm.optim.variants import AESAM
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = inspect.signature(AESAM).parameters
+    for name in ("delta", "lambda_1", "lambda_2"):
+        option = "--aesam-" + name.replace("_", "-")
+        entry = text[text.rindex(option + " AESAM_") :]  # its entry, after the usage
+        shown = entry[entry.index("(default: ") :]
+        assert shown.startswith(f"(default: {defaults[name].default})")

@@ -404,6 +404,31 @@ def test_aesam_learns_the_runs_length_from_the_trainer(tmp_path):
         SAMConfig(variant="aesam", ascent_fraction=0.25)
 
 
+def test_aesam_takes_its_thresholds_from_the_config(tmp_path):
+    """delta, lambda_1, lambda_2 reach the variant; unset, AE-SAM's own defaults; set for
+    a method that does not use them, a ValueError naming them (alpha likewise)."""
+    trainer = SAMTrainer(
+        model=tiny_bert(),
+        args=_args(tmp_path),
+        train_dataset=toy_dataset(),
+        sam_config=SAMConfig(variant="aesam", delta=0.5, lambda_1=0.0, lambda_2=2.0),
+    )
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    variant = trainer.sam_optimizer.engine.variant
+    assert (variant.delta, variant.lambda_1, variant.lambda_2) == (0.5, 0.0, 2.0)
+    default = SAMConfig(variant="aesam").make_variant()
+    assert (default.delta, default.lambda_1, default.lambda_2) == (0.9, -1.0, 1.0)
+    assert SAMConfig(variant="aesam", lambda_2=3.0).make_variant().lambda_1 == -1.0
+    for config, message in (
+        (dict(delta=0.5), r"delta=0\.5 with variant=None: only variant='aesam'"),
+        (dict(variant="looksam", lambda_1=0.0), r"lambda_1=0\.0 with variant='looksam'"),
+        (dict(variant="aesam", alpha=0.5), r"alpha=0\.5 with variant='aesam': only variant="),
+        (dict(variant="aesam", delta=1.0), r"delta=1\.0 must be in \(0, 1\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SAMConfig(**config)
+
+
 @pytest.mark.parametrize("variant", [None, "aesam"])
 def test_the_loss_scale_is_divided_out_of_sam_statistics_and_aesam_decisions(tmp_path, variant):
     """fp16 needs a GPU; on CPU a GradScaler put where the Accelerator keeps fp16's own

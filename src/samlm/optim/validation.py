@@ -50,12 +50,22 @@ def non_negative(name: str, value: Any, where: str = "") -> float:
     return positive_float(name, value, allow_zero=True, where=where)
 
 
-def in_interval(name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> float:
-    """``value`` as a float in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+def in_interval(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a float in ``[low, high]``; ``open_low`` / ``open_high`` leave out
+    that end."""
     real = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    if not (real and (low < value if open_low else low <= value) and value <= high):
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name}={value!r} must be in {bracket}{low:g}, {high:g}]")
+    above = real and (low < value if open_low else low <= value)
+    if not (above and (value < high if open_high else value <= high)):
+        bracket = ("(" if open_low else "[", ")" if open_high else "]")
+        raise ValueError(f"{name}={value!r} must be in {bracket[0]}{low:g}, {high:g}{bracket[1]}")
     return float(value)
 
 

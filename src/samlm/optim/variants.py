@@ -233,9 +233,8 @@ class AESAM(Variant):
         lambda_2: float = 1.0,
         total_steps: int | None = None,
     ) -> None:
-        self.delta = in_interval("delta", delta, 0.0, 1.0, open_low=True)
-        if self.delta == 1.0:
-            raise ValueError("delta=1.0 must be < 1 (the statistics would never move)")
+        # delta = 1: the statistics would never move
+        self.delta = in_interval("delta", delta, 0.0, 1.0, open_low=True, open_high=True)
         self.lambda_1 = float(lambda_1)
         self.lambda_2 = float(lambda_2)
         for name, value in (("lambda_1", lambda_1), ("lambda_2", lambda_2)):

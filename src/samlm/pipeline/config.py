@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..training.bar import BAR, BAR_SCHEDULES, BAR_VARIANTS
-from ..training.config import SAMConfig
+from ..training.config import AESAM_OPTIONS, SAMConfig
 from ..training.flat_lora import FlatLoRA
 from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
@@ -56,6 +56,9 @@ class TrainConfig:
     rho_min: float = 0.0
     alpha: float | None = None
     looksam_k: int = 5
+    aesam_delta: float | None = None
+    aesam_lambda_1: float | None = None
+    aesam_lambda_2: float | None = None
     peft: str = "none"
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -166,7 +169,12 @@ class TrainConfig:
 
     def _validate_inert(self) -> None:
         """An option given where it does nothing is an error, not silently ignored."""
-        owners = {"asam": ("eta",), "gsam": ("alpha",), "looksam": ("alpha", "looksam_k")}
+        owners = {
+            "asam": ("eta",),
+            "gsam": ("alpha",),
+            "looksam": ("alpha", "looksam_k"),
+            "aesam": AESAM_FLAGS,
+        }
         if self.optimizer == "baseline":
             inert = [n for n in SAM_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
             if inert:
@@ -175,7 +183,7 @@ class TrainConfig:
                     f"{_given(self, inert)} {verb} an effect only with a SAM optimizer, not "
                     "--optimizer baseline (no SAM step uses them)"
                 )
-        for name in ("eta", "alpha", "looksam_k"):
+        for name in ("eta", "alpha", "looksam_k", *AESAM_FLAGS):
             users = [m for m, names in owners.items() if name in names]
             if getattr(self, name) != FIELD_DEFAULTS[name] and self.optimizer not in users:
                 raise ValueError(
@@ -287,6 +295,9 @@ class TrainConfig:
             variant=self.optimizer if self.optimizer in ("gsam", "looksam", "aesam") else None,
             alpha=self.alpha,
             k=self.looksam_k,
+            delta=self.aesam_delta,
+            lambda_1=self.aesam_lambda_1,
+            lambda_2=self.aesam_lambda_2,
             warmup_steps=self.rho_warmup_steps,
             sam_start_step=self.sam_start_step,
             exclude_head=self.exclude_head,
@@ -317,15 +328,22 @@ class TrainConfig:
 
 
 _TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+AESAM_FLAGS = tuple("aesam_" + name for name in AESAM_OPTIONS)  # AE-SAM's options here
 # options that only a SAM step uses (inert with --optimizer baseline)
 SAM_OPTIONS = (
     "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
-    "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", "sam_start_step",
+    "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", *AESAM_FLAGS,
+    "sam_start_step",
     "exclude_head", "same_dropout", "distributed_sam",
 )  # fmt: skip
 LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 # SAMConfig's names for the options whose names here differ
-SAM_NAMES = {"k": "looksam_k", "warmup_steps": "rho_warmup_steps", "distributed": "distributed_sam"}
+SAM_NAMES = {
+    "k": "looksam_k",
+    "warmup_steps": "rho_warmup_steps",
+    "distributed": "distributed_sam",
+    **{name: "aesam_" + name for name in AESAM_OPTIONS},
+}
 
 
 def flag(name: str) -> str:

@@ -11,6 +11,8 @@ from ..optim.schedule import Schedule
 from ..optim.validation import non_negative, one_of, positive_int, step_options
 from ..optim.variants import VARIANTS, Variant
 
+AESAM_OPTIONS = ("delta", "lambda_1", "lambda_2")  # AE-SAM's own options
+
 
 @dataclass(frozen=True)
 class SAMConfig:
@@ -31,7 +33,8 @@ class SAMConfig:
     (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`). ``variant``
     (``"gsam"``, ``"looksam"`` or ``"aesam"``, :mod:`samlm.optim.variants`) changes the
     update direction with ``alpha`` (default: GSAM 0.4, LookSAM 0.7) and LookSAM's ``k``,
-    or (AE-SAM) when to perturb;
+    or (AE-SAM) when to perturb, with ``delta``, ``lambda_1`` and ``lambda_2`` (None:
+    :class:`~samlm.optim.variants.AESAM`'s defaults);
     ``rho_min`` is where ``rho_schedule="lr"`` takes rho at the end (GSAM's schedule).
     """
 
@@ -56,6 +59,9 @@ class SAMConfig:
     variant: str | None = None
     alpha: float | None = None
     k: int = 5
+    delta: float | None = None
+    lambda_1: float | None = None
+    lambda_2: float | None = None
     rho_min: float = 0.0
 
     def __post_init__(self) -> None:
@@ -71,7 +77,14 @@ class SAMConfig:
             self.rho_min,
         )
         one_of("variant", self.variant, tuple(VARIANTS), none_ok=True)
-        self.make_variant()  # its own checks (alpha, k)
+        for names, users in ((("alpha",), ("gsam", "looksam")), (AESAM_OPTIONS, ("aesam",))):
+            given = [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) is not None]
+            if given and self.variant not in users:
+                raise ValueError(
+                    f"{', '.join(given)} with variant={self.variant!r}: only variant="
+                    + " or ".join(repr(u) for u in users)
+                )
+        self.make_variant()  # its own checks (alpha, k, delta, lambdas)
         if self.variant is not None and (self.m != 1 or self.m_examples is not None):
             raise ValueError(
                 f"variant={self.variant!r} with m-sharpness (m={self.m}, m_examples="
@@ -99,8 +112,9 @@ class SAMConfig:
         """The variant object (``None`` for SAM/ASAM)."""
         if self.variant is None:
             return None
-        if self.variant == "aesam":
-            return VARIANTS["aesam"]()  # thresholds as in the paper; T: the run's steps
+        if self.variant == "aesam":  # T: the run's steps, which SAMTrainer sets
+            given = {n: getattr(self, n) for n in AESAM_OPTIONS if getattr(self, n) is not None}
+            return VARIANTS["aesam"](**given)
         alpha = {} if self.alpha is None else {"alpha": self.alpha}
         if self.variant == "looksam":
             return VARIANTS["looksam"](k=self.k, **alpha)
