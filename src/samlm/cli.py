@@ -99,6 +99,9 @@ HELP = {
     "same_dropout": "replay the RNG so both SAM passes use the same dropout masks",
     "distributed_sam": "with several processes: per_replica (each perturbs with its own "
     "gradient, no extra traffic) or synchronized (one perturbation from the global gradient)",
+    "sam_accumulation": "with --gradient-accumulation-steps: per_microbatch (SAM on each "
+    "micro-batch, SAM's and ASAM's default) or global (one SAM step over all of them, as one "
+    "batch; the variants' default and only mode)",
     "learning_rate": "default: 1e-4 AdamW, 1e-3 Adafactor, 1e-2 SGD",
     "lr_scheduler": "Trainer scheduler name (default: constant for Adafactor, else linear)",
     "epochs": "training epochs",
@@ -123,6 +126,7 @@ HELP = {
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .optim.comm import MODES
+    from .optim.validation import ACCUMULATION_MODES
     from .optim.variants import AESAM
     from .pipeline.adapters import PEFT_METHODS
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig, flag
@@ -139,6 +143,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         "base_optimizer": BASE_OPTIMIZERS,
         "modelling": MODELLING,
         "distributed_sam": MODES,
+        "sam_accumulation": ACCUMULATION_MODES,
         "validation_from": VALIDATION_FROM,
         "peft": PEFT_METHODS,
         "mixing": MIXINGS,

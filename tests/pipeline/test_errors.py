@@ -123,6 +123,18 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         (["--optimizer", "aesam", "--aesam-delta", "1"], "aesam_delta=1.0 must be in (0, 1)"),
         (["--optimizer", "aesam", "--aesam-lambda-2", "inf"], "aesam_lambda_2=inf must be"),
         (["--rho-warmup-steps", "10"], "only with --rho-schedule warmup"),
+        (["--sam-accumulation", "global"], "only with --gradient-accumulation-steps > 1"),
+        (
+            [
+                "--gradient-accumulation-steps",
+                "2",
+                "--optimizer",
+                "looksam",
+                "--sam-accumulation",
+                "per_microbatch",
+            ],
+            "sam_accumulation='per_microbatch' with variant='looksam'",
+        ),
         (["--lora-r", "4"], "--lora-r 4 has an effect only with --peft lora"),
         (["--resume", "--overwrite"], "--overwrite deletes it: give one"),
     ],

@@ -376,15 +376,75 @@ def test_sam_config_chunks_by_count_or_by_examples():
         SAMConfig(m=2, m_examples=4)
 
 
-def test_a_variant_refuses_gradient_accumulation(tmp_path):
+def _run(tmp_path, accumulation_steps: int, **sam) -> tuple[torch.nn.Module, list[dict]]:
+    """6 SGD steps of 8 examples, as 8 // accumulation_steps-example micro-batches (the
+    Trainer's sampler gives both the same examples in the same order)."""
+    model = tiny_bert()
     trainer = SAMTrainer(
-        model=tiny_bert(),
-        args=_args(tmp_path, gradient_accumulation_steps=2),
-        train_dataset=toy_dataset(),
-        sam_config=SAMConfig(variant="gsam"),
+        model=model,
+        args=_args(
+            tmp_path / str(accumulation_steps),
+            per_device_train_batch_size=8 // accumulation_steps,
+            gradient_accumulation_steps=accumulation_steps,
+            num_train_epochs=1,
+            optim="sgd",
+            learning_rate=0.5,
+        ),
+        train_dataset=toy_dataset(48),
+        sam_config=SAMConfig(rho=0.1, **sam),
     )
-    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
-        trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    # BERT's forward takes **kwargs, so the Trainer would leave each micro-batch's mean
+    # loss undivided by the accumulation steps (for SAM and its baseline alike)
+    trainer.model_accepts_loss_kwargs = False
+    trainer.train()
+    return model, [r for r in trainer.state.log_history if "loss" in r]
+
+
+@pytest.mark.parametrize(
+    "sam",
+    [
+        {"accumulation": "global"},
+        {"variant": "gsam"},
+        {"variant": "looksam", "k": 2},
+        {"variant": "aesam"},
+    ],
+    ids=["sam", "gsam", "looksam", "aesam"],
+)
+def test_global_accumulation_is_the_whole_batchs_step(tmp_path, sam):
+    """Two micro-batches of 4 with accumulation='global' (the variants' default) train
+    as one batch of 8: the same SAM and plain steps, logged losses and weights."""
+    whole, whole_logs = _run(tmp_path, 1, **sam)
+    halves, halves_logs = _run(tmp_path, 2, **sam)
+    kinds = [r["sam_steps"] for r in whole_logs]
+    assert [r["sam_steps"] for r in halves_logs] == kinds and len(kinds) == 6
+    if "variant" in sam and sam["variant"] != "gsam":  # their plain steps are covered too
+        assert set(kinds) == {0.0, 1.0}
+    for a, b in zip(whole_logs, halves_logs, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    for (name, p), q in zip(whole.named_parameters(), halves.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_per_micro_batch_accumulation_is_not_the_whole_batchs_step(tmp_path):
+    """SAM's default with accumulation: each micro-batch perturbed with its own gradient,
+    so the run parts from the whole batch's (the test above can tell the two apart)."""
+    whole, _ = _run(tmp_path, 1)
+    halves, _ = _run(tmp_path, 2)
+    pairs = zip(whole.parameters(), halves.parameters(), strict=True)
+    assert max((p - q).abs().max().item() for p, q in pairs) > 1e-3
+
+
+def test_accumulation_options_are_checked():
+    assert SAMConfig(variant="gsam").accumulates_globally
+    assert not SAMConfig().accumulates_globally
+    assert SAMConfig(accumulation="global").accumulates_globally
+    for config, message in (
+        (dict(variant="gsam", accumulation="per_microbatch"), "accumulation='per_microbatch' with"),
+        (dict(accumulation="global", m=2), r"m=2 with accumulation='global'"),
+        (dict(accumulation="all"), "accumulation='all' must be"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SAMConfig(**config)
     with pytest.raises(ValueError, match="variant='gsam' with m-sharpness"):
         SAMConfig(variant="gsam", m=2)
     with pytest.raises(ValueError, match="variant='fsam'"):

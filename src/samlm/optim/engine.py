@@ -221,8 +221,7 @@ class Engine:
         if self.variant is not None and self._units > 1:
             raise ValueError(
                 f"{self.variant!r} needs the step's clean and SAM gradients side by side: one "
-                "unit per step (no m-sharpness, no per-micro-batch accumulation, and in "
-                "SAMTrainer gradient_accumulation_steps=1)"
+                "unit per step (no m-sharpness, no per-micro-batch accumulation)"
             )
         rng = RNGReplay(self.devices()) if self.same_dropout else None
         loss, grads = ascent()

@@ -74,6 +74,7 @@ class TrainConfig:
     exclude_head: bool = False
     same_dropout: bool = False
     distributed_sam: str = "per_replica"
+    sam_accumulation: str | None = None
     learning_rate: float | None = None
     lr_scheduler: str | None = None
     weight_decay: float = 0.01
@@ -190,6 +191,11 @@ class TrainConfig:
                     f"{_given(self, [name])} has an effect only with --optimizer "
                     f"{' or '.join(users)}"
                 )
+        if self.sam_accumulation is not None and self.gradient_accumulation_steps == 1:
+            raise ValueError(
+                f"{_given(self, ['sam_accumulation'])} has an effect only with "
+                "--gradient-accumulation-steps > 1"
+            )
         if self.rho_warmup_steps != 0 and self.rho_schedule != "warmup":
             raise ValueError(
                 f"{_given(self, ['rho_warmup_steps'])} has an effect only with "
@@ -303,6 +309,7 @@ class TrainConfig:
             exclude_head=self.exclude_head,
             same_dropout=self.same_dropout,
             distributed=self.distributed_sam,
+            accumulation=self.sam_accumulation,
             seed=self.seed,
         )
 
@@ -333,8 +340,7 @@ AESAM_FLAGS = tuple("aesam_" + name for name in AESAM_OPTIONS)  # AE-SAM's optio
 SAM_OPTIONS = (
     "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
     "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", *AESAM_FLAGS,
-    "sam_start_step",
-    "exclude_head", "same_dropout", "distributed_sam",
+    "sam_start_step", "exclude_head", "same_dropout", "distributed_sam", "sam_accumulation",
 )  # fmt: skip
 LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 # SAMConfig's names for the options whose names here differ
@@ -342,6 +348,7 @@ SAM_NAMES = {
     "k": "looksam_k",
     "warmup_steps": "rho_warmup_steps",
     "distributed": "distributed_sam",
+    "accumulation": "sam_accumulation",
     **{name: "aesam_" + name for name in AESAM_OPTIONS},
 }
 

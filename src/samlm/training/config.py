@@ -8,7 +8,13 @@ from typing import Any
 
 from ..optim.comm import MODES
 from ..optim.schedule import Schedule
-from ..optim.validation import non_negative, one_of, positive_int, step_options
+from ..optim.validation import (
+    ACCUMULATION_MODES,
+    non_negative,
+    one_of,
+    positive_int,
+    step_options,
+)
 from ..optim.variants import VARIANTS, Variant
 
 AESAM_OPTIONS = ("delta", "lambda_1", "lambda_2")  # AE-SAM's own options
@@ -36,6 +42,11 @@ class SAMConfig:
     or (AE-SAM) when to perturb, with ``delta``, ``lambda_1`` and ``lambda_2`` (None:
     :class:`~samlm.optim.variants.AESAM`'s defaults);
     ``rho_min`` is where ``rho_schedule="lr"`` takes rho at the end (GSAM's schedule).
+    ``accumulation`` is what SAM does with the Trainer's ``gradient_accumulation_steps``:
+    ``"per_microbatch"`` (perturb, backward, restore for each micro-batch; the default
+    for SAM and ASAM) or ``"global"`` (one perturbation from all the step's micro-batches,
+    then all of them again at ``w + e``: the whole batch's SAM step; the default, and the
+    only mode, for the variants).
     """
 
     rho: float = 0.05
@@ -63,6 +74,7 @@ class SAMConfig:
     lambda_1: float | None = None
     lambda_2: float | None = None
     rho_min: float = 0.0
+    accumulation: str | None = None
 
     def __post_init__(self) -> None:
         non_negative("rho", self.rho)
@@ -100,7 +112,26 @@ class SAMConfig:
                 f"interval={self.interval} with variant='looksam': its k is the interval"
             )
         step_options(self.ascent_fraction, self.m, 1, "per_microbatch", self.m_examples)
+        one_of("accumulation", self.accumulation, ACCUMULATION_MODES, none_ok=True)
+        if self.variant is not None and self.accumulation == "per_microbatch":
+            raise ValueError(
+                f"accumulation='per_microbatch' with variant={self.variant!r}: the variant "
+                "needs the step's clean and SAM gradients side by side (accumulation='global')"
+            )
+        if self.accumulation == "global" and (self.m != 1 or self.m_examples is not None):
+            option = f"m={self.m}" if self.m_examples is None else f"m_examples={self.m_examples}"
+            raise ValueError(
+                f"{option} with accumulation='global': m-sharpness perturbs chunks "
+                "separately; use accumulation='per_microbatch'"
+            )
         one_of("distributed", self.distributed, MODES)
+
+    @property
+    def accumulates_globally(self) -> bool:
+        """Whether gradient accumulation takes one SAM step over all micro-batches."""
+        if self.accumulation is None:
+            return self.variant is not None
+        return self.accumulation == "global"
 
     def chunks(self, n: int) -> int:
         """How many chunks (units) a micro-batch of ``n`` examples is split into."""

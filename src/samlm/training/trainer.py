@@ -1,6 +1,7 @@
 """SAM inside ``transformers.Trainer``: the Trainer keeps its loop, SAM takes each micro-batch.
 
-For every micro-batch of a SAM step (gradient accumulation is SAM per micro-batch):
+For every micro-batch of a SAM step (with gradient accumulation, ``SAMConfig``'s
+default for SAM and ASAM: ``accumulation="per_microbatch"``):
 
     e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
                              (under DDP's ``no_sync``; per replica or averaged over the
@@ -12,6 +13,12 @@ For every micro-batch of a SAM step (gradient accumulation is SAM per micro-batc
 
 then the Trainer clips (``max_grad_norm``), steps the optimizer (the base optimizer
 inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and saves as usual.
+
+With ``accumulation="global"`` (the variants' mode) the step's micro-batches wait until
+its last one: then ``g`` is their size-weighted gradient, one perturbation, and the
+Trainer's own step runs on each of them at ``w + e`` (DDP all-reduces after the last):
+the whole batch's SAM step, 2k passes for k micro-batches. The waiting micro-batches
+report a loss of 0 and the last one the window's, so the Trainer's logged sum is the same.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ class SAMTrainerMixin:
         self._sam_records: list[SAMStats] = []
         self._sam_loss_weight = 1.0
         self._sam_raw_loss: Tensor | None = None
+        self._sam_window: list[tuple[dict[str, Any], Any]] = []  # global accumulation
         self.add_callback(_EndOfStep(self))
 
     # -- optimizer ------------------------------------------------------------------------
@@ -93,12 +101,6 @@ class SAMTrainerMixin:
                 if params:
                     groups.append({**group, "params": params, "perturb": perturb})
         base.param_groups[:] = groups
-        if cfg.variant is not None and self.args.gradient_accumulation_steps > 1:
-            raise ValueError(
-                f"variant={cfg.variant!r} with gradient_accumulation_steps="
-                f"{self.args.gradient_accumulation_steps}: the variant needs the step's clean "
-                "and SAM gradients side by side, one micro-batch per step"
-            )
         distributed = cfg.distributed if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
@@ -131,8 +133,16 @@ class SAMTrainerMixin:
                 sam.engine.plain(self._sam_raw_loss)
                 self._record(sam.last_stats)
             return loss
+        window = [(inputs, num_items_in_batch)]
+        if self.args.gradient_accumulation_steps > 1 and self.sam_config.accumulates_globally:
+            self._sam_window.append((inputs, num_items_in_batch))
+            if not self.accelerator.sync_gradients:  # it runs with the step's last micro-batch
+                return torch.zeros((), device=self.args.device)
+            window, self._sam_window = self._sam_window, []
         if sam.engine.variant is not None and sam.engine.variant.decides_after_ascent:
-            return self._decide_after_ascent(model, inputs, num_items_in_batch)
+            return self._decide_after_ascent(model, window)
+        if len(window) > 1:
+            return self._global_step(model, window)
         model.train()
         inputs = self._prepare_inputs(inputs)
         cfg = self.sam_config
@@ -199,24 +209,80 @@ class SAMTrainerMixin:
             return (lambda x: x), 1.0
         return scaler.scale, scaler.get_scale()
 
-    def _decide_after_ascent(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch):
-        """AE-SAM: the Trainer's own step at w gives the gradient whose norm decides
-        (unscaled under fp16); a SAM step then runs the Trainer's step again at w + e."""
-        sam = self.sam_optimizer
-
+    def _window_passes(
+        self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]
+    ) -> tuple[Tensor, Tensor]:
+        """The Trainer's own step on each micro-batch of ``window`` (DDP all-reduces after
+        the last); returns the sum of the losses it reports and the size-weighted mean of
+        the raw losses."""
         trainer_step = super().training_step
-        raw: dict[str, Tensor | None] = {}
+        sizes = [1] if len(window) == 1 else [batch_size(mb) for mb, _ in window]
+        reported: Tensor | float = 0.0
+        raw: Tensor | float = 0.0
+        for index, (mb, items) in enumerate(window):
+            last = index == len(window) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                reported = reported + trainer_step(model, mb, items)
+            raw = raw + self._sam_raw_loss * (sizes[index] / sum(sizes))
+        return reported, raw  # type: ignore[return-value]
+
+    def _global_step(self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]) -> Tensor:
+        """One SAM step over all the micro-batches of ``window`` (``accumulation="global"``):
+        the ascent gradient of all of them, one perturbation, then the Trainer's step on
+        each at ``w + e``."""
+        sam = self.sam_optimizer
+        cfg = self.sam_config
+        model.train()
+        window = [(self._prepare_inputs(mb), items) for mb, items in window]
+        unit = [(mb, batch_size(mb)) for mb, _ in window]
+        scale, grad_scale = self._loss_scale()
+        reported: dict[str, Tensor] = {}
+
+        def no_sync():
+            return self.accelerator.no_sync(model)
+
+        def loss_fn(batch: dict[str, Any]) -> Tensor:
+            with self.compute_loss_context_manager():
+                return self.compute_loss(model, batch)
+
+        def descent() -> Tensor:
+            reported["p"], raw = self._window_passes(model, window)
+            return raw
+
+        done = sam.engine.unit(
+            lambda: ascent_gradients(sam, loss_fn, unit, cfg.ascent_fraction, scale, no_sync),
+            descent,
+            grad_scale=grad_scale,
+        )
+        if done.skipped:
+            for p, g in done.ascent_grads.items():  # the scaler (or the step's check) sees it
+                p.grad = g
+            self._record(sam.last_stats)
+            return torch.full((), float("nan"), device=done.loss.device)
+        sam.engine.record_losses(
+            done.loss, done.loss_perturbed, same_examples=cfg.ascent_fraction == 1.0
+        )
+        self._record(sam.last_stats)
+        # L(w) on the scale the Trainer gives its losses (accumulation, num_items)
+        return (done.loss * (reported["p"] / done.loss_perturbed)).detach()
+
+    def _decide_after_ascent(
+        self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]
+    ) -> Tensor:
+        """AE-SAM: the Trainer's own step at w on the step's micro-batches gives the
+        gradient whose norm decides (unscaled under fp16); a SAM step then runs them all
+        again at w + e."""
+        sam = self.sam_optimizer
+        raw: dict[str, Tensor] = {}
 
         def ascent():
-            reported = trainer_step(model, inputs, num_items_in_batch)
-            raw["w"] = self._sam_raw_loss
+            reported, raw["w"] = self._window_passes(model, window)
             return reported, None
 
         def descent():
             for p in sam.trainable_params():
                 p.grad = None  # the first pass's gradients were in p.grad
-            trainer_step(model, inputs, num_items_in_batch)
-            return self._sam_raw_loss
+            return self._window_passes(model, window)[1]
 
         done = sam.engine.unit(
             ascent, descent, ascent_in_grad=True, grad_scale=self._loss_scale()[1]
@@ -248,9 +314,11 @@ class SAMTrainer(SAMTrainerMixin, Trainer):
     """``transformers.Trainer`` with SAM: swap the class name, pass ``sam_config``.
 
     Everything the Trainer offers keeps working: ``TrainingArguments`` (gradient
-    accumulation runs SAM per micro-batch; bf16/fp16; ``max_grad_norm`` clips the SAM
-    gradient; LR schedulers drive the base optimizer), evaluation, checkpoints (SAM's
-    state rides in the optimizer's state dict) and logs, which gain ``sam_*`` entries:
+    accumulation runs SAM per micro-batch, or once per step with
+    ``SAMConfig(accumulation="global")``, the variants' mode; bf16/fp16;
+    ``max_grad_norm`` clips the SAM gradient; LR schedulers drive the base optimizer),
+    evaluation, checkpoints (SAM's state rides in the optimizer's state dict) and logs,
+    which gain ``sam_*`` entries:
     the loss at w + e, sharpness, ||g||, ||e||, cosine, the share of SAM steps and
     the skipped steps.
     """
