@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from transformers import TrainerCallback
 
@@ -451,3 +452,47 @@ def test_no_progress_silences_every_bar(tmp_path, data_dir, tiny_bert_dir, capfd
     else:
         assert not bars, err
     assert logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize("optimizer", ["baseline", pytest.param("sam", marks=pytest.mark.slow)])
+def test_gradient_accumulation_trains_as_the_whole_batch(tmp_path, data_dir, tokenizer, optimizer):
+    """2 micro-batches of 4 equal one batch of 8: the same logged losses and weights (a
+    BERT head takes **kwargs without using them, so the Trainer would otherwise leave each
+    micro-batch's mean loss undivided: twice the gradient). Dropout 0, SGD, no clipping."""
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / "bert"
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    sam = {"sam_accumulation": "global"} if optimizer == "sam" else {}
+
+    def run(name: str, batch_size: int, steps: int) -> tuple[list[float], dict]:
+        cfg = TrainConfig(
+            task="superglue/rte", model=str(folder), output=str(tmp_path / name),
+            data_dir=str(data_dir), train_size=32, eval_size=16, epochs=1,
+            batch_size=batch_size, gradient_accumulation_steps=steps, optimizer=optimizer,
+            base_optimizer="sgd", learning_rate=0.5, max_grad_norm=0.0, logging_steps=1,
+            **(sam if steps > 1 else {}),
+        )  # fmt: skip
+        train(cfg, log=lambda *a: None)
+        rows = [json.loads(line) for line in (tmp_path / name / "log.jsonl").open()]
+        losses = [r["loss"] for r in rows if "loss" in r]
+        return losses, load_file(tmp_path / name / "best" / "model.safetensors")
+
+    whole, whole_weights = run("whole", 8, 1)
+    halves, halves_weights = run("halves", 4, 2)
+    assert len(whole) == 4 and halves == pytest.approx(whole, rel=1e-5)
+    for name, value in whole_weights.items():
+        torch.testing.assert_close(halves_weights[name], value, rtol=1e-5, atol=1e-6, msg=name)
