@@ -454,37 +454,71 @@ def test_no_progress_silences_every_bar(tmp_path, data_dir, tiny_bert_dir, capfd
     assert logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()
 
 
-@pytest.mark.parametrize("optimizer", ["baseline", pytest.param("sam", marks=pytest.mark.slow)])
-def test_gradient_accumulation_trains_as_the_whole_batch(tmp_path, data_dir, tokenizer, optimizer):
-    """2 micro-batches of 4 equal one batch of 8: the same logged losses and weights (a
-    BERT head takes **kwargs without using them, so the Trainer would otherwise leave each
-    micro-batch's mean loss undivided: twice the gradient). Dropout 0, SGD, no clipping."""
-    from safetensors.torch import load_file
-    from transformers import BertConfig, BertForSequenceClassification
-
-    folder = tmp_path / "bert"
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+def _dropout_free(kind: str, folder: Path, tokenizer) -> Path:
+    """A tiny random BERT classifier or T5 without dropout (so that a batch and its
+    micro-batches see the same network)."""
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        T5Config,
+        T5ForConditionalGeneration,
     )
-    BertForSequenceClassification(config).save_pretrained(folder)
+
+    torch.manual_seed(0)
+    if kind == "bert":
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+            num_attention_heads=2, intermediate_size=32, max_position_embeddings=128,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        )  # fmt: skip
+        BertForSequenceClassification(config).save_pretrained(folder)
+    else:
+        config = T5Config(
+            vocab_size=tokenizer.vocab_size, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+            num_heads=2, dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+        T5ForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    sam = {"sam_accumulation": "global"} if optimizer == "sam" else {}
+    return folder
+
+
+@pytest.mark.parametrize(
+    "kind, optimizer",
+    [
+        ("bert", "baseline"),
+        pytest.param("t5", "baseline", marks=pytest.mark.slow),
+        pytest.param("llama", "baseline", marks=pytest.mark.slow),
+        pytest.param("bert", "sam", marks=pytest.mark.slow),
+    ],
+)
+def test_gradient_accumulation_trains_as_the_whole_batch(
+    tmp_path, data_dir, tokenizer, request, kind, optimizer
+):
+    """2 micro-batches of 4 train as one batch of 8 (these heads take **kwargs without
+    using them, so the Trainer would leave each micro-batch's mean loss undivided: twice
+    the gradient). A classifier's mean over examples: the same losses and weights; T5's
+    mean over each micro-batch's tokens: the same scale; a causal LM's loss over the
+    step's tokens (the Trainer's num_items_in_batch): the same losses. Dropout 0, SGD, no
+    clipping."""
+    from safetensors.torch import load_file
+
+    if kind == "llama":  # the tiny Llama has no dropout
+        folder = request.getfixturevalue("tiny_llama_dir")
+    else:
+        folder = _dropout_free(kind, tmp_path / kind, tokenizer)
+    task = {"bert": ["superglue/rte", 32], "t5": ["qa/webquestions", 16]}.get(
+        kind, ["qa/webquestions", 16]
+    )
 
     def run(name: str, batch_size: int, steps: int) -> tuple[list[float], dict]:
+        sam = {"sam_accumulation": "global"} if optimizer == "sam" and steps > 1 else {}
         cfg = TrainConfig(
-            task="superglue/rte", model=str(folder), output=str(tmp_path / name),
-            data_dir=str(data_dir), train_size=32, eval_size=16, epochs=1,
+            task=task[0], model=str(folder), output=str(tmp_path / name),
+            data_dir=str(data_dir), train_size=task[1], eval_size=8, epochs=1,
             batch_size=batch_size, gradient_accumulation_steps=steps, optimizer=optimizer,
             base_optimizer="sgd", learning_rate=0.5, max_grad_norm=0.0, logging_steps=1,
-            **(sam if steps > 1 else {}),
+            max_target_length=8, **sam,
         )  # fmt: skip
         train(cfg, log=lambda *a: None)
         rows = [json.loads(line) for line in (tmp_path / name / "log.jsonl").open()]
@@ -493,6 +527,10 @@ def test_gradient_accumulation_trains_as_the_whole_batch(tmp_path, data_dir, tok
 
     whole, whole_weights = run("whole", 8, 1)
     halves, halves_weights = run("halves", 4, 2)
-    assert len(whole) == 4 and halves == pytest.approx(whole, rel=1e-5)
+    assert len(whole) == task[1] // 8 == len(halves)
+    if kind == "t5":  # token means over 8 examples, or over 4 and 4 then averaged
+        assert halves[0] == pytest.approx(whole[0], rel=0.1)
+        return
+    assert halves == pytest.approx(whole, rel=1e-5)
     for name, value in whole_weights.items():
         torch.testing.assert_close(halves_weights[name], value, rtol=1e-5, atol=1e-6, msg=name)

@@ -333,11 +333,12 @@ def _train(
         ],
         **kwargs,
     )
-    if choice.modelling == "encoder":
-        # a classification loss is its micro-batch's mean, which the Trainer must divide by
-        # the accumulation steps; it skips that for a model whose forward takes **kwargs,
-        # as BERT-style heads do without using them (huggingface/transformers#47688), and
-        # the accumulated gradient would be k times the batch's
+    if choice.modelling != "causal":
+        # a classification head's loss (and T5's) is its micro-batch's mean, which the
+        # Trainer must divide by the accumulation steps; it skips that for a model whose
+        # forward takes **kwargs, as these do without using them (transformers#47688), and
+        # the accumulated gradient would be k times the batch's. Causal LMs take the
+        # step's token count instead (their loss_function uses num_items_in_batch).
         trainer.model_accepts_loss_kwargs = False
     if not cfg.progress:  # quiet: no bar, and no log dicts printed in its place
         trainer.remove_callback(PrinterCallback)
