@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import evidence_table, lora_table
+from bench import evidence_table, lora_table, variants_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -28,3 +28,11 @@ def test_the_lora_table_is_the_lora_store():
     assert len(rows) == 4  # SST-2, CB, RTE and their mean
     readme = (ROOT / "README.md").read_text()
     assert [row for row in rows if row not in readme] == []
+
+
+def test_the_variants_costs_are_the_timing_store():
+    timed = variants_table.timings(RESULTS / "variants")
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for name, method in (("SAM", "sam"), ("GSAM", "gsam"), ("LookSAM (k 5)", "looksam")):
+        ratio = variants_table._over_baseline(timed, method)
+        assert f"{name} {ratio:.2f}x" in readme, method
