@@ -30,7 +30,7 @@ def _entry(rank: int, fn: Callable, world: int, folder: Path, args: tuple) -> No
     # A rank that saved its result ends here, without the interpreter's finalization: gloo
     # work that still holds Python objects (a comm hook's future callbacks) aborts the
     # process there now and then ("terminate called without an active exception", about
-    # 1 run in 20; torch's pull request 179291 describes the teardown). A failure above
+    # 1 run in 12; torch's pull request 179291 describes the teardown). A failure above
     # still raises, for mp.spawn to report.
     sys.stdout.flush()
     sys.stderr.flush()
