@@ -54,7 +54,7 @@ def timings(record: Path) -> dict[tuple[str, int, str, str], float]:
     return {(r["task"], r["size"], r["method"], r["machine"]): r["cpu_step_s"] for r in rows}
 
 
-def _over_baseline(timed: dict[tuple[str, int, str, str], float], method: str) -> float:
+def timed_over_baseline(timed: dict[tuple[str, int, str, str], float], method: str) -> float:
     """The mean over the timed (stratum, machine)s of ``method``'s time over the baseline's."""
     ratios = [
         t / timed[(task, size, "baseline", machine)]
@@ -71,8 +71,8 @@ def time_ratio(
     docstring): ``"timed"``, ``"estimated"`` or ``"grid"`` (also a method the timings
     lack)."""
     if method != "sam" and any(m == method for _, _, m, _ in timed):
-        return _over_baseline(timed, method), "timed"
-    if method in SHARE_ESTIMATED and not math.isnan(sam := _over_baseline(timed, "sam")):
+        return timed_over_baseline(timed, method), "timed"
+    if method in SHARE_ESTIMATED and not math.isnan(sam := timed_over_baseline(timed, "sam")):
         share = a.cost.get(method, {}).get("passes_per_step", float("nan")) - 1.0
         return 1.0 + share * (sam - 1.0), "estimated"
     return a.time_ratio(method), "grid"
@@ -80,7 +80,7 @@ def time_ratio(
 
 def timing_check(timed: dict[tuple[str, int, str, str], float]) -> str:
     """SAM's time per step over the baseline's as ``bench/variants_cost.py`` timed them."""
-    ratio = _over_baseline(timed, "sam")
+    ratio = timed_over_baseline(timed, "sam")
     return "" if math.isnan(ratio) else f"{ratio:.2f}x"
 
 

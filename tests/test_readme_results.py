@@ -34,5 +34,5 @@ def test_the_variants_costs_are_the_timing_store():
     timed = variants_table.timings(RESULTS / "variants")
     readme = " ".join((ROOT / "README.md").read_text().split())
     for name, method in (("SAM", "sam"), ("GSAM", "gsam"), ("LookSAM (k 5)", "looksam")):
-        ratio = variants_table._over_baseline(timed, method)
+        ratio = variants_table.timed_over_baseline(timed, method)
         assert f"{name} {ratio:.2f}x" in readme, method
