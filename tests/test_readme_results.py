@@ -36,3 +36,19 @@ def test_the_variants_costs_are_the_timing_store():
     for name, method in (("SAM", "sam"), ("GSAM", "gsam"), ("LookSAM (k 5)", "looksam")):
         ratio = variants_table.timed_over_baseline(timed, method)
         assert f"{name} {ratio:.2f}x" in readme, method
+
+
+def test_the_variants_table_is_the_variants_store():
+    table = variants_table.table(RESULTS / "variants")
+    rows = _rows(table, ("| sam", "| asam", "| gsam", "| looksam", "| aesam"))
+    assert len(rows) == 6  # SAM, SAM(0.25), ASAM and the three variants
+    readme = (ROOT / "README.md").read_text()
+    assert [row for row in rows if row not in readme] == []
+    gains = {row.split(" | ")[0][2:]: row.split(" | ")[1] for row in rows}
+    said = " ".join(readme.split())  # "The answer so far" quotes the variants' gains
+    for claim in (
+        f"GSAM {gains['gsam']}",
+        f"AE-SAM {gains['aesam']}",
+        f"LookSAM significantly worse at {gains['looksam']}",
+    ):
+        assert claim in said, claim
