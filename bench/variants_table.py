@@ -4,7 +4,10 @@ share of SAM's gain it keeps, its forward-backward passes and time per training 
 over the baseline's, and whether it meets the issue's target: at least 80% of SAM's gain
 at no more than 1.15x the baseline's time per step.
 
-    python bench/variants_table.py [--record bench/results/variants]
+    python bench/variants_table.py [--record bench/results/variants] [--plot PNG]
+
+``--plot`` also draws each method's mean gain (95% interval) against its time per step,
+with the target's cost shaded, the times as the table gives them.
 
 The share is judged only where SAM's own mean gain is significantly above zero, over the
 same strata; the target is met where the share and the time per step both are, missed
@@ -141,12 +144,59 @@ def table(record: Path) -> str:
     return "\n".join(lines)
 
 
+def cost_and_gain(record: Path) -> dict[str, tuple[float, str, float, float, float]]:
+    """``method -> (time per step vs baseline, its source, mean gain, low, high)`` for
+    every method with results (the table's figures; the baseline left out)."""
+    a = analyse(record)
+    timed, overall = timings(record), a.overall()
+    return {
+        m: (*time_ratio(a, m, timed), g.mean, g.low, g.high)
+        for m in a.spec.methods
+        if m != "baseline" and (g := overall.get(m)) is not None
+    }
+
+
+def plot(record: Path, path: Path) -> None:
+    """Write :func:`cost_and_gain` as a PNG to ``path``: gain (95% interval) against
+    time per step, the target's cost (at most 1.15x) shaded; a method without a time per
+    step is left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from samlm.compare.report.plots import method_colour
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.axvspan(1.0, TARGET_COST, color="#2ca02c", alpha=0.12, label=f"cost <= {TARGET_COST}x")
+    ax.axhline(0, color="grey", lw=0.8)
+    for m, (time, source, mean, low, high) in cost_and_gain(record).items():
+        if not math.isfinite(time):
+            continue
+        err = [[mean - low], [high - mean]]
+        ax.errorbar([time], [mean], yerr=err, fmt="o", capsize=3, color=method_colour(m))
+        label = m if source == "grid" else f"{m} ({source})"
+        ax.annotate(label, (time, mean), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.scatter([1.0], [0.0], color=method_colour("baseline"), zorder=3)
+    ax.annotate("baseline", (1.0, 0.0), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    ax.margins(x=0.12)
+    ax.set_xlabel("time per step relative to the baseline")
+    ax.set_ylabel("mean gain over the baseline\n(points, 95% interval)")
+    ax.set_title("the variants: cost against gain", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", type=Path, default=RESULTS / "variants")
+    parser.add_argument("--plot", type=Path, help="also write the cost-gain plot here (PNG)")
     args = parser.parse_args()
     require_store(parser, args.record, "variants")
     print(table(args.record))
+    if args.plot:
+        plot(args.record, args.plot)
 
 
 if __name__ == "__main__":

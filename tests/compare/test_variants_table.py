@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from bench import variants_table
@@ -105,3 +107,45 @@ def test_variants_timed_on_one_machine_and_aesam_from_its_share(tmp_path):
         "its share of SAM steps and those timings."
     )
     assert lines[-1] == "SAM there: 1.90x the baseline's time per step."
+
+
+def _timed_grid(record: Path) -> None:
+    """The fake grid, with GSAM and LookSAM timed on one machine at 2.0x and 1.1x."""
+    methods = ["baseline", "sam", "gsam", "looksam", "aesam"]
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=methods, seeds=3)
+    compare(spec, record, backend=InlineBackend(), cell_fn=_variant_cell)
+    seconds = {"baseline": 1.0, "sam": 1.9, "gsam": 2.0, "looksam": 1.1}
+    timing = [
+        {"task": "glue/sst2", "size": 100, "method": m, "machine": "vm/1", "cpu_step_s": t}
+        for m, t in seconds.items()
+    ]
+    (record / "timing.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timing))
+
+
+def test_cost_and_gain_are_the_tables_figures(tmp_path):
+    _timed_grid(tmp_path)
+    points = variants_table.cost_and_gain(tmp_path)
+    assert set(points) == {"sam", "gsam", "looksam", "aesam"}
+    rows = _rows(tmp_path)
+    for method, (time, _, mean, low, high) in points.items():
+        assert rows[method][1] == f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+        assert rows[method][4] == f"{time:.2f}x"
+        assert low < mean < high
+    sources = {m: p[1] for m, p in points.items()}
+    assert sources == {"sam": "grid", "gsam": "timed", "looksam": "timed", "aesam": "estimated"}
+
+
+def test_the_script_prints_the_table_and_draws_the_plot(tmp_path):
+    _timed_grid(tmp_path)
+    png = tmp_path / "cost_gain.png"
+    run = [sys.executable, str(SCRIPT), "--record", str(tmp_path), "--plot", str(png)]
+    out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == variants_table.table(tmp_path) + "\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # no recorded store: exit 2, named, nothing drawn
+    missing, nothing = tmp_path / "missing", tmp_path / "nothing.png"
+    run = [sys.executable, str(SCRIPT), "--record", str(missing), "--plot", str(nothing)]
+    out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and str(missing) in out.stderr
+    assert not nothing.exists()
