@@ -184,7 +184,8 @@ def plot(record: Path, path: Path) -> None:
     ax.set_ylabel("mean gain over the baseline\n(points, 95% interval)")
     ax.set_title("the variants: cost against gain", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -137,7 +137,7 @@ def test_cost_and_gain_are_the_tables_figures(tmp_path):
 
 def test_the_script_prints_the_table_and_draws_the_plot(tmp_path):
     _timed_grid(tmp_path)
-    png = tmp_path / "cost_gain.png"
+    png = tmp_path / "plots" / "cost_gain.png"  # its folder made
     run = [sys.executable, str(SCRIPT), "--record", str(tmp_path), "--plot", str(png)]
     out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
