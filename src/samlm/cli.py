@@ -56,7 +56,8 @@ HELP = {
     "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022) or aesam (SAM when "
     "the gradient norm is high, Jiang et al. 2023)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
-    "rho": "SAM radius (default 0.15 text2text [Bahri et al. 2022], else 0.05 [Foret et al.])",
+    "rho": "SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 text2text "
+    "[Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
     "eta": "ASAM's offset in T = |w| + eta",
     "ascent_fraction": "share of each batch for the ascent gradient (Bahri et al.: 0.25)",
     "m": "m-sharpness: chunks per micro-batch, each perturbed separately",
@@ -272,8 +273,14 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="training examples per optimizer step")
     p.add_argument("--max-length", type=int, help="input tokens (longer inputs are truncated)")
     p.add_argument("--eval-size", type=int, help="cap on the reported dev examples")
-    p.add_argument("--rho-sam", type=float, help="rho of sam and sam_quarter")
-    p.add_argument("--rho-asam", type=float, help="rho of asam")
+    p.add_argument(
+        "--rho-sam",
+        type=float,
+        help="rho of sam, sam_quarter, gsam, looksam and aesam (default 0.05, Foret et al. 2021)",
+    )
+    p.add_argument(
+        "--rho-asam", type=float, help="rho of asam (default 0.5, the ASAM authors' code)"
+    )
     _add_model_options(p)
     _add_mixing_options(p)
     p.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")

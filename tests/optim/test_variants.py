@@ -120,20 +120,6 @@ def test_looksam_between_refreshes_costs_one_pass(api):
     assert sam.sam_steps == 3 and sam.state_dict()["sam"]["sam_steps"] == 3
 
 
-def test_looksam_quarter_batch_ascent_costs_a_quarter_more_on_refresh_steps():
-    model = tiny_mlp()
-    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=LookSAM(k=2))
-    calls = []
-
-    def loss_fn(batch):
-        calls.append(len(batch[1]))
-        return ce_loss(model)(batch)
-
-    for t in range(4):
-        sam_step(sam, loss_fn, tiny_batch(seed=t), ascent_fraction=0.25)
-    assert calls == [4, 16, 16, 4, 16, 16]
-
-
 @pytest.mark.parametrize("variant", [GSAM(0.3), LookSAM(3, 0.7)], ids=["gsam", "looksam"])
 def test_a_resumed_variant_is_bitwise_the_uninterrupted_one(variant):
     def make():
@@ -220,13 +206,6 @@ def test_a_variant_refuses_several_units_per_step_naming_the_option(variant, kwa
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=variant())
     with pytest.raises(ValueError, match=f"{message} with .*one unit per step"):
         sam_step(sam, ce_loss(model), tiny_batch(), **kwargs)
-
-
-def test_aesam_refuses_a_partial_ascent_naming_it():
-    model = tiny_mlp()
-    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), variant=AESAM())
-    with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with AESAM"):
-        sam_step(sam, ce_loss(model), tiny_batch(), ascent_fraction=0.25)
 
 
 def _aesam_reference(steps: int, total: int, rho=0.1, delta=0.5):

@@ -379,6 +379,16 @@ def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     assert json.loads((out / "metrics.json").read_text())["method"] == optimizer
 
 
+def test_asam_without_rho_runs_at_its_authors_radius(tmp_path, data_dir, tiny_bert_dir):
+    """ASAM's neighbourhood is scale-invariant: its authors' code defaults to rho 0.5,
+    ten times SAM's 0.05, and samlm train (like samlm compare) takes that."""
+    out = _run(
+        tmp_path, data_dir, "--task", "glue/sst2", "--model", str(tiny_bert_dir),
+        "--optimizer", "asam", "--train-size", "16", "--eval-size", "8", "--max-steps", "1",
+    )  # fmt: skip
+    assert yaml.safe_load((out / "config.yaml").read_text())["resolved"]["rho"] == 0.5
+
+
 def test_train_config_gives_gsam_its_papers_rho_schedule():
     cfg = TrainConfig(task="glue/sst2", output="x", optimizer="gsam", rho_min=0.01)
     sam = cfg.sam_config(0.05)

@@ -375,3 +375,33 @@ def test_flat_lora_draws_one_noise_per_optimizer_step(tmp_path, monkeypatch):
             batch_size=4, flat_lora=FlatLoRA(sigma=0.5))  # fmt: skip
     assert [s for s, _ in seen] == [1, 1, 2, 2]  # step 0: sigma_0 = 0, nothing drawn
     assert seen[0][1] == seen[1][1] != seen[2][1] == seen[3][1]
+
+
+def test_flat_lora_with_two_active_adapters_adds_one_noise_and_restores_w():
+    """PEFT lets a layer run two adapters at once (W x + s_1 B_1 A_1 x + s_2 B_2 A_2 x):
+    inside, W + eps with one eps drawn from the merged W + s_1 B_1 A_1 + s_2 B_2 A_2;
+    after, W bitwise."""
+    torch.manual_seed(2)
+    model = peft.get_peft_model(
+        tiny_hf("bert"),
+        peft.LoraConfig(r=4, lora_alpha=8, target_modules=["query"], init_lora_weights=False),
+    )
+    model.add_adapter(
+        "second",
+        peft.LoraConfig(r=2, lora_alpha=6, target_modules=["query"], init_lora_weights=False),
+    )
+    model.base_model.set_adapter(["default", "second"])
+    layers = lora_layers(model)
+    assert [layer.adapter for layer in layers] == ["default", "second"]
+    weight = layers[0].weight
+    assert layers[1].weight is weight
+    before = weight.detach().clone()
+    flat = FlatLoRA(sigma=0.2, seed=3)
+    merged = before.clone()
+    for layer in layers:
+        merged += layer.scaling * (layer.B.detach() @ layer.A.detach())
+    z = torch.randn(merged.shape, generator=torch.Generator().manual_seed(noise_seed(3, 5, 0)))
+    eps = z * flat.sigma_at(5, 10) * merged.norm(dim=1, keepdim=True) / math.sqrt(merged.shape[1])
+    with flat.perturbed(model, 5, 10):
+        torch.testing.assert_close(weight.detach(), before + eps)
+    assert torch.equal(weight, before)

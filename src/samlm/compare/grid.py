@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from ..optim.sam import ASAM_RHO
 from .mixtures import is_mixture, train_task
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -206,7 +207,7 @@ class GridSpec:
     eval_size: int | None = None  # cap on the reported dev examples
     validation_size: int | None = None  # None: select on the reported dev examples
     rho_sam: float = 0.05
-    rho_asam: float = 0.5
+    rho_asam: float = ASAM_RHO
     tune: bool = False
     # recorded tuned settings, "task|size|method" -> {"learning_rate", "rho"}, and where
     # they come from (used when tune is off)

@@ -143,6 +143,8 @@ class Engine:
         self.sam_steps = 0  # steps that perturbed (the rest were plain or skipped)
         self.stats = SAMStats()
         self._decision: bool | None = None  # is the current step a SAM step (cached)
+        self._recorded = False  # perturb() or plain() has begun this step's statistics
+        self._settled = False  # the variant's change of a plain step's gradient is applied
         self._skip_pending = False
         self._units = 0  # units begun in the current step
         self._backups: dict[Tensor, Tensor] = {}
@@ -176,8 +178,7 @@ class Engine:
     def reset(self, clock: int, skipped_steps: int, sam_steps: int) -> None:
         """Set the counters (a loaded checkpoint) and forget the current step."""
         self.clock, self.skipped_steps, self.sam_steps = clock, skipped_steps, sam_steps
-        self._decision = None
-        self._skip_pending = False
+        self._end_step()
 
     def is_sam_step(self) -> bool:
         """Whether the current step perturbs: the schedule says so (decided once per step)
@@ -238,6 +239,7 @@ class Engine:
 
     def plain(self, loss: Any) -> None:
         """Record a plain step's loss (its one pass)."""
+        self._recorded = True
         self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
 
     def record_decided(self, done: Unit, loss: Any) -> None:
@@ -270,6 +272,7 @@ class Engine:
         replicas are checked to agree on it and on the decision."""
         if self._pending is not None:
             raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
+        self._recorded = True
         stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
         if not self.is_sam_step():
             return False
@@ -412,23 +415,48 @@ class Engine:
         )
         self.stats._polarisation = (g_sq + 2.0 * dot + s_sq, g_sq, s_sq)
 
+    def _perturbed_params(self) -> list[Tensor]:
+        """The parameters with a gradient in the groups a SAM step would perturb now."""
+        return [
+            p
+            for g in self.groups()
+            if g["perturb"] and self.schedule.rho(g, self.clock) > 0.0
+            for p in g["params"]
+            if p.grad is not None
+        ]
+
+    @torch.no_grad()
+    def settle_direction(self) -> None:
+        """Apply the variant's change of a plain step's gradient (LookSAM's reused
+        direction) to ``p.grad`` now, once per step: a caller that clips before
+        ``step()`` (the Trainer) then clips the direction the base optimizer applies.
+        ``finish`` calls it; a SAM step or a skipped one has nothing to settle."""
+        if self._settled or self._skip_pending or self.stats.sam_step or self.variant is None:
+            return
+        self._settled = True
+        params = self._perturbed_params()
+        reduce = comm.Reduction.of(params, None, None).total
+        self.variant.plain_gradient_(params, [comm.local(p.grad) for p in params], reduce)
+
     @_own_work
     @torch.no_grad()
     def finish(self) -> None:
-        """Restore if perturbed; clip, check, and let the base optimizer step with the
-        gradients in ``p.grad`` (no step when they, or the ascent's, were not finite)."""
+        """Restore if perturbed; settle the direction, clip, check, and let the base
+        optimizer step with the gradients in ``p.grad`` (no step when they, or the
+        ascent's, were not finite)."""
         self.restore()
+        if not self._recorded:  # neither perturb() nor plain() this step: a plain step
+            self.stats = SAMStats(skipped_steps=self.skipped_steps)
         skip = self._skip_pending
         if not skip:
+            self.settle_direction()
             params = [p for g in self.groups() for p in g["params"] if p.grad is not None]
-            reduce = comm.Reduction.of(params, None, None).total
-            if self.variant is not None and not self.stats.sam_step:
-                self.variant.plain_gradient_(params, [comm.local(p.grad) for p in params], reduce)
             if self.max_grad_norm is not None:
                 total = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm, foreach=True)
                 if isinstance(total, DTensor):
                     total = total.full_tensor()  # all ranks see the global norm
             else:
+                reduce = comm.Reduction.of(params, None, None).total
                 total = reduce(F.squared_norms([comm.local(p.grad) for p in params]))
             if not math.isfinite(total.item()):
                 skip = True
@@ -440,7 +468,13 @@ class Engine:
             if self.timing:
                 self.own_seconds -= time.perf_counter() - start  # the base step is not SAM's
         self.stats.skipped_steps = self.skipped_steps
+        self._end_step()
+        self.clock += 1
+
+    def _end_step(self) -> None:
+        """Forget the current step's decision, records and pending skip."""
         self._skip_pending = False
         self._decision = None
+        self._recorded = False
+        self._settled = False
         self._units = 0
-        self.clock += 1

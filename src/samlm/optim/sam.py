@@ -28,6 +28,9 @@ from .variants import Variant
 
 STATE_VERSION = 1  # of SAM's own part of the state dict; 0: samlm 0.1.0 (no "version" key)
 SAM_GROUP_KEYS = ("rho", "adaptive", "eta", "perturb")
+# ASAM's radius where none is given: the ASAM authors' code (SamsungLabs/ASAM) defaults to
+# rho 0.5, eta 0.01; its scale-invariant neighbourhood wants about ten times SAM's 0.05
+ASAM_RHO = 0.5
 
 
 class SAM(torch.optim.Optimizer):
@@ -138,8 +141,6 @@ class SAM(torch.optim.Optimizer):
         # SAM's per-group keys join the base optimizer's defaults (add_param_group fills them)
         sam_defaults = {"rho": rho, "adaptive": bool(adaptive), "eta": eta, "perturb": True}
         self.defaults.update(sam_defaults)
-        for index, group in enumerate(self.param_groups):
-            self._configure_group(group, index)
         self.engine = Engine(
             lambda: self.base_optimizer.param_groups,
             self.base_optimizer.step,
@@ -154,6 +155,9 @@ class SAM(torch.optim.Optimizer):
             process_group=process_group,
             variant=variant,
         )
+        self.engine.schedule.check_rho(rho)
+        for index, group in enumerate(self.param_groups):
+            self._configure_group(group, index)
 
     # -- the base optimizer's objects, forwarded (never copied) -------------------------------
 
@@ -214,6 +218,7 @@ class SAM(torch.optim.Optimizer):
             group.setdefault(name, self.defaults[name])
         where = f" (param group {index})"
         non_negative("rho", group["rho"], where)
+        self.engine.schedule.check_rho(float(group["rho"]), where)
         non_negative("eta", group["eta"], where)
         group.setdefault("initial_lr", float(group["lr"]))
 

@@ -2,7 +2,9 @@
 
 * ``constant``: ``rho_t = rho``
 * ``lr``:       ``rho_t = rho_min + (rho - rho_min) * lr_t / lr_0`` (lr_0 is the group's
-                ``initial_lr``; ``rho_min = 0`` by default; GSAM's schedule with lr_min = 0)
+                ``initial_lr``; ``rho_min = 0`` by default; GSAM's schedule with lr_min = 0);
+                a group with ``rho = 0`` stays at 0 (the base optimizer), and
+                ``0 < rho < rho_min`` is refused (:func:`check_rho`)
 * ``warmup``:   ``rho_t = rho * min(1, (t - sam_start_step + 1) / warmup_steps)``
 
 The gate makes step ``t`` a SAM step when ``t >= sam_start_step``,
@@ -54,6 +56,8 @@ class Schedule:
     def rho(self, group: dict[str, Any], step: int) -> float:
         """The group's radius at step ``step`` (0-based)."""
         rho = float(group["rho"])
+        if rho == 0.0:
+            return 0.0  # rho 0: the base optimizer, whatever the schedule
         if self.rho_schedule == "lr":
             lr0 = float(group["initial_lr"])
             if lr0 <= 0:
@@ -62,6 +66,15 @@ class Schedule:
         if self.rho_schedule == "warmup":
             return rho * min(1.0, max(0, step - self.sam_start_step + 1) / self.warmup_steps)
         return rho
+
+    def check_rho(self, rho: float, where: str = "") -> None:
+        """Refuse ``0 < rho < rho_min``: rho would grow as the learning rate falls."""
+        if 0.0 < rho < self.rho_min:
+            raise ValueError(
+                f"rho={rho} is below rho_min={self.rho_min}{where}: rho_schedule='lr' moves "
+                "rho from rho down to rho_min (give rho >= rho_min, or rho=0 for the base "
+                "optimizer)"
+            )
 
     def is_sam_step(self, step: int, generator: torch.Generator) -> bool:
         """Whether step ``step`` perturbs; draws from ``generator`` only when randomized."""

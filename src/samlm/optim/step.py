@@ -72,6 +72,8 @@ def sam_step(
     """
     step_options(ascent_fraction, m, accumulation_steps, accumulation, m_examples)
     engine = optimizer.engine
+    if engine.variant is not None:
+        engine.variant.check_ascent_fraction(ascent_fraction)
     no_sync = replica_no_sync(optimizer, model)
     n = batch_size(batch)
     micro = split_batch(batch, accumulation_steps)
@@ -108,7 +110,7 @@ def sam_step(
             "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
         )
     if variant is not None and variant.decides_after_ascent:
-        return _decide_after_ascent(optimizer, descend, micro, ascent_fraction, scaler, grad_scale)
+        return _decide_after_ascent(optimizer, descend, micro, scaler, grad_scale)
 
     loss_w: Tensor | float = 0.0
     loss_p: Tensor | float = 0.0
@@ -134,7 +136,6 @@ def _decide_after_ascent(
     optimizer: SAM,
     descend: Callable[[list[tuple[Any, int]], bool], Tensor],
     micro: list[tuple[Any, int]],
-    ascent_fraction: float,
     scaler: torch.amp.GradScaler | None,
     grad_scale: float,
 ) -> Tensor:
@@ -142,12 +143,6 @@ def _decide_after_ascent(
     gradient, in ``p.grad`` (accumulated over the micro-batches, averaged by DDP's own
     backward under DDP), is the plain step's, or the ascent of a SAM step."""
     engine = optimizer.engine
-    if ascent_fraction != 1.0:
-        raise ValueError(
-            f"ascent_fraction={ascent_fraction} with {engine.variant!r}: it decides from the "
-            "whole batch's gradient, which a plain step then uses (a partial ascent would "
-            "cost a plain step a second pass)"
-        )
 
     def descent() -> Tensor:
         for p in optimizer.trainable_params():

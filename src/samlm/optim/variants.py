@@ -17,7 +17,8 @@ Each class says its equation, its defaults and where it departs from the paper. 
 and inner products are global over the perturbed parameters (summed over the shards of
 sharded ones), as in the papers' equations. GSAM and LookSAM need the clean gradient
 next to the SAM gradient, AE-SAM decides from the whole step's gradient: a step is one
-unit (no m-sharpness, no per-micro-batch accumulation), and the replicas of a DDP run
+unit on the whole batch (no m-sharpness, no per-micro-batch accumulation, no partial
+ascent: :meth:`Variant.check_ascent_fraction`), and the replicas of a DDP run
 must share ``g`` (``distributed="synchronized"``; per-replica gradients would make the
 replicas step, or decide, each its own way).
 """
@@ -58,6 +59,18 @@ class Variant:
     # state_dict entries mapping a parameter's index to a tensor shaped like its gradient
     # (its local shard under FSDP), which checkpoints save and shard like the parameter
     param_buffers: tuple[str, ...] = ()
+    # why a step's ascent must be its whole batch (ascent_fraction < 1 is refused)
+    whole_batch = (
+        "its rule combines the clean and the SAM gradient of one batch, and a partial ascent "
+        "would mix the clean gradient of the ascent's examples with the SAM gradient of all"
+    )
+
+    def check_ascent_fraction(self, ascent_fraction: float) -> None:
+        """Refuse ``ascent_fraction < 1`` by name, saying why."""
+        if ascent_fraction != 1.0:
+            raise ValueError(
+                f"ascent_fraction={ascent_fraction} with variant={self.name!r}: {self.whole_batch}"
+            )
 
     def triggers(self, g_sq: float, step: int) -> bool:
         """Whether step ``step``, with ``||g||^2 = g_sq``, perturbs (after the schedule)."""
@@ -72,7 +85,8 @@ class Variant:
         return _inner_products(clean, sam, reduce)
 
     def plain_gradient_(self, params: list[Tensor], grads: list[Tensor], reduce: Reduce) -> None:
-        """Adjust a plain step's gradients in place (default: leave them)."""
+        """Adjust a plain step's gradients in place (default: leave them); ``params`` are
+        the perturbed groups' parameters with a gradient, ``grads`` their gradients."""
 
     def state_dict(self, index: dict[Tensor, int]) -> dict[str, Any]:
         return {}
@@ -160,12 +174,14 @@ class LookSAM(Variant):
     def sam_gradient_(self, params, clean, sam, reduce):
         g_sq, dot, s_sq = _inner_products(clean, sam, reduce)
         ratio = dot / g_sq if g_sq > 0.0 else 0.0  # g_v = g_s - (<g_s, g> / ||g||^2) g
-        kept = []
+        fresh: dict[Tensor, Tensor] = {}  # a parameter without a gradient now has g_v = 0
         for p, s in zip(params, sam, strict=True):
             buf = self.g_v.get(p)
             if buf is None or buf.shape != s.shape or buf.dtype != s.dtype:
-                buf = self.g_v[p] = torch.empty_like(s)
-            kept.append(buf)
+                buf = torch.empty_like(s)
+            fresh[p] = buf
+        self.g_v = fresh
+        kept = list(fresh.values())
         torch._foreach_copy_(kept, sam)
         torch._foreach_add_(kept, clean, alpha=-ratio)
         g_v_sq = reduce(F.squared_norms(kept).to(torch.float64)).item()
@@ -175,10 +191,11 @@ class LookSAM(Variant):
         return g_sq, dot, s_sq
 
     def plain_gradient_(self, params, grads, reduce):
+        # ||g|| over every perturbed gradient; a parameter missing from g_v has g_v = 0
         pairs = [(g, self.g_v[p]) for p, g in zip(params, grads, strict=True) if p in self.g_v]
         if not pairs or self.g_v_sq <= 0.0 or self.alpha == 0.0:
             return
-        g_sq = reduce(F.squared_norms([g for g, _ in pairs]).to(torch.float64)).item()
+        g_sq = reduce(F.squared_norms(grads).to(torch.float64)).item()
         scale = self.alpha * (g_sq / self.g_v_sq) ** 0.5
         torch._foreach_add_([g for g, _ in pairs], [v for _, v in pairs], alpha=scale)
 
@@ -216,8 +233,7 @@ class AESAM(Variant):
     lambda_2``. ``t`` is SAM's clock (saved with ``mu`` and ``sigma^2``).
 
     Departures from the paper: ``mu`` and ``sigma^2`` start at 0 (so the first step is
-    a SAM step); a constant ``c_t`` while ``T`` is unknown; no quarter-batch ascent
-    (the plain step needs the whole batch's gradient); no AE-LookSAM. With a
+    a SAM step); a constant ``c_t`` while ``T`` is unknown; no AE-LookSAM. With a
     GradScaler ``s_t`` is taken unscaled; under DDP it is the replicas' averaged
     gradient's (``distributed="synchronized"``, every rank takes the same decision).
     """
@@ -225,6 +241,10 @@ class AESAM(Variant):
     name = "aesam"
     needs_clean_gradient = False
     decides_after_ascent = True
+    whole_batch = (
+        "it decides from the whole batch's gradient, which a plain step then uses (a "
+        "partial ascent would cost a plain step a second pass)"
+    )
 
     def __init__(
         self,

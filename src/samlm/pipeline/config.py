@@ -1,9 +1,10 @@
 """``TrainConfig``: every option of ``samlm train``, from a YAML file and the command line.
 
 Defaults follow the papers where they apply (resolved in :func:`resolve_defaults`):
-rho 0.15 for text-to-text models (Bahri et al. 2022), 0.05 for encoders (Foret et al.
-2021); Adafactor with a constant learning rate of 1e-3 for T5 (Raffel et al. 2020, as
-Bahri et al. fine-tune), AdamW with a linear decay for encoders.
+rho 0.5 for ASAM (its authors' code), else 0.15 for text-to-text models (Bahri et al.
+2022) and 0.05 for encoders (Foret et al. 2021); Adafactor with a constant learning rate
+of 1e-3 for T5 (Raffel et al. 2020, as Bahri et al. fine-tune), AdamW with a linear
+decay for encoders.
 """
 
 from __future__ import annotations

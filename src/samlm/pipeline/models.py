@@ -22,6 +22,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
+from ..optim.sam import ASAM_RHO
 from ..tasks import Task
 from . import hub
 
@@ -79,7 +80,11 @@ class ModelChoice:
     def default_base_optimizer(self) -> str:
         return "adafactor" if self.is_t5 else "adamw"
 
-    def default_rho(self) -> float:
+    def default_rho(self, optimizer: str = "sam") -> float:
+        """rho when none is given: ASAM's 0.5 (its authors' code), else 0.15 for
+        text-to-text models (Bahri et al. 2022) and 0.05 otherwise (Foret et al. 2021)."""
+        if optimizer == "asam":
+            return ASAM_RHO
         return 0.15 if self.modelling == "text2text" else 0.05
 
 

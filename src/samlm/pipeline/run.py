@@ -269,7 +269,7 @@ def _train(
         return json.loads(done.read_text())
     note = job.note
 
-    sam = cfg.sam_config(choice.default_rho()) if cfg.optimizer != "baseline" else None
+    sam = cfg.sam_config(choice.default_rho(cfg.optimizer)) if cfg.optimizer != "baseline" else None
     resolved = {
         "modelling": choice.modelling,
         "model_path": choice.path,

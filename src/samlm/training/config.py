@@ -87,7 +87,7 @@ class SAMConfig:
             self.probability,
             self.sam_start_step,
             self.rho_min,
-        )
+        ).check_rho(self.rho)
         one_of("variant", self.variant, tuple(VARIANTS), none_ok=True)
         for names, users in ((("alpha",), ("gsam", "looksam")), (AESAM_OPTIONS, ("aesam",))):
             given = [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) is not None]
@@ -96,17 +96,14 @@ class SAMConfig:
                     f"{', '.join(given)} with variant={self.variant!r}: only variant="
                     + " or ".join(repr(u) for u in users)
                 )
-        self.make_variant()  # its own checks (alpha, k, delta, lambdas)
+        variant = self.make_variant()  # its own checks (alpha, k, delta, lambdas)
         if self.variant is not None and (self.m != 1 or self.m_examples is not None):
             raise ValueError(
                 f"variant={self.variant!r} with m-sharpness (m={self.m}, m_examples="
                 f"{self.m_examples}): the variant needs one unit per step"
             )
-        if self.variant == "aesam" and self.ascent_fraction != 1.0:
-            raise ValueError(
-                f"ascent_fraction={self.ascent_fraction} with variant='aesam': AE-SAM decides "
-                "from the whole batch's gradient, which a plain step then uses"
-            )
+        if variant is not None:
+            variant.check_ascent_fraction(self.ascent_fraction)
         if self.variant == "looksam" and self.interval != 1:
             raise ValueError(
                 f"interval={self.interval} with variant='looksam': its k is the interval"

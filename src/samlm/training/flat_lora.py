@@ -25,7 +25,8 @@ of adding ``eps`` in place and subtracting the regenerated noise afterwards (whi
 leaves rounding errors in ``W``), the layer gets ``W + eps`` as a new tensor for the
 step and its own ``W`` back after it, bitwise, for the transient memory of one copy of
 the adapted weights. The draw uses its own generator: dropout's random stream is the
-plain run's.
+plain run's. A layer with several active adapters (PEFT allows it) gets one noise, from
+``W + sum_a s_a B_a A_a``, drawn at its first adapter's index; its ``W`` is saved once.
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..optim.validation import non_negative
-from .lora_layers import LoRALayer, lora_layers
+from .lora_layers import LoRALayer, by_module, lora_layers, merged_weight
 
 
 def noise_seed(seed: int, step: int, index: int) -> int:
@@ -66,9 +67,15 @@ class FlatLoRA:
         return self.sigma * (1 - math.cos(math.pi * min(step, total_steps) / total_steps)) / 2
 
     @torch.no_grad()
-    def noise(self, layer: LoRALayer, index: int, step: int, total_steps: int) -> Tensor:
-        """``eps`` of one layer at ``step``, fp32, in the layout its weight is stored in."""
-        merged = layer.merged()  # out x in
+    def noise(
+        self, layers: LoRALayer | Sequence[LoRALayer], index: int, step: int, total_steps: int
+    ) -> Tensor:
+        """``eps`` of one layer at ``step``, fp32, in the layout its weight is stored in;
+        ``layers``: the layer's active adapters (one, or several of one module: then
+        ``W' = W + sum_a s_a B_a A_a``)."""
+        layers = [layers] if isinstance(layers, LoRALayer) else list(layers)
+        layer = layers[0]
+        merged = merged_weight(layers)  # out x in
         out_features, n = merged.shape
         std = self.sigma_at(step, total_steps) / math.sqrt(n) * merged.norm(dim=1, keepdim=True)
         gen = torch.Generator(device=merged.device).manual_seed(noise_seed(self.seed, step, index))
@@ -82,12 +89,11 @@ class FlatLoRA:
         if self.sigma_at(step, total_steps) == 0:
             yield
             return
-        layers = lora_layers(model)
         kept: list[tuple[nn.Parameter, Tensor]] = []
-        try:
-            for index, layer in enumerate(layers):
-                eps = self.noise(layer, index, step, total_steps)
-                weight = layer.weight
+        try:  # one noise per base weight, whatever the number of active adapters
+            for index, adapters in by_module(lora_layers(model)):
+                eps = self.noise(adapters, index, step, total_steps)
+                weight = adapters[0].weight
                 kept.append((weight, weight.data))
                 weight.data = (weight.data.float() + eps).to(weight.dtype)
             yield

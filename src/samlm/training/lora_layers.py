@@ -8,6 +8,7 @@ convolutions is left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +50,25 @@ class LoRALayer:
         w = self.weight.float()
         w = w.T if self.transposed else w
         return w + self.scaling * (self.B.float() @ self.A.float())
+
+
+@torch.no_grad()
+def merged_weight(layers: Sequence[LoRALayer]) -> Tensor:
+    """``W + sum_a s_a B_a A_a`` in fp32, out x in, over ``layers``: the active adapters
+    of one module (PEFT lets several be active at once; the layer adds them all)."""
+    merged = layers[0].merged()
+    for layer in layers[1:]:
+        merged += layer.scaling * (layer.B.float() @ layer.A.float())
+    return merged
+
+
+def by_module(layers: Sequence[LoRALayer]) -> list[tuple[int, list[LoRALayer]]]:
+    """``layers`` grouped by module (one base weight each), in order, each group with
+    the index of its first layer in ``layers``."""
+    groups: dict[int, tuple[int, list[LoRALayer]]] = {}
+    for index, layer in enumerate(layers):
+        groups.setdefault(id(layer.module), (index, []))[1].append(layer)
+    return list(groups.values())
 
 
 def lora_layers(model: nn.Module) -> list[LoRALayer]:

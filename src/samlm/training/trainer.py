@@ -11,8 +11,10 @@ default for SAM and ASAM: ``accumulation="per_microbatch"``):
                               all-reduces once, after the last)
     w    <- w                (exact restore)
 
-then the Trainer clips (``max_grad_norm``), steps the optimizer (the base optimizer
-inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and saves as usual.
+then the Trainer clips (``max_grad_norm``; a variant's plain-step direction, LookSAM's,
+is settled first, so the clipped gradient is the one applied), steps the optimizer (the
+base optimizer inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and
+saves as usual.
 
 With ``accumulation="global"`` (the variants' mode) the step's micro-batches wait until
 its last one: then ``g`` is their size-weighted gradient, one perturbation, and the
@@ -131,6 +133,8 @@ class SAMTrainerMixin:
             loss = super().training_step(model, inputs, num_items_in_batch)
             if sam is not None:
                 sam.engine.plain(self._sam_raw_loss)
+                if self.accelerator.sync_gradients:  # the step's gradient is complete:
+                    sam.engine.settle_direction()  # settled before the Trainer clips it
                 self._record(sam.last_stats)
             return loss
         window = [(inputs, num_items_in_batch)]
