@@ -34,8 +34,8 @@ gain, cost, and the issue's target), with the variants' time per step from
     python bench/evidence.py --export-settings
 
 writes the settings the evidence grid's tuning chose, per (task, size, method) whose
-trials are all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at
-them).
+trials are all done, into ``src/samlm/compare/recorded.json`` (package data read by
+``samlm.compare.recorded``; the default preset runs at them).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import yaml
 from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.tuning import choose
 
-RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
+RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.json"
 RESULTS = Path(__file__).resolve().parent / "results"  # the committed stores, one per preset
 
 FILES = (store.SPEC_FILE, store.FILE)
@@ -126,22 +126,16 @@ def mirror(output: Path, record: Path) -> None:
 
 
 def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
-    """The settings the recorded tuning chose, written as ``recorded.py``."""
+    """The settings the recorded tuning chose, written to ``recorded.json`` (the package
+    data ``samlm.compare.recorded`` reads) with the store they come from."""
     spec = GridSpec(**yaml.safe_load((record / store.SPEC_FILE).read_text()))
     chosen = {
         key: {k: v for k, v in c.setting.items() if v is not None}
-        for key, c in choose(spec, store.read(record)).items()
+        for key, c in sorted(choose(spec, store.read(record)).items())
         if c.setting is not None
     }
-    text = target.read_text()
-    head = text[: text.index("SOURCE = ")]
-    lines = [f"SOURCE = {json.dumps(str(record.relative_to(target.parents[3])))}"]
-    lines.append("SETTINGS: dict[str, dict[str, float]] = {")
-    for key, setting in sorted(chosen.items()):  # written as ruff formats it
-        values = ", ".join(f"{json.dumps(k)}: {v!r}" for k, v in setting.items())
-        lines.append(f"    {json.dumps(key)}: {{{values}}},")
-    lines.append("}")
-    target.write_text(head + "\n".join(lines) + "\n")
+    source = str(record.relative_to(target.parents[3]))
+    target.write_text(json.dumps({"source": source, "settings": chosen}, indent=2) + "\n")
     return chosen
 
 
