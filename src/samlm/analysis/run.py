@@ -94,9 +94,9 @@ def measure_run(
     ``mixture_run.py``; None: all), in batches of ``batch_size``, as a function of the
     ``weights`` "trained" (what the run trained: a LoRA run's adapters and head) or
     "merged" (every weight, a LoRA run's adapters merged into its base); see the module
-    docstring. The
-    result records them, ``weights`` and ``parameters`` (their number); a mixture's, also
-    ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``, ``rate``).
+    docstring. The result records them, ``weights`` and ``parameters`` (their number); a
+    mixture's, also ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``,
+    ``rate``).
 
     ``options`` are :class:`MeasureOptions` fields (rho, steps, m, adaptive_rho, eta,
     hessian_iters, hessian_tol, probes, grid, span, seed, train, progress); ``data_dir``
@@ -116,10 +116,10 @@ def measure_run(
     subject = mixture_subject if run.config.is_mixture() else single_task_subject
     with hf_bars(opts.progress):  # the model's loading bar, the sample's map
         s = subject(run, Sampling(samples, batch_size, opts.seed, target))
-    peft = run.config.peft
+    peft, method = run.config.peft, run.config.optimizer
     model = measured_model(s.model, weights)
     folder = run.folder / OUTPUT
-    method = run.config.optimizer
+    title = f"{s.label} ({method}" + (f", {peft} {weights})" if peft != "none" else ")")
     result = {
         "run_dir": str(run.folder),
         "task": s.task,
@@ -133,22 +133,23 @@ def measure_run(
         "samples": s.samples,
         "batch_size": batch_size,
         **measure_all(
-            model,
-            hf_loss,
-            s.batches,
-            opts,
-            output_dir=folder if write else None,
-            title=f"{s.label} ({method}" + (f", {peft} {weights})" if peft != "none" else ")"),
+            model, hf_loss, s.batches, opts, output_dir=folder if write else None, title=title
         ),
     }
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
     if write:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / RESULT).write_text(json.dumps(jsonable(result), indent=2) + "\n")
-        for key, name in PLOTS.items():  # not drawn this time: an earlier one would mislead
-            if key not in result["plots"]:
-                (folder / name).unlink(missing_ok=True)
+        write_result(folder, result)
     return result
+
+
+def write_result(folder: Path, result: dict[str, Any]) -> None:
+    """``result`` as ``folder/sharpness.json`` (strict JSON), and no plot left there that
+    this measurement did not draw (an earlier one would mislead)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULT).write_text(json.dumps(jsonable(result), indent=2) + "\n")
+    for key, name in PLOTS.items():
+        if key not in result["plots"]:
+            (folder / name).unlink(missing_ok=True)
 
 
 def jsonable(value: Any) -> Any:
