@@ -18,18 +18,18 @@ by taking the recorded store back into ``--output``, so finished cells never run
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
 
-``python bench/evidence_table.py`` gives the evidence grid's answer over its complete
+``python bench/tables.py evidence`` gives the evidence grid's answer over its complete
 strata (the README's table).
 
-The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make issue
-15's four-arm table: ``python bench/lora_table.py``.
+The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make the
+four-arm LoRA table: ``python bench/tables.py lora``.
 
-The variants comparison (issue 14: ``--preset variants``, the evidence grid with GSAM,
-LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
-methods' cells are not run again; it refuses to start before the evidence grid is
-complete; ``python bench/variants_table.py`` then gives its table (gain, share of SAM's
-gain, cost, and the issue's target), with the variants' time per step from
-``python bench/variants_cost.py`` (their baseline cells ran on other machines).
+The variants comparison (``--preset variants``: the evidence grid with GSAM, LookSAM and
+AE-SAM added) starts from the evidence grid's recorded store, so its core methods' cells
+are not run again; it refuses to start before the evidence grid is complete; ``python
+bench/tables.py variants`` then gives its table (gain, share of SAM's gain, cost, and the
+target), with the variants' time per step from the store's ``timing.jsonl`` (their
+baseline cells ran on other machines; ``bench/README.md`` says how it was timed).
 
     python bench/evidence.py --export-settings
 

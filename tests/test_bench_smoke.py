@@ -49,7 +49,7 @@ def test_distributed_bench_counts_the_bytes_of_each_mode():
     assert rows[("fsdp", "SAM", "synchronized")][-2] == "2.000"
 
 
-def test_lora_step_cost_quick_prints_every_step():
+def test_step_overhead_lora_quick_prints_every_step():
     pytest.importorskip("peft", reason="needs the peft extra")
     out = _run(str(BENCH / "step_overhead.py"), "--lora", "--quick")
     for name in ("lora", "lora_sam", "lora_flat", "lora_bar"):

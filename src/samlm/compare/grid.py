@@ -68,7 +68,7 @@ PROTOCOL: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Quick (under 30 minutes on 2 cores): SST-2 at 250 examples, where MiniLM clearly
-    # learns, at the settings the evidence grid's tuning chose for it (recorded.py).
+    # learns, at the settings the evidence grid's tuning chose for it (recorded.json).
     "default": {
         "tasks": ["glue/sst2"],
         "sizes": [250],
