@@ -111,6 +111,18 @@ def forward_backward(model: nn.Module, batch: Batch) -> Tensor:
     return loss
 
 
+def plain_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> Callable[[], Tensor]:
+    """A plain training step: one forward-backward and the optimizer's step."""
+
+    def step() -> Tensor:
+        opt.zero_grad()
+        loss = forward_backward(model, batch)
+        opt.step()
+        return loss
+
+    return step
+
+
 def build_variants(
     model: nn.Module, batch: Batch
 ) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
@@ -138,14 +150,7 @@ def build_variants(
 
     m = models["plain"]
     opt = opts["plain"] = torch.optim.AdamW(m.parameters(), lr=LR)
-
-    def plain(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
-        opt.zero_grad()
-        loss = forward_backward(m, batch)
-        opt.step()
-        return loss
-
-    steps["plain"] = plain
+    steps["plain"] = plain_step(m, opt, batch)
 
     for name, extra in (("plain_fb", batch), ("plain_fbq", small)):
         m = models[name]
@@ -302,15 +307,7 @@ def build_lora_steps(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Ca
         return torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=LORA_LR)
 
     m = copy.deepcopy(model)
-    opt = adamw(m)
-
-    def lora(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
-        opt.zero_grad()
-        loss = forward_backward(m, batch)
-        opt.step()
-        return loss
-
-    steps["lora"] = lora
+    steps["lora"] = plain_step(m, adamw(m), batch)
 
     m = copy.deepcopy(model)
     sam = samlm.SAM(adamw(m), rho=RHO)
