@@ -18,24 +18,24 @@ by taking the recorded store back into ``--output``, so finished cells never run
 (a cell interrupted midway starts again unless its checkpoints are still in
 ``--output``). Extra arguments go to ``samlm compare`` (e.g. ``--workers 1``).
 
-``python bench/evidence_table.py`` gives the evidence grid's answer over its complete
+``python bench/tables.py evidence`` gives the evidence grid's answer over its complete
 strata (the README's table).
 
-The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make issue
-15's four-arm table: ``python bench/lora_table.py``.
+The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make the
+four-arm LoRA table: ``python bench/tables.py lora``.
 
-The variants comparison (issue 14: ``--preset variants``, the evidence grid with GSAM,
-LookSAM and AE-SAM added) starts from the evidence grid's recorded store, so its core
-methods' cells are not run again; it refuses to start before the evidence grid is
-complete; ``python bench/variants_table.py`` then gives its table (gain, share of SAM's
-gain, cost, and the issue's target), with the variants' time per step from
-``python bench/variants_cost.py`` (their baseline cells ran on other machines).
+The variants comparison (``--preset variants``: the evidence grid with GSAM, LookSAM and
+AE-SAM added) starts from the evidence grid's recorded store, so its core methods' cells
+are not run again; it refuses to start before the evidence grid is complete; ``python
+bench/tables.py variants`` then gives its table (gain, share of SAM's gain, cost, and the
+target), with the variants' time per step from the store's ``timing.jsonl`` (their
+baseline cells ran on other machines; ``bench/README.md`` says how it was timed).
 
     python bench/evidence.py --export-settings
 
 writes the settings the evidence grid's tuning chose, per (task, size, method) whose
-trials are all done, into ``src/samlm/compare/recorded.py`` (the default preset runs at
-them).
+trials are all done, into ``src/samlm/compare/recorded.json`` (package data read by
+``samlm.compare.recorded``; the default preset runs at them).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ import yaml
 from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.tuning import choose
 
-RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.py"
+RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.json"
 RESULTS = Path(__file__).resolve().parent / "results"  # the committed stores, one per preset
 
 FILES = (store.SPEC_FILE, store.FILE)
@@ -126,22 +126,16 @@ def mirror(output: Path, record: Path) -> None:
 
 
 def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
-    """The settings the recorded tuning chose, written as ``recorded.py``."""
+    """The settings the recorded tuning chose, written to ``recorded.json`` (the package
+    data ``samlm.compare.recorded`` reads) with the store they come from."""
     spec = GridSpec(**yaml.safe_load((record / store.SPEC_FILE).read_text()))
     chosen = {
         key: {k: v for k, v in c.setting.items() if v is not None}
-        for key, c in choose(spec, store.read(record)).items()
+        for key, c in sorted(choose(spec, store.read(record)).items())
         if c.setting is not None
     }
-    text = target.read_text()
-    head = text[: text.index("SOURCE = ")]
-    lines = [f"SOURCE = {json.dumps(str(record.relative_to(target.parents[3])))}"]
-    lines.append("SETTINGS: dict[str, dict[str, float]] = {")
-    for key, setting in sorted(chosen.items()):  # written as ruff formats it
-        values = ", ".join(f"{json.dumps(k)}: {v!r}" for k, v in setting.items())
-        lines.append(f"    {json.dumps(key)}: {{{values}}},")
-    lines.append("}")
-    target.write_text(head + "\n".join(lines) + "\n")
+    source = str(record.relative_to(target.parents[3]))
+    target.write_text(json.dumps({"source": source, "settings": chosen}, indent=2) + "\n")
     return chosen
 
 

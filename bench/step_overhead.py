@@ -12,6 +12,13 @@ Run::
     python bench/step_overhead.py            # batch 16 x 128 tokens, 30 rounds (~10 min, 2 cores)
     python bench/step_overhead.py --quick    # batch 4 x 32, 2 repeats: a smoke test
     python bench/step_overhead.py --batch 32 --seq-len 64 --repeats 10 --warmup 2
+    python bench/step_overhead.py --lora [--r 8] [--targets query,value] [--repeats 15]
+
+``--lora`` times a LoRA training step instead (PEFT adapters on MiniLM, AdamW lr 1e-4 on
+what trains, each step on its own copy): ``lora`` (one forward-backward and AdamW),
+``lora_sam`` (samlm's SAM, two passes), ``lora_flat`` (Flat-LoRA's seeded noise on the
+merged weights around the pass, one pass) and ``lora_bar`` (nBAR's rescaling of the
+factors before AdamW, one pass), each over the plain LoRA step.
 
 Thread count is torch's default (``torch.get_num_threads()``, printed).
 """
@@ -37,6 +44,7 @@ import transformers
 from torch import Tensor, nn
 
 import samlm
+from samlm.training import BAR, FlatLoRA
 
 try:
     from bench import timing
@@ -103,6 +111,18 @@ def forward_backward(model: nn.Module, batch: Batch) -> Tensor:
     return loss
 
 
+def plain_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> Callable[[], Tensor]:
+    """A plain training step: one forward-backward and the optimizer's step."""
+
+    def step() -> Tensor:
+        opt.zero_grad()
+        loss = forward_backward(model, batch)
+        opt.step()
+        return loss
+
+    return step
+
+
 def build_variants(
     model: nn.Module, batch: Batch
 ) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
@@ -130,14 +150,7 @@ def build_variants(
 
     m = models["plain"]
     opt = opts["plain"] = torch.optim.AdamW(m.parameters(), lr=LR)
-
-    def plain(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
-        opt.zero_grad()
-        loss = forward_backward(m, batch)
-        opt.step()
-        return loss
-
-    steps["plain"] = plain
+    steps["plain"] = plain_step(m, opt, batch)
 
     for name, extra in (("plain_fb", batch), ("plain_fbq", small)):
         m = models[name]
@@ -269,6 +282,95 @@ def measure_memory(
     }
 
 
+# -- --lora: a LoRA step's cost ----------------------------------------------------------
+
+LORA_LR = 1e-4
+TOTAL_STEPS = 1000  # the schedules' T for Flat-LoRA's sigma_t and BAR's a_t
+LORA_VARIANTS = ("lora", "lora_sam", "lora_flat", "lora_bar")
+
+
+def lora_model(r: int, targets: list[str]) -> nn.Module:
+    """:func:`load_model` with PEFT LoRA adapters of rank ``r`` (alpha ``2 r``) on
+    ``targets``; the adapters and the head train."""
+    import peft
+
+    config = peft.LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, task_type="SEQ_CLS")
+    return peft.get_peft_model(load_model(), config).train()
+
+
+def build_lora_steps(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Callable[[], Any]]:
+    """One step function per variant, each on its own deep copy of ``model``; each step
+    counts its own optimizer steps (the noise seed and BAR's a_t follow it)."""
+    steps: dict[str, Callable[[], Any]] = {}
+
+    def adamw(m: nn.Module) -> torch.optim.AdamW:
+        return torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=LORA_LR)
+
+    m = copy.deepcopy(model)
+    steps["lora"] = plain_step(m, adamw(m), batch)
+
+    m = copy.deepcopy(model)
+    sam = samlm.SAM(adamw(m), rho=RHO)
+    steps["lora_sam"] = lambda m=m, sam=sam: samlm.sam_step(sam, lambda b: m(**b).loss, batch)
+
+    m = copy.deepcopy(model)
+    opt, flat, clock = adamw(m), FlatLoRA(seed=SEED), [0]
+
+    def lora_flat(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
+        opt.zero_grad()
+        with flat.perturbed(m, clock[0], TOTAL_STEPS):
+            loss = forward_backward(m, batch)
+        opt.step()
+        clock[0] += 1
+        return loss
+
+    steps["lora_flat"] = lora_flat
+
+    m = copy.deepcopy(model)
+    opt, bar, bar_clock = adamw(m), BAR(), [0]
+
+    def lora_bar(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
+        opt.zero_grad()
+        loss = forward_backward(m, batch)
+        bar.rescale_(m, bar_clock[0], TOTAL_STEPS, lambda p: LORA_LR)
+        opt.step()
+        bar_clock[0] += 1
+        return loss
+
+    steps["lora_bar"] = lora_bar
+    return steps
+
+
+def lora_report(args: argparse.Namespace) -> int:
+    """``--lora``: time the LoRA steps round-robin and print each over the plain LoRA step
+    (the median over rounds of the within-round ratio, with its 95% interval)."""
+    import peft
+
+    started = time.perf_counter()
+    model = lora_model(args.r, args.targets.split(","))
+    batch = make_batch(model.config.vocab_size, args.batch, args.seq_len)
+    steps = build_lora_steps(model, batch)
+    print(
+        f"samlm {samlm.__version__} | peft {peft.__version__} | torch {torch.__version__} | "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"MiniLM + LoRA r={args.r} on {args.targets}, batch {args.batch} x {args.seq_len} "
+        f"tokens, AdamW lr {LORA_LR}, SAM rho {RHO}, Flat-LoRA sigma {FlatLoRA().sigma}, "
+        f"nBAR mu_0 {BAR().alpha}; {args.warmup} warm-up + {args.repeats} timed rounds"
+    )
+    times, _ = timing.time_variants(steps, {}, args.repeats, args.warmup, seed=SEED)
+    print(f"\n{'step':<10} {'median ms':>10} {'/ lora':>8} {'95% CI of paired ratio':>24}")
+    for name in LORA_VARIANTS:
+        value, low, high = timing.median_ci(timing.paired_ratios(times, [name], ["lora"]))
+        print(
+            f"{name:<10} {statistics.median(times[name]) * 1e3:>10.1f} {value:>8.3f} "
+            f"{f'[{low:.3f}, {high:.3f}]':>24}"
+        )
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -281,11 +383,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: batch 4 x 32 tokens, 2 repeats"
     )
+    parser.add_argument(
+        "--lora", action="store_true", help="time LoRA's steps instead: plain, SAM, Flat-LoRA, BAR"
+    )
+    parser.add_argument("--r", type=int, default=8, help="with --lora: the rank (default 8)")
+    parser.add_argument("--targets", default="query,value", help="with --lora: adapted modules")
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.seq_len, args.repeats, args.warmup = 4, 32, 2, 1
     if args.batch < 1 or args.seq_len < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("need --batch >= 1, --seq-len >= 1, --repeats >= 1, --warmup >= 0")
+    if args.r < 1:
+        parser.error(f"--r {args.r} must be >= 1")
+    if args.lora:
+        return lora_report(args)
 
     started = time.perf_counter()
     model = load_model()

@@ -1,5 +1,5 @@
 """The benchmark scripts still run (``make test-slow``): bench/step_overhead.py --quick
-and bench/distributed.py, whose byte counts are exact and checked here."""
+(also --lora) and bench/distributed.py, whose byte counts are exact and checked here."""
 
 from __future__ import annotations
 
@@ -49,9 +49,9 @@ def test_distributed_bench_counts_the_bytes_of_each_mode():
     assert rows[("fsdp", "SAM", "synchronized")][-2] == "2.000"
 
 
-def test_lora_step_cost_quick_prints_every_step():
+def test_step_overhead_lora_quick_prints_every_step():
     pytest.importorskip("peft", reason="needs the peft extra")
-    out = _run(str(BENCH / "lora_step_cost.py"), "--quick")
+    out = _run(str(BENCH / "step_overhead.py"), "--lora", "--quick")
     for name in ("lora", "lora_sam", "lora_flat", "lora_bar"):
         assert re.search(rf"^{name} +\d+\.\d +\d+\.\d{{3}} ", out, re.M), out
     assert re.search(r"^lora +\d+\.\d +1\.000 ", out, re.M), out  # the reference

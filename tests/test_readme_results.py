@@ -1,11 +1,11 @@
-"""The README's result tables are what the table scripts print from the recorded stores
+"""The README's result tables are what ``bench/tables.py`` prints from the recorded stores
 in ``bench/results/``: a rerun grid or an edited README that disagree fail here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench import evidence_table, lora_table, variants_table
+from bench import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -16,14 +16,14 @@ def _rows(table: str, first_cells: tuple[str, ...]) -> list[str]:
 
 
 def test_the_answer_table_is_the_evidence_store():
-    rows = _rows(evidence_table.table(RESULTS / "evidence"), ("| SST-2", "| CB", "| RTE"))
+    rows = _rows(tables.evidence_table(RESULTS / "evidence"), ("| SST-2", "| CB", "| RTE"))
     assert len(rows) == 5  # the five strata
     readme = (ROOT / "README.md").read_text()
     assert [row for row in rows if row not in readme] == []
 
 
 def test_the_lora_table_is_the_lora_store():
-    table = lora_table.table(RESULTS / "lora", RESULTS / "evidence")
+    table = tables.lora_table(RESULTS / "lora", RESULTS / "evidence")
     rows = _rows(table, ("| glue/", "| superglue/", "| mean over"))
     assert len(rows) == 4  # SST-2, CB, RTE and their mean
     readme = (ROOT / "README.md").read_text()
@@ -31,15 +31,15 @@ def test_the_lora_table_is_the_lora_store():
 
 
 def test_the_variants_costs_are_the_timing_store():
-    timed = variants_table.timings(RESULTS / "variants")
+    timed = tables.timings(RESULTS / "variants")
     readme = " ".join((ROOT / "README.md").read_text().split())
     for name, method in (("SAM", "sam"), ("GSAM", "gsam"), ("LookSAM (k 5)", "looksam")):
-        ratio = variants_table.timed_over_baseline(timed, method)
+        ratio = tables.timed_over_baseline(timed, method)
         assert f"{name} {ratio:.2f}x" in readme, method
 
 
 def test_the_variants_table_is_the_variants_store():
-    table = variants_table.table(RESULTS / "variants")
+    table = tables.variants_table(RESULTS / "variants")
     rows = _rows(table, ("| sam", "| asam", "| gsam", "| looksam", "| aesam"))
     assert len(rows) == 6  # SAM, SAM(0.25), ASAM and the three variants
     readme = (ROOT / "README.md").read_text()

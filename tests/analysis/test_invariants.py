@@ -163,3 +163,23 @@ def test_filter_normalized_direction(include_1d):
     assert torch.equal(d[2], params[2] if include_1d else torch.zeros(5))
     again = filter_normalized_direction(params, torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(d[:2], again[:2], strict=True))  # seeded
+
+
+@pytest.mark.parametrize("name", ["sharpness", "eigenvalue", "trace", "landscape_2d"])
+def test_a_measure_on_an_objective_is_the_measure_on_its_model_and_batches(name):
+    """``measure(objective)`` gives what ``measure(model, loss_fn, batches, batch_size=)``
+    gives, bit for bit; an Objective with the model's arguments as well is refused."""
+    from samlm.analysis import Objective
+
+    model, batches = tiny_net(), tiny_batches()
+    measure, options = {
+        "sharpness": (rho_sharpness, dict(steps=2)),
+        "eigenvalue": (top_eigenvalue, dict(iters=3)),
+        "trace": (hessian_trace, dict(probes=2)),
+        "landscape_2d": (landscape_2d, dict(points=3)),
+    }[name]
+    direct = measure(model, ce_loss, batches, batch_size=3, **options, **QUIET)
+    objective = Objective(model, ce_loss, batches, batch_size=3)
+    assert measure(objective, **options, **QUIET).as_dict() == direct.as_dict()
+    with pytest.raises(ValueError, match="give an Objective alone"):
+        measure(objective, ce_loss, batches, **QUIET)

@@ -19,9 +19,10 @@ from transformers import (
 )
 
 from samlm.analysis import hf_loss, measure_run
-from samlm.analysis.run import batches_for, read_run, training_subset
+from samlm.analysis.saved_run import batches_for, read_run
 from samlm.cli import main
 from samlm.pipeline import TrainConfig, train
+from samlm.pipeline.job import task_splits
 from samlm.tasks import get_task
 
 pytest.importorskip("peft", reason="needs the peft extra")
@@ -52,12 +53,11 @@ def _files(folder):
 def _in_memory_loss(run, keep):
     """The centre loss of the Trainer's own model on the batches measure_run measures
     (every training example, in order, in batches of 8), weighted as the measures weight."""
-    run, options, resolved = read_run(run)
-    task = get_task(options["task"])
-    examples = training_subset(task, options, options["data_dir"])
+    run = read_run(run)
+    task = get_task(run.config.task)
+    examples = task_splits(task, run.data, run.config).train
     model = keep.model.eval()
-    modelling = resolved["modelling"]
-    batches = batches_for(task, examples, model, keep.tokenizer, modelling, options, 8)
+    batches = batches_for(run, task, examples, model, keep.tokenizer, 8)
     with torch.no_grad():
         losses = [(len(b["labels"]), float(hf_loss(model, b).double())) for b in batches]
     return sum(n * loss for n, loss in losses) / sum(n for n, _ in losses)

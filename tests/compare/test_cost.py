@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from bench import backfill_timing
 from samlm.compare import GridSpec, compare
 from samlm.compare.cell import read_log, timing
 from samlm.compare.report import analyse, step_seconds
@@ -33,14 +32,6 @@ def test_timing_counts_this_attempts_steps_and_evaluations(tmp_path):
         "timed_steps": 200,
         "eval_time_s": 0,
     }
-    # no resumed_from (older records): the final training row says 50 steps ran (HF rounds
-    # the rate), so the attempt resumed at the checkpoint of step 150
-    train = {"step": 200, "train_runtime": 48.04, "train_steps_per_second": 1.041}
-    _log(log, [*rows, train])
-    assert timing(read_log(log), 200, None) == {"timed_steps": 50, "eval_time_s": 6.0}
-    train.update(train_runtime=3493.4, train_steps_per_second=0.057)  # 199 steps: all
-    _log(log, [*rows, train])
-    assert timing(read_log(log), 200, None) == {"timed_steps": 200, "eval_time_s": 18.0}
 
 
 def test_step_seconds():
@@ -93,24 +84,6 @@ def test_report_ratio_takes_cpu_time_where_both_cells_of_a_pair_have_it(tmp_path
     assert a.step_cpu["baseline"][("glue/sst2", 100)] == {1: 0.4, 2: 0.4}
     assert a.pair_ratio("sam", ("glue/sst2", 100), 0) is None
     assert a.time_ratio("sam") == pytest.approx(1.5)
-
-
-def test_backfill_script_adds_timing_from_the_logs(tmp_path):
-    (tmp_path / "cells" / "a").mkdir(parents=True)
-    _log(tmp_path / "cells" / "a" / "log.jsonl", [{"step": 5, "eval_runtime": 3.0}])
-    old = {"key": "a", "run_dir": "cells/a", "steps": 10, "train_time_s": 13.0}
-    gone = {"key": "b", "run_dir": "cells/b", "steps": 10, "train_time_s": 13.0}
-    lines = [json.dumps(old), json.dumps(gone), '{"key": "c", "stat']
-    (tmp_path / "results.jsonl").write_text("".join(line + "\n" for line in lines))
-    out, added = backfill_timing.backfill(tmp_path, tmp_path)
-    assert added == 1
-    assert json.loads(out[0]) == {**old, "timed_steps": 10, "eval_time_s": 3.0}
-    assert out[1:] == lines[1:]  # no log: unchanged; a cut line kept as it was
-    assert step_seconds(json.loads(out[0])) == pytest.approx(1.0)
-    # a record set wrongly before is set again from its log
-    (tmp_path / "results.jsonl").write_text(json.dumps({**old, "timed_steps": 3}) + "\n")
-    out, added = backfill_timing.backfill(tmp_path, tmp_path)
-    assert added == 1 and json.loads(out[0])["timed_steps"] == 10
 
 
 def test_time_ratio_pairs_seeds_over_chosen_strata():

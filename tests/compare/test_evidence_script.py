@@ -1,10 +1,9 @@
 """bench/evidence.py: the recorded store merges back without duplicates, and the chosen
-settings export as the module the default preset reads."""
+settings export as the data the default preset reads."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,15 +26,23 @@ def test_merge_and_export(tmp_path):
     fresh.mkdir()
     assert evidence.merge(record, fresh) == len(store.read(run))
     assert evidence.merge(record, fresh) == 0  # nothing twice
-    target = tmp_path / "repo" / "src" / "samlm" / "compare" / "recorded.py"
+    target = tmp_path / "repo" / "src" / "samlm" / "compare" / "recorded.json"
     target.parent.mkdir(parents=True)
-    shutil.copyfile(ROOT / "src" / "samlm" / "compare" / "recorded.py", target)
     chosen = evidence.export_settings(record, target)
     assert chosen["glue/sst2|100|sam"] == {"learning_rate": 2e-4, "rho": 0.02}
-    namespace: dict = {}
-    exec(target.read_text(), namespace)
-    assert namespace["SETTINGS"] == chosen
-    assert namespace["SOURCE"] == "bench/results/evidence"
+    written = json.loads(target.read_text())
+    assert written["settings"] == chosen
+    assert written["source"] == "bench/results/evidence"
+
+
+def test_the_recorded_settings_are_the_package_data():
+    """``samlm.compare.recorded`` reads the file ``--export-settings`` writes."""
+    from samlm.compare import recorded
+
+    written = json.loads((ROOT / "src" / "samlm" / "compare" / "recorded.json").read_text())
+    assert recorded.SOURCE == written["source"] == "bench/results/evidence"
+    assert written["settings"] == recorded.SETTINGS
+    assert recorded.SETTINGS["glue/sst2|250|sam"] == {"learning_rate": 1e-4, "rho": 0.05}
 
 
 def test_variants_preset_is_the_evidence_grid_with_every_method():

@@ -1,4 +1,4 @@
-"""bench/evidence_table.py: the README's answer table over the complete strata only."""
+"""bench/tables.py evidence: the README's answer table over the complete strata only."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import evidence_table
+from bench import tables
 from samlm.compare import GridSpec, compare
 
 from .fake import InlineBackend, failing_cell, fake_cell
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "evidence_table.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "tables.py"
 METHODS = ["baseline", "sam", "sam_quarter", "asam"]
 
 
@@ -30,14 +30,14 @@ def test_gains_mean_cost_and_share_over_the_complete_strata(tmp_path):
     compare(spec, tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     two = GridSpec(tasks=["glue/sst2"], sizes=[250, 100], methods=METHODS, seeds=3)
     compare(two, tmp_path / "two", backend=InlineBackend(), cell_fn=fake_cell)
-    rows = _rows(evidence_table.table(tmp_path / "two"))
+    rows = _rows(tables.evidence_table(tmp_path / "two"))
     assert list(rows)[:3] == [
         "SST-2, 250 examples",
         "SST-2, 100 examples",
         "mean over the 2 (stratified bootstrap)",
     ]
     assert rows["mean over the 2 (stratified bootstrap)"][0].startswith("**+2.50 [")
-    text = evidence_table.table(tmp_path)
+    text = tables.evidence_table(tmp_path)
     rows = _rows(text)
     assert list(rows) == [
         "SST-2, 100 examples",
@@ -57,9 +57,9 @@ def test_gains_mean_cost_and_share_over_the_complete_strata(tmp_path):
 def test_nothing_complete_and_no_store(tmp_path):
     spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=METHODS, seeds=2)
     compare(spec, tmp_path / "run", backend=InlineBackend(), cell_fn=failing_cell)
-    assert evidence_table.table(tmp_path / "run") == "No stratum is complete yet."
+    assert tables.evidence_table(tmp_path / "run") == "No stratum is complete yet."
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--record", str(tmp_path / "none")],
+        [sys.executable, str(SCRIPT), "evidence", "--record", str(tmp_path / "none")],
         capture_output=True,
         text=True,
     )

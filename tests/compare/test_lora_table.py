@@ -1,10 +1,10 @@
-"""bench/lora_table.py: the four arms paired on the seeds they share."""
+"""bench/tables.py lora: the four arms paired on the seeds they share."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench import lora_table
+from bench import tables
 from samlm.compare import GridSpec, compare
 
 from .fake import InlineBackend, fake_cell
@@ -28,7 +28,7 @@ def test_four_arms_on_common_seeds(tmp_path):
     compare(full_spec, full, backend=inline, cell_fn=fake_cell)
     lora_spec = GridSpec(tasks=["glue/sst2", "glue/rte"], peft="lora", **grid)
     compare(lora_spec, lora, backend=inline, cell_fn=_lora_cell)
-    lines = lora_table.table(lora, full).splitlines()
+    lines = tables.lora_table(lora, full).splitlines()
     sst2 = next(line for line in lines if line.startswith("| glue/sst2"))
     cells = [c.strip() for c in sst2.strip("|").split("|")]
     # seeds 0, 1 (LoRA + SAM lacks 2): baseline 70, 70.5; sam 72, 73; LoRA 3 below
@@ -49,7 +49,7 @@ def test_mean_over_the_tasks(tmp_path):
     inline = InlineBackend()
     compare(GridSpec(seeds=3, **grid), full, backend=inline, cell_fn=fake_cell)
     compare(GridSpec(seeds=3, peft="lora", **grid), lora, backend=inline, cell_fn=_lora_cell)
-    lines = lora_table.table(lora, full).splitlines()
+    lines = tables.lora_table(lora, full).splitlines()
     rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
     # LoRA + SAM lacks seed 2 on both tasks: the mean pairs seeds 0 and 1 of each
     mean = [c.strip() for c in rows["mean over the 2 tasks (stratified bootstrap)"].split("|")]

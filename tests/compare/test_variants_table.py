@@ -1,4 +1,4 @@
-"""bench/variants_table.py: gain, share of SAM's gain, cost and the issue's target."""
+"""bench/tables.py variants: gain, share of SAM's gain, cost and the issue's target."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import variants_table
+from bench import tables
 from samlm.compare import GridSpec, compare
 
 from .fake import InlineBackend, fake_cell
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "variants_table.py"
+SCRIPT = ROOT / "bench" / "tables.py"
 
 
 def _variant_cell(spec, cell, folder, threads, setting=None):
@@ -42,7 +42,7 @@ def _rows(record: Path) -> dict[str, list[str]]:
     """The table's method rows, by method: the cells after the method's name."""
     return {
         line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-        for line in variants_table.table(record).splitlines()
+        for line in tables.variants_table(record).splitlines()
         if line.startswith("| ") and not line.startswith("| method")
     }
 
@@ -100,10 +100,10 @@ def test_variants_timed_on_one_machine_and_aesam_from_its_share(tmp_path):
     assert rows["gsam"][4] == "2.00x" and rows["looksam"][4:] == ["1.10x", "met"]
     # AE-SAM: 2 passes per step, a SAM step on every step: 1 + 1.0 (1.9 - 1)
     assert rows["aesam"][3:] == ["2.00", "1.90x", "missed"]
-    lines = variants_table.table(tmp_path).splitlines()
+    lines = tables.variants_table(tmp_path).splitlines()
     assert lines[-2] == (
         "Time per step: sam: from the grid's cells (pairs run on one machine); gsam, "
-        "looksam: timed on one machine by bench/variants_cost.py; aesam: estimated from "
+        "looksam: timed on one machine (timing.jsonl); aesam: estimated from "
         "its share of SAM steps and those timings."
     )
     assert lines[-1] == "SAM there: 1.90x the baseline's time per step."
@@ -124,7 +124,7 @@ def _timed_grid(record: Path) -> None:
 
 def test_cost_and_gain_are_the_tables_figures(tmp_path):
     _timed_grid(tmp_path)
-    points = variants_table.cost_and_gain(tmp_path)
+    points = tables.cost_and_gain(tmp_path)
     assert set(points) == {"sam", "gsam", "looksam", "aesam"}
     rows = _rows(tmp_path)
     for method, (time, _, mean, low, high) in points.items():
@@ -138,14 +138,22 @@ def test_cost_and_gain_are_the_tables_figures(tmp_path):
 def test_the_script_prints_the_table_and_draws_the_plot(tmp_path):
     _timed_grid(tmp_path)
     png = tmp_path / "plots" / "cost_gain.png"  # its folder made
-    run = [sys.executable, str(SCRIPT), "--record", str(tmp_path), "--plot", str(png)]
+    run = [sys.executable, str(SCRIPT), "variants", "--record", str(tmp_path), "--plot", str(png)]
     out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == variants_table.table(tmp_path) + "\n"
+    assert out.stdout == tables.variants_table(tmp_path) + "\n"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # no recorded store: exit 2, named, nothing drawn
     missing, nothing = tmp_path / "missing", tmp_path / "nothing.png"
-    run = [sys.executable, str(SCRIPT), "--record", str(missing), "--plot", str(nothing)]
+    run = [
+        sys.executable,
+        str(SCRIPT),
+        "variants",
+        "--record",
+        str(missing),
+        "--plot",
+        str(nothing),
+    ]
     out = subprocess.run(run, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and str(missing) in out.stderr
     assert not nothing.exists()

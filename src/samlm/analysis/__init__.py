@@ -1,10 +1,11 @@
 """Sharpness diagnostics: the flatness SAM is supposed to buy.
 
 Every measure takes a model, ``loss_fn(model, batch) -> mean loss`` (``hf_loss`` for a
-Hugging Face model whose output has ``.loss``) and an iterable of batches; it runs in eval
-mode, is deterministic under ``seed`` (private generators), accumulates over mini-batches
-of ``batch_size`` and leaves the weights (bitwise), the modes and the global RNG as they
-were.
+Hugging Face model whose output has ``.loss``) and an iterable of batches, accumulated
+over mini-batches of ``batch_size`` (or the :class:`Objective` they make, which
+``measure_all`` builds once for all of them); it runs in eval mode, is deterministic under
+``seed`` (private generators) and leaves the weights (bitwise), the modes and the global
+RNG as they were.
 
 >>> rho_sharpness(model, hf_loss, batches, rho=0.05, steps=5)          # max L(w+e) - L(w)
 >>> rho_sharpness(model, hf_loss, batches, m=8)                        # m-sharpness

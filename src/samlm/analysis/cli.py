@@ -18,9 +18,49 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .measure import WEIGHTS, MeasureOptions
+from .measure import BATCH_SIZE, SAMPLES, WEIGHTS, MeasureOptions
 
 DEFAULTS = MeasureOptions()
+# the measures' options, flag -> (MeasureOptions field, type, help with its default)
+MEASURE_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--rho": ("rho", float, f"radius of the sharpness ball (default: {DEFAULTS.rho})"),
+    "--adaptive-rho": (
+        "adaptive_rho", float, "radius of the adaptive (ASAM) ball (default: --rho)"
+    ),
+    "--eta": ("eta", float, f"ASAM's offset in T = |w| + eta (default: {DEFAULTS.eta})"),
+    "--steps": (
+        "steps", int, f"projected ascent steps; 1 is SAM's estimate (default: {DEFAULTS.steps})"
+    ),
+    "--m-examples": (
+        "m", int, "m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s "
+        f"m, as train's --m-examples); 0 skips it (default: {DEFAULTS.m})",
+    ),
+    "--hessian-iters": (
+        "hessian_iters", int, "power iterations for the top eigenvalue, 0 skips it "
+        f"(default: {DEFAULTS.hessian_iters})",
+    ),
+    "--probes": (
+        "probes", int, f"Hutchinson probes for the trace, 0 skips it (default: {DEFAULTS.probes})"
+    ),
+    "--grid": (
+        "grid", int, "landscape grid: GRID x GRID contour, 2 GRID - 1 line points; 0 skips "
+        f"(default: {DEFAULTS.grid})",
+    ),
+    "--span": ("span", float, f"landscape range [-span, span] (default: {DEFAULTS.span})"),
+    "--seed": (
+        "seed", int, "seed of the sample, random starts, probes and directions "
+        f"(default: {DEFAULTS.seed})",
+    ),
+}  # fmt: skip
+DESCRIPTION = (
+    "Rebuild a run's training subset, measure on a sample of it: rho-sharpness (plain, m-, "
+    "adaptive), the Hessian's top eigenvalue and trace, and the loss along filter-normalised "
+    "random directions. Writes RUN_DIR/sharpness/. The weights measured are what the run "
+    "trained (--weights trained: every weight of a full fine-tuning run, the adapters and task "
+    "head of a --peft lora run) or every weight of the model with a LoRA run's adapters merged "
+    "in (--weights merged). A task mixture's sample is drawn from its tasks at the run's "
+    "mixing rates."
+)
 
 
 def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,29 +68,21 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sharpness",
         help="measure the flatness of a run's best model (sharpness, Hessian, landscape)",
-        description=(
-            "Rebuild a run's training subset, measure on a sample of it: rho-sharpness "
-            "(plain, m-, adaptive), the Hessian's top eigenvalue and trace, and the loss "
-            "along filter-normalised random directions. Writes RUN_DIR/sharpness/. "
-            "The weights measured are what the run trained (--weights trained: every weight "
-            "of a full fine-tuning run, the adapters and task head of a --peft lora run) or "
-            "every weight of the model with a LoRA run's adapters merged in (--weights merged). "
-            "A task mixture's sample is drawn from its tasks at the run's mixing rates."
-        ),
+        description=DESCRIPTION,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `samlm train`")
     p.add_argument(
         "--samples",
         type=int,
-        default=128,
+        default=SAMPLES,
         help="training examples measured (a seeded sample; a mixture's, over its tasks at "
-        "their mixing rates; default: 128)",
+        f"their mixing rates; default: {SAMPLES})",
     )
     p.add_argument(
         "--batch-size",
         type=int,
-        default=32,
-        help="examples per forward pass; bounds memory (default: 32)",
+        default=BATCH_SIZE,
+        help=f"examples per forward pass; bounds memory (default: {BATCH_SIZE})",
     )
     p.add_argument(
         "--weights",
@@ -60,77 +92,16 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
         "adapters merged into the base); the same for a full fine-tuning run (default: trained)",
     )
-    p.add_argument(
-        "--rho",
-        type=float,
-        default=DEFAULTS.rho,
-        help=f"radius of the sharpness ball (default: {DEFAULTS.rho})",
-    )
-    p.add_argument(
-        "--adaptive-rho",
-        type=float,
-        default=None,
-        help="radius of the adaptive (ASAM) ball (default: --rho)",
-    )
-    p.add_argument(
-        "--eta",
-        type=float,
-        default=DEFAULTS.eta,
-        help=f"ASAM's offset in T = |w| + eta (default: {DEFAULTS.eta})",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=DEFAULTS.steps,
-        help=f"projected ascent steps; 1 is SAM's estimate (default: {DEFAULTS.steps})",
-    )
-    p.add_argument(
-        "--m-examples",
-        dest="m",
-        type=int,
-        default=DEFAULTS.m,
-        help="m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s m, "
-        f"as train's --m-examples); 0 skips it (default: {DEFAULTS.m})",
-    )
+    for flag, (dest, kind, text) in MEASURE_FLAGS.items():
+        p.add_argument(flag, dest=dest, type=kind, default=getattr(DEFAULTS, dest), help=text)
     # train's --m counts chunks: refused here by name rather than taken (as argparse would
     # take an abbreviation) for --m-examples
     p.add_argument("--m", dest="m_chunks", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument(
-        "--hessian-iters",
-        type=int,
-        default=DEFAULTS.hessian_iters,
-        help="power iterations for the top eigenvalue, 0 skips it "
-        f"(default: {DEFAULTS.hessian_iters})",
-    )
-    p.add_argument(
-        "--probes",
-        type=int,
-        default=DEFAULTS.probes,
-        help=f"Hutchinson probes for the trace, 0 skips it (default: {DEFAULTS.probes})",
-    )
-    p.add_argument(
-        "--grid",
-        type=int,
-        default=DEFAULTS.grid,
-        help="landscape grid: GRID x GRID contour, 2 GRID - 1 line points; 0 skips "
-        f"(default: {DEFAULTS.grid})",
-    )
-    p.add_argument(
-        "--span",
-        type=float,
-        default=DEFAULTS.span,
-        help=f"landscape range [-span, span] (default: {DEFAULTS.span})",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=DEFAULTS.seed,
-        help="seed of the sample, random starts, probes and directions (default: 0)",
-    )
     p.add_argument("--data-dir", default=None, help="override the run's data folder")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument(
         "--train-mode",
+        dest="train",
         action=argparse.BooleanOptionalAction,
         default=False,
         help="measure with dropout on (default: eval mode)",
@@ -166,6 +137,7 @@ def run_sharpness(args: argparse.Namespace) -> None:
         raise FileExistsError(
             f"{earlier} holds an earlier measurement: give --overwrite to replace it"
         )
+    measures = [dest for dest, _, _ in MEASURE_FLAGS.values()] + ["train", "progress"]
     result = measure_run(
         args.run_dir,
         samples=args.samples,
@@ -173,18 +145,7 @@ def run_sharpness(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         device=args.device,
         weights=args.weights,
-        rho=args.rho,
-        adaptive_rho=args.adaptive_rho,
-        eta=args.eta,
-        steps=args.steps,
-        m=args.m,
-        hessian_iters=args.hessian_iters,
-        probes=args.probes,
-        grid=args.grid,
-        span=args.span,
-        seed=args.seed,
-        train=args.train_mode,
-        progress=args.progress,
+        **{name: getattr(args, name) for name in measures},
     )
     print("\n".join(summary(result)))
     print(f"-> {args.run_dir}/sharpness/{RESULT}")

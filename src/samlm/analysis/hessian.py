@@ -4,15 +4,14 @@ the largest eigenvalue by power iteration and the trace by Hutchinson's estimato
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 
 from ..optim.validation import positive_float, positive_int
-from .objective import LossFn, Objective
+from .objective import Objective, measure
 from .progress import progress_bar
 from .state import preserved
 from .vectors import Vector, axpy, dot, gaussian, norm, rademacher, scale
@@ -77,16 +76,13 @@ def _power(
     return history[-1], iters, change, False, history
 
 
+@measure
 def top_eigenvalue(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: Iterable[Any],
+    objective: Objective,
     *,
     iters: int = 20,
     tol: float = 1e-3,
     seed: int = 0,
-    batch_size: int | None = None,
-    params: Sequence[Tensor] | None = None,
     train: bool = False,
     progress: bool = True,
 ) -> EigenResult:
@@ -97,10 +93,9 @@ def top_eigenvalue(
     ``H - lambda I`` (spectrum in ``[0, lambda_max - lambda]``) yields ``lambda_max``."""
     iters = positive_int("iters", iters)
     tol = positive_float("tol", tol)
-    objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
     generator = torch.Generator().manual_seed(seed)
     with (
-        preserved(model, train=train, seed=seed),
+        preserved(objective.model, train=train, seed=seed),
         progress_bar(objective.passes * iters, "hessian eigenvalue", progress) as bar,
     ):
 
@@ -122,26 +117,22 @@ def top_eigenvalue(
     return EigenResult(value, used, change, converged, dominant, shifted, tol, history)
 
 
+@measure
 def hessian_trace(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: Iterable[Any],
+    objective: Objective,
     *,
     probes: int = 10,
     seed: int = 0,
-    batch_size: int | None = None,
-    params: Sequence[Tensor] | None = None,
     train: bool = False,
     progress: bool = True,
 ) -> TraceResult:
     """``tr(H) = E[z^T H z]`` for Rademacher ``z`` (Hutchinson 1989), averaged over
     ``probes`` seeded probes, with the standard error of that mean."""
     probes = positive_int("probes", probes)
-    objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
     generator = torch.Generator().manual_seed(seed)
     samples = []
     with (
-        preserved(model, train=train, seed=seed),
+        preserved(objective.model, train=train, seed=seed),
         progress_bar(objective.passes * probes, "hessian trace", progress) as bar,
     ):
         for _ in range(probes):

@@ -11,15 +11,16 @@ the ``b = 0`` row of the contour plot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..optim.validation import positive_float, positive_int
-from .objective import LossFn, Objective
+from .objective import Objective, measure
 from .progress import progress_bar
 from .state import preserved, set_weights
 from .vectors import Vector
@@ -86,74 +87,71 @@ def _check(points: int, span: float) -> tuple[int, float]:
     return positive_int("points", points), positive_float("span", span)
 
 
+@measure
 def landscape_1d(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: Iterable[Any],
+    objective: Objective,
     *,
     points: int = 21,
     span: float = 1.0,
     seed: int = 0,
     include_1d: bool = False,
-    batch_size: int | None = None,
-    params: Sequence[Tensor] | None = None,
     train: bool = False,
     progress: bool = True,
 ) -> Landscape1D:
     """``f(a) = L(w + a d)`` for ``a`` in ``grid(points, span)``, ``d`` filter-normalised
     and drawn from ``seed``."""
     points, span = _check(points, span)
-    objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
-    generator = torch.Generator().manual_seed(seed)
-    alphas = grid(points, span)
-    with (
-        preserved(model, train=train, seed=seed) as snap,
-        progress_bar(objective.passes * (points + 1), "landscape 1-D", progress) as bar,
-    ):
-        base = [snap.original(p) for p in objective.params]
-        d = filter_normalized_direction(base, generator, include_1d=include_1d)
-        origin = objective.loss(bar)
-        losses = []
-        for a in alphas:
-            set_weights(objective.params, base, (a, d))
-            losses.append(objective.loss(bar))
+    alphas, losses, origin = _scan(objective, 1, points, span, seed, include_1d, train, progress)
     return Landscape1D(alphas, losses, origin, span, seed)
 
 
+@measure
 def landscape_2d(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: Iterable[Any],
+    objective: Objective,
     *,
     points: int = 11,
     span: float = 1.0,
     seed: int = 0,
     include_1d: bool = False,
-    batch_size: int | None = None,
-    params: Sequence[Tensor] | None = None,
     train: bool = False,
     progress: bool = True,
 ) -> Landscape2D:
     """``f(a, b) = L(w + a d1 + b d2)`` on the ``points x points`` grid over
     ``[-span, span]^2``, ``d1`` then ``d2`` filter-normalised and drawn from ``seed``."""
     points, span = _check(points, span)
-    objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
+    alphas, losses, origin = _scan(objective, 2, points, span, seed, include_1d, train, progress)
+    rows = [losses[i * points : (i + 1) * points] for i in range(points)]
+    return Landscape2D(alphas, list(alphas), rows, origin, span, seed)
+
+
+def _scan(
+    objective: Objective,
+    axes: int,
+    points: int,
+    span: float,
+    seed: int,
+    include_1d: bool,
+    train: bool,
+    progress: bool,
+) -> tuple[list[float], list[float], float]:
+    """``(alphas, losses, L(w))``: ``L(w + sum_j c_j d_j)`` at every point ``c`` of the
+    ``axes``-dimensional grid (the last coordinate varying fastest), the directions
+    ``d_1, d_2, ...`` filter-normalised and drawn in turn from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     alphas = grid(points, span)
-    total = objective.passes * (points * points + 1)
+    coordinates = list(itertools.product(alphas, repeat=axes))
+    total = objective.passes * (len(coordinates) + 1)
     with (
-        preserved(model, train=train, seed=seed) as snap,
-        progress_bar(total, "landscape 2-D", progress) as bar,
+        preserved(objective.model, train=train, seed=seed) as snap,
+        progress_bar(total, f"landscape {axes}-D", progress) as bar,
     ):
         base = [snap.original(p) for p in objective.params]
-        d1 = filter_normalized_direction(base, generator, include_1d=include_1d)
-        d2 = filter_normalized_direction(base, generator, include_1d=include_1d)
+        directions = [
+            filter_normalized_direction(base, generator, include_1d=include_1d) for _ in range(axes)
+        ]
         origin = objective.loss(bar)
         losses = []
-        for a in alphas:
-            row = []
-            for b in alphas:
-                set_weights(objective.params, base, (a, d1), (b, d2))
-                row.append(objective.loss(bar))
-            losses.append(row)
-    return Landscape2D(alphas, list(alphas), losses, origin, span, seed)
+        for c in coordinates:
+            set_weights(objective.params, base, *zip(c, directions, strict=True))
+            losses.append(objective.loss(bar))
+    return alphas, losses, origin

@@ -4,7 +4,7 @@ top eigenvalue and trace, and the 1-D / 2-D landscapes with their plots."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from torch import nn
 
 from ..optim.validation import positive_float, positive_int
 from .hessian import hessian_trace, top_eigenvalue
-from .landscape import landscape_1d, landscape_2d
+from .landscape import Landscape1D, Landscape2D, landscape_1d, landscape_2d
 from .objective import LossFn, Objective
 from .plots import plot_landscape_1d, plot_landscape_2d
 from .sharpness import rho_sharpness
@@ -21,6 +21,9 @@ from .sharpness import rho_sharpness
 # the weights ``measure_run`` measures a run's model in (``run.py``): what the run trained,
 # or every weight with a LoRA run's adapters merged in
 WEIGHTS = ("trained", "merged")
+# ``measure_run``'s sample of a run's training examples and its batches (samlm sharpness's
+# --samples and --batch-size)
+SAMPLES, BATCH_SIZE = 128, 32
 PLOTS = {"landscape_1d": "landscape_1d.png", "landscape_2d": "landscape_2d.png"}
 
 
@@ -79,93 +82,63 @@ def measure_all(
     titles prefixed by ``title``).
     Returns a JSON-ready dict (NaN/inf left as floats)."""
     opts = options or MeasureOptions()
-    batches = list(batches)
     objective = Objective(model, loss_fn, batches, batch_size=opts.batch_size)
-    common: dict[str, Any] = dict(
-        seed=opts.seed, batch_size=opts.batch_size, train=opts.train, progress=opts.progress
-    )
-    ascent = dict(steps=opts.steps, eta=opts.eta, **common)
     seconds: dict[str, float] = {}
-    out: dict[str, Any] = {"examples": objective.examples, "options": opts.as_dict()}
 
-    def timed(name: str, fn, *args, **kwargs):
+    def timed(name: str, measure: Callable[..., Any], **kwargs: Any) -> Any:
+        """``measure`` on the objective with the common options, its seconds recorded."""
         start = time.perf_counter()
-        value = fn(*args, **kwargs)
+        common = dict(seed=opts.seed, train=opts.train, progress=opts.progress)
+        value = measure(objective, **common, **kwargs)
         seconds[name] = round(time.perf_counter() - start, 3)
         return value
 
-    plain = timed("sharpness", rho_sharpness, model, loss_fn, batches, rho=opts.rho, **ascent)
-    out["loss"] = plain.loss
-    out["sharpness"] = plain.as_dict()
-    out["m_sharpness"] = (
-        timed(
-            "m_sharpness", rho_sharpness, model, loss_fn, batches, rho=opts.rho, m=opts.m, **ascent
-        ).as_dict()
-        if opts.m
-        else None
-    )
-    out["adaptive_sharpness"] = timed(
-        "adaptive_sharpness",
-        rho_sharpness,
-        model,
-        loss_fn,
-        batches,
-        rho=opts.adaptive_rho or opts.rho,
-        adaptive=True,
-        **ascent,
-    ).as_dict()
-    out["hessian"] = {
-        "top_eigenvalue": timed(
-            "top_eigenvalue",
-            top_eigenvalue,
-            model,
-            loss_fn,
-            batches,
-            iters=opts.hessian_iters,
-            tol=opts.hessian_tol,
-            **common,
-        ).as_dict()
-        if opts.hessian_iters
-        else None,
-        "trace": timed(
-            "trace", hessian_trace, model, loss_fn, batches, probes=opts.probes, **common
-        ).as_dict()
-        if opts.probes
-        else None,
+    def counted(count: int, name: str, measure: Callable[..., Any], **kwargs: Any) -> Any:
+        """The measure's dict, None when its count is 0 (skipped)."""
+        return timed(name, measure, **kwargs).as_dict() if count else None
+
+    ascent = dict(steps=opts.steps, eta=opts.eta)
+    plain = timed("sharpness", rho_sharpness, rho=opts.rho, **ascent)
+    adaptive_rho = opts.adaptive_rho or opts.rho
+    eigen = dict(iters=opts.hessian_iters, tol=opts.hessian_tol)
+    out: dict[str, Any] = {
+        "examples": objective.examples,
+        "options": opts.as_dict(),
+        "loss": plain.loss,
+        "sharpness": plain.as_dict(),
+        "m_sharpness": counted(
+            opts.m, "m_sharpness", rho_sharpness, rho=opts.rho, m=opts.m, **ascent
+        ),
+        "adaptive_sharpness": timed(
+            "adaptive_sharpness", rho_sharpness, rho=adaptive_rho, adaptive=True, **ascent
+        ).as_dict(),
+        "hessian": {
+            "top_eigenvalue": counted(
+                opts.hessian_iters, "top_eigenvalue", top_eigenvalue, **eigen
+            ),
+            "trace": counted(opts.probes, "trace", hessian_trace, probes=opts.probes),
+        },
+        "landscape": {"1d": None, "2d": None},
+        "plots": {},
     }
-    out["landscape"] = {"1d": None, "2d": None}
-    out["plots"] = {}
     if opts.grid:
-        line = timed(
-            "landscape_1d",
-            landscape_1d,
-            model,
-            loss_fn,
-            batches,
-            points=2 * opts.grid - 1,
-            span=opts.span,
-            **common,
-        )
-        surface = timed(
-            "landscape_2d",
-            landscape_2d,
-            model,
-            loss_fn,
-            batches,
-            points=opts.grid,
-            span=opts.span,
-            **common,
-        )
+        line = timed("landscape_1d", landscape_1d, points=2 * opts.grid - 1, span=opts.span)
+        surface = timed("landscape_2d", landscape_2d, points=opts.grid, span=opts.span)
         out["landscape"] = {"1d": line.as_dict(), "2d": surface.as_dict()}
         if output_dir is not None:
-            folder = Path(output_dir)
-            prefix = f"{title}: " if title else ""
-            one = plot_landscape_1d(
-                line, folder / PLOTS["landscape_1d"], f"{prefix}loss along a random direction"
-            )
-            two = plot_landscape_2d(
-                surface, folder / PLOTS["landscape_2d"], f"{prefix}loss around w"
-            )
-            out["plots"] = {"landscape_1d": str(one), "landscape_2d": str(two)}
+            out["plots"] = plots(line, surface, Path(output_dir), title)
     out["seconds"] = seconds
     return out
+
+
+def plots(
+    line: Landscape1D, surface: Landscape2D, folder: Path, title: str | None
+) -> dict[str, str]:
+    """Draw the two landscapes into ``folder`` (their titles prefixed by ``title``);
+    returns :data:`PLOTS`' keys with the files' paths."""
+    prefix = f"{title}: " if title else ""
+    one = plot_landscape_1d(
+        line, folder / PLOTS["landscape_1d"], f"{prefix}loss along a random direction"
+    )
+    two = plot_landscape_2d(surface, folder / PLOTS["landscape_2d"], f"{prefix}loss around w")
+    return {"landscape_1d": str(one), "landscape_2d": str(two)}

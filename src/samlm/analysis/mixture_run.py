@@ -1,5 +1,6 @@
 """Sharpness of a finished task-mixture run (``samlm train --task a,b`` or ``--mixture
-NAME``), for :func:`samlm.analysis.run.measure_run`.
+NAME``), for :func:`samlm.analysis.run.measure_run`; the single-task pieces it shares come
+from ``saved_run.py``.
 
 The loss measured is the one the run trained: its stream draws task ``m`` at its mixing
 rate ``r_m``, so ``L(w) = sum_m r_m L_m(w)`` (``L_m`` task ``m``'s mean training loss).
@@ -26,23 +27,20 @@ training examples, sampled examples and rate.
 
 from __future__ import annotations
 
-from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import concatenate_datasets
 from torch import nn
 
-from ..pipeline.adapters import require_peft
-from ..pipeline.config import TrainConfig
-from ..pipeline.data import STRATIFIED, data_folder
+from ..pipeline.data import STRATIFIED
 from ..pipeline.mixing import sample_counts
 from ..pipeline.mixture import MixtureData, encode_tasks, mixture_collator
 from ..pipeline.multitask import DESCRIPTION, load_multihead
 from ..tasks import Example, subsample
-from .run import (
+from .saved_run import (
+    Sampling,
+    SavedRun,
     Subject,
     best_tokenizer,
     check_size,
@@ -53,18 +51,10 @@ from .run import (
 )
 
 
-def run_mixture(
-    options: dict[str, Any], data_dir: str | Path | None, modelling: str
-) -> MixtureData:
+def run_mixture(run: SavedRun) -> MixtureData:
     """A mixture run's tasks and training subsets, rebuilt by the rule ``samlm train`` used
-    (``MixtureData.build`` with the run's options; ``data_dir`` in place of the run's)."""
-    if options.get("peft") == "lora":
-        require_peft("samlm sharpness on a --peft lora run")
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in options.items() if k in known}
-    values["data_dir"] = None if data_dir is None else str(data_dir)
-    cfg = TrainConfig(**values)
-    return MixtureData.build(cfg, data_folder(cfg.data_dir), modelling)
+    (``MixtureData.build`` with the run's options)."""
+    return MixtureData.build(run.config, run.data, run.modelling)
 
 
 def mixture_sample(data: MixtureData, samples: int | None, seed: int) -> list[list[Example]]:
@@ -85,36 +75,31 @@ def mixture_sample(data: MixtureData, samples: int | None, seed: int) -> list[li
 
 
 def mixture_batches(
+    run: SavedRun,
     data: MixtureData,
     sample: list[list[Example]],
     model: nn.Module,
     tokenizer: Any,
-    modelling: str,
-    options: dict[str, Any],
-    batch_size: int,
-    seed: int,
+    sampling: Sampling,
 ) -> list[Any]:
     """Collated training batches of a mixture's ``sample`` (one list per task): encoded as
     the run encoded its tasks (``mixture.encode_tasks``), in a seeded random order (the
     tasks mixed in every batch, as in the training stream), by the run's collator."""
-    sets = encode_tasks(
-        data.tasks, sample, training=True, **encoding(tokenizer, modelling, options)
-    )
+    sets = encode_tasks(data.tasks, sample, training=True, **encoding(run, tokenizer))
     dataset = concatenate_datasets([s for s, exs in zip(sets, sample, strict=True) if exs])
-    dataset = dataset.select(np.random.default_rng(seed).permutation(len(dataset)).tolist())
-    collate = mixture_collator(data.tasks, modelling, tokenizer, model)
-    return collated(dataset, model, collate, batch_size)
+    order = np.random.default_rng(sampling.seed).permutation(len(dataset))
+    dataset = dataset.select(order.tolist())
+    collate = mixture_collator(data.tasks, run.modelling, tokenizer, model)
+    return collated(dataset, model, collate, sampling.batch_size)
 
 
-def load_mixture_best(
-    run: Path, data: MixtureData, modelling: str, model_path: str | None
-) -> tuple[nn.Module, Any]:
+def load_mixture_best(run: SavedRun, data: MixtureData) -> tuple[nn.Module, Any]:
     """A mixture run's ``best/`` and its tokenizer: an encoder's multi-head model
     (``multitask.load_multihead``; a LoRA run's unmerged, its adapters and heads trainable
     and the encoder frozen), else the LM as a single-task run's (:func:`load_best`)."""
-    best = run / "best"
-    if modelling != "encoder":
-        return load_best(run, data.tasks[0], modelling, model_path)
+    best = run.folder / "best"
+    if run.modelling != "encoder":
+        return load_best(run, data.tasks[0])
     if not (best / DESCRIPTION).is_file():
         raise ValueError(f"{best} has no {DESCRIPTION}: not an encoder mixture's model")
     with quiet_transformers():
@@ -124,37 +109,26 @@ def load_mixture_best(
             f"{best / DESCRIPTION} has heads for {', '.join(heads)} but the rebuilt mixture "
             f"is {data.name}"
         )
-    return model, best_tokenizer(best, model_path, modelling)
+    return model, best_tokenizer(run)
 
 
-def mixture_subject(
-    run: Path,
-    options: dict[str, Any],
-    resolved: dict[str, Any],
-    data_dir: str | Path | None,
-    samples: int | None,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-) -> Subject:
-    modelling = resolved.get("modelling") or "encoder"
-    data_path = data_dir if data_dir is not None else options.get("data_dir")
-    data = run_mixture(options, data_path, modelling)
-    recorded = resolved.get("tasks")
+def mixture_subject(run: SavedRun, sampling: Sampling) -> Subject:
+    """A mixture run's best model on a sample of its tasks drawn at its mixing rates."""
+    data = run_mixture(run)
+    recorded = run.resolved.get("tasks")
     if isinstance(recorded, dict) and list(recorded) != [t.name for t in data.tasks]:
         raise ValueError(
             f"the rebuilt mixture is {data.name} but the run trained {','.join(recorded)}: "
-            f"is data_dir={str(data_path)!r} the data the run used?"
+            f"is data_dir={run.config.data_dir!r} the data the run used?"
         )
     for task, splits in zip(data.tasks, data.splits, strict=True):
         expected = (recorded or {}).get(task.name, {}).get("train_examples")
-        check_size(task.name, len(splits.train), expected, data_path)
-    sample = mixture_sample(data, samples, seed)
-    model_path = resolved.get("model_path") or options.get("model")
-    model, tokenizer = load_mixture_best(run, data, modelling, model_path)
-    model.to(device)
-    batches = mixture_batches(data, sample, model, tokenizer, modelling, options, batch_size, seed)
-    mixture = options.get("mixture") or None
+        check_size(task.name, len(splits.train), expected, run.config)
+    sample = mixture_sample(data, sampling.samples, sampling.seed)
+    model, tokenizer = load_mixture_best(run, data)
+    model.to(sampling.device)
+    batches = mixture_batches(run, data, sample, model, tokenizer, sampling)
+    mixture = run.config.mixture or None
     tasks = {
         t.name: {"train_examples": len(s.train), "samples": len(exs), "rate": r}
         for t, s, exs, r in zip(data.tasks, data.splits, sample, data.rates, strict=True)

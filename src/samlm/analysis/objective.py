@@ -4,8 +4,10 @@ Hessian-vector products; the parameters ``w`` are the model's trainable ones."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +19,7 @@ from ..optim.validation import optional_positive_int, positive_int
 from .vectors import Vector, zeros_like
 
 LossFn = Callable[[nn.Module, Any], Tensor]
+R = TypeVar("R")
 
 
 def hf_loss(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
@@ -175,3 +178,34 @@ def _trainable(model: nn.Module) -> Iterable[Tensor]:
 def _tick(bar: Any) -> None:
     if bar is not None:
         bar.update(1)
+
+
+def measure(core: Callable[..., R]) -> Callable[..., R]:
+    """A measure ``core(objective, **options)`` as it is called: on an :class:`Objective`
+    (``measure(objective, **options)``) or on what makes one
+    (``measure(model, loss_fn, batches, *, batch_size=None, params=None, **options)``)."""
+
+    @functools.wraps(core)
+    def on_sample(
+        model: nn.Module | Objective,
+        loss_fn: LossFn | None = None,
+        batches: Iterable[Any] | None = None,
+        *,
+        batch_size: int | None = None,
+        params: Sequence[Tensor] | None = None,
+        **options: Any,
+    ) -> R:
+        if not isinstance(model, Objective):
+            objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
+        elif loss_fn is None and batches is None and batch_size is None and params is None:
+            objective = model
+        else:
+            raise ValueError("give an Objective alone, or model, loss_fn and batches")
+        return core(objective, **options)
+
+    own = list(inspect.signature(core).parameters.values())[1:]
+    ours = list(inspect.signature(on_sample, follow_wrapped=False).parameters.values())[:5]
+    on_sample.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*ours[:3], *own, *ours[3:]], return_annotation=inspect.signature(core).return_annotation
+    )
+    return on_sample

@@ -15,127 +15,32 @@ A LoRA run's ``best/`` holds PEFT's adapter only: its base model is rebuilt as t
 built it (``pipeline.models.load_model``), the adapter loaded onto it
 (``pipeline.adapters.load_lora``). ``best/`` is only read.
 
-A task mixture is measured on the loss it trained (``mixture_run.py``).
+A task mixture is measured on the loss it trained (``mixture_run.py``); the run is read
+and rebuilt by ``saved_run.py``, on which ``mixture_run.py`` builds (this module imports
+both; neither imports it).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from datasets import Dataset
 from torch import nn
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForMultipleChoice,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-)
-from transformers.utils import logging as transformers_logging
 
 from ..hf_bars import hf_bars
 from ..optim.validation import optional_positive_int, positive_int
-from ..pipeline.adapters import holds_adapter, is_adapted, load_lora, merge_lora
-from ..pipeline.config import names_a_mixture
-from ..pipeline.data import STRATIFIED, data_folder, training_examples
-from ..pipeline.features import collator, encode
-from ..pipeline.models import causal_tokenizer, load_model, resolve_model
-from ..pipeline.multitask import DESCRIPTION
-from ..tasks import Example, Task, get_task, subsample
-from .measure import PLOTS, WEIGHTS, MeasureOptions, measure_all
+from ..pipeline.adapters import is_adapted, merge_lora
+from .measure import BATCH_SIZE, PLOTS, SAMPLES, WEIGHTS, MeasureOptions, measure_all
+from .mixture_run import mixture_subject
 from .objective import hf_loss
+from .saved_run import Sampling, read_run, single_task_subject
 
 OUTPUT = "sharpness"
 RESULT = "sharpness.json"
-
-
-def read_run(run_dir: str | Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """``(run_dir, options, resolved)`` from ``RUN_DIR/config.yaml``, after checking that
-    the folder holds a finished run (``config.yaml`` and ``best/``)."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise ValueError(f"run_dir={str(run)!r} is not a folder")
-    config = run / "config.yaml"
-    if not config.is_file():
-        raise ValueError(f"run_dir={str(run)!r} has no config.yaml: not a `samlm train` run")
-    data = yaml.safe_load(config.read_text()) or {}
-    if not isinstance(data.get("options"), dict) or not isinstance(data.get("resolved"), dict):
-        raise ValueError(f"{config}: expected the keys 'options' and 'resolved'")
-    best = run / "best"
-    if not any((best / name).is_file() for name in ("config.json", DESCRIPTION)) and not (
-        holds_adapter(best)
-    ):
-        raise ValueError(f"run_dir={str(run)!r} has no best/ model: is the run finished?")
-    return run, data["options"], data["resolved"]
-
-
-def training_subset(
-    task: Task, options: dict[str, Any], data_dir: str | Path | None
-) -> list[Example]:
-    """The run's training examples, by the rule ``samlm train`` used."""
-    return training_examples(task, data_folder(data_dir), options)
-
-
-def load_best(run: Path, task: Task, modelling: str, model_path: str | None):
-    """``best/`` and its tokenizer (else the run's base model's). A full model loads with
-    the Auto class the run trained (no head is re-initialised: a mismatch is an error); a
-    LoRA adapter loads onto the run's base model ``model_path``, rebuilt as the run built
-    it, with the adapters and saved head trainable and the base frozen."""
-    best = run / "best"
-    tokenizer = None
-    if holds_adapter(best):
-        if model_path is None:
-            raise ValueError(f"{run / 'config.yaml'}: no model to load the adapter in {best} onto")
-        choice = resolve_model(model_path, modelling, task)
-        with quiet_transformers():  # a fresh head's "newly initialized" warning: it is loaded
-            base, tokenizer = load_model(choice, task)
-        model = load_lora(base, best, option="samlm sharpness on a --peft lora run")
-    else:
-        model = _auto_class(task, modelling).from_pretrained(best)
-    if tokenizer is None or saves_tokenizer(best):
-        tokenizer = best_tokenizer(best, model_path, modelling)
-    return model, tokenizer
-
-
-def saves_tokenizer(best: Path) -> bool:
-    return (best / "tokenizer_config.json").is_file()
-
-
-def best_tokenizer(best: Path, model_path: str | None, modelling: str) -> Any:
-    """The tokenizer saved in ``best/``, else the run's base model's (a causal LM's with
-    its padding set as the run set it)."""
-    tokenizer = AutoTokenizer.from_pretrained(best if saves_tokenizer(best) else model_path)
-    return causal_tokenizer(tokenizer, str(model_path)) if modelling == "causal" else tokenizer
-
-
-def _auto_class(task: Task, modelling: str) -> Any:
-    if modelling == "text2text":
-        return AutoModelForSeq2SeqLM
-    if modelling == "causal":
-        return AutoModelForCausalLM
-    if task.kind == "multiple_choice":
-        return AutoModelForMultipleChoice
-    return AutoModelForSequenceClassification
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    level = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(level)
 
 
 def check_weights(weights: Any) -> None:
@@ -153,42 +58,6 @@ def measured_model(model: nn.Module, weights: str) -> nn.Module:
             model = merge_lora(model)
         model.requires_grad_(True)
     return model
-
-
-def batches_for(
-    task: Task,
-    examples: list[Example],
-    model: nn.Module,
-    tokenizer: Any,
-    modelling: str,
-    options: dict[str, Any],
-    batch_size: int,
-) -> list[Any]:
-    """Collated training batches of ``examples`` (``encode`` + ``collator``, keeping only
-    the columns the model's ``forward`` accepts, as the Trainer does)."""
-    dataset = encode(task, examples, training=True, **encoding(tokenizer, modelling, options))
-    return collated(dataset, model, collator(task, modelling, tokenizer, model), batch_size)
-
-
-def encoding(tokenizer: Any, modelling: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``features.encode``'s options as the run's."""
-    return dict(
-        tokenizer=tokenizer,
-        modelling=modelling,
-        max_length=options.get("max_length", 128),
-        max_target_length=options.get("max_target_length", 32),
-    )
-
-
-def collated(dataset: Dataset, model: nn.Module, collate: Callable, batch_size: int) -> list[Any]:
-    """``dataset``'s rows in order, in batches of ``batch_size`` by ``collate``, keeping
-    only the columns the model's ``forward`` accepts (a LoRA model's: its base's), as the
-    Trainer does."""
-    forward = (model.get_base_model() if is_adapted(model) else model).forward
-    accepted = set(inspect.signature(forward).parameters) | {"labels"}
-    dataset = dataset.remove_columns([c for c in dataset.column_names if c not in accepted])
-    rows = [dataset[i] for i in range(len(dataset))]
-    return [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
 
 
 def _device(name: str | None) -> torch.device:
@@ -212,8 +81,8 @@ def _device(name: str | None) -> torch.device:
 def measure_run(
     run_dir: str | Path,
     *,
-    samples: int | None = 128,
-    batch_size: int = 32,
+    samples: int | None = SAMPLES,
+    batch_size: int = BATCH_SIZE,
     data_dir: str | Path | None = None,
     device: str | None = None,
     write: bool = True,
@@ -225,9 +94,9 @@ def measure_run(
     ``mixture_run.py``; None: all), in batches of ``batch_size``, as a function of the
     ``weights`` "trained" (what the run trained: a LoRA run's adapters and head) or
     "merged" (every weight, a LoRA run's adapters merged into its base); see the module
-    docstring. The
-    result records them, ``weights`` and ``parameters`` (their number); a mixture's, also
-    ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``, ``rate``).
+    docstring. The result records them, ``weights`` and ``parameters`` (their number); a
+    mixture's, also ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``,
+    ``rate``).
 
     ``options`` are :class:`MeasureOptions` fields (rho, steps, m, adaptive_rho, eta,
     hessian_iters, hessian_tol, probes, grid, span, seed, train, progress); ``data_dir``
@@ -243,23 +112,20 @@ def measure_run(
         raise ValueError(f"unknown option(s) for measure_run: {', '.join(sorted(unknown))}")
     opts = MeasureOptions(**options)
     target = _device(device)
-    run, run_options, resolved = read_run(run_dir)
-    if names_a_mixture(str(run_options.get("task", "")), run_options.get("mixture")):
-        from .mixture_run import mixture_subject as subject
-    else:
-        subject = single_task_subject
+    run = read_run(run_dir, data_dir)
+    subject = mixture_subject if run.config.is_mixture() else single_task_subject
     with hf_bars(opts.progress):  # the model's loading bar, the sample's map
-        s = subject(run, run_options, resolved, data_dir, samples, batch_size, opts.seed, target)
-    peft = run_options.get("peft") or "none"
+        s = subject(run, Sampling(samples, batch_size, opts.seed, target))
+    peft, method = run.config.peft, run.config.optimizer
     model = measured_model(s.model, weights)
-    folder = run / OUTPUT
-    method = run_options.get("optimizer")
+    folder = run.folder / OUTPUT
+    title = f"{s.label} ({method}" + (f", {peft} {weights})" if peft != "none" else ")")
     result = {
-        "run_dir": str(run),
+        "run_dir": str(run.folder),
         "task": s.task,
         **s.extra,
         "method": method,
-        "run_rho": resolved.get("rho"),
+        "run_rho": run.resolved.get("rho"),
         "peft": peft,
         "weights": weights,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -267,70 +133,23 @@ def measure_run(
         "samples": s.samples,
         "batch_size": batch_size,
         **measure_all(
-            model,
-            hf_loss,
-            s.batches,
-            opts,
-            output_dir=folder if write else None,
-            title=f"{s.label} ({method}" + (f", {peft} {weights})" if peft != "none" else ")"),
+            model, hf_loss, s.batches, opts, output_dir=folder if write else None, title=title
         ),
     }
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
     if write:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / RESULT).write_text(json.dumps(jsonable(result), indent=2) + "\n")
-        for key, name in PLOTS.items():  # not drawn this time: an earlier one would mislead
-            if key not in result["plots"]:
-                (folder / name).unlink(missing_ok=True)
+        write_result(folder, result)
     return result
 
 
-@dataclass
-class Subject:
-    """What :func:`measure_run` measures: the model as loaded (on its device) and the
-    batches of its sample, with what the result says of them."""
-
-    task: str  # the run's task (a mixture's: its tasks, comma-separated)
-    label: str  # the plots' name for it
-    model: nn.Module
-    batches: list[Any]
-    train_examples: int
-    samples: int
-    extra: dict[str, Any] = field(default_factory=dict)  # a mixture's: mixture, tasks
-
-
-def single_task_subject(
-    run: Path,
-    options: dict[str, Any],
-    resolved: dict[str, Any],
-    data_dir: str | Path | None,
-    samples: int | None,
-    batch_size: int,
-    seed: int,
-    device: torch.device,
-) -> Subject:
-    task = get_task(options["task"])
-    modelling = resolved.get("modelling") or "encoder"
-    data = data_dir if data_dir is not None else options.get("data_dir")
-    examples = training_subset(task, options, data)
-    check_size(task.name, len(examples), resolved.get("train_examples"), data)
-    sample = examples
-    if samples is not None and samples < len(examples):
-        sample = subsample(examples, size=samples, seed=seed, stratify=task.kind in STRATIFIED)
-    model_path = resolved.get("model_path") or options.get("model")
-    model, tokenizer = load_best(run, task, modelling, model_path)
-    model.to(device)
-    batches = batches_for(task, sample, model, tokenizer, modelling, options, batch_size)
-    return Subject(task.name, task.name, model, batches, len(examples), len(sample))
-
-
-def check_size(name: str, n: int, expected: int | None, data: Any) -> None:
-    """Refuse a rebuilt training subset whose size differs from the run's record."""
-    if expected is not None and n != expected:
-        raise ValueError(
-            f"the rebuilt training subset of {name} has {n} examples but the run had "
-            f"{expected}: is data_dir={str(data)!r} the data the run used?"
-        )
+def write_result(folder: Path, result: dict[str, Any]) -> None:
+    """``result`` as ``folder/sharpness.json`` (strict JSON), and no plot left there that
+    this measurement did not draw (an earlier one would mislead)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULT).write_text(json.dumps(jsonable(result), indent=2) + "\n")
+    for key, name in PLOTS.items():
+        if key not in result["plots"]:
+            (folder / name).unlink(missing_ok=True)
 
 
 def jsonable(value: Any) -> Any:

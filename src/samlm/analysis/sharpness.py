@@ -16,15 +16,15 @@ largest ``L(w + T z_i) - L(w)`` seen: a lower bound on the true maximum.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..optim.validation import optional_positive_int, positive_float, positive_int
-from .objective import LossFn, Objective
+from .objective import Objective, measure
 from .progress import progress_bar
 from .state import preserved, set_weights
 from .vectors import Vector, gaussian, mul, norm, scale
@@ -64,10 +64,9 @@ class _Ascent:
     history: list[float]
 
 
+@measure
 def rho_sharpness(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: Iterable[Any],
+    objective: Objective,
     *,
     rho: float = 0.05,
     steps: int = 1,
@@ -77,14 +76,12 @@ def rho_sharpness(
     eta: float = 0.01,
     random_start: bool | None = None,
     seed: int = 0,
-    batch_size: int | None = None,
-    params: Sequence[Tensor] | None = None,
     train: bool = False,
     progress: bool = True,
 ) -> SharpnessResult:
     """``S = max_{||T^-1 e|| <= rho} L(w + e) - L(w)`` by ``steps`` projected ascent steps
-    of size ``step_size`` (default ``rho``) on the mean loss ``loss_fn(model, batch)``
-    over ``batches`` (see the module docstring).
+    of size ``step_size`` (default ``rho``) on the objective (see the module docstring;
+    called as ``rho_sharpness(model, loss_fn, batches, ...)`` or on an :class:`Objective`).
 
     ``m``: m-sharpness, the mean over chunks of ``m`` examples, each with its own
     perturbation. ``adaptive``: the ASAM ball with ``T = |w| + eta``. ``random_start``:
@@ -100,12 +97,11 @@ def rho_sharpness(
     eta = positive_float("eta", eta, allow_zero=True)
     if not (random_start is None or isinstance(random_start, bool)):
         raise ValueError(f"random_start={random_start!r} must be None, True or False")
-    objective = Objective(model, loss_fn, batches, batch_size=batch_size, params=params)
     parts = objective.chunks(m) if m is not None else [objective]
     generator = torch.Generator().manual_seed(seed)
     passes = sum(part.passes for part in parts) * (steps + 1 + (random_start is True))
     with (
-        preserved(model, train=train, seed=seed) as snap,
+        preserved(objective.model, train=train, seed=seed) as snap,
         progress_bar(
             passes, f"{'adaptive ' if adaptive else ''}{'m-' if m else ''}sharpness", progress
         ) as bar,

@@ -45,22 +45,10 @@ def _curve(rows: list[dict[str, Any]], metric: str) -> list[list[float]]:
 def timing(rows: list[dict[str, Any]], steps: int, resumed_from: str | None) -> dict[str, float]:
     """What a cell's ``train_time_s`` covers, from its log's ``rows``: ``timed_steps``,
     the optimizer steps this attempt ran (a resumed attempt starts at its checkpoint's
-    step), and ``eval_time_s``, the time its evaluations took inside it (logged
-    ``eval_runtime`` after that step). A cell's time per training step is
-    ``(train_time_s - eval_time_s) / timed_steps``.
-
-    Without ``resumed_from`` (records from before it existed) the start is read off the
-    log's final training row: ``train_steps_per_second * train_runtime`` steps ran, so
-    the attempt started at the logged evaluation step (a checkpoint) nearest to
-    ``steps`` minus that, or at 0."""
-    if resumed_from:
-        start = checkpoint_step(resumed_from)
-    else:
-        ran = [
-            r["train_steps_per_second"] * r["train_runtime"] for r in rows if "train_runtime" in r
-        ]
-        starts = {0, *(r["step"] for r in rows if "eval_runtime" in r and r["step"] < steps)}
-        start = min(starts, key=lambda s: abs(steps - ran[-1] - s)) if ran else 0
+    step, ``resumed_from``), and ``eval_time_s``, the time its evaluations took inside it
+    (logged ``eval_runtime`` after that step). A cell's time per training step is
+    ``(train_time_s - eval_time_s) / timed_steps``."""
+    start = checkpoint_step(resumed_from)
     evals = {
         r["step"]: r["eval_runtime"] for r in rows if "eval_runtime" in r and r["step"] > start
     }

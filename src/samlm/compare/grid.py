@@ -57,8 +57,8 @@ LORA_LR_SCALE = 10.0
 TUNE_SEED = 1000  # the trials' seed: apart from the evaluation seeds 0, 1, ...
 
 # The protocol's step budget and evaluation interval (bench/results/protocol.md: the
-# smallest budget at which both methods' validation curves in bench/step_sweep.py are
-# within a point of their best in 400 steps)
+# smallest budget at which both methods' validation curves in the step sweep,
+# bench/results/step_sweep_2026-11-30.md, are within a point of their best in 400 steps)
 PROTOCOL: dict[str, Any] = {
     "min_steps": 200,
     "eval_steps": 50,
@@ -68,7 +68,7 @@ PROTOCOL: dict[str, Any] = {
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Quick (under 30 minutes on 2 cores): SST-2 at 250 examples, where MiniLM clearly
-    # learns, at the settings the evidence grid's tuning chose for it (recorded.py).
+    # learns, at the settings the evidence grid's tuning chose for it (recorded.json).
     "default": {
         "tasks": ["glue/sst2"],
         "sizes": [250],
@@ -130,9 +130,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         **PROTOCOL,
     },
 }
-# The efficient and gap-guided variants (issue 14) on the evidence grid's protocol: its
-# strata, seeds and tuning, every method; the core methods' cells are the evidence grid's
-# own (bench/evidence.py --preset variants takes them over)
+# The efficient and gap-guided variants (GSAM, LookSAM, AE-SAM) beside the core methods on
+# the evidence grid's protocol: its strata, seeds and tuning, every method; the core
+# methods' cells are the evidence grid's own (bench/evidence.py --preset variants takes
+# them over)
 PRESETS["variants"] = {**PRESETS["evidence"], "methods": list(METHODS)}
 
 

@@ -1,4 +1,4 @@
-"""A task mixture as one grid task (issue 16): ``glue/sst2+superglue/cb`` lists its tasks,
+"""A task mixture as one grid task: ``glue/sst2+superglue/cb`` lists its tasks,
 ``mixture/glue`` names a benchmark's (its tasks whose data is found, as ``samlm train
 --mixture glue``). Its cells train one model on the mixture at the grid size per task;
 the cell's score is the mixture's average, its record keeps each task's score too.

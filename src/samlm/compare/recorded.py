@@ -1,27 +1,16 @@
 """Settings chosen by the evidence grid's tuning (``bench/results/evidence``), per
 ``"task|size|method"``: the default preset runs its seeds at these instead of tuning
-within its 30 minutes. Written by ``python bench/evidence.py --export-settings``."""
+within its 30 minutes. The values are package data, ``recorded.json`` beside this module
+(``{"source": ..., "settings": {...}}``), written by ``python bench/evidence.py
+--export-settings``."""
 
-SOURCE = "bench/results/evidence"
-SETTINGS: dict[str, dict[str, float]] = {
-    "glue/sst2|100|asam": {"learning_rate": 0.0001, "rho": 0.5},
-    "glue/sst2|100|baseline": {"learning_rate": 5e-05},
-    "glue/sst2|100|sam": {"learning_rate": 0.0001, "rho": 0.02},
-    "glue/sst2|100|sam_quarter": {"learning_rate": 0.0002, "rho": 0.02},
-    "glue/sst2|250|asam": {"learning_rate": 0.0001, "rho": 0.5},
-    "glue/sst2|250|baseline": {"learning_rate": 0.0001},
-    "glue/sst2|250|sam": {"learning_rate": 0.0001, "rho": 0.05},
-    "glue/sst2|250|sam_quarter": {"learning_rate": 0.0002, "rho": 0.05},
-    "superglue/cb|100|asam": {"learning_rate": 0.0002, "rho": 0.5},
-    "superglue/cb|100|baseline": {"learning_rate": 0.0002},
-    "superglue/cb|100|sam": {"learning_rate": 0.0002, "rho": 0.02},
-    "superglue/cb|100|sam_quarter": {"learning_rate": 0.0002, "rho": 0.02},
-    "superglue/cb|250|asam": {"learning_rate": 0.0001, "rho": 0.5},
-    "superglue/cb|250|baseline": {"learning_rate": 0.0001},
-    "superglue/cb|250|sam": {"learning_rate": 0.0001, "rho": 0.02},
-    "superglue/cb|250|sam_quarter": {"learning_rate": 0.0001, "rho": 0.05},
-    "superglue/rte|250|asam": {"learning_rate": 0.0001, "rho": 1.0},
-    "superglue/rte|250|baseline": {"learning_rate": 0.0001},
-    "superglue/rte|250|sam": {"learning_rate": 0.0001, "rho": 0.05},
-    "superglue/rte|250|sam_quarter": {"learning_rate": 0.0001, "rho": 0.05},
-}
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+FILE = "recorded.json"
+
+_DATA = json.loads(resources.files(__package__).joinpath(FILE).read_text())
+SOURCE: str = _DATA["source"]  # the results store the settings were chosen from
+SETTINGS: dict[str, dict[str, float]] = _DATA["settings"]

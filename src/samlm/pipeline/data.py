@@ -164,18 +164,3 @@ def _cap(task: Task, examples: list[Example], eval_size: int | None) -> list[Exa
     if eval_size is None or eval_size >= len(examples):
         return examples
     return subsample(examples, size=eval_size, seed=0, stratify=task.kind in STRATIFIED)
-
-
-def training_examples(
-    task: Task, data_dir: Path | None, options: dict, *, default_seed: int = 0
-) -> list[Example]:
-    """The training subset of a run with these ``TrainConfig`` options (a dict)."""
-    return run_splits(
-        task,
-        data_dir,
-        train_size=options.get("train_size"),
-        train_fraction=options.get("train_fraction"),
-        seed=options.get("seed", default_seed),
-        validation_size=options.get("validation_size"),
-        validation_from=options.get("validation_from", "auto"),
-    ).train

@@ -22,31 +22,46 @@ AESAM_OPTIONS = ("delta", "lambda_1", "lambda_2")  # AE-SAM's own options
 
 @dataclass(frozen=True)
 class SAMConfig:
-    """SAM's options for :class:`SAMTrainer` and ``samlm train``.
+    """SAM's options for :class:`SAMTrainer` and ``samlm train``. The first group goes to
+    :class:`samlm.SAM` (:meth:`optimizer_kwargs`); the rest shape the Trainer's step.
 
-    ``rho``, ``adaptive``/``eta`` (ASAM), the schedules (``rho_schedule``,
-    ``warmup_steps``, ``interval``, ``probability``, ``sam_start_step``: plain steps
-    of the base optimizer before SAM starts) and ``same_dropout`` go to
-    :class:`samlm.SAM`; ``ascent_fraction`` and ``m`` (chunks per micro-batch) or
-    ``m_examples`` (examples per chunk, Foret et al.'s m) shape each micro-batch's step
-    (Bahri et al. 2022 take the ascent on a quarter of the batch); with
-    ``exclude_bias_and_norm`` the Trainer's no-decay group (biases, LayerNorm
-    weights) is left out of the perturbation, ``exclude_embeddings`` leaves the
-    embedding matrices out too, and ``exclude_head`` the task head
-    (:func:`samlm.optim.head_parameters`: ``model.classifier``, ``model.score``...;
-    a model without one is refused), which the base optimizer still trains.
-    ``distributed`` is SAM's mode when the Trainer runs on several processes
-    (``"per_replica"`` or ``"synchronized"``, see :class:`samlm.SAM`). ``variant``
-    (``"gsam"``, ``"looksam"`` or ``"aesam"``, :mod:`samlm.optim.variants`) changes the
-    update direction with ``alpha`` (default: GSAM 0.4, LookSAM 0.7) and LookSAM's ``k``,
-    or (AE-SAM) when to perturb, with ``delta``, ``lambda_1`` and ``lambda_2`` (None:
-    :class:`~samlm.optim.variants.AESAM`'s defaults);
-    ``rho_min`` is where ``rho_schedule="lr"`` takes rho at the end (GSAM's schedule).
-    ``accumulation`` is what SAM does with the Trainer's ``gradient_accumulation_steps``:
-    ``"per_microbatch"`` (perturb, backward, restore for each micro-batch; the default
-    for SAM and ASAM) or ``"global"`` (one perturbation from all the step's micro-batches,
-    then all of them again at ``w + e``: the whole batch's SAM step; the default, and the
-    only mode, for the variants).
+    Args:
+        rho: radius of the neighbourhood.
+        adaptive: ASAM's scale-invariant neighbourhood, ``T = |w| + eta``.
+        eta: ASAM's offset in ``T``.
+        rho_schedule: ``"constant"``, ``"lr"`` (rho follows lr / initial lr, down to
+            ``rho_min``: GSAM's schedule) or ``"warmup"`` (linear over ``warmup_steps``).
+        warmup_steps: the rho warm-up's length in steps.
+        interval: perturb every ``interval``-th step; the others are plain steps.
+        probability: perturb with this probability per step (randomized SAM).
+        sam_start_step: plain steps of the base optimizer before SAM starts.
+        same_dropout: both passes draw the same dropout masks.
+        track_cosine: report the cosine between the two passes' gradients.
+        seed: seed of SAM's own generator (randomized SAM).
+        rho_min: where ``rho_schedule="lr"`` takes rho at the end.
+        variant: ``"gsam"``, ``"looksam"`` or ``"aesam"`` (:mod:`samlm.optim.variants`),
+            or None for SAM / ASAM.
+        alpha: GSAM's and LookSAM's mixing weight (None: GSAM 0.4, LookSAM 0.7).
+        k: LookSAM's period (a full SAM step every ``k`` steps).
+        delta, lambda_1, lambda_2: AE-SAM's options (None:
+            :class:`~samlm.optim.variants.AESAM`'s defaults).
+        ascent_fraction: the share of each micro-batch the ascent gradient is taken on
+            (Bahri et al. 2022 take a quarter).
+        m: m-sharpness, chunks per micro-batch, each perturbed on its own.
+        m_examples: m-sharpness as examples per chunk (Foret et al.'s m), in place of ``m``.
+        exclude_bias_and_norm: leave the Trainer's no-decay group (biases, LayerNorm
+            weights) out of the perturbation.
+        exclude_embeddings: leave the embedding matrices out too.
+        exclude_head: leave the task head out (:func:`samlm.optim.head_parameters`:
+            ``model.classifier``, ``model.score``...; a model without one is refused); the
+            base optimizer still trains it.
+        distributed: SAM's mode when the Trainer runs on several processes,
+            ``"per_replica"`` or ``"synchronized"`` (see :class:`samlm.SAM`).
+        accumulation: what SAM does with ``gradient_accumulation_steps``:
+            ``"per_microbatch"`` (perturb, backward, restore for each micro-batch) or
+            ``"global"`` (one perturbation from all the step's micro-batches, then all of
+            them again at ``w + e``: the whole batch's SAM step); None: per micro-batch for
+            SAM and ASAM, global (the only mode) for the variants.
     """
 
     rho: float = 0.05
