@@ -143,7 +143,7 @@ class Engine:
         self.sam_steps = 0  # steps that perturbed (the rest were plain or skipped)
         self.stats = SAMStats()
         self._decision: bool | None = None  # is the current step a SAM step (cached)
-        self._recorded = False  # perturb() or plain() has begun this step's statistics
+        self._recorded = False  # perturb() or record_plain() began this step's statistics
         self._settled = False  # the variant's change of a plain step's gradient is applied
         self._skip_pending = False
         self._units = 0  # units begun in the current step
@@ -180,6 +180,13 @@ class Engine:
         self.clock, self.skipped_steps, self.sam_steps = clock, skipped_steps, sam_steps
         self._end_step()
 
+    def clear_grads(self) -> None:
+        """``p.grad = None`` for every trainable parameter of every group."""
+        for group in self.groups():
+            for p in group["params"]:
+                if p.requires_grad:
+                    p.grad = None
+
     def is_sam_step(self) -> bool:
         """Whether the current step perturbs: the schedule says so (decided once per step)
         and some perturbed group has a radius > 0 (else it is a plain step)."""
@@ -197,7 +204,7 @@ class Engine:
         closure = torch.enable_grad()(closure)
         if not self.is_sam_step():
             loss = closure()
-            self.plain(loss)
+            self.record_plain(loss)
         else:
             loss = self.unit(lambda: (closure(), None), closure, ascent_in_grad=True).loss
         self.finish()
@@ -237,21 +244,22 @@ class Engine:
         self.restore(loss=loss_perturbed)
         return Unit(loss, loss_perturbed)
 
-    def plain(self, loss: Any) -> None:
-        """Record a plain step's loss (its one pass)."""
+    def record_plain(self, loss: Any) -> None:
+        """Record a plain step's statistics: its loss (its one pass); no step is taken."""
         self._recorded = True
         self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
 
+    plain = record_plain  # SAMTrainer's, until it runs a StepPlan
+
     def record_decided(self, done: Unit, loss: Any) -> None:
-        """The losses of a one-unit step whose ascent was the whole batch in ``p.grad``
-        (AE-SAM): a SAM step's two, or a plain step's one (nothing for a skipped step)."""
+        """SAMTrainer's, until it runs a StepPlan."""
         if done.loss_perturbed is not None:
             self.record_losses(loss, done.loss_perturbed, same_examples=True)
         elif not done.skipped:
-            self.plain(loss)  # a flat region: the step is plain, its one pass
+            self.record_plain(loss)
 
     def record_losses(self, loss: Any, loss_perturbed: Any, same_examples: bool) -> None:
-        """The step's losses over all its units (size-weighted means)."""
+        """Record a SAM step's losses over all its units (size-weighted means)."""
         self.stats.loss, self.stats.loss_perturbed = loss, loss_perturbed
         self.stats.same_examples = same_examples
 
@@ -445,7 +453,7 @@ class Engine:
         optimizer step with the gradients in ``p.grad`` (no step when they, or the
         ascent's, were not finite)."""
         self.restore()
-        if not self._recorded:  # neither perturb() nor plain() this step: a plain step
+        if not self._recorded:  # neither perturb() nor record_plain(): a plain step
             self.stats = SAMStats(skipped_steps=self.skipped_steps)
         skip = self._skip_pending
         if not skip:
