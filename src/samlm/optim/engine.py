@@ -249,15 +249,6 @@ class Engine:
         self._recorded = True
         self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
 
-    plain = record_plain  # SAMTrainer's, until it runs a StepPlan
-
-    def record_decided(self, done: Unit, loss: Any) -> None:
-        """SAMTrainer's, until it runs a StepPlan."""
-        if done.loss_perturbed is not None:
-            self.record_losses(loss, done.loss_perturbed, same_examples=True)
-        elif not done.skipped:
-            self.record_plain(loss)
-
     def record_losses(self, loss: Any, loss_perturbed: Any, same_examples: bool) -> None:
         """Record a SAM step's losses over all its units (size-weighted means)."""
         self.stats.loss, self.stats.loss_perturbed = loss, loss_perturbed
