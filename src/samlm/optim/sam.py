@@ -123,8 +123,11 @@ class SAM(torch.optim.Optimizer):
         positive_int("interval", interval)
         comm.validate_mode(distributed)
         if variant is not None:
-            if not isinstance(variant, Variant):
-                raise ValueError(f"variant={variant!r} must be a samlm.optim.variants.Variant")
+            if not isinstance(variant, Variant) or type(variant) is Variant:
+                raise ValueError(
+                    f"variant={variant!r} must be a samlm.optim.variants.Variant subclass "
+                    "(GSAM, LookSAM, AESAM or one's own, with its name)"
+                )
             if variant.interval is not None and interval != 1:
                 raise ValueError(
                     f"interval={interval} and {variant!r}: the variant sets the interval (its k)"
