@@ -1,7 +1,8 @@
-"""The SAM step engine: the one place where a step's sequence runs and its stats are kept.
+"""The SAM step engine: a step's state (clock, decision, skip, backups, statistics) and
+the primitives a step is made of.
 
-A step is zero or more *units* (one perturbation each), then ``finish``. One unit
-(Foret et al. 2021):
+A SAM step is zero or more *units* (one perturbation each), then ``finish``. One unit
+(Foret et al. 2021), :meth:`Engine.unit`:
 
     L, g  = ascent()                         g = grad L(w): a map, or left in p.grad
     e     = rho * g / ||g||                  (ASAM: rho * T^2 g / ||T g||, T = |w| + eta)
@@ -11,13 +12,17 @@ A step is zero or more *units* (one perturbation each), then ``finish``. One uni
                                              its gradients accumulate in p.grad
     w    <- backup                           (restore, bitwise)
 
-``finish``: clip ``p.grad`` (``max_grad_norm``), skip on a non-finite gradient, let the
-base optimizer step, advance the clock. A plain step (the schedule's other steps, or
-``rho == 0``) has no unit: one forward-backward, then ``finish``.
+``finish``: settle a variant's plain-step direction, clip ``p.grad`` (``max_grad_norm``),
+skip on a non-finite gradient, let the base optimizer step, advance the clock. A plain
+step (the schedule's other steps, or ``rho == 0``) has no unit: one forward-backward,
+its loss recorded (:meth:`Engine.record_plain`), then ``finish``.
 
 :meth:`Engine.perturb` is itself three parts: collect the perturbed groups' gradients,
-make their norms global (:class:`comm.Reduction`), apply ``e``. :class:`samlm.SAM`,
-:func:`samlm.sam_step` and ``SAMTrainer`` all take their steps through an ``Engine``.
+make their norms global (:class:`comm.Reduction`), apply ``e``. Which units a step
+has, on which examples, and what is recorded is :class:`samlm.optim.plan.StepPlan`'s,
+which :func:`samlm.sam_step` and ``SAMTrainer`` execute; ``SAM.step(closure)`` is
+:meth:`Engine.closure_step`, and the two-phase API (``perturb``, ``restore``, ``step``)
+calls the primitives directly.
 """
 
 from __future__ import annotations

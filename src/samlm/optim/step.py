@@ -21,6 +21,10 @@ weighted ``n_i / n`` so the accumulated gradient is the batch mean:
 
     grad = sum_units sum_{i in unit} (n_i / n) grad L_i(w + e_unit)
 
+The order of the passes is :class:`samlm.optim.plan.StepPlan`'s (SAMTrainer runs the
+same plan); this module supplies the passes (``loss_fn``, backward, the GradScaler)
+and finishes the step (the base step, through the scaler if any).
+
 Under DDP (pass ``model``), the first pass, forward included, runs under ``no_sync()``
 (no gradient all-reduce; :class:`SAM`'s ``distributed`` mode says whether the replicas
 then average their ascent gradients) and so does every second-pass micro-batch but

@@ -1,7 +1,9 @@
 """SAM inside ``transformers.Trainer``: the Trainer keeps its loop, SAM takes each micro-batch.
 
-For every micro-batch of a SAM step (with gradient accumulation, ``SAMConfig``'s
-default for SAM and ASAM: ``accumulation="per_microbatch"``):
+Each ``training_step`` runs the step plan of :mod:`samlm.optim.plan` (the one
+``sam_step`` runs) with the Trainer's passes. For every micro-batch of a SAM step (with
+gradient accumulation, ``SAMConfig``'s default for SAM and ASAM:
+``accumulation="per_microbatch"``):
 
     e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
                              (under DDP's ``no_sync``; per replica or averaged over the
