@@ -1,4 +1,15 @@
-"""The SAM optimizer family: SAM, ASAM, their schedules, the step helper and checkpoints."""
+"""The SAM optimizer family, on torch alone.
+
+:class:`SAM` (sam.py) is the ``torch.optim.Optimizer`` facade: options, parameter groups,
+the versioned state dict. Its step runs on the engine (engine.py: the step's state and
+primitives: perturb, restore, finish) in the order of a step plan (plan.py: which passes
+run on which examples, the decision after the ascent, skip, settle), which
+:func:`sam_step` (step.py: ascent fraction, m-sharpness, accumulation, GradScaler, DDP)
+and ``samlm.training.SAMTrainer`` execute with their own passes. Around them: the rho
+schedules (schedule.py), the variants GSAM, LookSAM and AE-SAM (variants.py), the
+foreach kernels (functional.py), collectives (comm.py), parameter groups (groups.py),
+checkpoints (checkpoint.py) and per-step statistics (stats.py).
+"""
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .groups import head_parameters, sam_param_groups

@@ -1,7 +1,8 @@
-"""The SAM step engine: the one place where a step's sequence runs and its stats are kept.
+"""The SAM step engine: a step's state (clock, decision, skip, backups, statistics) and
+the primitives a step is made of.
 
-A step is zero or more *units* (one perturbation each), then ``finish``. One unit
-(Foret et al. 2021):
+A SAM step is zero or more *units* (one perturbation each), then ``finish``. One unit
+(Foret et al. 2021), :meth:`Engine.unit`:
 
     L, g  = ascent()                         g = grad L(w): a map, or left in p.grad
     e     = rho * g / ||g||                  (ASAM: rho * T^2 g / ||T g||, T = |w| + eta)
@@ -11,13 +12,17 @@ A step is zero or more *units* (one perturbation each), then ``finish``. One uni
                                              its gradients accumulate in p.grad
     w    <- backup                           (restore, bitwise)
 
-``finish``: clip ``p.grad`` (``max_grad_norm``), skip on a non-finite gradient, let the
-base optimizer step, advance the clock. A plain step (the schedule's other steps, or
-``rho == 0``) has no unit: one forward-backward, then ``finish``.
+``finish``: settle a variant's plain-step direction, clip ``p.grad`` (``max_grad_norm``),
+skip on a non-finite gradient, let the base optimizer step, advance the clock. A plain
+step (the schedule's other steps, or ``rho == 0``) has no unit: one forward-backward,
+its loss recorded (:meth:`Engine.record_plain`), then ``finish``.
 
 :meth:`Engine.perturb` is itself three parts: collect the perturbed groups' gradients,
-make their norms global (:class:`comm.Reduction`), apply ``e``. :class:`samlm.SAM`,
-:func:`samlm.sam_step` and ``SAMTrainer`` all take their steps through an ``Engine``.
+make their norms global (:class:`comm.Reduction`), apply ``e``. Which units a step
+has, on which examples, and what is recorded is :class:`samlm.optim.plan.StepPlan`'s,
+which :func:`samlm.sam_step` and ``SAMTrainer`` execute; ``SAM.step(closure)`` is
+:meth:`Engine.closure_step`, and the two-phase API (``perturb``, ``restore``, ``step``)
+calls the primitives directly.
 """
 
 from __future__ import annotations
@@ -143,7 +148,7 @@ class Engine:
         self.sam_steps = 0  # steps that perturbed (the rest were plain or skipped)
         self.stats = SAMStats()
         self._decision: bool | None = None  # is the current step a SAM step (cached)
-        self._recorded = False  # perturb() or plain() has begun this step's statistics
+        self._recorded = False  # perturb() or record_plain() began this step's statistics
         self._settled = False  # the variant's change of a plain step's gradient is applied
         self._skip_pending = False
         self._units = 0  # units begun in the current step
@@ -180,6 +185,13 @@ class Engine:
         self.clock, self.skipped_steps, self.sam_steps = clock, skipped_steps, sam_steps
         self._end_step()
 
+    def clear_grads(self) -> None:
+        """``p.grad = None`` for every trainable parameter of every group."""
+        for group in self.groups():
+            for p in group["params"]:
+                if p.requires_grad:
+                    p.grad = None
+
     def is_sam_step(self) -> bool:
         """Whether the current step perturbs: the schedule says so (decided once per step)
         and some perturbed group has a radius > 0 (else it is a plain step)."""
@@ -197,7 +209,7 @@ class Engine:
         closure = torch.enable_grad()(closure)
         if not self.is_sam_step():
             loss = closure()
-            self.plain(loss)
+            self.record_plain(loss)
         else:
             loss = self.unit(lambda: (closure(), None), closure, ascent_in_grad=True).loss
         self.finish()
@@ -237,21 +249,13 @@ class Engine:
         self.restore(loss=loss_perturbed)
         return Unit(loss, loss_perturbed)
 
-    def plain(self, loss: Any) -> None:
-        """Record a plain step's loss (its one pass)."""
+    def record_plain(self, loss: Any) -> None:
+        """Record a plain step's statistics: its loss (its one pass); no step is taken."""
         self._recorded = True
         self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=_detach(loss))
 
-    def record_decided(self, done: Unit, loss: Any) -> None:
-        """The losses of a one-unit step whose ascent was the whole batch in ``p.grad``
-        (AE-SAM): a SAM step's two, or a plain step's one (nothing for a skipped step)."""
-        if done.loss_perturbed is not None:
-            self.record_losses(loss, done.loss_perturbed, same_examples=True)
-        elif not done.skipped:
-            self.plain(loss)  # a flat region: the step is plain, its one pass
-
     def record_losses(self, loss: Any, loss_perturbed: Any, same_examples: bool) -> None:
-        """The step's losses over all its units (size-weighted means)."""
+        """Record a SAM step's losses over all its units (size-weighted means)."""
         self.stats.loss, self.stats.loss_perturbed = loss, loss_perturbed
         self.stats.same_examples = same_examples
 
@@ -445,7 +449,7 @@ class Engine:
         optimizer step with the gradients in ``p.grad`` (no step when they, or the
         ascent's, were not finite)."""
         self.restore()
-        if not self._recorded:  # neither perturb() nor plain() this step: a plain step
+        if not self._recorded:  # neither perturb() nor record_plain(): a plain step
             self.stats = SAMStats(skipped_steps=self.skipped_steps)
         skip = self._skip_pending
         if not skip:

@@ -123,19 +123,7 @@ class SAM(torch.optim.Optimizer):
         positive_int("interval", interval)
         comm.validate_mode(distributed)
         if variant is not None:
-            if not isinstance(variant, Variant):
-                raise ValueError(f"variant={variant!r} must be a samlm.optim.variants.Variant")
-            if variant.interval is not None and interval != 1:
-                raise ValueError(
-                    f"interval={interval} and {variant!r}: the variant sets the interval (its k)"
-                )
-            interval = variant.interval or interval
-            if distributed == "per_replica":
-                raise ValueError(
-                    f"{variant!r} with distributed='per_replica': each replica would change its "
-                    "gradient (GSAM, LookSAM) or decide to perturb (AE-SAM) from its own "
-                    "gradient, and the replicas would fall out of step; use 'synchronized'"
-                )
+            interval = _variant_interval(variant, interval, distributed)
         self.base_optimizer = base_optimizer
         init_optimizer_machinery(self)
         # SAM's per-group keys join the base optimizer's defaults (add_param_group fills them)
@@ -381,6 +369,27 @@ class SAM(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return f"SAM({self.base_optimizer!r}, schedule={self.schedule})"
+
+
+def _variant_interval(variant: Any, interval: int, distributed: str | None) -> int:
+    """Check ``variant`` against SAM's options; the interval it sets (LookSAM's k), or
+    ``interval``."""
+    if not isinstance(variant, Variant) or type(variant) is Variant:
+        raise ValueError(
+            f"variant={variant!r} must be a samlm.optim.variants.Variant subclass "
+            "(GSAM, LookSAM, AESAM or one's own, with its name)"
+        )
+    if variant.interval is not None and interval != 1:
+        raise ValueError(
+            f"interval={interval} and {variant!r}: the variant sets the interval (its k)"
+        )
+    if distributed == "per_replica":
+        raise ValueError(
+            f"{variant!r} with distributed='per_replica': each replica would change its "
+            "gradient (GSAM, LookSAM) or decide to perturb (AE-SAM) from its own "
+            "gradient, and the replicas would fall out of step; use 'synchronized'"
+        )
+    return variant.interval or interval
 
 
 def _check_sam_part(own: Any) -> None:

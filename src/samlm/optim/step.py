@@ -21,6 +21,10 @@ weighted ``n_i / n`` so the accumulated gradient is the batch mean:
 
     grad = sum_units sum_{i in unit} (n_i / n) grad L_i(w + e_unit)
 
+The order of the passes is :class:`samlm.optim.plan.StepPlan`'s (SAMTrainer runs the
+same plan); this module supplies the passes (``loss_fn``, backward, the GradScaler)
+and finishes the step (the base step, through the scaler if any).
+
 Under DDP (pass ``model``), the first pass, forward included, runs under ``no_sync()``
 (no gradient all-reduce; :class:`SAM`'s ``distributed`` mode says whether the replicas
 then average their ascent gradients) and so does every second-pass micro-batch but
@@ -32,6 +36,7 @@ is global), with the gradients the step has accumulated so far set aside meanwhi
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +46,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import comm
-from .batching import batch_size, head, split_batch
+from .batching import head, split_batch
+from .engine import Grads
+from .plan import Piece, StepPlan
 from .sam import SAM
 from .validation import step_options
 
@@ -71,35 +78,14 @@ def sam_step(
     m-sharpness, see the module's description.
     """
     step_options(ascent_fraction, m, accumulation_steps, accumulation, m_examples)
-    engine = optimizer.engine
-    if engine.variant is not None:
-        engine.variant.check_ascent_fraction(ascent_fraction)
-    no_sync = replica_no_sync(optimizer, model)
-    n = batch_size(batch)
-    micro = split_batch(batch, accumulation_steps)
-    scale = scaler.scale if scaler is not None else (lambda x: x)
-    optimizer.zero_grad(set_to_none=True)
-
-    def descend(unit: list[tuple[Any, int]], last: bool) -> Tensor:
-        """Backward of every micro-batch; only the step's last one synchronises."""
-        total: Tensor | float = 0.0
-        for i, (mb, size) in enumerate(unit):
-            with contextlib.nullcontext() if last and i == len(unit) - 1 else no_sync():
-                loss = loss_fn(mb)
-                scale(loss * (size / n)).backward()
-            total = total + loss.detach() * (size / n)
-        return total  # type: ignore[return-value]
-
-    if not optimizer.is_sam_step():
-        loss = descend(micro, last=True)
-        engine.plain(loss)
-        _base_step(optimizer, scaler)
-        return loss
-
-    grad_scale = 1.0 if scaler is None else scaler.get_scale()  # divided out of ||g||
-    units = _units(micro, m, m_examples, accumulation)
-    variant = engine.variant
-    if variant is not None and len(units) > 1:
+    variant = optimizer.engine.variant
+    if variant is not None:
+        variant.check_ascent_fraction(ascent_fraction)
+    chunks = None
+    if accumulation != "global" or m != 1 or m_examples is not None:
+        chunks = functools.partial(_chunks, m=m, m_examples=m_examples)
+    plan = StepPlan(split_batch(batch, accumulation_steps), chunks, ascent_fraction)
+    if variant is not None and len(plan.units) > 1:
         option = (
             f"m={m}" if m != 1
             else f"m_examples={m_examples}" if m_examples is not None
@@ -109,71 +95,55 @@ def sam_step(
             f"{option} with {variant!r}: the variant needs one unit per step (the step's "
             "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
         )
-    if variant is not None and variant.decides_after_ascent:
-        return _decide_after_ascent(optimizer, descend, micro, scaler, grad_scale)
+    passes = _LoopPasses(optimizer, loss_fn, scaler, replica_no_sync(optimizer, model))
+    optimizer.zero_grad(set_to_none=True)
+    outcome = plan.run(optimizer.engine, passes)
+    if scaler is None:
+        optimizer.step()  # a skipped step: no update, counted in skipped_steps
+    else:  # a non-finite gradient: the scaler skips, lowers its scale; the clock waits
+        scaler.step(optimizer)
+        scaler.update()
+        if outcome.skipped:
+            optimizer.zero_grad(set_to_none=True)
+    return outcome.loss
 
-    loss_w: Tensor | float = 0.0
-    loss_p: Tensor | float = 0.0
-    for index, unit in enumerate(units):
-        done = engine.unit(
-            lambda unit=unit: ascent_gradients(
-                optimizer, loss_fn, unit, ascent_fraction, scale, no_sync
-            ),
-            lambda unit=unit, index=index: descend(unit, last=index == len(units) - 1),
-            grad_scale=grad_scale,
+
+def _chunks(size: int, m: int, m_examples: int | None) -> int:
+    """The units a micro-batch of ``size`` examples is split into (m-sharpness)."""
+    return m if m_examples is None else math.ceil(size / m_examples)
+
+
+class _LoopPasses:
+    """``sam_step``'s passes: ``loss_fn`` and ``backward``, scaled by ``scaler``, under
+    ``no_sync`` (DDP) for all but the step's last backward."""
+
+    def __init__(
+        self,
+        optimizer: SAM,
+        loss_fn: Callable[[Any], Tensor],
+        scaler: torch.amp.GradScaler | None,
+        no_sync: Callable[[], contextlib.AbstractContextManager],
+    ) -> None:
+        self.optimizer, self.loss_fn, self.no_sync = optimizer, loss_fn, no_sync
+        self.scaler = scaler
+        self.scale = scaler.scale if scaler is not None else (lambda x: x)
+
+    def ascent(self, pieces: list[Piece], fraction: float) -> tuple[Tensor, Grads]:
+        return ascent_gradients(
+            self.optimizer, self.loss_fn, pieces, fraction, self.scale, self.no_sync
         )
-        loss_w = loss_w + done.loss * (sum(size for _, size in unit) / n)
-        if done.skipped:
-            _skip(optimizer, scaler, done.ascent_grads)  # type: ignore[arg-type]
-            return loss_w  # type: ignore[return-value]
-        loss_p = loss_p + done.loss_perturbed
-    engine.record_losses(loss_w, loss_p, same_examples=ascent_fraction == 1.0)
-    _base_step(optimizer, scaler)
-    return loss_w  # type: ignore[return-value]
 
+    def backward(self, pieces: list[tuple[Any, float]], last: bool) -> Tensor:
+        total: Tensor | float = 0.0
+        for i, (mb, weight) in enumerate(pieces):
+            with contextlib.nullcontext() if last and i == len(pieces) - 1 else self.no_sync():
+                loss = self.loss_fn(mb)
+                self.scale(loss * weight).backward()
+            total = total + loss.detach() * weight
+        return total  # type: ignore[return-value]
 
-def _decide_after_ascent(
-    optimizer: SAM,
-    descend: Callable[[list[tuple[Any, int]], bool], Tensor],
-    micro: list[tuple[Any, int]],
-    scaler: torch.amp.GradScaler | None,
-    grad_scale: float,
-) -> Tensor:
-    """A step of a variant that decides from the whole batch's gradient (AE-SAM): that
-    gradient, in ``p.grad`` (accumulated over the micro-batches, averaged by DDP's own
-    backward under DDP), is the plain step's, or the ascent of a SAM step."""
-    engine = optimizer.engine
-
-    def descent() -> Tensor:
-        for p in optimizer.trainable_params():
-            p.grad = None  # the ascent's gradients were in p.grad
-        return descend(micro, True)
-
-    done = engine.unit(
-        lambda: (descend(micro, True), None),
-        descent,
-        ascent_in_grad=True,
-        grad_scale=grad_scale,
-    )
-    engine.record_decided(done, done.loss)
-    if done.skipped:
-        _skip(optimizer, scaler, {})  # the non-finite gradients are in p.grad
-    else:
-        _base_step(optimizer, scaler)
-    return done.loss
-
-
-def _units(
-    micro: list[tuple[Any, int]], m: int, m_examples: int | None, accumulation: str
-) -> list[list[tuple[Any, int]]]:
-    """The step's units: all micro-batches together, or every chunk of every micro-batch."""
-    if accumulation == "global" and m == 1 and m_examples is None:
-        return [micro]
-    return [
-        [chunk]
-        for mb, size in micro
-        for chunk in split_batch(mb, m if m_examples is None else math.ceil(size / m_examples))
-    ]
+    def grad_scale(self) -> float:
+        return 1.0 if self.scaler is None else self.scaler.get_scale()
 
 
 def ascend(
@@ -259,30 +229,3 @@ def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     if a is None:
         return b
     return a if b is None else a.add_(b)
-
-
-def _base_step(optimizer: SAM, scaler: torch.amp.GradScaler | None) -> None:
-    if scaler is None:
-        optimizer.step()
-    else:
-        scaler.step(optimizer)
-        scaler.update()
-
-
-def _skip(
-    optimizer: SAM, scaler: torch.amp.GradScaler | None, grads: dict[Tensor, Tensor | None]
-) -> None:
-    """A non-finite ascent gradient: no update.
-
-    Without a scaler, ``step()`` ends the step (counted in ``skipped_steps``). With one,
-    the scaler is shown the ascent gradients, finds the inf, skips and lowers the scale;
-    like any step a GradScaler skips, it does not advance SAM's schedule clock.
-    """
-    if scaler is None:
-        optimizer.step()
-        return
-    for p, g in grads.items():
-        p.grad = g
-    scaler.step(optimizer)
-    scaler.update()
-    optimizer.zero_grad(set_to_none=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -50,9 +50,10 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
 
 class Variant:
     """What a variant adds to the engine: a change of the SAM gradient after the second
-    pass, a change of a plain step's gradient, its own state."""
+    pass, a change of a plain step's gradient, its own state. A subclass sets ``name``
+    (how ``SAMConfig``, checkpoints and logs call it); the base class has none."""
 
-    name = "sam"
+    name: ClassVar[str]
     interval: int | None = None  # the SAM steps' period, when the variant sets it
     needs_clean_gradient = True  # g kept next to g_s through the second pass
     decides_after_ascent = False  # whether a step perturbs is known from ||g|| only
@@ -64,6 +65,11 @@ class Variant:
         "its rule combines the clean and the SAM gradient of one batch, and a partial ascent "
         "would mix the clean gradient of the ascent's examples with the SAM gradient of all"
     )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+            raise TypeError(f"{cls.__name__} must set name, the variant's name in checkpoints")
 
     def check_ascent_fraction(self, ascent_fraction: float) -> None:
         """Refuse ``ascent_fraction < 1`` by name, saying why."""

@@ -1,7 +1,9 @@
 """SAM inside ``transformers.Trainer``: the Trainer keeps its loop, SAM takes each micro-batch.
 
-For every micro-batch of a SAM step (with gradient accumulation, ``SAMConfig``'s
-default for SAM and ASAM: ``accumulation="per_microbatch"``):
+Each ``training_step`` runs the step plan of :mod:`samlm.optim.plan` (the one
+``sam_step`` runs) with the Trainer's passes. For every micro-batch of a SAM step (with
+gradient accumulation, ``SAMConfig``'s default for SAM and ASAM:
+``accumulation="per_microbatch"``):
 
     e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
                              (under DDP's ``no_sync``; per replica or averaged over the
@@ -26,15 +28,18 @@ report a loss of 0 and the last one the window's, so the Trainer's logged sum is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from transformers import Seq2SeqTrainer, Trainer, TrainerCallback
 
-from ..optim.batching import batch_size, split_batch
+from ..optim.batching import batch_size
+from ..optim.engine import Grads
 from ..optim.groups import head_parameters, sam_param_groups
+from ..optim.plan import Outcome, Piece, StepPlan
 from ..optim.sam import SAM
 from ..optim.stats import SAMStats
 from ..optim.step import ascent_gradients
@@ -54,6 +59,68 @@ class _EndOfStep(TrainerCallback):
             self.trainer.sam_optimizer.zero_grad(set_to_none=True)  # clears a pending skip
 
 
+@dataclass
+class _PassLoss:
+    """One pass's weight on the Trainer's loss, and the loss it saw (unweighted)."""
+
+    weight: float
+    loss: Tensor | None = None
+
+
+class _TrainerPasses:
+    """SAMTrainer's passes for :class:`~samlm.optim.plan.StepPlan`: the ascent by
+    ``compute_loss`` under ``accelerator.no_sync``, every backward by the Trainer's own
+    ``training_step`` (its loss scaling for accumulation and ``num_items_in_batch``,
+    fp16's scaler, backward). A chunk of a micro-batch is weighted by its share, without
+    ``num_items_in_batch``; a whole micro-batch is exactly the Trainer's step."""
+
+    def __init__(self, trainer: SAMTrainerMixin, model: nn.Module, window: list) -> None:
+        self.trainer, self.model = trainer, model
+        self.items = {id(mb): items for mb, items in window}  # num_items_in_batch
+        self.reported: list[Tensor] = []  # each backward's losses, on the Trainer's scale
+        self.scaler = getattr(trainer.accelerator, "scaler", None)  # fp16's GradScaler
+
+    def no_sync(self) -> contextlib.AbstractContextManager:
+        return self.trainer.accelerator.no_sync(self.model)
+
+    def loss_fn(self, batch: dict[str, Any]) -> Tensor:
+        with self.trainer.compute_loss_context_manager():
+            return self.trainer.compute_loss(self.model, batch)
+
+    def ascent(self, pieces: list[Piece], fraction: float) -> tuple[Tensor, Grads]:
+        scale = self.scaler.scale if self.scaler is not None else (lambda x: x)
+        sam = self.trainer.sam_optimizer
+        return ascent_gradients(sam, self.loss_fn, pieces, fraction, scale, self.no_sync)
+
+    def backward(self, pieces: list[tuple[Any, float]], last: bool) -> Tensor:
+        trainer_step = super(SAMTrainerMixin, self.trainer).training_step  # type: ignore[misc]
+        total: Tensor | float = 0.0
+        reported: Tensor | float = 0.0
+        for i, (mb, weight) in enumerate(pieces):
+            sync = contextlib.nullcontext() if last and i == len(pieces) - 1 else self.no_sync()
+            whole = id(mb) in self.items
+            with sync, self.trainer._sam_pass(1.0 if whole else weight) as seen:
+                reported = reported + trainer_step(self.model, mb, self.items.get(id(mb)))
+            total = total + seen.loss * weight
+        self.reported.append(reported)  # type: ignore[arg-type]
+        return total  # type: ignore[return-value]
+
+    def grad_scale(self) -> float:
+        """The factor ``S`` the gradients carry (divided out of ``||g||`` and AE-SAM's
+        statistic), 1 without a scaler."""
+        return 1.0 if self.scaler is None else self.scaler.get_scale()
+
+    def reported_loss(self, outcome: Outcome) -> Tensor:
+        """``L(w)`` on the scale the Trainer gives its losses (accumulation, num_items):
+        the first backward's when it ran at ``w`` on the whole window, else the ascent's
+        ``L(w)`` rescaled as the second passes were."""
+        if outcome.skipped:
+            return torch.full((), float("nan"), device=self.trainer.args.device)
+        if outcome.loss_from_backward:
+            return self.reported[0]
+        return (outcome.loss * (sum(self.reported) / outcome.loss_perturbed)).detach()
+
+
 class SAMTrainerMixin:
     """What turns a Trainer class into a SAM one; see :class:`SAMTrainer`."""
 
@@ -64,8 +131,7 @@ class SAMTrainerMixin:
             head_parameters(self.model)  # a model without a task head fails here, not later
         self.sam_optimizer: SAM | None = None
         self._sam_records: list[SAMStats] = []
-        self._sam_loss_weight = 1.0
-        self._sam_raw_loss: Tensor | None = None
+        self._sam_pass_loss: _PassLoss | None = None  # see _sam_pass
         self._sam_window: list[tuple[dict[str, Any], Any]] = []  # global accumulation
         self.add_callback(_EndOfStep(self))
 
@@ -119,181 +185,74 @@ class SAMTrainerMixin:
     # -- the step -------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The Trainer's loss; inside :meth:`_sam_pass`, also recorded (unweighted) and
+        weighted by the pass's weight (a chunk's share of its micro-batch)."""
         out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        record = self._sam_pass_loss
+        if record is None:
+            return out
         loss = out[0] if return_outputs else out
-        self._sam_raw_loss = loss.detach()
-        if self._sam_loss_weight != 1.0:
-            loss = loss * self._sam_loss_weight
+        record.loss = loss.detach()
+        if record.weight != 1.0:
+            loss = loss * record.weight
             out = (loss, *out[1:]) if return_outputs else loss
         return out
 
+    @contextlib.contextmanager
+    def _sam_pass(self, weight: float) -> Iterator[_PassLoss]:
+        """The scope of one of SAM's passes through the Trainer's own ``training_step``."""
+        self._sam_pass_loss = record = _PassLoss(weight)
+        try:
+            yield record
+        finally:
+            self._sam_pass_loss = None
+
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None):
+        """The step plan of :mod:`samlm.optim.plan` on this call's micro-batch (or, with
+        ``accumulation="global"``, on the step's micro-batches once the last arrives),
+        each pass through the Trainer's own ``training_step``; returns ``L(w)`` on the
+        Trainer's scale (NaN for a skipped step)."""
         sam = self.sam_optimizer
-        if sam is None or not sam.is_sam_step():
-            loss = super().training_step(model, inputs, num_items_in_batch)
-            if sam is not None:
-                sam.engine.plain(self._sam_raw_loss)
-                if self.accelerator.sync_gradients:  # the step's gradient is complete:
-                    sam.engine.settle_direction()  # settled before the Trainer clips it
-                self._record(sam.last_stats)
-            return loss
-        window = [(inputs, num_items_in_batch)]
-        if self.args.gradient_accumulation_steps > 1 and self.sam_config.accumulates_globally:
-            self._sam_window.append((inputs, num_items_in_batch))
-            if not self.accelerator.sync_gradients:  # it runs with the step's last micro-batch
-                return torch.zeros((), device=self.args.device)
-            window, self._sam_window = self._sam_window, []
-        if sam.engine.variant is not None and sam.engine.variant.decides_after_ascent:
-            return self._decide_after_ascent(model, window)
-        if len(window) > 1:
-            return self._global_step(model, window)
-        model.train()
-        inputs = self._prepare_inputs(inputs)
-        cfg = self.sam_config
-        if cfg.ascent_fraction == 1.0 and cfg.m == 1 and cfg.m_examples is None:
-            n, chunks = 1, [(inputs, 1)]  # the micro-batch as it is (packed batches too)
-        else:
-            n = batch_size(inputs)
-            chunks = split_batch(inputs, cfg.chunks(n))
-        scale, grad_scale = self._loss_scale()
-
-        def no_sync():  # the first pass never all-reduces (DDP); SAM's mode does the rest
-            return self.accelerator.no_sync(model)
-
-        def loss_fn(batch: dict[str, Any]) -> Tensor:
-            with self.compute_loss_context_manager():
-                return self.compute_loss(model, batch)
-
-        def descent(chunk: dict[str, Any], size: int, last: bool) -> Tensor:
-            """The Trainer's own step at w + e (loss scaling, fp16 scaler, backward); one
-            chunk: exactly the Trainer's; m chunks: mean losses weighted by size, and DDP
-            all-reduces once per micro-batch, after its last chunk."""
-            self._sam_loss_weight = 1.0 if len(chunks) == 1 else size / n
-            try:
-                with contextlib.nullcontext() if last else no_sync():
-                    reported = super(SAMTrainerMixin, self).training_step(
-                        model, chunk, num_items_in_batch if len(chunks) == 1 else None
-                    )
-            finally:
-                self._sam_loss_weight = 1.0
-            return reported
-
-        loss_w: Tensor | float = 0.0
-        loss_p: Tensor | float = 0.0
-        reported: Tensor | float = 0.0
-        for index, (chunk, size) in enumerate(chunks):
-            done = sam.engine.unit(
-                lambda chunk=chunk, size=size: ascent_gradients(
-                    sam, loss_fn, [(chunk, size)], cfg.ascent_fraction, scale, no_sync
-                ),
-                lambda chunk=chunk, size=size, index=index: descent(
-                    chunk, size, index == len(chunks) - 1
-                ),
-                grad_scale=grad_scale,
-            )
-            loss_w = loss_w + done.loss * (size / n)
-            if done.skipped:
-                for p, g in done.ascent_grads.items():  # the scaler (or the step's check) sees it
-                    p.grad = g
-                self._record(sam.last_stats)
-                return torch.full((), float("nan"), device=done.loss.device)
-            reported = reported + done.loss_perturbed
-            loss_p = loss_p + self._sam_raw_loss * (size / n)
-        sam.engine.record_losses(loss_w, loss_p, same_examples=cfg.ascent_fraction == 1.0)
-        self._record(sam.last_stats)
-        # the Trainer logs L(w), on the scale it gives its own losses (accumulation, num_items)
-        return (loss_w * (reported / loss_p)).detach()
-
-    def _loss_scale(self) -> tuple[Callable[[Tensor], Tensor], float]:
-        """The fp16 GradScaler's ``scale`` (what the Trainer's backward applies) and its
-        current factor ``S`` (the gradients carry ``S g``; SAM divides it out of ``||g||``
-        and AE-SAM's statistic); the identity and 1 without a scaler."""
-        scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is None:
-            return (lambda x: x), 1.0
-        return scaler.scale, scaler.get_scale()
-
-    def _window_passes(
-        self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]
-    ) -> tuple[Tensor, Tensor]:
-        """The Trainer's own step on each micro-batch of ``window`` (DDP all-reduces after
-        the last); returns the sum of the losses it reports and the size-weighted mean of
-        the raw losses."""
-        trainer_step = super().training_step
-        sizes = [1] if len(window) == 1 else [batch_size(mb) for mb, _ in window]
-        reported: Tensor | float = 0.0
-        raw: Tensor | float = 0.0
-        for index, (mb, items) in enumerate(window):
-            last = index == len(window) - 1
-            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
-                reported = reported + trainer_step(model, mb, items)
-            raw = raw + self._sam_raw_loss * (sizes[index] / sum(sizes))
-        return reported, raw  # type: ignore[return-value]
-
-    def _global_step(self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]) -> Tensor:
-        """One SAM step over all the micro-batches of ``window`` (``accumulation="global"``):
-        the ascent gradient of all of them, one perturbation, then the Trainer's step on
-        each at ``w + e``."""
-        sam = self.sam_optimizer
-        cfg = self.sam_config
+        if sam is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        window = self._sam_window_of(inputs, num_items_in_batch)
+        if window is None:  # a global step waits for its last micro-batch
+            return torch.zeros((), device=self.args.device)
         model.train()
         window = [(self._prepare_inputs(mb), items) for mb, items in window]
-        unit = [(mb, batch_size(mb)) for mb, _ in window]
-        scale, grad_scale = self._loss_scale()
-        reported: dict[str, Tensor] = {}
-
-        def no_sync():
-            return self.accelerator.no_sync(model)
-
-        def loss_fn(batch: dict[str, Any]) -> Tensor:
-            with self.compute_loss_context_manager():
-                return self.compute_loss(model, batch)
-
-        def descent() -> Tensor:
-            reported["p"], raw = self._window_passes(model, window)
-            return raw
-
-        done = sam.engine.unit(
-            lambda: ascent_gradients(sam, loss_fn, unit, cfg.ascent_fraction, scale, no_sync),
-            descent,
-            grad_scale=grad_scale,
-        )
-        if done.skipped:
-            for p, g in done.ascent_grads.items():  # the scaler (or the step's check) sees it
-                p.grad = g
-            self._record(sam.last_stats)
-            return torch.full((), float("nan"), device=done.loss.device)
-        sam.engine.record_losses(
-            done.loss, done.loss_perturbed, same_examples=cfg.ascent_fraction == 1.0
-        )
+        passes = _TrainerPasses(self, model, window)
+        outcome = self._sam_plan(window).run(sam.engine, passes)
         self._record(sam.last_stats)
-        # L(w) on the scale the Trainer gives its losses (accumulation, num_items)
-        return (done.loss * (reported["p"] / done.loss_perturbed)).detach()
+        return passes.reported_loss(outcome)
 
-    def _decide_after_ascent(
-        self, model: nn.Module, window: list[tuple[dict[str, Any], Any]]
-    ) -> Tensor:
-        """AE-SAM: the Trainer's own step at w on the step's micro-batches gives the
-        gradient whose norm decides (unscaled under fp16); a SAM step then runs them all
-        again at w + e."""
-        sam = self.sam_optimizer
-        raw: dict[str, Tensor] = {}
-
-        def ascent():
-            reported, raw["w"] = self._window_passes(model, window)
-            return reported, None
-
-        def descent():
-            for p in sam.trainable_params():
-                p.grad = None  # the first pass's gradients were in p.grad
-            return self._window_passes(model, window)[1]
-
-        done = sam.engine.unit(
-            ascent, descent, ascent_in_grad=True, grad_scale=self._loss_scale()[1]
+    def _sam_window_of(self, inputs: dict[str, Any], items: Any) -> list[tuple[Any, Any]] | None:
+        """The micro-batches this call steps on: its own; with ``accumulation="global"``
+        on a SAM step, all the step's once its last one is here (``None`` before)."""
+        globally = (
+            self.args.gradient_accumulation_steps > 1 and self.sam_config.accumulates_globally
         )
-        sam.engine.record_decided(done, raw["w"])
-        self._record(sam.last_stats)
-        return done.loss
+        if not (globally and self.sam_optimizer.is_sam_step()):  # type: ignore[union-attr]
+            return [(inputs, items)]
+        self._sam_window.append((inputs, items))
+        if not self.accelerator.sync_gradients:
+            return None
+        window, self._sam_window = self._sam_window, []
+        return window
+
+    def _sam_plan(self, window: list[tuple[Any, Any]]) -> StepPlan:
+        """The plan of ``window``: one unit of its micro-batches, or (m-sharpness) the
+        chunks of its one micro-batch, each a unit; a lone micro-batch is not measured
+        (a packed batch has no example count), its weight being 1."""
+        cfg = self.sam_config
+        chunked = len(window) == 1 and (cfg.m != 1 or cfg.m_examples is not None)
+        sized = len(window) > 1 or chunked
+        micro = [(mb, batch_size(mb) if sized else 1) for mb, _ in window]
+        return StepPlan(
+            micro,
+            cfg.chunks if chunked else None,
+            cfg.ascent_fraction,
+            completes_step=self.accelerator.sync_gradients,  # settled before the Trainer clips
+        )
 
     # -- logging --------------------------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""The step plan: which passes a SAM step runs, on which examples, in which order.
+
+Both drivers, :func:`samlm.sam_step` and ``SAMTrainer``, execute a :class:`StepPlan`;
+they differ only in how a pass runs (their :class:`Passes`). A plan holds the step's
+*units* (each a list of ``(batch, n_i)`` pieces, ``n`` examples in all) and runs:
+
+* a plain step (the schedule's other steps, ``rho == 0``): one backward of every
+  piece, weighted ``n_i / n``; ``L(w)`` recorded;
+* a variant that decides from the whole batch's gradient (AE-SAM): that backward, in
+  ``p.grad``, is the ascent; ``||g||`` decides; a flat region keeps it as a plain
+  step's gradient, else ``p.grad`` is cleared and every piece runs again at ``w + e``;
+* otherwise, for every unit (Foret et al. 2021; Bahri et al. 2022 for the fraction)::
+
+      L_u, g_u = ascent(first ascent_fraction of each piece)   (p.grad untouched)
+      e_u      = rho g_u / ||g_u||                              (skip if not finite)
+      p.grad  += sum_{i in u} (n_i / n) grad L_i(w + e_u)        (restore w after)
+
+  and ``L(w) = sum_u (n_u / n) L_u``, ``L(w + e)`` the weighted sum of the second passes.
+
+A non-finite ascent gradient ends the step there, with that gradient in ``p.grad`` (a
+GradScaler, or :meth:`Engine.finish`'s check, then skips the update). When the plan's
+last backward completes the step's gradient it settles the variant's direction
+(LookSAM's reuse step), so whoever clips next clips the direction that is applied.
+The driver then finishes the step: the base step (``sam_step``), or the Trainer's
+clipping and ``optimizer.step()``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .batching import split_batch
+from .engine import Engine, Grads
+
+Piece = tuple[Any, int]  # a micro-batch (or a chunk of one) and its number of examples
+
+
+class Passes(Protocol):
+    """How a driver runs a pass; the plan says which pass, on which pieces."""
+
+    def ascent(self, pieces: list[Piece], fraction: float) -> tuple[Any, Grads]:
+        """``(L(w), {p: g})`` on the first ``fraction`` of each piece (weighted by size),
+        by ``torch.autograd.grad``: ``p.grad`` untouched; the replicas not synchronised."""
+        ...
+
+    def backward(self, pieces: list[tuple[Any, float]], last: bool) -> Any:
+        """Backward of each ``(batch, weight)`` into ``p.grad``, its loss weighted by
+        ``weight`` (``n_i / n``); returns ``sum_i weight_i L_i``. Only the last piece of a
+        ``last`` call synchronises the replicas (DDP's all-reduce)."""
+        ...
+
+    def grad_scale(self) -> float:
+        """The loss scale the gradients carry (a GradScaler's), 1 without one."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """What a plan's run gave: ``L(w)`` (on the ascent examples of a SAM step), ``L(w + e)``
+    (``None`` when no pass ran at ``w + e``), whether the step is skipped, and whether
+    ``L(w)`` is the first backward's (a plain step, or AE-SAM's whole-batch ascent)."""
+
+    loss: Any
+    loss_perturbed: Any = None
+    skipped: bool = False
+    loss_from_backward: bool = False
+
+
+@dataclass
+class StepPlan:
+    """One step's passes (or, for a driver that accumulates micro-batch by micro-batch,
+    one micro-batch's): its micro-batches ``micro``, split into units by ``chunks``
+    (``None``: all of them in one unit; else each micro-batch of ``n_i`` examples into
+    ``chunks(n_i)`` units, m-sharpness), the ``ascent_fraction`` of each piece the
+    ascent takes, and whether the plan's last backward completes the step's gradient.
+    A plain step, and a whole-batch ascent, run the micro-batches as they are."""
+
+    micro: list[Piece]
+    chunks: Callable[[int], int] | None = None
+    ascent_fraction: float = 1.0
+    completes_step: bool = True
+    n: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.n = sum(size for _, size in self.micro)
+
+    @functools.cached_property
+    def units(self) -> list[list[Piece]]:
+        """The units of a SAM step, each perturbed on its own (one chunk: as it is)."""
+        if self.chunks is None:
+            return [self.micro]
+        return [
+            [piece]
+            for mb, size in self.micro
+            for piece in (
+                [(mb, size)] if self.chunks(size) == 1 else split_batch(mb, self.chunks(size))
+            )
+        ]
+
+    def run(self, engine: Engine, passes: Passes) -> Outcome:
+        """Run the step's passes in the plan's order and record its losses."""
+        if not engine.is_sam_step():
+            loss = passes.backward(self._weighted(self.micro), last=True)
+            engine.record_plain(loss)
+            outcome = Outcome(loss, loss_from_backward=True)
+        elif engine.variant is not None and engine.variant.decides_after_ascent:
+            outcome = self._decide_after_ascent(engine, passes)
+        else:
+            outcome = self._sam_units(engine, passes)
+        if self.completes_step and not outcome.skipped:
+            engine.settle_direction()
+        return outcome
+
+    def _weighted(self, pieces: list[Piece]) -> list[tuple[Any, float]]:
+        return [(batch, size / self.n) for batch, size in pieces]
+
+    def _sam_units(self, engine: Engine, passes: Passes) -> Outcome:
+        """Every unit: ascent, perturb, second pass, restore; a skip ends the step."""
+        grad_scale = passes.grad_scale()
+        loss_w: Any = 0.0
+        loss_p: Any = 0.0
+        for index, unit in enumerate(self.units):
+            last = index == len(self.units) - 1
+            done = engine.unit(
+                lambda unit=unit: passes.ascent(unit, self.ascent_fraction),
+                lambda unit=unit, last=last: passes.backward(self._weighted(unit), last),
+                grad_scale=grad_scale,
+            )
+            loss_w = loss_w + done.loss * (sum(size for _, size in unit) / self.n)
+            if done.skipped:
+                for p, g in (done.ascent_grads or {}).items():  # what a scaler must see
+                    p.grad = g
+                return Outcome(loss_w, skipped=True)
+            loss_p = loss_p + done.loss_perturbed
+        engine.record_losses(loss_w, loss_p, same_examples=self.ascent_fraction == 1.0)
+        return Outcome(loss_w, loss_p)
+
+    def _decide_after_ascent(self, engine: Engine, passes: Passes) -> Outcome:
+        """The whole batch's backward at ``w`` is the ascent; the variant decides from it
+        (a plain step keeps it); a SAM step clears it and runs every piece at ``w + e``."""
+        pieces = self._weighted(self.micro)
+
+        def descent() -> Any:
+            engine.clear_grads()  # the ascent's gradients were in p.grad
+            return passes.backward(pieces, last=True)
+
+        done = engine.unit(
+            lambda: (passes.backward(pieces, last=True), None),
+            descent,
+            ascent_in_grad=True,
+            grad_scale=passes.grad_scale(),
+        )
+        if done.loss_perturbed is not None:
+            engine.record_losses(done.loss, done.loss_perturbed, same_examples=True)
+        elif not done.skipped:
+            engine.record_plain(done.loss)  # a flat region: a plain step, its one pass
+        return Outcome(done.loss, done.loss_perturbed, done.skipped, loss_from_backward=True)
