@@ -1,6 +1,6 @@
-"""Shared fixtures: the location of the benchmark data, tiny random models saved with
-MiniLM's tokenizer for fast end-to-end runs, and a tiny random GPT-2 with a byte-level BPE
-tokenizer that has no pad token (as GPT-2's)."""
+"""Shared fixtures: the test device (``pytest --device cuda``), the location of the
+benchmark data, tiny random models saved with MiniLM's tokenizer for fast end-to-end runs,
+and a tiny random GPT-2 with a byte-level BPE tokenizer that has no pad token (as GPT-2's)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,63 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
 )
+
+from tests import helpers
+
+DEVICES = ("cpu", "cuda")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="cpu",
+        choices=DEVICES,
+        help="where the tests that take the `device` fixture run: cpu (default), or cuda, "
+        "which runs those tests alone and skips them, saying why, where CUDA is absent",
+    )
+
+
+def pytest_report_header(config):
+    return f"samlm test device: {config.getoption('--device')}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """With ``--device cuda``, only the tests that take a device are collected."""
+    if config.getoption("--device") == "cpu":
+        return
+    keep = [item for item in items if "device" in getattr(item, "fixturenames", ())]
+    dropped = [item for item in items if "device" not in getattr(item, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+@pytest.fixture
+def device(request, monkeypatch) -> torch.device:
+    """The device of ``--device``, on which ``tests.helpers.tiny_mlp``/``tiny_batch``
+    place their tensors for this test. On CUDA, float32 matrix products are kept in
+    IEEE float32 (TF32 off) so the references' tolerances mean the same as on a CPU."""
+    name = request.config.getoption("--device")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip(
+                f"--device cuda: this machine has no CUDA device (torch {torch.__version__}, "
+                f"built with CUDA {torch.version.cuda})"
+            )
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    chosen = torch.device(name)
+    monkeypatch.setattr(helpers, "DEVICE", chosen)
+    return chosen
+
+
+@pytest.fixture
+def pipeline_device(device) -> torch.device:
+    """``device`` for ``samlm train``/``compare`` runs, which take the GPU whenever there is
+    one: on a GPU machine without ``--device cuda`` they would not run on the CPU."""
+    if device.type == "cpu" and torch.cuda.is_available():
+        pytest.skip("samlm train takes the GPU when there is one: run with --device cuda")
+    return device
+
 
 DATA_DIR = Path(
     os.environ.get("SAMLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
