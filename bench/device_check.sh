@@ -110,7 +110,7 @@ else
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     LIMIT_SCALE=3
 fi
-echo "1-minute load average at the start: $(cut -d ' ' -f 1 /proc/loadavg) on $(nproc) CPUs"
+echo "1-minute load average at the start: $(cut -d ' ' -f 1 /proc/loadavg) on $(getconf _NPROCESSORS_ONLN) CPUs"
 export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 $PY --version
@@ -136,7 +136,8 @@ if torch.cuda.is_available():
     print(f"GPU: {torch.cuda.get_device_name()}, bf16: {torch.cuda.is_bf16_supported()}")
 for name in ("transformers", "accelerate", "datasets", "ray", "samlm"):
     try:
-        print(f"{name} {importlib.import_module(name).__version__}")
+        module = importlib.import_module(name)
+        print(f"{name} {module.__version__} ({module.__file__})")
     except Exception as err:  # reported, and the steps that need it say so
         print(f"{name}: cannot import: {type(err).__name__}: {err}")
 EOF
@@ -218,7 +219,7 @@ fi
 {
     echo
     echo "device check ($MODE mode) done in $SECONDS s (1-minute load average at the end:" \
-        "$(cut -d ' ' -f 1 /proc/loadavg) on $(nproc) CPUs)"
+        "$(cut -d ' ' -f 1 /proc/loadavg) on $(getconf _NPROCESSORS_ONLN) CPUs)"
     printf '%s\n' "${STATUS[@]}"
     echo "skipped (${#SKIPPED[@]}):"
     printf '  %s\n' "${SKIPPED[@]}"

@@ -41,12 +41,20 @@ def pytest_report_header(config):
     return f"samlm test device: {device or 'cpu'}" + (" (its tests alone)" if device else "")
 
 
+def _takes_device(item) -> bool:
+    """Whether ``item`` uses the ``device`` fixture (not a parameter of that name)."""
+    callspec = getattr(item, "callspec", None)
+    return "device" in getattr(item, "fixturenames", ()) and not (
+        callspec and "device" in callspec.params
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     """With ``--device``, only the tests that take a device are collected."""
     if config.getoption("--device") is None:
         return
-    keep = [item for item in items if "device" in getattr(item, "fixturenames", ())]
-    dropped = [item for item in items if "device" not in getattr(item, "fixturenames", ())]
+    keep = [item for item in items if _takes_device(item)]
+    dropped = [item for item in items if not _takes_device(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
