@@ -47,7 +47,8 @@ def slim_wheel(wheel: Path) -> tuple[int, int]:
             data = src.read(info)
             if info.filename.endswith(".dist-info/RECORD"):
                 lines = data.decode().splitlines(keepends=True)
-                data = "".join(line for line in lines if not _dropped(line)).encode()
+                kept = [line for line in lines if not _dropped(line.split(",")[0])]
+                data = "".join(kept).encode()
             out.writestr(info, data, compress_type=info.compress_type)
     slim.replace(wheel)
     return before, wheel.stat().st_size
