@@ -80,6 +80,12 @@ OUTDIR=${OUT:-$ROOT/device-check-out}
 WORK=$(mktemp -d /tmp/samlm-device-check.XXXXXX)
 mkdir -p "$OUTDIR"
 exec > >(tee "$OUTDIR/device_check.log") 2>&1
+TEE_PID=$!
+flush_log() { # on exit: close the pipe and let tee write the last of the log
+    exec >&- 2>&-
+    wait "$TEE_PID" 2>/dev/null
+}
+trap flush_log EXIT
 SKIPPED=()
 STATUS=()
 FAILED=0
