@@ -36,6 +36,13 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    if config.getoption("--device") == "cuda":
+        # cuBLAS's deterministic workspace, read when its first handle is made: the
+        # device tests warn about every kernel torch knows to be nondeterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
 def pytest_report_header(config):
     device = config.getoption("--device")
     return f"samlm test device: {device or 'cpu'}" + (" (its tests alone)" if device else "")
@@ -61,21 +68,29 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
-def device(request, monkeypatch) -> torch.device:
+def device(request, monkeypatch):
     """The device of ``--device``, on which ``tests.helpers.tiny_mlp``/``tiny_batch``
     place their tensors for this test. On CUDA, float32 matrix products are kept in
-    IEEE float32 (TF32 off) so the references' tolerances mean the same as on a CPU."""
+    IEEE float32 (TF32 off) so the references' tolerances mean the same as on a CPU, and
+    a kernel torch knows to be nondeterministic is named in a warning (the bitwise tests
+    compare two runs of the same kernels, which holds only for deterministic ones)."""
     name = request.config.getoption("--device") or "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            pytest.skip(
-                f"--device cuda: this machine has no CUDA device (torch {torch.__version__}, "
-                f"built with CUDA {torch.version.cuda})"
-            )
-        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     chosen = torch.device(name)
     monkeypatch.setattr(helpers, "DEVICE", chosen)
-    return chosen
+    if name != "cuda":
+        yield chosen
+        return
+    if not torch.cuda.is_available():
+        pytest.skip(
+            f"--device cuda: this machine has no CUDA device (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda})"
+        )
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield chosen
+    torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 @pytest.fixture
