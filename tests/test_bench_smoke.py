@@ -55,3 +55,22 @@ def test_step_overhead_lora_quick_prints_every_step():
     for name in ("lora", "lora_sam", "lora_flat", "lora_bar"):
         assert re.search(rf"^{name} +\d+\.\d +\d+\.\d{{3}} ", out, re.M), out
     assert re.search(r"^lora +\d+\.\d +1\.000 ", out, re.M), out  # the reference
+
+
+def test_step_overhead_runs_a_subset_on_a_random_bert_under_bf16_autocast():
+    """The options bench/device_check.sh uses on a GPU, here on the CPU: only the ratios
+    whose variants ran are printed."""
+    out = _run(
+        str(BENCH / "step_overhead.py"),
+        "--quick",
+        "--model",
+        "bert-tiny",
+        "--autocast",
+        "bf16",
+        "--variants",
+        "plain,fb,plain_fb,sam,gsam",
+    )
+    assert re.search(r"^bert-tiny, 4\.\dM parameters, on cpu, autocast bf16", out, re.M), out
+    assert re.search(r"^sam / plain_fb +\d+\.\d{3} ", out, re.M), out
+    assert "sam / peer" not in out and "sam_quarter" not in out
+    assert re.search(r"^gsam +\d+\.\d +1\.00 ", out, re.M), out  # GSAM: a SAM step each call

@@ -173,3 +173,21 @@ def test_memory_helpers_count_distinct_storages_and_the_sam_backups():
     entries = {"step": torch.tensor(1.0), "old_p": torch.zeros(3), "e_w": torch.zeros(2)}
     wrapper = SimpleNamespace(state={t: entries})
     assert timing.extra_state_bytes(wrapper, {"step"}) == (20, ["e_w", "old_p"])
+
+
+def test_sync_brackets_every_timed_call_so_queued_work_is_timed():
+    """On a GPU a call returns before its kernels finish: ``sync`` (here a stand-in that
+    finishes 20 ms of queued work) runs before and after each call, inside its time."""
+    queued, syncs = [], []
+
+    def sync():
+        syncs.append(1)
+        while queued:
+            time.sleep(queued.pop())
+
+    def step():
+        queued.append(0.02)  # returns at once, its work still queued
+
+    wall, _ = timing.time_variants({"a": step, "b": lambda: None}, {}, 3, 1, sync=sync)
+    assert len(syncs) == 2 * 2 * (1 + 3)  # before and after each call, warm-up included
+    assert min(wall["a"]) >= 0.02 > max(wall["b"])

@@ -13,6 +13,9 @@ from tests.helpers import ce_loss, tiny_batch, tiny_mlp
 
 from .reference import sam_gradient
 
+# each test also runs on CUDA with `pytest --device cuda` (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("device")
+
 RHO, LR = 0.3, 0.1
 
 

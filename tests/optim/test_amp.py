@@ -1,4 +1,6 @@
-"""Mixed precision: fp16 with GradScaler, bf16 autocast, and the non-finite guard."""
+"""Mixed precision: fp16 with GradScaler, bf16 autocast, and the non-finite guard, on
+the CPU and, with ``pytest --device cuda``, on CUDA (autocast and GradScaler of that
+device type)."""
 
 from __future__ import annotations
 
@@ -23,32 +25,33 @@ def _inf_on_first_call(loss_fn):
     return wrapped
 
 
-def _autocast_fp16(loss_fn):
+def _autocast_fp16(loss_fn, device):
     def wrapped(batch):
-        with torch.autocast("cpu", dtype=torch.float16):
+        with torch.autocast(device.type, dtype=torch.float16):
             return loss_fn(batch)
 
     return wrapped
 
 
-def test_inf_in_first_pass_skips_the_step_and_lowers_the_scale():
+def test_inf_in_first_pass_skips_the_step_and_lowers_the_scale(device):
     model = tiny_mlp()
     before = [p.detach().clone() for p in model.parameters()]
     sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.1), rho=0.1)
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
-    loss_fn = _inf_on_first_call(_autocast_fp16(ce_loss(model)))
+    scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10)
+    loss_fn = _inf_on_first_call(_autocast_fp16(ce_loss(model), device))
     sam_step(sam, loss_fn, tiny_batch(), scaler=scaler)
     assert sam.skipped_steps == 1
     assert scaler.get_scale() < 2.0**10
     for p, q in zip(before, model.parameters(), strict=True):
         assert torch.equal(p, q)
     assert not sam.base_optimizer.state  # the base optimizer never stepped
-    sam_step(sam, _autocast_fp16(ce_loss(model)), tiny_batch(), scaler=scaler)  # and goes on
+    sam_step(sam, _autocast_fp16(ce_loss(model), device), tiny_batch(), scaler=scaler)  # goes on
     assert sam.last_stats.sam_step
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not all(torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
 
 
+@pytest.mark.usefixtures("device")
 def test_nan_never_reaches_the_weights_without_a_scaler():
     model = tiny_mlp()
     before = [p.detach().clone() for p in model.parameters()]
@@ -73,7 +76,7 @@ def test_nan_never_reaches_the_weights_without_a_scaler():
 
 
 @pytest.mark.parametrize("api", ["helper", "two_phase"])
-def test_clipping_sees_unscaled_gradients(api):
+def test_clipping_sees_unscaled_gradients(api, device):
     """A loss scale of 2^12 must not change the clipped update."""
     batch = tiny_batch()
 
@@ -98,7 +101,7 @@ def test_clipping_sees_unscaled_gradients(api):
         return [p.detach() for p in model.parameters()]
 
     unscaled = run(None)
-    scaled = run(torch.amp.GradScaler("cpu", init_scale=2.0**12))
+    scaled = run(torch.amp.GradScaler(device.type, init_scale=2.0**12))
     reference = tiny_mlp()
     moved = sum(
         ((a - b.detach()) ** 2).sum() for a, b in zip(unscaled, reference.parameters(), strict=True)
@@ -109,12 +112,12 @@ def test_clipping_sees_unscaled_gradients(api):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-7)
 
 
-def test_bf16_autocast_trains():
+def test_bf16_autocast_trains(device):
     model = tiny_mlp()
     sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.05), rho=0.05)
 
     def loss_fn(batch):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             return ce_loss(model)(batch)
 
     batch = tiny_batch()
@@ -123,6 +126,7 @@ def test_bf16_autocast_trains():
     assert sam.last_stats.sam_step and sam.skipped_steps == 0
 
 
+@pytest.mark.usefixtures("device")
 def test_bf16_weights_train():
     model = tiny_mlp(dtype=torch.bfloat16)
     sam = SAM(torch.optim.AdamW(model.parameters(), lr=0.05), rho=0.05)
@@ -136,6 +140,7 @@ def test_bf16_weights_train():
     assert losses[-1] < 0.8 * losses[0]
 
 
+@pytest.mark.usefixtures("device")
 def test_a_skip_survives_later_micro_batches_of_the_same_step():
     from samlm.optim.step import ascend
 
@@ -162,7 +167,7 @@ def test_a_skip_survives_later_micro_batches_of_the_same_step():
 
 @pytest.mark.parametrize("variant", [None, "gsam", "aesam"])
 @pytest.mark.parametrize("api", ["helper", "ascend", "two_phase"])
-def test_statistics_under_a_grad_scaler_are_in_unscaled_units(api, variant):
+def test_statistics_under_a_grad_scaler_are_in_unscaled_units(api, variant, device):
     """With a loss scale S = 2^12 the gradients are S g: last_stats (||g|| above all) must
     read as without a scaler."""
     from samlm.optim.step import ascend
@@ -199,7 +204,7 @@ def test_statistics_under_a_grad_scaler_are_in_unscaled_units(api, variant):
         return sam.last_stats.as_dict()
 
     plain = run(None)
-    scaled = run(torch.amp.GradScaler("cpu", init_scale=2.0**12))
+    scaled = run(torch.amp.GradScaler(device.type, init_scale=2.0**12))
     assert plain["sam_step"] == 1.0 and 0.1 < plain["grad_norm"] < 10.0
     for key, value in plain.items():
         assert scaled[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from samlm import SAM, load_checkpoint, save_checkpoint
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.helpers import ce_loss, rng_state, set_rng_state, tiny_batch, tiny_mlp
 
 SAM_OPTIONS = {
     "rho": 0.2,
@@ -56,13 +56,14 @@ def _checkpoint(model, sam, sched) -> bytes:
             "model": model.state_dict(),
             "optimizer": sam.state_dict(),
             "scheduler": sched.state_dict(),
-            "rng": torch.get_rng_state(),
+            "rng": rng_state(),
         },
         buf,
     )
     return buf.getvalue()
 
 
+@pytest.mark.usefixtures("device")
 @pytest.mark.parametrize("base", ["sgd_momentum", "adamw"])
 def test_resume_is_bitwise_the_uninterrupted_run(base):
     torch.manual_seed(123)
@@ -81,12 +82,13 @@ def test_resume_is_bitwise_the_uninterrupted_run(base):
     model.load_state_dict(state["model"])
     sam.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     assert sam.param_groups is sam.base_optimizer.param_groups
     rest = _train(model, sam, sched, range(5, 12))
     assert first + rest == full
 
 
+@pytest.mark.usefixtures("device")
 @pytest.mark.parametrize("full", [True, False], ids=["full", "sharded"])
 @pytest.mark.parametrize("base", ["sgd", "sgd_momentum", "adamw"])
 @pytest.mark.parametrize(
@@ -101,19 +103,20 @@ def test_save_checkpoint_resumes_bitwise(tmp_path, base, full, options):
     model, sam, sched = _make(base, **options)
     first = _train(model, sam, sched, range(4))
     save_checkpoint(tmp_path, model, sam, full=full)
-    sched_state, rng = sched.state_dict(), torch.get_rng_state()
+    sched_state, rng = sched.state_dict(), rng_state()
     _train(model, sam, sched, range(4, 6))  # the process goes on a little, then dies
 
     model, sam, sched = _make(base, **options)
     load_checkpoint(tmp_path, model, sam)
     sched.load_state_dict(sched_state)
-    torch.set_rng_state(rng)
+    set_rng_state(rng)
     rest = _train(model, sam, sched, range(4, 8))
     assert first + rest == whole
     for p, q in zip(whole_model.parameters(), model.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
+@pytest.mark.usefixtures("device")
 @pytest.mark.parametrize("cut", [2, 4, 6])
 def test_resume_across_the_sam_start_step_is_bitwise(cut):
     """SAM starts at step 4; the run is saved before, at and after the start."""
@@ -137,13 +140,14 @@ def test_resume_across_the_sam_start_step_is_bitwise(cut):
     model.load_state_dict(state["model"])
     sam.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
     rest = _train(model, sam, sched, range(cut, 12))
     assert first + rest == full
     for p, q in zip(full_model.parameters(), model.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
+@pytest.mark.usefixtures("device")
 def test_randomized_sam_mixes_sam_and_plain_steps():
     """Guards the resume test: with probability 0.5 both kinds of step occur."""
     model, sam, sched = _make("adamw")
@@ -154,6 +158,7 @@ def test_randomized_sam_mixes_sam_and_plain_steps():
     assert kinds == {True, False}
 
 
+@pytest.mark.usefixtures("device")
 def test_state_dict_while_perturbed_is_refused():
     model = tiny_mlp()
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1)

@@ -1,11 +1,16 @@
-"""Same-dropout replay: both passes draw the same masks; the stream is consumed once."""
+"""Same-dropout replay: both passes draw the same masks; the stream is consumed once.
+On CUDA (``pytest --device cuda``) the masks come from the GPU's generator, which
+``optim/rng.py`` replays."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from samlm import SAM, sam_step
-from tests.helpers import ce_loss, tiny_batch, tiny_mlp
+from tests.helpers import ce_loss, rng_state, tiny_batch, tiny_mlp
+
+pytestmark = pytest.mark.usefixtures("device")
 
 
 def _masks(model):
@@ -27,11 +32,11 @@ def _step(same_dropout):
         sam.zero_grad()
         loss = ce_loss(model)(batch)
         loss.backward()
-        states.append(torch.get_rng_state())
+        states.append(rng_state())
         return loss
 
     sam.step(closure)
-    return masks, states, torch.get_rng_state()
+    return masks, states, rng_state()
 
 
 def test_replay_gives_identical_masks():

@@ -14,6 +14,9 @@ from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 
 from .reference import RefAdamW, RefSGD, sam_gradient
 
+# each test also runs on CUDA with `pytest --device cuda` (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def _base(name: str, params, lr: float = 0.1):
     if name == "sgd":

@@ -16,6 +16,9 @@ from samlm.optim.variants import AESAM, GSAM, LookSAM
 from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
 from tests.optim.reference import RefSGD
 
+# each test also runs on CUDA with `pytest --device cuda` (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def _flat_dot(a: dict, b: dict) -> torch.Tensor:
     return sum((a[k] * b[k]).sum() for k in a)
