@@ -346,7 +346,7 @@ def _add_mixing_options(p: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import PRESETS, GridSpec, compare, write_report
+    from .compare import PRESETS, GridSpec, compare, lock, write_report
     from .compare.grid import MIXTURE_OPTIONS, TRAIN_OPTIONS, with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
@@ -388,9 +388,10 @@ def _compare(args: argparse.Namespace) -> int:
     if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
         options = with_recorded_settings(options)
     spec = GridSpec(**options)
-    check_grid(spec)
-    records = compare(spec, args.output, backend=backend, overwrite=args.overwrite)
-    print(terminal(write_report(args.output)))
+    with lock.hold(args.output):  # a second run on the folder exits 2 before reading data
+        check_grid(spec)
+        records = compare(spec, args.output, backend=backend, overwrite=args.overwrite)
+        print(terminal(write_report(args.output)))
     print(f"\nreport: {args.output}/report.html, {args.output}/report.md")
     cells = [records.get(c.key, {}) for c in spec.cells()]
     if not any(r.get("status") == "ok" for r in cells):
@@ -456,9 +457,14 @@ def _backend(args: argparse.Namespace) -> Any:
 
 def _report(args: argparse.Namespace) -> None:
     from .compare import write_report
+    from .compare.lock import describe, holder
     from .compare.report import terminal
 
     print(terminal(write_report(args.run_dir)))
+    running = holder(args.run_dir)
+    if running:  # read, not locked: a look at a grid while it runs
+        print(f"\n{args.run_dir} is still being written by samlm compare ({describe(running)}):")
+        print("this report has the cells finished so far.")
     print(f"\nreport: {args.run_dir}/report.html, {args.run_dir}/report.md")
 
 
