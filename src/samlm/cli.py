@@ -468,12 +468,19 @@ def _report(args: argparse.Namespace) -> None:
     print(f"\nreport: {args.run_dir}/report.html, {args.run_dir}/report.md")
 
 
-def _train(args: argparse.Namespace) -> None:
-    from .pipeline import TrainConfig, train
+def train_config(args: argparse.Namespace) -> Any:
+    """``samlm train``'s :class:`TrainConfig`: ``--config``'s file, the flags given win."""
+    from .pipeline import TrainConfig
 
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    cfg = TrainConfig.from_sources(args.config, overrides)
+    return TrainConfig.from_sources(args.config, overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .pipeline import train
+
+    cfg = train_config(args)
     result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # one line under a launcher too
         scores = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items() if k != "loss")
@@ -513,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from . import interrupt
         from .analysis.cli import run_sharpness
 
         commands = {
@@ -522,7 +530,22 @@ def main(argv: list[str] | None = None) -> int:
             "report": _report,
             "sharpness": run_sharpness,
         }
-        code = commands[args.command](args)
+        # Ctrl-C: what is kept and the command that goes on, exit 130
+        kept = {
+            "train": interrupt.train_kept,
+            "compare": interrupt.compare_kept,
+            "sharpness": interrupt.sharpness_kept,
+        }
+        if args.command in kept:
+            given = sys.argv[1:] if argv is None else list(argv)
+            code = interrupt.run(
+                args.command,
+                given,
+                lambda: commands[args.command](args),
+                lambda started: kept[args.command](args, started),
+            )
+        else:
+            code = commands[args.command](args)
     except (ValueError, FileExistsError) as err:
         print(f"samlm {args.command}: error: {err}", file=sys.stderr)
         return 2
