@@ -142,7 +142,7 @@ def _make(folder: Path) -> list[Path]:
 def hold(folder: str | Path, argv: list[str] | None = None) -> Iterator[None]:
     """Hold ``folder``'s lock for the block (see the module docstring); ``argv``: the
     command's arguments, recorded for the message a second run gets."""
-    folder = Path(folder).absolute()
+    folder = Path(folder).resolve()
     if folder in _held:  # this process holds it already
         _held[folder] += 1
         try:

@@ -3,6 +3,7 @@
 
 ``compare.yaml`` (:data:`SPEC_FILE`) holds the grid's spec, written by the runner when the
 comparison starts; it marks the folder as a compare folder and is checked again on resume.
+``compare.lock`` is there while a run writes the folder (one at a time: :mod:`.lock`).
 
 ``results.jsonl`` (:data:`FILE`) holds the results, one JSON object per line. Each line
 records one attempt at a cell. A cell's record is its first ``ok`` line, else its last
