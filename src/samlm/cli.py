@@ -353,7 +353,7 @@ def _add_mixing_options(p: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .compare import PRESETS, GridSpec, compare, write_report
+    from .compare import PRESETS, GridSpec, compare, lock, write_report
     from .compare.grid import MIXTURE_OPTIONS, TRAIN_OPTIONS, with_recorded_settings
     from .compare.report import terminal
     from .compare.validate import check_grid
@@ -395,9 +395,10 @@ def _compare(args: argparse.Namespace) -> int:
     if not options.get("tune") and not explicit:  # the evidence grid's tuning, where recorded
         options = with_recorded_settings(options)
     spec = GridSpec(**options)
-    check_grid(spec)
-    records = compare(spec, args.output, backend=backend, overwrite=args.overwrite)
-    print(terminal(write_report(args.output)))
+    with lock.hold(args.output):  # a second run on the folder exits 2 before reading data
+        check_grid(spec)
+        records = compare(spec, args.output, backend=backend, overwrite=args.overwrite)
+        print(terminal(write_report(args.output)))
     print(f"\nreport: {args.output}/report.html, {args.output}/report.md")
     cells = [records.get(c.key, {}) for c in spec.cells()]
     if not any(r.get("status") == "ok" for r in cells):
@@ -463,18 +464,30 @@ def _backend(args: argparse.Namespace) -> Any:
 
 def _report(args: argparse.Namespace) -> None:
     from .compare import write_report
+    from .compare.lock import describe, holder
     from .compare.report import terminal
 
     print(terminal(write_report(args.run_dir)))
+    running = holder(args.run_dir)
+    if running:  # read, not locked: a look at a grid while it runs
+        print(f"\n{args.run_dir} is still being written by samlm compare ({describe(running)}):")
+        print("this report has the cells finished so far.")
     print(f"\nreport: {args.run_dir}/report.html, {args.run_dir}/report.md")
 
 
-def _train(args: argparse.Namespace) -> None:
-    from .pipeline import TrainConfig, train
+def train_config(args: argparse.Namespace) -> Any:
+    """``samlm train``'s :class:`TrainConfig`: ``--config``'s file, the flags given win."""
+    from .pipeline import TrainConfig
 
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    cfg = TrainConfig.from_sources(args.config, overrides)
+    return TrainConfig.from_sources(args.config, overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .pipeline import train
+
+    cfg = train_config(args)
     result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":  # one line under a launcher too
         scores = ", ".join(f"{k} {v:.2f}" for k, v in result["metrics"].items() if k != "loss")
@@ -514,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from . import interrupt
         from .analysis.cli import run_sharpness
 
         commands = {
@@ -523,7 +537,22 @@ def main(argv: list[str] | None = None) -> int:
             "report": _report,
             "sharpness": run_sharpness,
         }
-        code = commands[args.command](args)
+        # Ctrl-C: what is kept and the command that goes on, exit 130
+        kept = {
+            "train": interrupt.train_kept,
+            "compare": interrupt.compare_kept,
+            "sharpness": interrupt.sharpness_kept,
+        }
+        if args.command in kept:
+            given = sys.argv[1:] if argv is None else list(argv)
+            code = interrupt.run(
+                args.command,
+                given,
+                lambda: commands[args.command](args),
+                lambda started: kept[args.command](args, started),
+            )
+        else:
+            code = commands[args.command](args)
     except (ValueError, FileExistsError) as err:
         print(f"samlm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from samlm.compare.backends import attempt
+from samlm.compare.grid import Cell
 
 SCORES = {"baseline": 70.0, "sam": 72.0, "sam_quarter": 71.0, "asam": 69.0}
 
@@ -92,3 +93,25 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def slow_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
+    """:func:`fake_cell` after ``$SAMLM_FAKE_STEPS`` (default 10) steps of
+    ``$SAMLM_FAKE_STEP_S`` seconds (default 0.3), checkpointed every 2 steps as the Trainer
+    does (``checkpoints/checkpoint-N/trainer_state.json``, written last) and resumed from the
+    last one; the record says which (``resumed_from``). For commands run as a user runs them."""
+    import os
+    import time
+
+    out = Path(folder) / "cells" / Cell(**cell).folder / "checkpoints"
+    done = [
+        int(p.name[11:]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+    ]
+    start = max(done, default=0)
+    for step in range(start + 1, int(os.environ.get("SAMLM_FAKE_STEPS", "10")) + 1):
+        time.sleep(float(os.environ.get("SAMLM_FAKE_STEP_S", "0.3")))
+        if step % 2 == 0:
+            (out / f"checkpoint-{step}").mkdir(parents=True, exist_ok=True)
+            (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    record = fake_cell(spec, cell, folder, threads, setting)
+    return {**record, "resumed_from": f"checkpoint-{start}" if start else None}

@@ -33,6 +33,7 @@ from typing import Any
 
 from .grid import Cell
 from .store import SPEC_FILE
+from .workers import worker_init
 
 RAY_INSTALL = "pip install 'samlm[ray]'"
 
@@ -102,7 +103,9 @@ class LocalBackend:
     core), each cell with ``cores // min(workers, cells in its batch)`` threads. The
     processes live for the session (:meth:`session`; a :meth:`run` outside one leaves
     them running until the backend is collected), so each pays its imports once, not once
-    per batch. A pool that lost a process, in a batch or between two, is replaced."""
+    per batch. A pool that lost a process, in a batch or between two, is replaced. The
+    processes leave Ctrl-C to the driver, which kills them when the session ends with an
+    exception (their cells resume from their checkpoints), and die with the driver."""
 
     name = "local"
 
@@ -117,6 +120,11 @@ class LocalBackend:
     def session(self) -> Iterator[None]:
         try:
             yield
+        except BaseException:  # Ctrl-C, or an error: the cells in flight stop now
+            if self._pool is not None:  # (a rerun resumes them from their checkpoints)
+                for process in list(self._pool._processes.values()):
+                    process.kill()
+            raise
         finally:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
@@ -124,7 +132,12 @@ class LocalBackend:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:  # its processes start on demand, up to ``workers``
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=worker_init,  # Ctrl-C is the driver's; dies with the driver
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def _drop(self, pool: ProcessPoolExecutor) -> None:

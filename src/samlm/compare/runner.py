@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from . import store
+from . import lock, store
 from .backends import Job, LocalBackend, failed
 from .cell import run_cell
 from .grid import DEFAULTS, METHODS, Cell, GridSpec, group_key
@@ -45,7 +45,8 @@ def _grows(before: Any, after: Any) -> bool:
 
 def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
     if overwrite and folder.exists():
-        shutil.rmtree(folder)
+        for path in lock.contents(folder):  # all but the lock this run holds
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     saved = folder / SPEC_FILE
     if saved.is_file():
         previous = yaml.safe_load(saved.read_text())
@@ -62,7 +63,7 @@ def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
                 f"{folder} holds a comparison with other settings ({', '.join(diff)}): "
                 "use another --output, or --overwrite to replace it"
             )
-    elif folder.exists() and any(folder.iterdir()):
+    elif folder.exists() and lock.contents(folder):
         raise FileExistsError(f"{folder} exists and is not a samlm compare folder")
     folder.mkdir(parents=True, exist_ok=True)
     saved.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
@@ -102,13 +103,16 @@ def compare(
     cell_fn: Callable[..., dict] = run_cell,
 ) -> dict[str, dict[str, Any]]:
     """Run every unfinished trial and cell, stratum by stratum, on ``backend`` (default:
-    :class:`~.backends.LocalBackend` with ``workers`` processes); returns the store's
-    records."""
+    :class:`~.backends.LocalBackend` with ``workers`` processes), holding the folder's
+    lock (:mod:`.lock`: a folder another run is writing raises ``FolderLocked``);
+    returns the store's records."""
     if backend is not None and workers is not None:
         raise ValueError("workers is an option of the local backend: give one or the other")
     backend = backend or LocalBackend(workers)
     folder = Path(folder).absolute()  # the same path on every node
-    with backend.session():  # connected (a bad address writes nothing)
+    # one writer per folder, from before anything is written; then connected (a bad
+    # address writes nothing)
+    with lock.hold(folder), backend.session():
         _prepare(spec, folder, overwrite)
         records = store.read(folder)
         everything = spec.trials() + spec.cells()

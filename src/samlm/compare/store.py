@@ -3,9 +3,12 @@
 
 ``compare.yaml`` (:data:`SPEC_FILE`) holds the grid's spec, written by the runner when the
 comparison starts; it marks the folder as a compare folder and is checked again on resume.
+``compare.lock`` is there while a run writes the folder (one at a time: :mod:`.lock`).
 
 ``results.jsonl`` (:data:`FILE`) holds the results, one JSON object per line. Each line
-records one finished cell (the last line of a cell wins):
+records one attempt at a cell. A cell's record is its first ``ok`` line, else its last
+line: a finished result is never replaced by a later failure, and a cell recorded ``ok``
+twice counts once.
 
     {"key": "glue/sst2|250|sam|0", "task": "glue/sst2", "size": 250, "method": "sam",
      "seed": 0, "status": "ok" | "failed", "score": 81.2,        # the task score, 0-100
@@ -18,7 +21,8 @@ records one finished cell (the last line of a cell wins):
      "error": null | "ValueError: ...", "run_dir": "cells/..."}
 
 Lines are appended and flushed one at a time, so a crash loses at most the cells in
-progress; a half-written last line is ignored when the store is read.
+progress; a half-written last line is ignored when the store is read, and the next
+record starts on a line of its own.
 """
 
 from __future__ import annotations
@@ -33,14 +37,21 @@ FILE = "results.jsonl"  # the results, one JSON line per finished cell
 
 
 def append(folder: Path, record: dict[str, Any]) -> None:
-    with (folder / FILE).open("a") as f:
-        f.write(json.dumps(record) + "\n")
+    """Append ``record`` as one line, in one write (after a newline if the file ends in a
+    line a crash cut short)."""
+    line = json.dumps(record) + "\n"
+    with (folder / FILE).open("a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                line = "\n" + line
+        f.write(line.encode())
         f.flush()
         os.fsync(f.fileno())
 
 
 def read(folder: Path) -> dict[str, dict[str, Any]]:
-    """The latest record of every cell, keyed by cell key."""
+    """Every cell's record, keyed by cell key: its first ``ok`` record, else its last."""
     path = folder / FILE
     records: dict[str, dict[str, Any]] = {}
     if not path.is_file():
@@ -50,5 +61,6 @@ def read(folder: Path) -> dict[str, dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        records[record["key"]] = record
+        if records.get(record["key"], {}).get("status") != "ok":
+            records[record["key"]] = record
     return records
