@@ -1,0 +1,149 @@
+"""``samlm train`` on a user's files (issue 34): the Hugging Face scripts' flags, a task
+file and a data file as --task reach the same Task; bad data exits 2 and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from samlm.cli import main
+from samlm.tasks import user as user_module
+
+from ..tasks.test_user_task import ROWS, write
+
+TRAIN = ["--max-steps", "2", "--batch-size", "4", "--max-length", "32", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _own_datasets_cache(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    user_module._CACHE.clear()
+
+
+def _reviews(tmp_path, n: int = 4):
+    rows = [{"review": t, "sentiment": y} for t, y in ROWS * n]
+    return write(tmp_path / "reviews.csv", rows)
+
+
+def _run(tmp_path, model, *argv: str) -> dict:
+    out = tmp_path / "out"
+    assert main(["train", "--model", str(model), *TRAIN, *argv, "--output", str(out)]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_train_file_flags_and_label_names(tmp_path, tiny_bert_dir):
+    path = _reviews(tmp_path)
+    result = _run(
+        tmp_path,
+        tiny_bert_dir,
+        "--train-file",
+        str(path),
+        "--test-size",
+        "8",
+        "--metric",
+        "f1_macro",
+        "--validation-size",
+        "8",
+        "--train-size",
+        "12",
+    )
+    assert result["task"] == f"{path}?metric=f1_macro&test_size=8"
+    assert result["main_metric"] == "f1_macro" and set(result["metrics"]) >= {
+        "accuracy",
+        "f1_macro",
+    }
+    assert (result["train_examples"], result["validation_examples"]) == (12, 8)
+    assert result["reported_examples"] == 8 and "held out 8 of the 32" in result["data_note"]
+    config = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+
+
+def test_a_task_file_and_hf_style_flags_reach_the_same_task(tmp_path, tiny_bert_dir):
+    path = _reviews(tmp_path)
+    task_file = tmp_path / "cr.yaml"
+    task_file.write_text(f"train: {path.name}\ntext: review\nlabel: sentiment\ntest_size: 8\n")
+    a = _run(tmp_path / "a", tiny_bert_dir, "--task", str(task_file))
+    b = _run(
+        tmp_path / "b",
+        tiny_bert_dir,
+        "--train_file",
+        str(path),
+        "--text_column",
+        "review",
+        "--label_column",
+        "sentiment",
+        "--test_size",
+        "8",
+    )
+    assert a["metrics"] == b["metrics"] and a["reported_examples"] == b["reported_examples"] == 8
+
+
+def test_pairs_as_regression_with_validation_and_test_files(tmp_path, tiny_bert_dir):
+    rows = [
+        {"sentence1": t, "sentence2": t[::-1], "score": i / 7} for i, (t, _) in enumerate(ROWS * 2)
+    ]
+    train = write(tmp_path / "train.jsonl", rows)
+    dev = write(tmp_path / "dev.jsonl", rows[:5])
+    test = write(tmp_path / "test.jsonl", rows[5:11])
+    result = _run(
+        tmp_path,
+        tiny_bert_dir,
+        "--train-file",
+        str(train),
+        "--validation-file",
+        str(dev),
+        "--test-file",
+        str(test),
+        "--label-column",
+        "score",
+    )
+    assert result["validation_from"] == "file" and result["validation_examples"] == 5
+    assert result["reported_examples"] == 6 and result["main_metric"] == "pearson"
+    assert set(result["metrics"]) >= {"pearson", "spearman"}
+
+
+@pytest.mark.parametrize(
+    ("rows", "flags", "message"),
+    [
+        ([{"review": "", "sentiment": "positive"}], [], "1 with an empty text (row 33)"),
+        ([{"review": "ok", "sentiment": None}], [], "1 without a label (row 33)"),
+        (
+            [],
+            ["--text-column", "body"],
+            "unknown column text='body'; columns present: review, sentiment",
+        ),
+        ([], ["--test-file", "nothere.csv"], "nothere.csv: no such file"),
+        ([], ["--task-kind", "regression"], "32 regression targets are not numbers"),
+        ([], ["--test-size", "40"], "a test split of 40 rows leaves none of its 32 rows"),
+    ],
+)
+def test_bad_data_exits_2_before_writing(tmp_path, tiny_bert_dir, capsys, rows, flags, message):
+    path = write(
+        tmp_path / "reviews.csv", [{"review": t, "sentiment": y} for t, y in ROWS * 4] + rows
+    )
+    out = tmp_path / "out"
+    code = main(
+        [
+            "train",
+            "--train-file",
+            str(path),
+            *flags,
+            "--model",
+            str(tiny_bert_dir),
+            "--output",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "nothing was run" in err
+    assert not out.exists()
+
+
+def test_data_flags_need_a_file(tmp_path, capsys):
+    code = main(["train", "--text-column", "a", "--output", str(tmp_path / "o")])
+    assert code == 2 and "--text-column: give --train-file" in capsys.readouterr().err
+    code = main(["train", "--task", "glue/sst2", "--train-file", "x.csv", "--output", "o"])
+    assert code == 2 and "give --task or --train-file" in capsys.readouterr().err
