@@ -50,7 +50,10 @@ def get_task(name: str) -> Task:
             f"task name {name!r} is ambiguous: it could be {' or '.join(matches)}; "
             "use the full name"
         )
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    raise ValueError(
+        f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; or your own data: a file "
+        "(.csv, .tsv, .json, .jsonl, .parquet), a YAML task file or hub:owner/name"
+    )
 
 
 def describe_tasks(data_dir: str | Path | None = None) -> list[dict[str, Any]]:
