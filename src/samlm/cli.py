@@ -287,8 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="fine-tune on a task with SAM or its baseline")
     _add_train_options(train)
     _add_data_flags(train)
-    tasks = sub.add_parser("tasks", help="list the tasks, their metrics and data")
+    tasks = sub.add_parser(
+        "tasks",
+        help="list the tasks, their metrics and data; or look at the tasks named (rows, "
+        "labels, majority class, lengths in tokens, whether the sizes fit)",
+    )
+    tasks.add_argument(
+        "task", nargs="*", help="tasks to look at: names, data files, YAML task files"
+    )
     tasks.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
+    tasks.add_argument("--model", default="minilm", help="whose tokenizer counts the tokens")
+    tasks.add_argument("--max-length", type=int, default=128, help="input tokens of a run")
+    tasks.add_argument(
+        "--sizes", type=_csv(int), default=[100, 250, 0], help="training sizes to check"
+    )
+    tasks.add_argument(
+        "--validation-size", type=int, default=500, help="the validation sample to check"
+    )
     _add_compare_options(
         sub.add_parser(
             "compare", help="SAM against its baseline: a grid of tasks x sizes x methods x seeds"
@@ -591,10 +606,69 @@ METRIC_SETS = {
 }
 
 
+def _look(args: argparse.Namespace) -> None:
+    """``samlm tasks TASK ...``: a look at each task before training on it."""
+    from transformers import AutoTokenizer
+
+    from .pipeline.data import data_folder
+    from .pipeline.look import look
+    from .pipeline.models import resolve_model
+    from .tasks import get_task
+
+    root = data_folder(args.data_dir)
+    tasks = [get_task(name) for name in args.task]  # every task's problems before any look
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model, "auto", None).path)
+    for task in tasks:
+        info = look(
+            task,
+            root,
+            tokenizer=tokenizer,
+            max_length=args.max_length,
+            sizes=args.sizes,
+            validation_size=args.validation_size,
+        )
+        print(_render_look(info, args.model))
+
+
+def _render_look(info: dict[str, Any], model: str) -> str:
+    rows = info["rows"]
+    files = info["files"]
+    lines = [f"{info['task']}: {info['kind']}, selected on {info['main_metric']}"]
+    roles = {"train": "train", "reported": "validation", "selection": "selection"}
+    words = {"train": "training", "reported": "reported (test)", "selection": "selection"}
+    for role, n in rows.items():
+        lines.append(f"  {words[role]:<16} {n:>9,} rows  {', '.join(files[roles[role]])}")
+    if info.get("note"):
+        lines.append(f"  note: {info['note']}")
+    labels = info.get("labels", {})
+    if info["kind"] == "regression":
+        lines.append(f"  labels: mean {labels['mean']:.3g}, sd {labels['sd']:.3g}")
+    elif labels:
+        total = sum(labels.values())
+        shares = ", ".join(f"{k} {n:,} ({100 * n / total:.1f}%)" for k, n in labels.items())
+        lines.append(f"  labels (training rows): {shares}")
+    if "majority" in info:
+        m = dict(info["majority"])
+        name = m.pop("class")
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in m.items())
+        lines.append(f"  majority class ({name}) on the reported rows: {scores}")
+    t = info["tokens"]
+    lines.append(
+        f"  tokens ({model}, {t['rows']:,} training rows): median {t['p50']}, p90 {t['p90']}, "
+        f"p95 {t['p95']}, p99 {t['p99']}, max {t['max']}; "
+        f"{100 * info['longer_than_max_length']:.1f}% longer than --max-length "
+        f"{info['max_length']} (truncated)"
+    )
+    lines += [f"  {line}" for line in info["sizes"]]
+    return "\n".join(lines)
+
+
 def _tasks(args: argparse.Namespace) -> None:
     from .pipeline.data import data_folder
     from .tasks import describe_tasks
 
+    if args.task:
+        return _look(args)
     rows = describe_tasks(data_folder(args.data_dir))  # a folder that is not there: exit 2
     print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<30} data")
     for row in rows:

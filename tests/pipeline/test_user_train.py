@@ -147,3 +147,43 @@ def test_data_flags_need_a_file(tmp_path, capsys):
     assert code == 2 and "--text-column: give --train-file" in capsys.readouterr().err
     code = main(["train", "--task", "glue/sst2", "--train-file", "x.csv", "--output", "o"])
     assert code == 2 and "give --task or --train-file" in capsys.readouterr().err
+
+
+def test_samlm_tasks_looks_at_a_user_task(tmp_path, tiny_bert_dir, capsys):
+    rows = [{"review": t, "sentiment": y} for t, y in ROWS * 4]
+    rows += [{"review": "an extra good one .", "sentiment": "positive"}] * 8
+    path = write(tmp_path / "reviews.csv", rows)  # 24 positive, 16 negative
+    argv = [
+        "tasks",
+        f"{path}?test_size=10",
+        "--model",
+        str(tiny_bert_dir),
+        "--max-length",
+        "8",
+        "--sizes",
+        "4,28,40",
+        "--validation-size",
+        "5",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "training                30 rows" in out and "reported (test)         10 rows" in out
+    assert "labels (training rows): negative 12 (40.0%), positive 18 (60.0%)" in out
+    # the majority class (positive) on the 10 test rows, 6 of them positive
+    assert "majority class (positive) on the reported rows: accuracy 60.00, f1_macro 37.50" in out
+    lengths = [
+        len(ids)
+        for ids in __import__("transformers").AutoTokenizer.from_pretrained(tiny_bert_dir)(
+            [r["review"] for r in rows]
+        )["input_ids"]
+    ]
+    assert f"max {max(lengths)};" in out and "longer than --max-length 8" in out
+    assert "size 4: fits, validation sample of 5 from the training rows outside the subset" in out
+    assert "size 28: fits, validation sample of 5 from the test rows" in out  # 2 left < 5
+    assert "size 40: does not fit (the training split has 30 rows)" in out
+
+
+def test_samlm_tasks_tells_every_problem(tmp_path, capsys):
+    path = write(tmp_path / "r.csv", [{"review": "", "sentiment": "positive"}] * 3)
+    assert main(["tasks", str(path)]) == 2
+    assert "3 with an empty text (rows 1, 2, 3)" in capsys.readouterr().err
