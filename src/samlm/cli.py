@@ -196,6 +196,8 @@ DATA_FLAGS = {
         "a Hugging Face dataset instead of files (the local cache when offline)",
     ),
     "dataset_config_name": ("config", "the dataset's configuration"),
+    "validation_split_name": ("validation_split", "the dataset's validation split, if any"),
+    "test_split_name": ("test_split", "the dataset's test split, if any (labelled)"),
     "text_column": (
         "text",
         "the text column (default: one named text, sentence, question, review, ...)",

@@ -7,7 +7,8 @@ A reference is what a task name is for a benchmark task, wherever one is taken:
 * a Hugging Face dataset, ``hub:owner/name``;
 
 each optionally followed by ``?key=value&key=value`` with the task file's keys
-(``reviews.csv?text=review&label=sentiment&test_size=500``). ``samlm train
+(``reviews.csv?text=review&label=sentiment&test_size=500``; a Hub dataset's split names
+as ``validation_split=dev&test_split=test``). ``samlm train
 --train-file ... --text-column ...`` writes such a reference.
 """
 
@@ -150,6 +151,12 @@ def parse_ref(ref: str) -> UserTaskSpec:
         values["train"] = base
     values.update({k.replace("-", "_"): v for k, v in parse_qsl(query, keep_blank_values=True)})
     out: dict[str, Any] = {}
+    for split in ("train", "validation", "test"):  # a Hub split, as a query key
+        if f"{split}_split" in values:
+            splits = values.setdefault("splits", {})
+            if not isinstance(splits, dict):
+                raise DataError(f"task {ref!r}: splits must be a mapping such as {{test: test}}")
+            splits[split] = values.pop(f"{split}_split")
     for key, value in values.items():
         name = KEY_ALIASES.get(key, key)
         if name not in KEYS:
