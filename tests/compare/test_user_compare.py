@@ -9,10 +9,11 @@ import pytest
 
 import samlm.compare
 from samlm.cli import main
-from samlm.compare import GridSpec, compare
+from samlm.compare import GridSpec, compare, write_report
 from samlm.compare.cell import run_cell
 from samlm.compare.validate import grid_problems
 from samlm.tasks import user as user_module
+from samlm.tasks.user import TEST_SEED
 
 from ..tasks.test_user_task import ROWS, write
 from .fake import InlineBackend, fake_cell
@@ -79,6 +80,9 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
     )
     assert grid_problems(spec) == []
     records = compare(spec, tmp_path / "cmp", backend=InlineBackend(), cell_fn=run_cell)
+    write_report(tmp_path / "cmp")
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "8 dev examples (held out 8 of the 48 training rows" in report
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4, [r["error"] for r in records.values()]
     for r in ok:
@@ -87,6 +91,9 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
             "validation_examples": 8,
             "validation_from": "train",
             "reported_examples": 8,
+            "note": f"held out 8 of the 48 training rows ({tmp_path / 'reviews.csv'}) as the "
+            f"test split (seed {TEST_SEED}, stratified by class; the same for every method, "
+            "seed and size)",
         }
         assert set(r["metrics"]) == {"accuracy", "f1_macro"}
 
