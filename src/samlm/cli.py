@@ -208,9 +208,15 @@ DATA_FLAGS = {
         "sentence1, hypothesis beside premise, ...)",
     ),
     "label_column": ("label", "the label column (default: one named label, sentiment, class, ...)"),
+    "target_column": (
+        "target",
+        "the target text of a text-to-text task, for seq2seq and "
+        "causal models (scored by exact match and token F1)",
+    ),
     "task_kind": (
         "kind",
-        "classification or regression (default: regression for non-integer labels)",
+        "classification, regression or text2text (default: text2text with --target-column, "
+        "regression for non-integer labels)",
     ),
     "metric": (
         "metric",

@@ -76,3 +76,21 @@ def test_text_models_train_on_label_names(tmp_path, request, model):
     result = _train(tmp_path, request.getfixturevalue(model), f"{path}?test_size=4")
     assert result["modelling"] == ("text2text" if model == "tiny_t5_dir" else "causal")
     assert set(result["metrics"]) >= {"accuracy", "f1_macro"}
+
+
+@pytest.mark.parametrize("model", ["tiny_t5_dir", "tiny_gpt2_dir"])
+def test_text_to_text_with_a_target_column(tmp_path, request, model, capsys):
+    rows = [{"question": f"what is {t}", "answer": y} for t, y in ROWS * 2]
+    path = write(tmp_path / "qa.csv", rows)
+    result = _train(tmp_path, request.getfixturevalue(model), f"{path}?target=answer&test_size=4")
+    assert result["main_metric"] == "exact_match"
+    assert set(result["metrics"]) >= {"exact_match", "f1"} and result["reported_examples"] == 4
+
+
+def test_a_text_to_text_task_refuses_an_encoder(tmp_path, tiny_bert_dir, capsys):
+    path = write(tmp_path / "qa.csv", [{"question": t, "answer": y} for t, y in ROWS])
+    out = tmp_path / "out"
+    argv = ["train", "--train-file", str(path), "--target-column", "answer", "--model",
+            str(tiny_bert_dir), "--output", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    assert "cannot be modelled as encoder" in capsys.readouterr().err and not out.exists()

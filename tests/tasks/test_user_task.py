@@ -304,3 +304,17 @@ def test_the_four_real_user_sets(data_dir):
     assert get_task(f"{user}/cr/reviews.csv").label_names == ("negative", "positive")
     assert get_task(f"{user}/subj/subj.jsonl").label_names == ("objective", "subjective")
     assert get_task(f"{user}/mpqa/mpqa.parquet").label_names == ("0", "1")
+
+
+def test_a_target_column_makes_a_text_to_text_task(tmp_path):
+    rows = [{"question": f"who {i}", "answer": f"person {i % 3}"} for i in range(12)]
+    path = write(tmp_path / "qa.jsonl", rows + [{"question": "who", "answer": ""}])
+    text = _error(f"{path}?target=answer")
+    assert "1 without a target (row 13)" in text
+    task = get_task(f"{path}?target=answer&drop_invalid=true&test_size=3&metric=token_f1")
+    assert (task.kind, task.metric_set, task.main_metric) == ("qa", "squad", "f1")
+    assert task.modelling == ("text2text", "causal")
+    ex = load_split(task, "train")[0]
+    assert task.text2text(ex) == ("question: who 0", "person 0") and ex.label is None
+    assert task.compute_metrics(["person 0"], [ex]) == {"exact_match": 100.0, "f1": 100.0}
+    assert "give a label" in _error(f"{path}?target=answer&label=question")

@@ -41,6 +41,17 @@ PAIR_NAMES = {
 }  # fmt: skip
 LABEL_NAMES = ("label", "labels", "sentiment", "polarity", "class", "category", "target", "y")
 SHOWN = 5  # rows named in a problem
+# a user's kind of task -> the Task's metrics and modelling (text2text: scored as QA)
+METRIC_SETS = {
+    "classification": "accuracy_macro_f1",
+    "regression": "pearson_spearman",
+    "text2text": "squad",
+}
+MODELLING = {
+    "classification": ("encoder", "text2text"),  # an encoder's head, or the label names
+    "regression": ("encoder",),
+    "text2text": ("text2text",),  # and causal (Task adds it)
+}
 
 
 def _rows(rows: list[int]) -> str:
@@ -68,12 +79,17 @@ def find_columns(spec: UserTaskSpec, table: Any, where: str, problems: list[str]
     column left is the text)."""
     columns = list(table.column_names)
     present = f"columns present: {', '.join(columns)}"
-    wanted = {"text": spec.text, "text_pair": spec.text_pair, "label": spec.label}
+    wanted = {
+        "text": spec.text,
+        "text_pair": spec.text_pair,
+        "label": spec.label,
+        "target": spec.target,
+    }
     unknown = [f"{k}={v!r}" for k, v in wanted.items() if v is not None and v not in columns]
     if unknown:
         problems.append(f"{where}: unknown column {', '.join(unknown)}; {present}")
         return None
-    label = spec.label or _find(columns, LABEL_NAMES)
+    label = spec.target or spec.label or _find(columns, LABEL_NAMES)
     if label is None:
         problems.append(f"{where}: no label column found by name; {present}; give label=COLUMN")
         return None
@@ -168,7 +184,7 @@ def _invalid(part: Part, spec: UserTaskSpec, problems: list[str], notes: list[st
         what.append(f"{len(empty)} with an empty text ({_rows([part.rows[i] for i in empty])})")
     if unlabelled:
         rows = _rows([part.rows[i] for i in unlabelled])
-        what.append(f"{len(unlabelled)} without a label ({rows})")
+        what.append(f"{len(unlabelled)} without a {'target' if spec.target else 'label'} ({rows})")
     if spec.drop_invalid:
         notes.append(f"{part.where}: dropped {len(bad)} rows, {'; '.join(what)}")
         part.drop(set(bad))
@@ -180,9 +196,10 @@ def _invalid(part: Part, spec: UserTaskSpec, problems: list[str], notes: list[st
 
 
 def _kind(spec: UserTaskSpec, train: Part) -> str:
-    """regression when asked, or when the training labels are numbers not all integers."""
-    if spec.kind != "auto":
-        return spec.kind
+    """As asked; else text2text with a target column, regression when the training
+    labels are numbers not all integers, else classification."""
+    if spec.kind != "auto" or spec.target:
+        return "text2text" if spec.target else spec.kind
     numbers = [y for y in train.labels if isinstance(y, float)]
     return "regression" if any(not y.is_integer() for y in numbers) else "classification"
 
@@ -195,6 +212,8 @@ def _class_names(train: Part) -> tuple[str, ...]:
 
 
 def _labels(part: Part, kind: str, names: tuple[str, ...], problems: list[str]) -> list[Any]:
+    if kind == "text2text":  # the target text, scored as an answer
+        return [str(y) for y in part.labels]
     if kind == "regression":
         numbers = [_number(y) for y in part.labels]
         bad = [part.rows[i] for i, y in enumerate(numbers) if y is None]
@@ -218,13 +237,16 @@ def _labels(part: Part, kind: str, names: tuple[str, ...], problems: list[str]) 
     return [index.get(k) for k in keys]
 
 
-def _examples(part: Part, cols: Columns, labels: list[Any]) -> list[Example]:
+def _examples(part: Part, cols: Columns, labels: list[Any], text2text: bool) -> list[Example]:
     out = []
     for i, row in enumerate(part.rows):
         fields = {cols.text: part.texts[i]}
         if part.pairs is not None and cols.text_pair:
             fields[cols.text_pair] = part.pairs[i]
-        out.append(Example(fields, labels[i], idx=row))
+        if text2text:
+            out.append(Example(fields, None, answers=(labels[i],), idx=row))
+        else:
+            out.append(Example(fields, labels[i], idx=row))
     return out
 
 
@@ -307,7 +329,10 @@ def build_task(spec: UserTaskSpec) -> Task:
         _refuse(spec, problems or [f"{spec.ref}: no training rows"])
     kind = _kind(spec, parts["train"])
     names = _class_names(parts["train"]) if kind == "classification" else ()
-    examples = {s: _examples(p, cols, _labels(p, kind, names, problems)) for s, p in parts.items()}
+    examples = {
+        s: _examples(p, cols, _labels(p, kind, names, problems), kind == "text2text")
+        for s, p in parts.items()
+    }
     try:
         metric = metric_for(spec, kind)
     except DataError as err:
@@ -390,10 +415,10 @@ def _task(
         benchmark="user",
         folder=str(Path(spec.train).parent) if spec.train else str(spec.dataset),
         files=files,
-        kind=kind,
-        metric_set="accuracy_macro_f1" if kind == "classification" else "pearson_spearman",
+        kind="qa" if kind == "text2text" else kind,
+        metric_set=METRIC_SETS[kind],
         main_metric=metric,
-        modelling=("encoder", "text2text") if kind == "classification" else ("encoder",),
+        modelling=MODELLING[kind],
         reader=_unused,
         parse=_unused,
         label_names=names,

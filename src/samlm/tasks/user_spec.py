@@ -27,12 +27,17 @@ from .errors import DataError
 DATA_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 YAML_EXTENSIONS = (".yaml", ".yml")
 HUB = "hub:"
-USER_KINDS = ("auto", "classification", "regression")
+USER_KINDS = ("auto", "classification", "regression", "text2text")
 METRIC_CHOICES = {
     "classification": ("accuracy", "f1_macro"),
     "regression": ("pearson", "spearman"),
+    "text2text": ("exact_match", "f1"),  # SQuAD's, as the closed-book QA tasks
 }
-METRIC_ALIASES = {"macro_f1": "f1_macro", "f1": "f1_macro"}
+METRIC_ALIASES = {
+    "classification": {"macro_f1": "f1_macro", "f1": "f1_macro"},
+    "regression": {},
+    "text2text": {"em": "exact_match", "token_f1": "f1"},
+}
 # the Hugging Face example scripts' names (run_classification.py) for the same keys
 KEY_ALIASES = {
     "train_file": "train",
@@ -43,6 +48,8 @@ KEY_ALIASES = {
     "text_pair_column": "text_pair",
     "label_column": "label",
     "label_column_name": "label",
+    "target_column": "target",
+    "summary_column": "target",
     "dataset_name": "dataset",
     "dataset_config_name": "config",
 }
@@ -54,8 +61,9 @@ DEFAULT_TEST_FRACTION = 0.25
 class UserTaskSpec:
     """A user's task: its files (``train``, optional ``validation`` and ``test``) or Hub
     ``dataset`` (``config``, ``splits``: our split -> the dataset's split name), its
-    columns (``text``, optional ``text_pair``, ``label``; None: found by name), ``kind``
-    (auto: regression for non-integer numbers, else classification), the selection
+    columns (``text``, optional ``text_pair``, ``label``; None: found by name; or a
+    ``target`` text for text-to-text), ``kind`` (auto: text2text with a target,
+    regression for non-integer numbers, else classification), the selection
     ``metric``, the held-out test split (``test_size`` rows or ``test_fraction``) when
     there is no test file, the files' ``encoding`` and whether to ``drop_invalid`` rows
     (empty text, missing label) instead of refusing them."""
@@ -71,6 +79,7 @@ class UserTaskSpec:
     text: str | None = None
     text_pair: str | None = None
     label: str | None = None
+    target: str | None = None
     kind: str = "auto"
     metric: str | None = None
     test_size: int | None = None
@@ -175,6 +184,13 @@ def _check_spec(spec: UserTaskSpec) -> None:
         raise DataError(f"{where}: give files or a Hub dataset (dataset), not both")
     if spec.kind not in USER_KINDS:
         raise DataError(f"{where}: kind={spec.kind!r} must be one of {', '.join(USER_KINDS)}")
+    if spec.target and spec.label:
+        raise DataError(
+            f"{where}: give a label (classification, regression) or a target "
+            "(text-to-text), not both"
+        )
+    if spec.target and spec.kind not in ("auto", "text2text"):
+        raise DataError(f"{where}: a target column makes a text2text task, not {spec.kind}")
     if spec.test_size is not None and spec.test_fraction is not None:
         raise DataError(f"{where}: give test_size or test_fraction, not both")
     if spec.test_size is not None and spec.test_size < 1:
@@ -201,7 +217,7 @@ def metric_for(spec: UserTaskSpec, kind: str) -> str:
     choices = METRIC_CHOICES[kind]
     if spec.metric is None:
         return choices[0]
-    metric = METRIC_ALIASES.get(spec.metric, spec.metric)
+    metric = METRIC_ALIASES[kind].get(spec.metric, spec.metric)
     if metric not in choices:
         raise DataError(
             f"task {spec.ref!r}: metric={spec.metric!r} is not one of a {kind} task's "
