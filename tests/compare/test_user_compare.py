@@ -12,20 +12,13 @@ from samlm.cli import main
 from samlm.compare import GridSpec, compare, write_report
 from samlm.compare.cell import run_cell
 from samlm.compare.validate import grid_problems
-from samlm.tasks import user as user_module
 from samlm.tasks.user import TEST_SEED
 
 from ..tasks.test_user_task import ROWS, write
 from .fake import InlineBackend, fake_cell
 from .test_cli import _inline
 
-
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    user_module._CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_user_tasks")
 
 
 def _task_file(tmp_path, rows=None) -> str:

@@ -17,7 +17,6 @@ from transformers import (
 )
 
 from samlm.cli import main
-from samlm.tasks import user as user_module
 
 from ..tasks.test_user_task import ROWS, write
 
@@ -37,12 +36,7 @@ CONFIGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    user_module._CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_user_tasks")
 
 
 def _train(tmp_path, model, task: str) -> dict:

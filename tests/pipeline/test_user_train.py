@@ -8,19 +8,13 @@ import json
 import pytest
 
 from samlm.cli import main
-from samlm.tasks import user as user_module
 
 from ..tasks.test_user_task import ROWS, write
 
 TRAIN = ["--max-steps", "2", "--batch-size", "4", "--max-length", "32", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    user_module._CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_user_tasks")
 
 
 def _reviews(tmp_path, n: int = 4):

@@ -24,13 +24,7 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _own_datasets_cache(tmp_path, monkeypatch):
-    """``datasets`` parses into its cache: a fresh one per test, and no cached tasks."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-    user_module._CACHE.clear()
+pytestmark = pytest.mark.usefixtures("fresh_user_tasks")
 
 
 def write(path: Path, rows: list[dict], fmt: str | None = None) -> Path:
@@ -308,7 +302,7 @@ def test_the_four_real_user_sets(data_dir):
 
 def test_a_target_column_makes_a_text_to_text_task(tmp_path):
     rows = [{"question": f"who {i}", "answer": f"person {i % 3}"} for i in range(12)]
-    path = write(tmp_path / "qa.jsonl", rows + [{"question": "who", "answer": ""}])
+    path = write(tmp_path / "qa.jsonl", [*rows, {"question": "who", "answer": ""}])
     text = _error(f"{path}?target=answer")
     assert "1 without a target (row 13)" in text
     task = get_task(f"{path}?target=answer&drop_invalid=true&test_size=3&metric=token_f1")
