@@ -181,3 +181,13 @@ def test_samlm_tasks_tells_every_problem(tmp_path, capsys):
     path = write(tmp_path / "r.csv", [{"review": "", "sentiment": "positive"}] * 3)
     assert main(["tasks", str(path)]) == 2
     assert "3 with an empty text (rows 1, 2, 3)" in capsys.readouterr().err
+
+
+def test_a_mixture_of_a_user_classification_and_a_user_regression(tmp_path, tiny_bert_dir):
+    a = write(tmp_path / "a.csv", [{"text": t, "label": y} for t, y in ROWS * 2])
+    rows = [{"sentence1": t, "sentence2": t, "score": i / 16} for i, (t, _) in enumerate(ROWS * 2)]
+    b = write(tmp_path / "b.jsonl", rows)
+    result = _run(tmp_path, tiny_bert_dir, "--task", f"{a}?test_size=4,{b}?label=score&test_size=4")
+    assert set(result["per_task"]) == {f"{a}?test_size=4", f"{b}?label=score&test_size=4"}
+    assert "(seed 1000003, stratified by class;" in result["data_note"]
+    assert "(seed 1000003; the same" in result["data_note"]  # a regression's: not stratified

@@ -371,8 +371,9 @@ def _roles(
         out["train"], out["validation"] = cut
         notes.append(
             f"held out {len(cut[1])} of the {len(examples['train'])} training rows "
-            f"({where}) as the test split (seed {TEST_SEED}, stratified by class; "
-            "the same for every method, seed and size)"
+            f"({where}) as the test split (seed {TEST_SEED}"
+            + (", stratified by class" if kind == "classification" else "")
+            + "; the same for every method, seed and size)"
         )
         if "validation" in examples:
             out["selection"] = examples["validation"]
