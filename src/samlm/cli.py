@@ -355,7 +355,9 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tasks",
         type=_csv(str),
-        help="comma-separated task names; a task mixture is one of them, its tasks joined "
+        help="comma-separated task names, or your own data: a data file (reviews.csv, with "
+        "?key=value options), a YAML task file, hub:owner/name; a task mixture is one of "
+        "them, its tasks joined "
         "by + (glue/sst2+superglue/cb) or named (mixture/glue, mixture/superglue: the "
         "benchmark's tasks whose data is found): one model trained on them all at --sizes "
         "examples per task, scored by their average",

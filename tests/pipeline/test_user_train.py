@@ -191,3 +191,12 @@ def test_a_mixture_of_a_user_classification_and_a_user_regression(tmp_path, tiny
     assert set(result["per_task"]) == {f"{a}?test_size=4", f"{b}?label=score&test_size=4"}
     assert "(seed 1000003, stratified by class;" in result["data_note"]
     assert "(seed 1000003; the same" in result["data_note"]  # a regression's: not stratified
+
+
+def test_a_training_size_larger_than_the_data_exits_2(tmp_path, tiny_bert_dir, capsys):
+    path = _reviews(tmp_path)  # 32 rows, 8 held out as the test split
+    out = tmp_path / "out"
+    argv = ["train", "--train-file", str(path), "--test-size", "8", "--train-size", "30",
+            "--model", str(tiny_bert_dir), "--output", str(out)]  # fmt: skip
+    assert main(argv) == 2 and not out.exists()
+    assert "train_size=30 is larger than the 24 training examples" in capsys.readouterr().err
