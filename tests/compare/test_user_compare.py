@@ -76,6 +76,7 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
     write_report(tmp_path / "cmp")
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "8 dev examples (held out 8 of the 48 training rows" in report
+    assert "8 held out of the training pool, by f1_macro" in report
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4, [r["error"] for r in records.values()]
     for r in ok:
@@ -84,6 +85,7 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
             "validation_examples": 8,
             "validation_from": "train",
             "reported_examples": 8,
+            "selected_by": "f1_macro",
             "note": f"held out 8 of the 48 training rows ({tmp_path / 'reviews.csv'}) as the "
             f"test split (seed {TEST_SEED}, stratified by class; the same for every method, "
             "seed and size)",

@@ -108,6 +108,7 @@ def _scores(task: str, result: dict[str, Any]) -> dict[str, Any]:
                     "reported_examples",
                 )
             },
+            "selected_by": result["main_metric"],  # the metric selection maximised
             # how the data was split (a user's held-out test rows, BoolQ's cut)
             **({"note": result["data_note"]} if result.get("data_note") else {}),
         },
