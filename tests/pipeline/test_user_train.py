@@ -200,3 +200,28 @@ def test_a_training_size_larger_than_the_data_exits_2(tmp_path, tiny_bert_dir, c
             "--model", str(tiny_bert_dir), "--output", str(out)]  # fmt: skip
     assert main(argv) == 2 and not out.exists()
     assert "train_size=30 is larger than the 24 training examples" in capsys.readouterr().err
+
+
+GOOD = "review,sentiment\n" + "".join(f'"{t}",{y}\n' for t, y in ROWS * 4)
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "message"),
+    [
+        (b"", None, "the file is empty"),
+        (GOOD.encode() + "caf\xe9,positive\n".encode("latin-1"), None,
+         "line 34: not valid utf-8 text; give the file's encoding"),
+        (GOOD.encode(), b"review,sentiment\nok,neutral\n",
+         "label 'neutral' (row 1) never appears in the training data"),
+        ((GOOD + "meh,mixed\n").encode(), None, "class 'mixed' (1 row) too small for a "
+         "stratified test split"),
+    ],
+)  # fmt: skip
+def test_more_bad_files_exit_2_before_writing(tmp_path, capsys, train, test, message):
+    (tmp_path / "train.csv").write_bytes(train)
+    argv = ["train", "--train-file", str(tmp_path / "train.csv"), "--output", str(tmp_path / "o")]
+    if test is not None:
+        (tmp_path / "test.csv").write_bytes(test)
+        argv += ["--test-file", str(tmp_path / "test.csv")]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
