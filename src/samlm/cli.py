@@ -643,7 +643,8 @@ def _look(args: argparse.Namespace) -> None:
 def _render_look(info: dict[str, Any], model: str) -> str:
     rows = info["rows"]
     files = info["files"]
-    lines = [f"{info['task']}: {info['kind']}, selected on {info['main_metric']}"]
+    name = f" ({info['name']})" if info.get("name") else ""
+    lines = [f"{info['task']}{name}: {info['kind']}, selected on {info['main_metric']}"]
     roles = {"train": "train", "reported": "validation", "selection": "selection"}
     words = {"train": "training", "reported": "reported (test)", "selection": "selection"}
     for role, n in rows.items():

@@ -196,6 +196,8 @@ def test_a_yaml_task_file(tmp_path):
     )
     task = get_task(str(task_file))
     assert task.name == str(task_file) and task.main_metric == "f1_macro"
+    ex = load_split(task, "train")[0]
+    assert task.source(ex) == f"cr review: {ex.fields['review']}"  # the name as T5's prefix
     assert len(load_split(task, "validation")) == 2
     assert get_task(f"{task_file}?test_size=4") is not task  # keys on top of the file
     bad = tmp_path / "bad.yaml"
@@ -312,3 +314,17 @@ def test_a_target_column_makes_a_text_to_text_task(tmp_path):
     assert task.text2text(ex) == ("question: who 0", "person 0") and ex.label is None
     assert task.compute_metrics(["person 0"], [ex]) == {"exact_match": 100.0, "f1": 100.0}
     assert "give a label" in _error(f"{path}?target=answer&label=question")
+
+
+def test_the_readmes_task_file(tmp_path):
+    """The task file the README shows is one that works as it stands."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("# my.yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my.yaml").write_text(block)
+    (tmp_path / "data").mkdir()
+    rows = [{"question": t, "label": y} for t, y in ROWS * 2]
+    for name in ("train", "dev", "test"):
+        write(tmp_path / "data" / f"{name}.csv", rows)
+    task = get_task(str(tmp_path / "my.yaml"))
+    assert (task.main_metric, task.keys, task.prefix) == ("f1_macro", ("question",), "questions")
+    assert set(task.files) == {"train", "validation", "selection"}

@@ -86,6 +86,7 @@ def look(
     if "selection" in task.files:
         rows["selection"] = len(load_split(task, "selection", data_dir))
     out: dict[str, Any] = {"task": task.name, "kind": task.kind, "rows": rows}
+    out["name"] = task.prefix if task.benchmark == "user" else ""
     out["files"] = {split: list(names) for split, names in task.files.items()}
     out["main_metric"], out["note"] = task.main_metric, task.data_note(data_dir)
     if task.kind in STRATIFIED and task.label_names:

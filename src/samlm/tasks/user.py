@@ -228,6 +228,7 @@ def _task(
         reader=_unused,
         parse=_unused,
         label_names=names,
+        prefix=spec.name or "",  # T5's task prefix: "cr review: ..."
         keys=keys,
         t5_keys=keys,
         loader=lambda split: list(splits[split]),
