@@ -621,7 +621,7 @@ def _look(args: argparse.Namespace) -> None:
     from transformers import AutoTokenizer
 
     from .pipeline.data import data_folder
-    from .pipeline.look import look
+    from .pipeline.look import look, render
     from .pipeline.models import resolve_model
     from .tasks import get_task
 
@@ -637,41 +637,7 @@ def _look(args: argparse.Namespace) -> None:
             sizes=args.sizes,
             validation_size=args.validation_size,
         )
-        print(_render_look(info, args.model))
-
-
-def _render_look(info: dict[str, Any], model: str) -> str:
-    rows = info["rows"]
-    files = info["files"]
-    name = f" ({info['name']})" if info.get("name") else ""
-    lines = [f"{info['task']}{name}: {info['kind']}, selected on {info['main_metric']}"]
-    roles = {"train": "train", "reported": "validation", "selection": "selection"}
-    words = {"train": "training", "reported": "reported (test)", "selection": "selection"}
-    for role, n in rows.items():
-        lines.append(f"  {words[role]:<16} {n:>9,} rows  {', '.join(files[roles[role]])}")
-    if info.get("note"):
-        lines.append(f"  note: {info['note']}")
-    labels = info.get("labels", {})
-    if info["kind"] == "regression":
-        lines.append(f"  labels: mean {labels['mean']:.3g}, sd {labels['sd']:.3g}")
-    elif labels:
-        total = sum(labels.values())
-        shares = ", ".join(f"{k} {n:,} ({100 * n / total:.1f}%)" for k, n in labels.items())
-        lines.append(f"  labels (training rows): {shares}")
-    if "majority" in info:
-        m = dict(info["majority"])
-        name = m.pop("class")
-        scores = ", ".join(f"{k} {v:.2f}" for k, v in m.items())
-        lines.append(f"  majority class ({name}) on the reported rows: {scores}")
-    t = info["tokens"]
-    lines.append(
-        f"  tokens ({model}, {t['rows']:,} training rows): median {t['p50']}, p90 {t['p90']}, "
-        f"p95 {t['p95']}, p99 {t['p99']}, max {t['max']}; "
-        f"{100 * info['longer_than_max_length']:.1f}% longer than --max-length "
-        f"{info['max_length']} (truncated)"
-    )
-    lines += [f"  {line}" for line in info["sizes"]]
-    return "\n".join(lines)
+        print(render(info, args.model))
 
 
 def _tasks(args: argparse.Namespace) -> None:
