@@ -221,7 +221,7 @@ DATA_FLAGS = {
     "metric": (
         "metric",
         "the selection metric: accuracy or f1_macro (classification), "
-        "pearson or spearman (regression)",
+        "pearson or spearman (regression), exact_match or f1 (text2text)",
     ),
     "test_size": (
         "test_size",
@@ -249,7 +249,7 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
         "your own data (instead of a task name; the same keys as a YAML task file)"
     )
     for name, (_, text) in DATA_FLAGS.items():
-        flags = ["--" + name.replace("_", "-"), "--" + name]
+        flags = list(dict.fromkeys(["--" + name.replace("_", "-"), "--" + name]))
         if name == "drop_invalid":
             group.add_argument(*flags, action="store_true", default=None, help=text)
             continue
