@@ -207,3 +207,15 @@ def tiny_gpt2_dir(tmp_path_factory) -> Path:
     GPT2LMHeadModel(cfg).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def fresh_user_tasks(tmp_path, monkeypatch):
+    """A user's task read afresh: ``datasets`` parses into a cache of this test's own, and
+    no task is left over in samlm's per-process cache."""
+    import datasets
+
+    from samlm.tasks import user
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    user._CACHE.clear()

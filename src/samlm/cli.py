@@ -40,8 +40,9 @@ APPLICATION_MODULES = frozenset(
 INSTALL_HINT = "pip install 'samlm[all]'"
 
 HELP = {
-    "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`); "
-    "several comma-separated train one model on their mixture",
+    "task": "task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`), "
+    "or your own: a data file (reviews.csv), a YAML task file or hub:owner/name; several "
+    "comma-separated train one model on their mixture",
     "mixture": "a named mixture instead of --task: glue or superglue, the benchmark's tasks "
     "whose data is in the data folder (and that the model's modelling supports)",
     "mixing": "mixture rates (Raffel et al. 2020): proportional to the tasks' training sizes "
@@ -177,6 +178,115 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
+# samlm train's data flags, as in the Hugging Face example scripts (run_classification.py):
+# they write a user task's reference (tasks/user_spec.py), flag -> its key there
+DATA_FLAGS = {
+    "train_file": ("train", "training data: CSV, TSV, JSON, JSONL or Parquet (instead of --task)"),
+    "validation_file": (
+        "validation",
+        "validation data; with --test-file, checkpoints are selected on it, else it is "
+        "the reported set",
+    ),
+    "test_file": (
+        "test",
+        "test data, the reported set (default: a held-out share of the "
+        "training file, see --test-size)",
+    ),
+    "dataset_name": (
+        "dataset",
+        "a Hugging Face dataset instead of files (the local cache when offline)",
+    ),
+    "dataset_config_name": ("config", "the dataset's configuration"),
+    "validation_split_name": ("validation_split", "the dataset's validation split, if any"),
+    "test_split_name": ("test_split", "the dataset's test split, if any (labelled)"),
+    "text_column": (
+        "text",
+        "the text column (default: one named text, sentence, question, review, ...)",
+    ),
+    "text_pair_column": (
+        "text_pair",
+        "the second text of a pair (default: sentence2 beside "
+        "sentence1, hypothesis beside premise, ...)",
+    ),
+    "label_column": ("label", "the label column (default: one named label, sentiment, class, ...)"),
+    "target_column": (
+        "target",
+        "the target text of a text-to-text task, for seq2seq and "
+        "causal models (scored by exact match and token F1)",
+    ),
+    "task_kind": (
+        "kind",
+        "classification, regression or text2text (default: text2text with --target-column, "
+        "regression for non-integer labels)",
+    ),
+    "metric": (
+        "metric",
+        "the selection metric: accuracy or f1_macro (classification), "
+        "pearson or spearman (regression), exact_match or f1 (text2text)",
+    ),
+    "test_size": (
+        "test_size",
+        "rows held out of the training file as the test set, when "
+        "there is no test file (seeded, stratified)",
+    ),
+    "test_fraction": (
+        "test_fraction",
+        "the same as a share (default 0.25, the share of sklearn's and datasets' train_test_split)",
+    ),
+    "encoding": ("encoding", "the files' text encoding (default utf-8)"),
+    "drop_invalid": (
+        "drop_invalid",
+        "drop rows with an empty text or no label (counted in "
+        "the run's note) instead of refusing the data",
+    ),
+}
+DATA_TYPES = {"test_size": int, "test_fraction": float}
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    from .tasks.user_spec import USER_KINDS
+
+    group = parser.add_argument_group(
+        "your own data (instead of a task name; the same keys as a YAML task file)"
+    )
+    for name, (_, text) in DATA_FLAGS.items():
+        flags = list(dict.fromkeys(["--" + name.replace("_", "-"), "--" + name]))
+        if name == "drop_invalid":
+            group.add_argument(*flags, action="store_true", default=None, help=text)
+            continue
+        group.add_argument(
+            *flags,
+            type=DATA_TYPES.get(name, str),
+            choices=USER_KINDS[1:] if name == "task_kind" else None,
+            help=text,
+        )
+
+
+def data_task(args: argparse.Namespace) -> str | None:
+    """The task reference ``samlm train``'s data flags give (None: none given): the
+    training file or ``hub:`` dataset (or ``--task``) with the other flags as keys."""
+    from .tasks.user_spec import HUB, compose_ref
+
+    given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
+    if not given:
+        return None
+    base = given.pop("train_file", None)
+    if "dataset_name" in given:
+        if base is not None:
+            raise ValueError("give --train-file or --dataset-name, not both")
+        base = HUB + given.pop("dataset_name")
+    if base is not None and args.task:
+        raise ValueError("give --task or --train-file (--dataset-name), not both")
+    if base is None:
+        if not args.task or "," in args.task:
+            raise ValueError(
+                f"{', '.join('--' + n.replace('_', '-') for n in given)}: give --train-file "
+                "(or --dataset-name, or a data file or task file as --task) to apply them to"
+            )
+        base = args.task
+    return compose_ref(base, {DATA_FLAGS[name][0]: value for name, value in given.items()})
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -185,8 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="fine-tune on a task with SAM or its baseline")
     _add_train_options(train)
-    tasks = sub.add_parser("tasks", help="list the tasks, their metrics and data")
+    _add_data_flags(train)
+    tasks = sub.add_parser(
+        "tasks",
+        help="list the tasks, their metrics and data; or look at the tasks named (rows, "
+        "labels, majority class, lengths in tokens, whether the sizes fit)",
+    )
+    tasks.add_argument(
+        "task", nargs="*", help="tasks to look at: names, data files, YAML task files"
+    )
     tasks.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
+    tasks.add_argument("--model", default="minilm", help="whose tokenizer counts the tokens")
+    tasks.add_argument("--max-length", type=int, default=128, help="input tokens of a run")
+    tasks.add_argument(
+        "--sizes", type=_csv(int), default=[100, 250, 0], help="training sizes to check"
+    )
+    tasks.add_argument(
+        "--validation-size", type=int, default=500, help="the validation sample to check"
+    )
     _add_compare_options(
         sub.add_parser(
             "compare", help="SAM against its baseline: a grid of tasks x sizes x methods x seeds"
@@ -230,7 +356,9 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tasks",
         type=_csv(str),
-        help="comma-separated task names; a task mixture is one of them, its tasks joined "
+        help="comma-separated task names, or your own data: a data file (reviews.csv, with "
+        "?key=value options), a YAML task file, hub:owner/name; a task mixture is one of "
+        "them, its tasks joined "
         "by + (glue/sst2+superglue/cb) or named (mixture/glue, mixture/superglue: the "
         "benchmark's tasks whose data is found): one model trained on them all at --sizes "
         "examples per task, scored by their average",
@@ -481,6 +609,9 @@ def train_config(args: argparse.Namespace) -> Any:
 
     names = {f.name for f in fields(TrainConfig)}
     overrides = {k: v for k, v in vars(args).items() if k in names}
+    task = data_task(args)
+    if task is not None:
+        overrides["task"] = task
     return TrainConfig.from_sources(args.config, overrides)
 
 
@@ -505,10 +636,36 @@ METRIC_SETS = {
 }
 
 
+def _look(args: argparse.Namespace) -> None:
+    """``samlm tasks TASK ...``: a look at each task before training on it."""
+    from transformers import AutoTokenizer
+
+    from .pipeline.data import data_folder
+    from .pipeline.look import look, render
+    from .pipeline.models import resolve_model
+    from .tasks import get_task
+
+    root = data_folder(args.data_dir)
+    tasks = [get_task(name) for name in args.task]  # every task's problems before any look
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model, "auto", None).path)
+    for task in tasks:
+        info = look(
+            task,
+            root,
+            tokenizer=tokenizer,
+            max_length=args.max_length,
+            sizes=args.sizes,
+            validation_size=args.validation_size,
+        )
+        print(render(info, args.model))
+
+
 def _tasks(args: argparse.Namespace) -> None:
     from .pipeline.data import data_folder
     from .tasks import describe_tasks
 
+    if args.task:
+        return _look(args)
     rows = describe_tasks(data_folder(args.data_dir))  # a folder that is not there: exit 2
     print(f"{'task':<18} {'metrics (main)':<34} {'modelling':<30} data")
     for row in rows:

@@ -119,6 +119,7 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
         "validation_examples": 24,
         "validation_from": "train",
         "reported_examples": 16,
+        "selected_by": "accuracy",
     }
     assert all("glue/nope" in r["error"] for r in records.values() if r["status"] == "failed")
     a = write_report(tmp_path / "cmp")

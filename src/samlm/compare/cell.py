@@ -87,13 +87,18 @@ def _scores(task: str, result: dict[str, Any]) -> dict[str, Any]:
         "score": task_score(_without_loss(result["metrics"])),
         "validation_score": task_score(_without_loss(result["validation_metrics"])),
         "examples": {
-            k: result[k]
-            for k in (
-                "train_examples",
-                "validation_examples",
-                "validation_from",
-                "reported_examples",
-            )
+            **{
+                k: result[k]
+                for k in (
+                    "train_examples",
+                    "validation_examples",
+                    "validation_from",
+                    "reported_examples",
+                )
+            },
+            "selected_by": result["main_metric"],  # the metric selection maximised
+            # how the data was split (a user's held-out test rows, BoolQ's cut)
+            **({"note": result["data_note"]} if result.get("data_note") else {}),
         },
     }
 

@@ -16,6 +16,7 @@ The protocol (bench/results/protocol.md says why):
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
@@ -152,7 +153,8 @@ class Cell:
 
     @property
     def folder(self) -> str:
-        name = f"{self.task.replace('/', '-')}_n{self.size or 'all'}_{self.method}_s{self.seed}"
+        task = re.sub(r"[^\w.+-]", "-", self.task)  # a user's task: a path, a query string
+        name = f"{task}_n{self.size or 'all'}_{self.method}_s{self.seed}"
         return name if self.trial is None else f"{name}_trial{self.trial}"
 
     @property

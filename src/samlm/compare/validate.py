@@ -56,7 +56,8 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
         problems.insert(
             0,
             f"unknown task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"known tasks: {', '.join(TASKS)} (see `samlm tasks`)",
+            f"known tasks: {', '.join(TASKS)} (see `samlm tasks`), or a data file, a YAML "
+            "task file or hub:owner/name",
         )
     repeated = [size for size, n in Counter(spec.sizes).items() if n > 1]
     if repeated:
@@ -189,7 +190,13 @@ def _size_problems(
     problems = []
     held = spec.validation_size
     short = []  # sizes whose validation sample the dev split cannot hold
+    classes = len(task.label_names) if task.benchmark == "user" else 0
     for size in dict.fromkeys(sizes):
+        if 0 < size < classes:
+            problems.append(
+                f"{task.name}: size {size} is smaller than its {classes} classes: the "
+                "stratified training subset cannot hold one of each"
+            )
         if size > n:
             problems.append(
                 f"{task.name}: size {size} is larger than its training split "

@@ -14,7 +14,9 @@ Three disjoint roles (with ``validation_size``):
 ``validation_from="train"`` draws the validation sample from the training pool (possible
 when the pool holds it and the training subset); ``"dev"`` from the official dev set;
 ``"auto"`` picks ``"train"`` when the pool allows (:func:`validation_plan`), else takes at
-most half the dev set. Without ``validation_size`` the run
+most half the dev set. A user's task given a validation file and a test file
+(``tasks/user.py``) selects on the validation file (``"file"``; at most
+``validation_size`` of it) and reports on the test file. Without ``validation_size`` the run
 selects on the reported dev examples themselves (the Trainer's usual practice; biased
 upwards, and so not what ``samlm compare`` does).
 """
@@ -37,7 +39,8 @@ class Splits:
     train: list[Example]
     validation: list[Example]  # checkpoint selection
     reported: list[Example]  # the score the run reports
-    validation_from: str  # "train", "dev", or "reported" (selection on the reported set)
+    # "train", "dev", "file" (a user's validation file) or "reported" (selection on them)
+    validation_from: str
 
     def describe(self) -> dict[str, int | str]:
         return {
@@ -124,7 +127,9 @@ def run_splits(
     dev = load_split(task, "validation", data_dir)
     source = "reported"
     validation: list[Example] | None = None
-    if validation_size is not None:
+    if "selection" in task.files:  # a user's validation file beside a test file
+        source, validation = "file", _cap(task, load_split(task, "selection"), validation_size)
+    elif validation_size is not None:
         source, size = validation_plan(
             validation_from, validation_size, len(pool), len(dev), train_size
         )
@@ -147,7 +152,11 @@ def size_note(splits: Splits, validation_size: int | None, eval_size: int | None
     ``--validation-size`` or ``--eval-size`` asked for (None when it held them all)."""
     notes = []
     if validation_size is not None and len(splits.validation) < validation_size:
-        where = {"train": "the training pool outside the subset", "dev": "half the dev set"}
+        where = {
+            "train": "the training pool outside the subset",
+            "dev": "half the dev set",
+            "file": "the validation file",
+        }
         notes.append(
             f"validation sample: {len(splits.validation)} examples, not the {validation_size} "
             f"of --validation-size ({where[splits.validation_from]} holds no more)"

@@ -202,7 +202,12 @@ def load_model(choice: ModelChoice, task: Task) -> tuple[PreTrainedModel, PreTra
             choice.path, num_labels=1, problem_type="regression", ignore_mismatched_sizes=True
         )
         return model, tokenizer
+    names = dict(enumerate(task.label_names))  # shown by pipelines and the Hub's widget
     model = AutoModelForSequenceClassification.from_pretrained(
-        choice.path, num_labels=len(task.label_names), ignore_mismatched_sizes=True
+        choice.path,
+        num_labels=len(names),
+        id2label=names,
+        label2id={name: i for i, name in names.items()},
+        ignore_mismatched_sizes=True,
     )  # a head trained for another label set is replaced by a fresh one
     return model, tokenizer

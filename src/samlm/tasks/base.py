@@ -102,6 +102,10 @@ class Task:
     source_fn: Callable[[Example], str] | None = None
     encoder_fn: Callable[[Example], Pair | list[Pair]] | None = None
     hub_note: str = ""
+    # a user's task (tasks/user.py): its examples by split, read once, and what to say
+    # about them (rows dropped, a test split held out)
+    loader: Callable[[str], list[Example]] | None = None
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -139,6 +143,8 @@ class Task:
         return [root / self.folder / name for name in self.files[split]]
 
     def has_local(self, split: str, data_dir: str | Path | None) -> bool:
+        if self.loader is not None:
+            return split in self.files
         return data_dir is not None and all(p.is_file() for p in self.local_paths(split, data_dir))
 
     def read(self, split: str, data_dir: str | Path) -> list[Example]:
@@ -178,6 +184,8 @@ class Task:
 
     def data_note(self, data_dir: str | Path | None = None) -> str | None:
         """A sentence to print about how the data was split, or None when nothing to say."""
+        if self.loader is not None:
+            return self.note or None
         root = resolve_data_dir(data_dir)
         if root is not None and self.local_split is not None and self._derived(root, "train"):
             return self.local_split.note.format(path=root / self.folder / self.local_split.source)

@@ -50,6 +50,8 @@ def load_split(
         task = get_task(task)
     if split not in task.files:
         raise ValueError(f"{task.name} has no split {split!r}; splits: {', '.join(task.files)}")
+    if task.loader is not None:  # a user's task: its files or Hub dataset, read once
+        return task.loader(split)
     root = resolve_data_dir(data_dir)
     if root is not None and task.has_local(split, root):
         return task.read(split, root)

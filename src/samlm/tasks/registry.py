@@ -10,6 +10,8 @@ from .datadir import resolve_data_dir
 from .glue import GLUE_TASKS
 from .qa import QA_TASKS
 from .superglue import SUPERGLUE_TASKS
+from .user import user_task
+from .user_spec import is_user_ref
 
 TASKS: dict[str, Task] = {task.name: task for task in (*SUPERGLUE_TASKS, *GLUE_TASKS, *QA_TASKS)}
 
@@ -31,7 +33,10 @@ def _norm(name: str) -> str:
 def get_task(name: str) -> Task:
     """The task called ``name``: a full name ("superglue/rte"), case-insensitive, with
     "-"/"_" ignored ("glue/SST-2"), or a short name when it is unambiguous ("boolq", "nq";
-    "rte" is both superglue/rte and glue/rte, so it is refused)."""
+    "rte" is both superglue/rte and glue/rte, so it is refused); or a user's task: a data
+    file, a YAML task file or ``hub:owner/name`` (``user_spec.py``)."""
+    if is_user_ref(name):
+        return user_task(name)
     key = _norm(name)
     matches = [t for t in TASKS if _norm(t) == key]
     if not matches:
@@ -45,7 +50,10 @@ def get_task(name: str) -> Task:
             f"task name {name!r} is ambiguous: it could be {' or '.join(matches)}; "
             "use the full name"
         )
-    raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    raise ValueError(
+        f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; or your own data: a file "
+        "(.csv, .tsv, .json, .jsonl, .parquet), a YAML task file or hub:owner/name"
+    )
 
 
 def describe_tasks(data_dir: str | Path | None = None) -> list[dict[str, Any]]:

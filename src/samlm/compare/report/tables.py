@@ -172,7 +172,8 @@ def overall_rows(a: Analysis) -> list[dict[str, str]]:
     return rows
 
 
-SOURCES = {"train": "training pool", "dev": "dev set"}  # of a validation sample
+# of a validation sample
+SOURCES = {"train": "training pool", "dev": "dev set", "file": "validation file"}
 
 
 def _per_task_rows(a: Analysis) -> list[dict[str, str]]:
@@ -200,11 +201,15 @@ def _example_rows(a: Analysis) -> list[dict[str, str]]:
             "task": task,
             "size": str(size or "all"),
             "trained on": f"{e['train_examples']} (seeded subset per seed)",
-            "selected on": f"{e['validation_examples']} held out of the "
-            + SOURCES.get(e["validation_from"], "training pool or dev set, by task")
-            if e["validation_from"] != "reported"
-            else "the reported examples themselves (no validation sample)",
-            "reported on": f"{e['reported_examples']} dev examples",
+            "selected on": (
+                f"{e['validation_examples']} held out of the "
+                + SOURCES.get(e["validation_from"], "training pool or dev set, by task")
+                if e["validation_from"] != "reported"
+                else "the reported examples themselves (no validation sample)"
+            )
+            + (f", by {e['selected_by']}" if e.get("selected_by") else ""),
+            "reported on": f"{e['reported_examples']} dev examples"
+            + (f" ({e['note']})" if e.get("note") else ""),
         }
         for (task, size), e in sorted(a.examples.items())
     ]

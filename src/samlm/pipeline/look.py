@@ -1,0 +1,145 @@
+"""A look at a task before spending hours on it (``samlm tasks TASK``): rows per split,
+the label distribution, the majority class's score on the reported rows, the inputs'
+length in tokens, and whether the training sizes asked for fit beside the validation
+sample (drawn as a run draws it, ``data.py``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..tasks import Task, load_split, subsample
+from .data import STRATIFIED, validation_plan
+
+TOKEN_SAMPLE = 2000  # training rows whose length is measured (a seeded sample)
+PERCENTILES = (50, 90, 95, 99)
+
+
+def _text(task: Task, example: Any) -> tuple[str, str | None]:
+    if "encoder" in task.modelling and task.kind != "multiple_choice":
+        return task.encoder_text(example)  # type: ignore[return-value]
+    return task.source(example), None
+
+
+def token_lengths(task: Task, examples: list, tokenizer: Any) -> dict[str, Any]:
+    """Percentiles of the model input's length in tokens over (a sample of) ``examples``."""
+    sample = examples
+    if len(examples) > TOKEN_SAMPLE:
+        sample = subsample(examples, size=TOKEN_SAMPLE, seed=0, stratify=False)
+    pairs = [_text(task, ex) for ex in sample]
+    if all(b is not None for _, b in pairs):
+        ids = tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]
+    else:
+        ids = tokenizer([a for a, _ in pairs])["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    return {
+        "rows": len(sample),
+        **{f"p{p}": int(np.percentile(lengths, p)) for p in PERCENTILES},
+        "max": int(lengths.max()),
+        "lengths": lengths,
+    }
+
+
+def size_fits(
+    task: Task, n_train: int, n_reported: int, sizes: list[int], validation_size: int | None
+) -> list[str]:
+    """For each training size (0 = all), whether it fits and where the validation sample
+    of ``validation_size`` would come from."""
+    out = []
+    classes = len(task.label_names) if task.kind in STRATIFIED else 0
+    for size in sizes:
+        label = f"size {size or 'all'}"
+        if size > n_train:
+            out.append(f"{label}: does not fit (the training split has {n_train} rows)")
+            continue
+        if 0 < size < classes:
+            out.append(f"{label}: does not fit the stratified subset ({classes} classes)")
+            continue
+        if validation_size is None or "selection" in task.files:
+            out.append(f"{label}: fits")
+            continue
+        source, k = validation_plan("auto", validation_size, n_train, n_reported, size or None)
+        where = "the training rows outside the subset" if source == "train" else "the test rows"
+        if k < 1:
+            out.append(f"{label}: no room for a validation sample")
+        else:
+            out.append(f"{label}: fits, validation sample of {k} from {where}")
+    return out
+
+
+def look(
+    task: Task,
+    data_dir: str | Path | None,
+    *,
+    tokenizer: Any,
+    max_length: int,
+    sizes: list[int],
+    validation_size: int | None,
+) -> dict[str, Any]:
+    """What ``samlm tasks TASK`` prints, as a dict."""
+    train = load_split(task, "train", data_dir)
+    reported = load_split(task, "validation", data_dir)
+    rows = {"train": len(train), "reported": len(reported)}
+    if "selection" in task.files:
+        rows["selection"] = len(load_split(task, "selection", data_dir))
+    out: dict[str, Any] = {"task": task.name, "kind": task.kind, "rows": rows}
+    out["name"] = task.prefix if task.benchmark == "user" else ""
+    out["files"] = {split: list(names) for split, names in task.files.items()}
+    out["main_metric"], out["note"] = task.main_metric, task.data_note(data_dir)
+    if task.kind in STRATIFIED and task.label_names:
+        counts = Counter(ex.label for ex in train)
+        out["labels"] = {task.label_names[c]: n for c, n in sorted(counts.items())}
+        majority = counts.most_common(1)[0][0]
+        gold = [ex for ex in reported if ex.label is not None]
+        if gold:
+            out["majority"] = {
+                "class": task.label_names[majority],
+                **task.compute_metrics([majority] * len(gold), gold),
+            }
+    elif task.kind == "regression":
+        values = np.array([float(ex.label) for ex in train])
+        out["labels"] = {"mean": float(values.mean()), "sd": float(values.std())}
+    lengths = token_lengths(task, train, tokenizer)
+    out["longer_than_max_length"] = float((lengths.pop("lengths") > max_length).mean())
+    out["tokens"] = lengths
+    out["max_length"] = max_length
+    out["sizes"] = size_fits(task, len(train), len(reported), sizes, validation_size)
+    return out
+
+
+def render(info: dict[str, Any], model: str) -> str:
+    """:func:`look`'s answer as ``samlm tasks TASK`` prints it."""
+    rows = info["rows"]
+    files = info["files"]
+    name = f" ({info['name']})" if info.get("name") else ""
+    lines = [f"{info['task']}{name}: {info['kind']}, selected on {info['main_metric']}"]
+    roles = {"train": "train", "reported": "validation", "selection": "selection"}
+    words = {"train": "training", "reported": "reported (test)", "selection": "selection"}
+    for role, n in rows.items():
+        lines.append(f"  {words[role]:<16} {n:>9,} rows  {', '.join(files[roles[role]])}")
+    if info.get("note"):
+        lines.append(f"  note: {info['note']}")
+    labels = info.get("labels", {})
+    if info["kind"] == "regression":
+        lines.append(f"  labels: mean {labels['mean']:.3g}, sd {labels['sd']:.3g}")
+    elif labels:
+        total = sum(labels.values())
+        shares = ", ".join(f"{k} {n:,} ({100 * n / total:.1f}%)" for k, n in labels.items())
+        lines.append(f"  labels (training rows): {shares}")
+    if "majority" in info:
+        m = dict(info["majority"])
+        name = m.pop("class")
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in m.items())
+        lines.append(f"  majority class ({name}) on the reported rows: {scores}")
+    t = info["tokens"]
+    lines.append(
+        f"  tokens ({model}, {t['rows']:,} training rows): median {t['p50']}, p90 {t['p90']}, "
+        f"p95 {t['p95']}, p99 {t['p99']}, max {t['max']}; "
+        f"{100 * info['longer_than_max_length']:.1f}% longer than --max-length "
+        f"{info['max_length']} (truncated)"
+    )
+    lines += [f"  {line}" for line in info["sizes"]]
+    return "\n".join(lines)
