@@ -139,6 +139,11 @@ def run_cell(
         record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
         clock = StepClock()
         result = train(cfg, resume=True, callbacks=[clock], log=lambda *args: None)
+        # the numbers it ran at: samlm train's default learning rate, rho, where not given
+        record["setting"] = {  # a run finished before this field: its metrics.json lacks it
+            "learning_rate": result.get("learning_rate") or cfg.learning_rate,
+            "rho": result.get("rho", options.get("rho")),
+        }
         metrics = _without_loss(result["metrics"])
         steps = result["global_steps"]
         # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass

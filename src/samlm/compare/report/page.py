@@ -8,12 +8,14 @@ import html
 from pathlib import Path
 
 from .analysis import Analysis, analyse
+from .answer import MEANING, TITLE, answer_lines
 from .plots import CAPTIONS, plots
 from .tables import NO_RESULTS, markdown_table, sections, status_lines
 
 
 def markdown(a: Analysis, images: dict[str, str]) -> str:
-    parts = ["# SAM against its baseline", ""]
+    parts = ["# SAM against its baseline", "", f"## {TITLE}", ""]
+    parts += [f"- {line}" for line in answer_lines(a)] + ["", MEANING, ""]
     for title, text, rows in sections(a):
         parts += [f"## {title}", "", text, "", markdown_table(rows), ""]
     if status_lines(a):
@@ -49,7 +51,9 @@ def html_page(a: Analysis, images: dict[str, bytes]) -> str:
         "collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
         "img{max-width:100%}"
     )
-    body = "".join(
+    answer = "".join(f"<li>{html.escape(line)}</li>" for line in answer_lines(a))
+    answer = f"<h2>{TITLE}</h2><ul>{answer}</ul><p>{html.escape(MEANING)}</p>"
+    body = answer + "".join(
         f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>{table(rows)}"
         for title, text, rows in sections(a)
     )
