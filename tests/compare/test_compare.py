@@ -201,12 +201,18 @@ def test_a_method_has_one_colour_in_every_plot(tmp_path):
     compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     figs = figures(analyse(tmp_path))
     try:
-        assert set(figs) == {"gain_vs_size", "dev_metric_during_training", "cost_vs_gain"}
+        assert set(figs) == {
+            "gain_by_stratum",
+            "gain_vs_size",
+            "dev_metric_during_training",
+            "cost_vs_gain",
+        }
         seen = {name: _colours(fig) for name, fig in figs.items()}
     finally:
         for fig in figs.values():
             plt.close(fig)
     assert set(seen["gain_vs_size"]) == set(seen["cost_vs_gain"]) == {"sam", "asam"}
+    assert set(seen["gain_by_stratum"]) == {"sam", "asam"}
     assert set(seen["dev_metric_during_training"]) == {"baseline", "sam", "asam"}
     for by_method in seen.values():
         for method, colours in by_method.items():
@@ -243,7 +249,7 @@ def _texts(folder: Path) -> dict[str, str]:
 
 
 def _pngs(folder: Path) -> list[Path]:
-    order = ["gain_vs_size", "dev_metric_during_training", "cost_vs_gain"]
+    order = ["gain_by_stratum", "gain_vs_size", "dev_metric_during_training", "cost_vs_gain"]
     return sorted(folder.glob("*.png"), key=lambda p: order.index(p.stem))
 
 
