@@ -97,5 +97,8 @@ def test_the_picture_files_exist_and_the_page_embeds_them(folder):
         assert png.startswith(b"\x89PNG\r\n\x1a\n"), name
         assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page, name
         assert f"]({name}.png)" in markdown, name
-    # the forest plot first, after the answer and before the tables
-    assert page.index('alt="gain_by_stratum"') < page.index('alt="gain_vs_size"')
+    # the forest plot with the answer, before the tables; the other plots at the end
+    first_table = page.index("<table>")
+    assert page.index("<h2>The answer</h2>") < page.index('alt="gain_by_stratum"') < first_table
+    assert page.index('alt="gain_vs_size"') > first_table
+    assert markdown.index("](gain_by_stratum.png)") < markdown.index("## Scores and gains")
