@@ -98,13 +98,15 @@ def alive(pid: int) -> bool:
 
 
 STEPS, STEP_S = 20, 0.05  # a stepping cell's steps, and the seconds each takes
+LOADING_S = 0.5  # before its first step: what a cell's imports and loading take
 
 
 def stepping_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
-    """:func:`fake_cell` after :data:`STEPS` steps of :data:`STEP_S` seconds, each
-    written to the cell's progress file as a training cell writes it."""
+    """:func:`fake_cell` after :data:`LOADING_S` seconds and :data:`STEPS` steps of
+    :data:`STEP_S` seconds, each written to the cell's progress file as a training cell
+    writes it."""
     progress = CellProgress(Path(folder) / "cells" / Cell(**cell).folder)
-    progress.write(0, 0, force=True)  # loading
+    time.sleep(LOADING_S)
     for step in range(STEPS + 1):
         time.sleep(STEP_S)
         progress.write(step, STEPS, force=True)

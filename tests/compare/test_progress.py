@@ -51,8 +51,10 @@ def _check_log(err: str, n_cells: int) -> list[re.Match]:
     progress = [(i, m) for i, x in enumerate(lines) if (m := PROGRESS_LINE.match(x))]
     assert len(cells) == n_cells, err
     total = n_cells * STEPS
-    # the grid's steps move while cells train, before the first cell has finished
+    # a cell loading counts as running; the grid's steps move while cells train, before
+    # the first cell has finished
     before = [m for i, m in progress if i < cells[0]]
+    assert any(int(m[1]) == 0 and int(m[4]) >= 1 for m in before), err
     assert any(0 < int(m[1]) < STEPS and int(m[4]) >= 1 for m in before), err
     progress = [m for _, m in progress]
     # before: the step budget, 3 epochs of ceil(100 / 16) steps; after: the cells' count

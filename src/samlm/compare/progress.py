@@ -59,6 +59,12 @@ class CellProgress:
         os.replace(tmp, self.path)
 
 
+def started(cell_dir: str | Path) -> None:
+    """An attempt at a cell begins (before its model and data load): it counts as
+    running, with no step of this attempt done yet."""
+    CellProgress(cell_dir).write(0, 0, force=True)
+
+
 def read_progress(cell_dir: Path) -> dict[str, Any] | None:
     try:
         return json.loads((cell_dir / PROGRESS_FILE).read_text())
@@ -78,7 +84,6 @@ def training_callback(cell_dir: str | Path, final_evaluations: int):
             self.file = CellProgress(cell_dir)
             self.step = self.max_steps = self.planned = self.evals = self.batches = 0
             self.in_eval = 0
-            self.file.write(0, 0, force=True)  # running: loading its model and data
 
         def _write(self, force: bool = False) -> None:
             done = self.step + self.evals * self.batches + self.in_eval
