@@ -60,6 +60,7 @@ FILES = (store.SPEC_FILE, store.FILE)
 REPORT = (
     "report.md",
     "report.html",
+    "gain_by_stratum.png",
     "gain_vs_size.png",
     "dev_metric_during_training.png",
     "cost_vs_gain.png",

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 
 from samlm.compare.backends import attempt
 from samlm.compare.grid import Cell
+from samlm.compare.progress import CellProgress
 
 SCORES = {"baseline": 70.0, "sam": 72.0, "sam_quarter": 71.0, "asam": 69.0}
 
@@ -115,3 +117,20 @@ def slow_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -
             (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     record = fake_cell(spec, cell, folder, threads, setting)
     return {**record, "resumed_from": f"checkpoint-{start}" if start else None}
+
+
+STEPS, STEP_S = 20, 0.05  # a stepping cell's steps, and the seconds each takes
+LOADING_S = 0.5  # before its first step: what a cell's imports and loading take
+
+
+def stepping_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:
+    """:func:`fake_cell` after :data:`LOADING_S` seconds and :data:`STEPS` steps of
+    :data:`STEP_S` seconds, each written to the cell's progress file as a training cell
+    writes it."""
+    progress = CellProgress(Path(folder) / "cells" / Cell(**cell).folder)
+    time.sleep(LOADING_S)
+    for step in range(STEPS + 1):
+        time.sleep(STEP_S)
+        progress.write(step, STEPS, force=True)
+    record = fake_cell(spec, cell, folder, threads, setting)
+    return {**record, "steps": STEPS, "validation_score": record["score"] - 0.5}

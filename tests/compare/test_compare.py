@@ -124,13 +124,18 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
     assert all("glue/nope" in r["error"] for r in records.values() if r["status"] == "failed")
     a = write_report(tmp_path / "cmp")
     assert a.cost["sam"]["passes_per_step"] == 2.0
-    for name in ("gain_vs_size", "dev_metric_during_training", "cost_vs_gain"):
+    for name in ("gain_by_stratum", "gain_vs_size", "dev_metric_during_training", "cost_vs_gain"):
         assert (tmp_path / "cmp" / f"{name}.png").stat().st_size > 1000
     page = (tmp_path / "cmp" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert all(set(r["sharpness"]) == {"sharpness", "lambda_max", "trace"} for r in ok)
     assert "<h2>Sharpness</h2>" in page and "lambda_max" in terminal(a)
+    # each cell's progress in steps: its 4 optimizer steps and the batches of its 4
+    # evaluations (at steps 2 and 4, then the selected model's on validation and reported)
+    for r in ok:
+        p = json.loads((tmp_path / "cmp" / r["run_dir"] / "progress.json").read_text())
+        assert p["done"] == p["total"] > 4 and (p["total"] - 4) % 4 == 0, p
     # measured, then deleted: only the logs and metrics of each cell stay
     cells = list((tmp_path / "cmp" / "cells").iterdir())
     assert sorted(c.name for c in cells if (c / "metrics.json").is_file()) == sorted(
@@ -202,12 +207,18 @@ def test_a_method_has_one_colour_in_every_plot(tmp_path):
     compare(GridSpec(**SPEC), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
     figs = figures(analyse(tmp_path))
     try:
-        assert set(figs) == {"gain_vs_size", "dev_metric_during_training", "cost_vs_gain"}
+        assert set(figs) == {
+            "gain_by_stratum",
+            "gain_vs_size",
+            "dev_metric_during_training",
+            "cost_vs_gain",
+        }
         seen = {name: _colours(fig) for name, fig in figs.items()}
     finally:
         for fig in figs.values():
             plt.close(fig)
     assert set(seen["gain_vs_size"]) == set(seen["cost_vs_gain"]) == {"sam", "asam"}
+    assert set(seen["gain_by_stratum"]) == {"sam", "asam"}
     assert set(seen["dev_metric_during_training"]) == {"baseline", "sam", "asam"}
     for by_method in seen.values():
         for method, colours in by_method.items():
@@ -244,7 +255,7 @@ def _texts(folder: Path) -> dict[str, str]:
 
 
 def _pngs(folder: Path) -> list[Path]:
-    order = ["gain_vs_size", "dev_metric_during_training", "cost_vs_gain"]
+    order = ["gain_by_stratum", "gain_vs_size", "dev_metric_during_training", "cost_vs_gain"]
     return sorted(folder.glob("*.png"), key=lambda p: order.index(p.stem))
 
 

@@ -17,7 +17,7 @@ from samlm.compare import GridSpec, compare
 from samlm.compare import store as store_module
 from samlm.compare.backends import LocalBackend, RayBackend, attempt
 
-from .fake import alive, fake_cell
+from .fake import alive, fake_cell, stepping_cell
 
 ray = pytest.importorskip("ray", reason="needs ray (pip install 'samlm[ray]')")
 
@@ -28,12 +28,14 @@ SCORE_FIELDS = ("score", "metrics", "validation_score", "steps", "curve")
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    """A Ray instance with two cells' worth of CPUs; its workers import the tests too."""
+    """A Ray instance with two cells' worth of CPUs; its workers import this tree's
+    samlm and the tests."""
     ray.init(
         num_cpus=2 * THREADS,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}},
+        # the sources under test (not an installed samlm elsewhere) and the tests
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}},
     )
     yield
     ray.shutdown()
@@ -185,3 +187,16 @@ def test_fake_cells_on_ray_record_their_own_failures_once(ray_instance, tmp_path
     failed = [r for r in records.values() if r["status"] == "failed"]
     assert len(failed) == 3 and all("boom" in r["error"] for r in failed)  # cola asam
     assert all(r["attempts"] == 1 for r in records.values())  # not retried by Ray
+
+
+def test_ray_cells_report_their_steps_to_the_driver(ray_instance, tmp_path, monkeypatch, capsys):
+    """Cells in Ray tasks write their progress into the shared folder; the driver's log
+    shows their steps before the first cell finishes, and a line per finished cell."""
+    from samlm.compare import progress
+
+    from .test_progress import SPEC, _check_log
+
+    monkeypatch.setattr(progress, "POLL_S", 0.05)
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.2)
+    compare(GridSpec(**SPEC), tmp_path, backend=_ray(), cell_fn=stepping_cell)
+    _check_log(capsys.readouterr().err, 4)

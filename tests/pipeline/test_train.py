@@ -49,6 +49,8 @@ def test_train_writes_its_outputs(tmp_path, data_dir, tiny_bert_dir):
     assert metrics["train_examples"] == 32 and metrics["reported_examples"] == 32
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["options"]["ascent_fraction"] == 0.25 and config["resolved"]["rho"] == 0.05
+    # the learning rate it ran at: none given, AdamW's default
+    assert metrics["learning_rate"] == config["resolved"]["learning_rate"] == 1e-4
     logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("sam_loss_perturbed" in r for r in logs)
     assert sum("eval_accuracy" in r for r in logs) == 2  # every epoch
@@ -179,7 +181,7 @@ def test_text2text_with_a_tiny_t5(tmp_path, data_dir, tiny_t5_dir):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["modelling"] == "text2text" and metrics["rho"] == 0.15  # Bahri et al.
-    assert metrics["base_optimizer"] == "adafactor"
+    assert metrics["base_optimizer"] == "adafactor" and metrics["learning_rate"] == 1e-3
     assert set(metrics["metrics"]) >= {"exact_match", "f1"}
     # an exact match scores F1 100, so the mean F1 is at least the mean exact match
     assert 0 <= metrics["metrics"]["exact_match"] <= metrics["metrics"]["f1"] <= 100

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .grid import Cell
+from .progress import started
 from .store import SPEC_FILE
 from .workers import worker_init
 
@@ -91,6 +92,7 @@ def attempt(
     with log.open("a") as f:
         f.write(json.dumps(entry) + "\n")
     attempts = len(log.read_text().splitlines())
+    started(log.parent)  # running, for the driver's progress
     try:
         record = cell_fn(spec, cell, folder, threads, setting)
     except Exception as err:  # the cell's own failure: recorded, not retried

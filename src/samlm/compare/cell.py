@@ -118,6 +118,7 @@ def run_cell(
     from ..hf_bars import disable_hf_bars
     from ..pipeline import TrainConfig, train
     from ..training.clock import StepClock, machine_id
+    from .progress import training_callback
 
     torch.set_num_threads(threads)
     transformers.logging.set_verbosity_error()  # one progress bar: the grid's
@@ -131,7 +132,16 @@ def run_cell(
         cfg = TrainConfig(output=str(out), logging_steps=5, progress=False, **options)
         record["setting"] = {"learning_rate": cfg.learning_rate, "rho": options.get("rho")}
         clock = StepClock()
-        result = train(cfg, resume=True, callbacks=[clock], log=lambda *args: None)
+        # the final evaluations: the selected model's on the validation sample, and on the
+        # reported examples where they are apart
+        progress = training_callback(out, 2 if grid.validation_size else 1)
+        result = train(cfg, resume=True, callbacks=[clock, progress], log=lambda *args: None)
+        progress.finish()
+        # the numbers it ran at: samlm train's default learning rate, rho, where not given
+        record["setting"] = {  # a run finished before this field: its metrics.json lacks it
+            "learning_rate": result.get("learning_rate") or cfg.learning_rate,
+            "rho": result.get("rho", options.get("rho")),
+        }
         metrics = _without_loss(result["metrics"])
         steps = result["global_steps"]
         # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
 
 from . import lock, store
 from .backends import Job, LocalBackend, failed
 from .cell import run_cell
 from .grid import DEFAULTS, METHODS, Cell, GridSpec, group_key
+from .progress import GridProgress
 from .store import SPEC_FILE
 from .tuning import choose
 
@@ -115,20 +115,14 @@ def compare(
     with lock.hold(folder), backend.session():
         _prepare(spec, folder, overwrite)
         records = store.read(folder)
-        everything = spec.trials() + spec.cells()
-        bar = tqdm(
-            total=len(everything),
-            initial=sum(records.get(c.key, {}).get("status") == "ok" for c in everything),
-            unit="cell",
-            desc="compare",
-            dynamic_ncols=True,
-        )
-        bar.set_postfix_str(_running_gain(records))
-        runner = _Runner(spec, folder, records, backend, cell_fn, bar)
-        for stratum in spec.strata():  # stratum by stratum: its trials, then its seeds
-            runner.run([c for c in spec.trials() if (c.task, c.size) == stratum], {})
-            runner.run_seeds([c for c in spec.cells() if (c.task, c.size) == stratum])
-        bar.close()
+        with GridProgress(spec, folder, records) as progress:
+            progress.gain = _running_gain(records)
+            runner = _Runner(spec, folder, records, backend, cell_fn, progress)
+            for stratum in spec.strata():  # stratum by stratum: its trials, then its seeds
+                progress.at(stratum, "trials")
+                runner.run([c for c in spec.trials() if (c.task, c.size) == stratum], {})
+                progress.at(stratum, "seeds")
+                runner.run_seeds([c for c in spec.cells() if (c.task, c.size) == stratum])
     return records
 
 
@@ -142,14 +136,15 @@ class _Runner:
         records: dict[str, dict[str, Any]],
         backend: Any,
         cell_fn: Callable[..., dict],
-        bar: tqdm,
+        progress: GridProgress,
     ):
         self.spec, self.folder, self.records = spec, folder, records
-        self.backend, self.cell_fn, self.bar = backend, cell_fn, bar
+        self.backend, self.cell_fn, self.progress = backend, cell_fn, progress
 
     def store(self, record: dict[str, Any]) -> None:
         store.append(self.folder, record)
         self.records[record["key"]] = record
+        self.progress.finished(record, _running_gain(self.records))
 
     def run_seeds(self, cells: list[Cell]) -> None:
         """Run ``cells`` at the settings :func:`choose` gives; a (task, size, method) with
@@ -174,5 +169,3 @@ class _Runner:
         with contextlib.closing(self.backend.run(self.cell_fn, jobs)) as results:
             for _, record in results:
                 self.store(record)
-                self.bar.update(1)
-                self.bar.set_postfix_str(_running_gain(self.records))

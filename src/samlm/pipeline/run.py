@@ -274,6 +274,7 @@ def _train(
         "modelling": choice.modelling,
         "model_path": choice.path,
         "base_optimizer": base,
+        "learning_rate": args.learning_rate,  # the given one, or DEFAULT_LR[base]
         "rho": sam.rho if sam else None,
         **job.describe(),
         "data_note": note,

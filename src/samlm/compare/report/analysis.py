@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import yaml
 
 from .. import store
 from ..cell import checkpoint_step
-from ..grid import GridSpec
+from ..grid import GridSpec, group_key
 from ..mixtures import is_mixture
 from ..stats import (
     AggregateGain,
@@ -57,6 +58,23 @@ class Analysis:
     step_machine: dict[str, dict[tuple[str, int], dict[int, str | None]]] = field(
         default_factory=dict
     )
+    # "task|size|method" -> the setting its finished seeds' cells record they ran at
+    ran_at: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    @cached_property
+    def default_learning_rate(self) -> tuple[float | None, str]:
+        """The learning rate ``samlm train`` takes where none is given (``DEFAULT_LR`` of
+        the spec's model's base optimizer), with that optimizer's name; ``(None, why)``
+        where the model cannot be resolved here."""
+        from ...pipeline.models import resolve_model
+        from ...pipeline.run import DEFAULT_LR
+
+        try:
+            choice = resolve_model(self.spec.model, self.spec.modelling, None)
+        except Exception as err:  # e.g. a Hub name offline: the report still renders
+            return None, f"model {self.spec.model} not resolved here: {err}"
+        base = choice.default_base_optimizer()
+        return DEFAULT_LR[base], base
 
     def time_ratio(self, method: str, strata: Iterable[tuple[str, int]] | None = None) -> float:
         """``method``'s time per training step over the baseline's, paired as the gains
@@ -213,6 +231,8 @@ def analyse(folder: str | Path) -> Analysis:
         for task, score in r.get("per_task", {}).items():  # a mixture's tasks
             by_task = result.per_task.setdefault(key, {}).setdefault(cell.method, {})
             by_task.setdefault(task, {})[cell.seed] = score
+        if r.get("setting"):
+            result.ran_at.setdefault(group_key(*cell.group), r["setting"])
         result.curves.setdefault(key, {}).setdefault(cell.method, []).append(r.get("curve", []))
         if r.get("sharpness"):
             result.sharpness.setdefault(key, {}).setdefault(cell.method, []).append(r["sharpness"])

@@ -8,18 +8,26 @@ import html
 from pathlib import Path
 
 from .analysis import Analysis, analyse
+from .answer import MEANING, TITLE, answer_lines
 from .plots import CAPTIONS, plots
 from .tables import NO_RESULTS, markdown_table, sections, status_lines
 
+ANSWER_PLOT = "gain_by_stratum"  # shown with the answer; the other plots at the end
+
 
 def markdown(a: Analysis, images: dict[str, str]) -> str:
-    parts = ["# SAM against its baseline", ""]
+    def image(name: str) -> str:
+        return f"![{CAPTIONS.get(name, name)}]({name}.png)"
+
+    parts = ["# SAM against its baseline", "", f"## {TITLE}", ""]
+    parts += [f"- {line}" for line in answer_lines(a)] + ["", MEANING, ""]
+    parts += [image(ANSWER_PLOT), ""] if ANSWER_PLOT in images else []
     for title, text, rows in sections(a):
         parts += [f"## {title}", "", text, "", markdown_table(rows), ""]
     if status_lines(a):
         parts += ["## Status", "", *[f"- {s}" for s in status_lines(a)], ""]
     parts += ["## Plots", ""]
-    parts += [f"![{CAPTIONS.get(name, name)}]({name}.png)" for name in images] or [NO_RESULTS]
+    parts += [image(name) for name in images if name != ANSWER_PLOT] or [NO_RESULTS]
     return "\n".join(parts) + "\n"
 
 
@@ -34,22 +42,24 @@ def html_page(a: Analysis, images: dict[str, bytes]) -> str:
         )
         return f"<table><tr>{head}</tr>{body}</table>"
 
-    figures = (
-        "".join(
+    def figure(name: str) -> str:
+        return (
             f'<figure><img alt="{name}" src="data:image/png;base64,'
-            f'{base64.b64encode(png).decode()}"><figcaption>'
+            f'{base64.b64encode(images[name]).decode()}"><figcaption>'
             f"{html.escape(CAPTIONS.get(name, name.replace('_', ' ')))}</figcaption></figure>"
-            for name, png in images.items()
         )
-        or f"<p>{NO_RESULTS}</p>"
-    )
+
+    figures = "".join(figure(n) for n in images if n != ANSWER_PLOT) or f"<p>{NO_RESULTS}</p>"
     status = "".join(f"<li>{html.escape(s)}</li>" for s in status_lines(a))
     style = (
         "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:"
         "collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
         "img{max-width:100%}"
     )
-    body = "".join(
+    answer = "".join(f"<li>{html.escape(line)}</li>" for line in answer_lines(a))
+    answer = f"<h2>{TITLE}</h2><ul>{answer}</ul><p>{html.escape(MEANING)}</p>"
+    answer += figure(ANSWER_PLOT) if ANSWER_PLOT in images else ""
+    body = answer + "".join(
         f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>{table(rows)}"
         for title, text, rows in sections(a)
     )

@@ -1,5 +1,6 @@
-"""The report's plots: gain against size, the validation metric during training, cost
-against gain; one colour per method in all of them."""
+"""The report's plots: each stratum's gain (a forest plot), gain against size, the
+validation metric during training, cost against gain (with the gains' intervals); one
+colour per method in all of them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import zlib
 import numpy as np
 
 from ..grid import METHODS
+from ..stats import AggregateGain, PairedGain
 from .analysis import Analysis, gain_over_baseline
 
 
@@ -29,10 +31,12 @@ METHOD_COLOURS: dict[str, str] = {m: TAB10[i % len(TAB10)] for i, m in enumerate
 SPARE_COLOURS = tuple(c for c in TAB10 if c not in METHOD_COLOURS.values()) or TAB10
 
 CAPTIONS = {
+    "gain_by_stratum": "each task and size's gain over the baseline (95% paired t interval) "
+    "and the mean over them (95% stratified bootstrap interval), per method",
     "gain_vs_size": "gain over the baseline against training-set size (95% interval)",
     "dev_metric_during_training": "validation metric (used for checkpoint selection) "
     "during training, mean over seeds",
-    "cost_vs_gain": "time per step against mean gain",
+    "cost_vs_gain": "time per step against the mean gain over tasks and sizes (95% interval)",
 }
 DEV_CURVE_LABEL = "validation metric (used for selection), mean over seeds"
 
@@ -45,9 +49,9 @@ def method_colour(method: str) -> str:
 
 
 def figures(a: Analysis) -> dict:
-    """The report's matplotlib figures by name (the caller closes them): gain against
-    size, the validation metric during training, cost against gain. Each method is drawn
-    in :func:`method_colour`."""
+    """The report's matplotlib figures by name (the caller closes them): each stratum's
+    gain (forest plot), gain against size, the validation metric during training, cost
+    against gain. Each method is drawn in :func:`method_colour`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,6 +59,8 @@ def figures(a: Analysis) -> dict:
 
     out: dict = {}
     methods = [m for m in a.spec.methods if m != "baseline"]
+    if a.scores:
+        out["gain_by_stratum"] = _forest(plt, a, methods)
     tasks = sorted({t for t, _ in a.scores})
     if tasks:
         fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
@@ -105,25 +111,79 @@ def figures(a: Analysis) -> dict:
         fig.suptitle(DEV_CURVE_LABEL, fontsize=10)
         out["dev_metric_during_training"] = fig
 
-    points = []
-    for m in methods:
-        gains = [
-            g.mean for by_method in a.scores.values() if (g := gain_over_baseline(by_method, m))
-        ]
-        cost = a.cost.get(m, {}).get("time_per_step_vs_baseline", float("nan"))
-        if gains and np.isfinite(cost) and np.isfinite(np.mean(gains)):
-            points.append((m, cost, float(np.mean(gains))))
-    if points:
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        for m, x, y in points:
-            ax.scatter([x], [y], color=method_colour(m), label=m)
-            ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("time per step relative to baseline")
-        ax.set_ylabel("mean gain over tasks and sizes")
-        ax.set_title("cost against gain")
-        out["cost_vs_gain"] = fig
+    cost = _cost_vs_gain(plt, a, methods)
+    if cost is not None:
+        out["cost_vs_gain"] = cost
     return out
+
+
+def _interval(ax, x: float, gain: PairedGain | AggregateGain, along: str, **style) -> None:
+    """``gain``'s mean at ``x`` with its 95% interval as an error bar ``along`` "x" or "y"
+    (a single seed: the point alone)."""
+    bar = [[gain.mean - gain.low], [gain.high - gain.mean]]
+    if along == "x":
+        ax.errorbar([gain.mean], [x], xerr=bar, capsize=3, **style)
+    else:
+        ax.errorbar([x], [gain.mean], yerr=bar, capsize=3, **style)
+
+
+def _forest(plt, a: Analysis, methods: list[str]):
+    """A forest plot: a row per (task, size) stratum, each method's gain with its 95%
+    paired t interval, offset within the row; a last row with the mean over the strata
+    (diamonds, the stratified bootstrap interval); a line at zero."""
+    keys = sorted(a.scores)
+    overall = a.overall()
+    rows = len(keys) + 1
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.55 * rows * max(1, len(methods)) ** 0.5))
+    step = 0.7 / max(1, len(methods))
+    for i, m in enumerate(methods):
+        offset = (i - (len(methods) - 1) / 2) * step
+        colour, labelled = method_colour(m), False
+        for row, key in enumerate(keys):
+            gain = gain_over_baseline(a.scores[key], m)
+            if gain is not None:
+                label = None if labelled else m
+                _interval(ax, row + offset, gain, "x", fmt="o", color=colour, label=label)
+                labelled = True
+        if m in overall:
+            label = None if labelled else m
+            _interval(
+                ax, len(keys) + offset, overall[m], "x", fmt="D", ms=7, color=colour, label=label
+            )
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.axhline(len(keys) - 0.5, color="#ccc", lw=0.8)
+    names = [f"{t}, n={n or 'all'}" for t, n in keys] + ["mean over them"]
+    ax.set_yticks(range(rows), names)
+    ax.set_ylim(rows - 0.5, -0.5)  # the first stratum on top, the mean at the bottom
+    ax.set_xlabel("gain over the baseline, score points (95% interval)")
+    ax.set_title("gain per task and size")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # off the bars
+    return fig
+
+
+def _cost_vs_gain(plt, a: Analysis, methods: list[str]):
+    """Each method's mean gain over the strata with its 95% interval against its time per
+    step relative to the baseline's; None where no method has both."""
+    overall = a.overall()
+    points = [
+        (m, ratio, overall[m])
+        for m in methods
+        if m in overall
+        and np.isfinite(ratio := a.cost.get(m, {}).get("time_per_step_vs_baseline", np.nan))
+    ]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    for m, x, gain in points:
+        _interval(ax, x, gain, "y", fmt="o", color=method_colour(m), label=m)
+        ax.annotate(m, (x, gain.mean), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.axvline(1, color="#ccc", lw=0.8)  # the baseline's time per step
+    ax.set_xlabel("time per step relative to the baseline")
+    ax.set_ylabel("mean gain over tasks and sizes\n(95% interval)")
+    ax.set_title("cost against gain")
+    return fig
 
 
 def plots(a: Analysis) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ from .analysis import (
     gain_over_baseline,
     share_of_sam_gain,
 )
+from .answer import MEANING, TITLE, answer_lines
 
 NA = "n/a"  # a number that does not exist (no result), never printed as "nan"
 
@@ -215,35 +216,48 @@ def _example_rows(a: Analysis) -> list[dict[str, str]]:
     ]
 
 
-def _setting(setting: dict[str, Any] | None) -> tuple[str, str]:
-    if not setting:
-        return NA, NA
-    lr = setting.get("learning_rate")
-    rho = setting.get("rho")
-    return (f"{lr:g}" if lr else "default"), (f"{rho:g}" if rho is not None else "")
+NO_RHO = "none (no ascent)"  # the baseline's radius
 
 
 def _setting_columns(key: str, setting: dict[str, Any] | None) -> dict[str, str]:
-    """task, size, method (from a ``"task|size|method"`` key), learning rate, rho."""
+    """task, size, method (from a ``"task|size|method"`` key), learning rate and rho as
+    numbers ("n/a" where there is no setting yet)."""
     task, size, method = key.split("|")
-    lr, rho = _setting(setting)
+    setting = setting or {}
+    rho = setting.get("rho")
     return {
         "task": task,
         "size": str(int(size) or "all"),
         "method": method,
-        "learning rate": lr,
-        "rho": rho,
+        "learning rate": number(setting.get("learning_rate"), "g"),
+        "rho": NO_RHO if method == "baseline" else number(rho, "g"),
     }
 
 
+def ran_setting(a: Analysis, key: str) -> tuple[dict[str, Any] | None, str]:
+    """The setting a (task, size, method)'s seeds ran at, as numbers, and where it comes
+    from: what its finished cells recorded, else its choice with ``samlm train``'s
+    default learning rate where the choice gives none."""
+    choice = a.choices[key]
+    source = choice.source + (f": {choice.error}" if choice.error else "")
+    if choice.setting is None:
+        return None, source
+    setting = {**choice.setting, **a.ran_at.get(key, {})}
+    if setting.get("learning_rate") is None:
+        lr, base = a.default_learning_rate
+        setting["learning_rate"] = lr
+        source += f" (learning rate: samlm train's default for {base})" if lr else f" ({base})"
+    elif choice.setting.get("learning_rate") is None:
+        source += " (learning rate: samlm train's default, as its cells recorded)"
+    return setting, source
+
+
 def _setting_rows(a: Analysis) -> list[dict[str, str]]:
-    return [
-        {
-            **_setting_columns(key, choice.setting),
-            "source": choice.source + (f": {choice.error}" if choice.error else ""),
-        }
-        for key, choice in a.choices.items()
-    ]
+    rows = []
+    for key in a.choices:
+        setting, source = ran_setting(a, key)
+        rows.append({**_setting_columns(key, setting), "source": source})
+    return rows
 
 
 def _trial_rows(a: Analysis) -> list[dict[str, str]]:
@@ -357,7 +371,9 @@ def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
 
 
 def terminal(a: Analysis) -> str:
-    parts = []
+    """The terminal summary: the answer's lines first (as ``report.md`` opens), then the
+    sections' tables."""
+    parts = [f"{TITLE}:", *[f"- {line}" for line in answer_lines(a)], MEANING, ""]
     for title, text, rows in sections(a):
         parts += [title, text, _table(rows), ""]
     return "\n".join(parts + status_lines(a)).rstrip()
