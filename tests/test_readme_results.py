@@ -3,12 +3,15 @@ in ``bench/results/``: a rerun grid or an edited README that disagree fail here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench import tables
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+STORE = "results.jsonl"
+LOOKSAM_CELLS = 45  # 5 strata x (4 tuning trials + 5 seeds)
 
 
 def _rows(table: str, first_cells: tuple[str, ...]) -> list[str]:
@@ -46,9 +49,15 @@ def test_the_variants_table_is_the_variants_store():
     assert [row for row in rows if row not in readme] == []
     gains = {row.split(" | ")[0][2:]: row.split(" | ")[1] for row in rows}
     said = " ".join(readme.split())  # "The answer so far" quotes the variants' gains
-    for claim in (
-        f"GSAM {gains['gsam']}",
-        f"AE-SAM {gains['aesam']}",
-        f"LookSAM significantly worse at {gains['looksam']}",
-    ):
+    for claim in (f"GSAM {gains['gsam']}", f"AE-SAM {gains['aesam']}"):
         assert claim in said, claim
+    # LookSAM's arm is rerun on the fixed code (its first run's reuse steps escaped the
+    # Trainer's clipping): the README says how far the rerun is until it is complete
+    rerun = [json.loads(line) for line in (RESULTS / "variants" / STORE).read_text().splitlines()]
+    done = sum(r["method"] == "looksam" and r["status"] == "ok" for r in rerun)
+    looksam = next(row for row in rows if row.startswith("| looksam"))
+    if done < LOOKSAM_CELLS:
+        assert "no results" in looksam or "partial" in looksam
+        assert f"{done} of {LOOKSAM_CELLS} cells recorded" in said
+    else:
+        assert f"LookSAM {gains['looksam']}" in said
