@@ -82,6 +82,16 @@ def test_an_address_where_nothing_answers_exits_2_at_once(temp_dir, tmp_path, ca
     assert not out.exists()
 
 
+def test_a_dead_ray_client_address_and_a_malformed_one_are_named(temp_dir):
+    from samlm.compare.ray_connect import diagnose
+
+    port = free_port()
+    with confined(temp_dir):
+        dead, malformed = diagnose(f"ray://127.0.0.1:{port}"), diagnose("nohost")
+    assert dead.startswith(f"cannot reach Ray at 127.0.0.1:{port}: nothing answers there")
+    assert "Invalid address format: nohost" in malformed
+
+
 def _start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
     """``ray start ARGS --block``: a node that lives as long as this process, its own
     process group."""
@@ -154,11 +164,11 @@ def _grid(tiny_bert_dir: Path, data_dir: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _cluster(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def _cluster(root: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     """The README's recipe on this machine, in ``root``: a token and a head with token
     authentication (no CPU: cells run only on the node that joins), then a second node
-    that joins with the head's token; yields the head's address and the head machine's
-    environment. Both are stopped at the end, and nothing of theirs is left."""
+    that joins with the head's token; yields the head's address, its Ray Client address
+    and the head machine's environment. Both stopped at the end, nothing of theirs left."""
     homes = {n: root / n for n in ("head", "node")}
     for home in homes.values():
         home.mkdir()
@@ -166,13 +176,14 @@ def _cluster(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
     # the driver), which then listens on 127.0.0.1 only
     base = clean_env(root, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", RAY_AUTH_MODE="token")
     head_env = {**base, "HOME": str(homes["head"]), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    port, nodes = free_port(), []
+    port, client, nodes = free_port(), free_port(), []
     try:
         made = subprocess.run(
             [RAY, "get-auth-token", "--generate"], env=head_env, capture_output=True, timeout=120
         )
         assert made.returncode == 0, made.stderr
-        head_args = ["--head", "--port", str(port), "--num-cpus", "0", "--include-dashboard=false"]
+        head_args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
+        head_args += ["--num-cpus", "0", "--include-dashboard=false"]
         nodes.append(_start(head_env, root / "head.log", *head_args))
         _wait_for_head(f"127.0.0.1:{port}", nodes[0], root / "head.log")
         # the second machine: the head's token in RAY_AUTH_TOKEN (as the Slurm recipe passes
@@ -182,7 +193,7 @@ def _cluster(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
         node_env = {**base, "HOME": str(homes["node"]), "RAY_AUTH_TOKEN": token}
         node_args = ["--address", f"[::ffff:127.0.0.1]:{port}", "--num-cpus", "2"]
         nodes.append(_start(node_env, root / "node.log", *node_args))
-        yield f"127.0.0.1:{port}", head_env
+        yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client}", head_env
         assert all(node.poll() is None for node in nodes)  # both still up
     finally:
         _stop(nodes, root)
@@ -193,44 +204,45 @@ def _cluster(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
 def test_the_readme_cluster_recipe_with_token_authentication(
     temp_dir, tmp_path, monkeypatch, capsys, data_dir, tiny_bert_dir
 ):
-    with _cluster(temp_dir) as (head, head_env):
-        grid = [*_grid(tiny_bert_dir, data_dir), "--address", head]
+    with _cluster(temp_dir) as (head, client, head_env):
+        grid = _grid(tiny_bert_dir, data_dir)
         homes = (Path(head_env["HOME"]), temp_dir / "bare")
-        _refusals(grid, head, temp_dir, tmp_path / "refused", homes, monkeypatch, capsys)
-        out = tmp_path / "grid"
-        run = subprocess.run(
-            [sys.executable, "-c", DRIVER, *grid, "--output", str(out)],
-            env=head_env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    assert run.returncode == 0, run.stderr[-5000:]
-    records = store_module.read(out)
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+        refusals = _refusals(head, client, *homes)
+        for address, env, message in refusals:
+            out = tmp_path / "refused"
+            with confined(temp_dir), monkeypatch.context() as m:
+                m.delenv("RAY_AUTH_TOKEN")
+                for name, value in env.items():
+                    m.setenv(name, str(value))
+                assert main([*grid, "--address", address, "--output", str(out)]) == 2
+            assert message in capsys.readouterr().err
+            assert not out.exists()
+        for address in (head, client):  # through the GCS, and through Ray Client
+            out = tmp_path / address.replace(":", "_").replace("/", "")
+            argv = [*grid, "--address", address, "--output", str(out)]
+            run = subprocess.run(
+                [sys.executable, "-c", DRIVER, *argv],
+                env=head_env,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert run.returncode == 0, run.stderr[-5000:]
+            records = store_module.read(out)
+            assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
 
 
-def _refusals(grid, head, root, out, homes, monkeypatch, capsys) -> None:
-    """The driver without the token mode, without a token, with a wrong one: exit 2 with
-    the cause named, nothing written."""
-    head_home, bare_home = homes
-    why = (
-        f"--address {head}: Ray at {head} refused this driver for authentication: "
-        "the cluster uses token authentication, and "
-    )
+def _refusals(head: str, client: str, home: Path, bare: Path) -> list[tuple[str, dict, str]]:
+    """Drivers Ray refuses, each with the message that names why: the address, the token
+    mode unset (at the head, through Ray Client), no token, a wrong token."""
+    unset = "RAY_AUTH_MODE is unset here: set RAY_AUTH_MODE=token"
+    wrong = {"HOME": home, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}
     cases = [
-        ({"HOME": head_home}, "RAY_AUTH_MODE is unset here: set RAY_AUTH_MODE=token"),
-        ({"HOME": bare_home, "RAY_AUTH_MODE": "token"}, "no token was found here"),
-        (
-            {"HOME": head_home, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64},
-            "the token from the RAY_AUTH_TOKEN variable is not the cluster's",
-        ),
+        (head, {"HOME": home}, unset),
+        (client, {"HOME": home}, unset),
+        (head, {"HOME": bare, "RAY_AUTH_MODE": "token"}, "no token was found here"),
+        (head, wrong, "the token from the RAY_AUTH_TOKEN variable is not the cluster's"),
     ]
-    for env, message in cases:
-        with confined(root), monkeypatch.context() as m:
-            m.delenv("RAY_AUTH_TOKEN")
-            for name, value in env.items():
-                m.setenv(name, str(value))
-            assert main([*grid, "--output", str(out)]) == 2
-        assert why + message in capsys.readouterr().err
-        assert not out.exists()
+    why = "refused this driver for authentication: the cluster uses token authentication, and"
+    target = {head: head, client: client.removeprefix("ray://")}
+    return [(a, env, f"--address {a}: Ray at {target[a]} {why} {m}") for a, env, m in cases]

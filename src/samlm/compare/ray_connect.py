@@ -65,6 +65,8 @@ def diagnose(address: str) -> str | None:
         target, method = endpoint(address)
     except ConnectionError as err:  # auto, and no cluster recorded on this machine
         return f"cannot reach Ray: {str(err).strip().splitlines()[0]}"
+    except ValueError as err:  # not host:port
+        return str(err)
     import grpc
 
     code, details = probe(target, method, token=None)
