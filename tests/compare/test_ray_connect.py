@@ -135,21 +135,24 @@ def _ours(root: Path) -> list[int]:
     return pids
 
 
-def _wait_for_head(address: str, head: subprocess.Popen, log: Path) -> None:
-    """Until the head's GCS answers, refusing a call without a token (token auth on)."""
+def _wait_for_head(port: int, client: int, head: subprocess.Popen, log: Path) -> None:
+    """Until the head's GCS and its Ray Client server answer, each refusing a call without
+    a token (token authentication on)."""
     import grpc
 
-    from samlm.compare.ray_connect import GCS_METHOD, probe
+    from samlm.compare.ray_connect import CLIENT_METHOD, GCS_METHOD, probe
 
     deadline = time.time() + 180
-    while time.time() < deadline:
-        assert head.poll() is None, f"the head exited: {log.read_text()[-3000:]}"
-        code, _ = probe(address, GCS_METHOD, token=None)
-        if code != grpc.StatusCode.UNAVAILABLE:
-            assert code == grpc.StatusCode.UNAUTHENTICATED  # a token is required
-            return
-        time.sleep(1)
-    raise AssertionError(f"the head did not come up: {log.read_text()[-3000:]}")
+    for target, method in ((port, GCS_METHOD), (client, CLIENT_METHOD)):
+        while time.time() < deadline:
+            assert head.poll() is None, f"the head exited: {log.read_text()[-3000:]}"
+            code, _ = probe(f"127.0.0.1:{target}", method, token=None)
+            if code != grpc.StatusCode.UNAVAILABLE:
+                assert code == grpc.StatusCode.UNAUTHENTICATED  # a token is required
+                break
+            time.sleep(1)
+        else:
+            raise AssertionError(f"the head did not come up: {log.read_text()[-3000:]}")
 
 
 def _grid(tiny_bert_dir: Path, data_dir: Path) -> list[str]:
@@ -185,7 +188,7 @@ def _cluster(root: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         head_args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
         head_args += ["--num-cpus", "0", "--include-dashboard=false"]
         nodes.append(_start(head_env, root / "head.log", *head_args))
-        _wait_for_head(f"127.0.0.1:{port}", nodes[0], root / "head.log")
+        _wait_for_head(port, client, nodes[0], root / "head.log")
         # the second machine: the head's token in RAY_AUTH_TOKEN (as the Slurm recipe passes
         # it; the driver reads the head's file). It joins by [::ffff:127.0.0.1]: Ray replaces
         # 127.0.0.1 by the machine's address on a joining node
