@@ -193,14 +193,26 @@ def _cluster(root: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         # it; the driver reads the head's file). It joins by [::ffff:127.0.0.1]: Ray replaces
         # 127.0.0.1 by the machine's address on a joining node
         token = (homes["head"] / ".ray" / "auth_token").read_text()
+        assert made.stdout.decode().strip() == token  # what RAY_AUTH_TOKEN=$(...) takes
         node_env = {**base, "HOME": str(homes["node"]), "RAY_AUTH_TOKEN": token}
         node_args = ["--address", f"[::ffff:127.0.0.1]:{port}", "--num-cpus", "2"]
+        _node_without_the_mode_is_refused(node_env, node_args)
         nodes.append(_start(node_env, root / "node.log", *node_args))
         yield f"127.0.0.1:{port}", f"ray://127.0.0.1:{client}", head_env
         assert all(node.poll() is None for node in nodes)  # both still up
     finally:
         _stop(nodes, root)
     assert not _ours(root)
+
+
+def _node_without_the_mode_is_refused(env: dict[str, str], args: list[str]) -> None:
+    """A node joining with the token but without RAY_AUTH_MODE=token does not start."""
+    env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    command = [RAY, "start", *args, "--disable-usage-stats"]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "AuthenticationError" in run.stderr + run.stdout
+    assert "RAY_AUTH_MODE is currently 'disabled'" in run.stderr + run.stdout
 
 
 @pytest.mark.slow
