@@ -49,7 +49,12 @@ def main() -> None:
         for name in args.order.split(","):
             start = time.perf_counter()  # Ray's start counts: the user waits for it too
             if name == "ray":
-                ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+                ray.init(  # an instance of its own, never a cluster running here
+                    address="local",
+                    num_cpus=args.cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
                 backend = RayBackend(cpus_per_cell=1)
             else:
                 backend = LocalBackend(args.cpus)
