@@ -427,8 +427,11 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--address",
-        help="ray backend: the cluster to join (auto, or ray://host:10001; default: start "
-        "Ray on this machine for the grid)",
+        help="ray backend: the cluster to join: auto (RAY_ADDRESS, else the cluster this "
+        "machine started last), HEAD:6379, or ray://HEAD:10001 (Ray Client); a cluster with "
+        "token authentication needs RAY_AUTH_MODE=token and its token here (README) "
+        "(default: a Ray instance of its own on this machine for the grid, never a running "
+        "one)",
     )
     p.add_argument(
         "--cpus-per-cell",

@@ -33,6 +33,7 @@ from typing import Any
 
 from .grid import Cell
 from .progress import started
+from .ray_connect import connect
 from .store import SPEC_FILE
 from .workers import worker_init
 
@@ -199,8 +200,9 @@ def import_ray():
 class RayBackend:
     """Each cell a Ray task asking for ``cpus_per_cell`` CPUs (its torch threads) and
     ``gpus_per_cell`` GPUs (default: 1 when the cluster has GPUs, else 0, one cell per
-    CPU as on the local backend). ``address``: ``None`` starts a Ray instance on this
-    machine for the grid's duration; ``auto`` or ``ray://host:10001`` joins a cluster.
+    CPU as on the local backend). ``address``: ``None`` starts a Ray instance of its own
+    on this machine for the grid's duration, never joining a running one; ``auto``,
+    ``host:port`` or ``ray://host:10001`` joins a cluster (:mod:`.ray_connect`).
     A task whose worker or node dies is retried ``retries`` times; Ctrl-C cancels the
     tasks in flight."""
 
@@ -229,18 +231,12 @@ class RayBackend:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Connected to Ray for the grid: joins the running instance if there is one, else
-        starts (or connects to ``address``) and shuts down at the end."""
+        """Connected to Ray for the grid: uses this process's Ray if it is connected, else
+        starts an instance of its own (or joins ``address``) and shuts down at the end."""
         ray = self.ray
         started = not ray.is_initialized()
-        if started:
-            options: dict[str, Any] = {"log_to_driver": False}  # the store has the errors
-            if self.address is None:  # a Ray instance of our own
-                options["include_dashboard"] = False
-            try:
-                ray.init(address=self.address, **{**options, **self.init_options})
-            except ConnectionError as err:
-                raise ValueError(f"--address {self.address}: cannot reach Ray: {err}") from None
+        if started:  # log_to_driver off: the store has the errors
+            connect(ray, self.address, {"log_to_driver": False, **self.init_options})
         if self.gpus_per_cell is None:
             self.gpus_per_cell = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
         try:
