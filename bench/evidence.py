@@ -24,6 +24,10 @@ strata (the README's table).
 The lora preset's LoRA cells and the evidence grid's full fine-tuning cells make the
 four-arm LoRA table: ``python bench/tables.py lora``.
 
+The user-data evidence (``--preset user``, run from the repository root): baseline against
+SAM on TREC, SUBJ, CR and MPQA (``../shared/data/user``, through ``bench/user_tasks/``) at
+250 and 100 examples, 5 seeds, tuned, under ``bench/results/protocol_user.md``.
+
 The variants comparison (``--preset variants``: the evidence grid with GSAM, LookSAM and
 AE-SAM added) starts from the evidence grid's recorded store, so its core methods' cells
 are not run again; it refuses to start before the evidence grid is complete; ``python
@@ -51,6 +55,7 @@ from pathlib import Path
 import yaml
 
 from samlm.compare import PRESETS, GridSpec, store
+from samlm.compare.grid import PROTOCOL
 from samlm.compare.tuning import choose
 
 RECORDED = Path(__file__).resolve().parents[1] / "src" / "samlm" / "compare" / "recorded.json"
@@ -67,6 +72,44 @@ REPORT = (
 )
 
 
+# The user-data evidence (bench/results/protocol_user.md, written before any of its
+# cells ran): the evidence protocol on the four sets of ../shared/data/user, read through
+# the task files in bench/user_tasks (paths from the repository root: run from there)
+USER_TASKS = [f"bench/user_tasks/{name}.yaml" for name in ("trec", "subj", "cr", "mpqa")]
+BENCH_PRESETS = {
+    "user": {
+        "tasks": USER_TASKS,
+        "sizes": [250, 100],
+        "methods": ["baseline", "sam"],
+        "seeds": 5,
+        "tune": True,
+        **PROTOCOL,
+    }
+}
+
+
+def grid_of(preset: str) -> dict:
+    """The grid of a library preset or of one of bench's own."""
+    return BENCH_PRESETS.get(preset) or PRESETS[preset]
+
+
+def compare_args(preset: str) -> list[str]:
+    """``samlm compare``'s arguments for ``preset`` (bench's own are spelled as flags)."""
+    if preset not in BENCH_PRESETS:
+        return ["--preset", preset]
+    grid = BENCH_PRESETS[preset]
+    flags = {
+        "--tasks": ",".join(grid["tasks"]),
+        "--sizes": ",".join(map(str, grid["sizes"])),
+        "--methods": ",".join(grid["methods"]),
+        "--seeds": str(grid["seeds"]),
+        "--min-steps": str(grid["min_steps"]),
+        "--eval-steps": str(grid["eval_steps"]),
+        "--validation-size": str(grid["validation_size"]),
+    }
+    return [x for pair in flags.items() for x in pair] + (["--tune"] if grid["tune"] else [])
+
+
 # a preset whose grid contains another's: its run starts from that one's recorded store
 BUILDS_ON = {"variants": "evidence"}
 
@@ -74,7 +117,7 @@ BUILDS_ON = {"variants": "evidence"}
 def missing_cells(preset: str, record: Path) -> int:
     """How many of ``preset``'s cells ``record``'s store lacks or holds failed."""
     done = store.read(record)
-    cells = GridSpec(**PRESETS[preset]).cells()
+    cells = GridSpec(**grid_of(preset)).cells()
     return sum(done.get(c.key, {}).get("status") != "ok" for c in cells)
 
 
@@ -144,7 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="required unless --export-settings")
     parser.add_argument(
-        "--preset", default="evidence", choices=["evidence", "lora", "mixture", "variants"]
+        "--preset",
+        default="evidence",
+        choices=["evidence", "lora", "mixture", "variants", *BENCH_PRESETS],
     )
     parser.add_argument("--output", help="default: runs/PRESET")
     parser.add_argument("--record", help="default: bench/results/PRESET")
@@ -173,7 +218,7 @@ def main() -> None:
             )
             sys.exit(2)
     seed(output, record, base_record if base else None)
-    command = [sys.executable, "-m", "samlm", "compare", "--preset", args.preset]
+    command = [sys.executable, "-m", "samlm", "compare", *compare_args(args.preset)]
     command += ["--data-dir", args.data_dir, "--output", str(output), *extra]
     process = subprocess.Popen(command)
     seen = -1.0
