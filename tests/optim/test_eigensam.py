@@ -228,3 +228,44 @@ def test_eigensam_refuses_what_it_cannot_do_naming_it():
             EigenSAM(**bad)
     with pytest.raises(ValueError, match=r"m=2"):
         SAMConfig(variant="eigensam", m=2)
+
+
+class _FusedAttention(nn.Module):
+    """A forward through the fused CPU flash-attention kernel, called directly (as a
+    model loaded with a fused attention implementation does): no second derivative."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(5, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.proj(x).reshape(-1, 1, 2, 4)  # (batch, heads, tokens, dim)
+        out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(h, h, h)[0]
+        return self.head(out.reshape(-1, 8))
+
+
+def test_a_forward_without_a_second_derivative_is_refused_naming_the_fix():
+    model = _FusedAttention()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=EigenSAM(refresh=1))
+    sam_step(sam, ce_loss(model), tiny_batch(seed=0))  # clock 0: no refresh, no product
+    with pytest.raises(ValueError, match=r"double backward.*attn_implementation='eager'"):
+        sam_step(sam, ce_loss(model), tiny_batch(seed=1))
+
+
+def test_scaled_dot_product_attention_refreshes_on_its_math_backend():
+    """F.scaled_dot_product_attention picks a fused kernel without a second derivative
+    on CPU; the refresh's forward runs the math backend, so the products exist."""
+
+    class Attention(_FusedAttention):
+        def forward(self, x):
+            h = self.proj(x).reshape(-1, 1, 2, 4)
+            out = nn.functional.scaled_dot_product_attention(h, h, h)
+            return self.head(out.reshape(-1, 8))
+
+    model = Attention()
+    sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.1, variant=EigenSAM(refresh=1))
+    for t in range(2):
+        sam_step(sam, ce_loss(model), tiny_batch(seed=t))
+    assert sam.last_stats.hvps == 5 and len(sam.engine.variant.v) == 4

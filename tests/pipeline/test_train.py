@@ -343,7 +343,7 @@ def test_resume_of_a_moved_run_folder(tmp_path, monkeypatch):
         )
 
 
-@pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam"])
+@pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam", "eigensam"])
 def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     out = _run(
         tmp_path,
@@ -355,6 +355,7 @@ def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
         "--optimizer",
         optimizer,
         *(["--looksam-k", "2"] if optimizer == "looksam" else []),
+        *(["--eigensam-refresh", "2", "--alpha", "0.3"] if optimizer == "eigensam" else []),
         "--train-size",
         "32",
         "--eval-size",

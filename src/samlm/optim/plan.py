@@ -21,7 +21,10 @@ Before a SAM step's passes, a variant that refreshes from the loss (Eigen-SAM) g
 Hessian-vector products of the step's loss ``sum_i (n_i / n) L_i`` over the perturbed
 parameters, under ``no_sync``: with one micro-batch, one forward and backward kept as
 a graph and one double backward per product; with several, a forward, backward and
-double backward per micro-batch and product (one graph alive at a time).
+double backward per micro-batch and product (one graph alive at a time). The refresh's
+forwards run scaled dot-product attention on its math backend (the fused CPU and CUDA
+kernels have no double backward); a model whose forward has another op without one
+(``attn_implementation="flash_attention_2"``) is refused by name.
 
 A non-finite ascent gradient ends the step there, with that gradient in ``p.grad`` (a
 GradScaler, or :meth:`Engine.finish`'s check, then skips the update). When the plan's
@@ -41,6 +44,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .batching import split_batch
 from .engine import Engine, Grads
@@ -142,7 +146,8 @@ class StepPlan:
         pieces = self._weighted(self.micro)
 
         def graph(params: list[Tensor], batch: Any, weight: float) -> list[Tensor | None]:
-            return gradient_graph(passes.loss_fn(batch) * weight, params)
+            with sdpa_kernel(SDPBackend.MATH):  # differentiable twice
+                return gradient_graph(passes.loss_fn(batch) * weight, params)
 
         def product_of(params: list[Tensor]) -> HVP:
             if len(pieces) == 1:
@@ -159,8 +164,17 @@ class StepPlan:
 
             return product
 
-        with passes.no_sync():
-            engine.refresh_variant(product_of)
+        try:
+            with passes.no_sync():
+                engine.refresh_variant(product_of)
+        except RuntimeError as err:
+            if "derivative for" not in str(err):
+                raise
+            raise ValueError(
+                f"{engine.variant!r} needs Hessian-vector products (a double backward), and "
+                f"an op of the model's forward has no second derivative ({err}); load the "
+                "model with attn_implementation='eager' or 'sdpa' (not 'flash_attention_2')"
+            ) from err
 
     def _weighted(self, pieces: list[Piece]) -> list[tuple[Any, float]]:
         return [(batch, size / self.n) for batch, size in pieces]
