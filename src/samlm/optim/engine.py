@@ -283,11 +283,6 @@ class Engine:
         stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss, hvps=self._hvps)
         if not self.is_sam_step():
             return False
-        if self.variant is not None and self.variant.needs_loss and not self._planned:
-            raise ValueError(
-                f"{self.variant!r} refreshes from the step's loss, which SAM.step(closure) and "
-                "perturb() do not have: step with samlm.sam_step or SAMTrainer"
-            )
         chosen = self._collect(grads)
         reduction = comm.Reduction.of(
             [p for c in chosen for p in c.params], self.distributed, self.process_group
@@ -300,7 +295,7 @@ class Engine:
                            c.rho, c.eta)
             for c in chosen
         ]  # fmt: skip
-        if self.variant is not None and self.variant.changes_ascent:
+        if self.variant is not None:
             self._variant_ascent(chosen, ascents)
         rows = [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]) for a in ascents]
         squares = reduction.squares(torch.stack(rows) if rows else torch.zeros(0, 3))
@@ -335,7 +330,15 @@ class Engine:
 
     def _variant_ascent(self, chosen: list[_Group], ascents: list[F.AscentGroup]) -> None:
         """Replace SAM's ascent direction ``g`` by the variant's (Eigen-SAM's), group by
-        group (each keeps its ``rho``); ``||g||`` stays the normaliser."""
+        group (each keeps its ``rho``); ``||g||`` stays the normaliser. A variant that
+        needs the step's loss is refused outside a step plan."""
+        if self.variant.needs_loss and not self._planned:  # type: ignore[union-attr]
+            raise ValueError(
+                f"{self.variant!r} refreshes from the step's loss, which SAM.step(closure) and "
+                "perturb() do not have: step with samlm.sam_step or SAMTrainer"
+            )
+        if not self.variant.changes_ascent:  # type: ignore[union-attr]
+            return
         if any(c.eta is not None for c in chosen):
             raise ValueError(
                 f"{self.variant!r} with adaptive=True (ASAM): its perturbation is defined "

@@ -133,8 +133,7 @@ class SAMConfig:
             variant.check_ascent_fraction(self.ascent_fraction)
         if self.variant == "eigensam" and self.adaptive:
             raise ValueError(
-                "adaptive=True with variant='eigensam': its perturbation is defined on SAM's "
-                "ball, not ASAM's"
+                "adaptive=True with variant='eigensam': its ascent is SAM's, not ASAM's"
             )
         if self.variant == "looksam" and self.interval != 1:
             raise ValueError(
