@@ -1,7 +1,9 @@
 """What one SAM step costs on MiniLM, next to what it cannot avoid.
 
 Times, round-robin in one run, samlm's SAM (full and quarter-batch ascent), the plain
-steps and forward-backward passes it cannot avoid, and pytorch_optimizer's SAM, on
+steps and forward-backward passes it cannot avoid, the variants (GSAM, LookSAM, AE-SAM,
+Eigen-SAM between refreshes and at a refresh step, with its cost amortised over its
+default 100 steps), and pytorch_optimizer's SAM, on
 MiniLM with random token ids; prints the medians, the ratios against their targets with
 95% intervals and verdicts, SAM's own work inside its steps, and its extra memory. The
 variants, targets and rules: ``bench/results/step_overhead_method.md``; the statistics
@@ -71,9 +73,14 @@ VARIANTS = (
     "gsam",
     "looksam",
     "aesam",
+    "eigensam",
+    "eigensam_refresh",
 )
-EFFICIENT = ("gsam", "looksam", "aesam")  # samlm.optim.variants, one step per call
+# samlm.optim.variants, one step per call; Eigen-SAM at its default refresh of 100 steps
+# (no refresh within the timed rounds) and refreshing at every step (from the second on)
+EFFICIENT = ("gsam", "looksam", "aesam", "eigensam", "eigensam_refresh")
 LOOKSAM_K = 5
+EIGENSAM_REFRESH = 100
 
 Batch = dict[str, Tensor]
 
@@ -201,9 +208,15 @@ def build_variants(
 
     steps["peer"] = peer
 
-    from samlm.optim.variants import AESAM, GSAM, LookSAM
+    from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM
 
-    made = {"gsam": GSAM(), "looksam": LookSAM(k=LOOKSAM_K), "aesam": AESAM()}
+    made = {
+        "gsam": GSAM(),
+        "looksam": LookSAM(k=LOOKSAM_K),
+        "aesam": AESAM(),
+        "eigensam": EigenSAM(refresh=EIGENSAM_REFRESH),
+        "eigensam_refresh": EigenSAM(refresh=1),
+    }
     for name, variant in made.items():
         m = models[name]
         opt = opts[name] = samlm.SAM(
@@ -419,10 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
     print()
-    print(f"{'variant':<12} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
+    print(f"{'variant':<16} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
     for name in VARIANTS:
         ts = times[name]
-        print(f"{name:<12} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
+        print(f"{name:<16} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
 
     mem = measure_memory(steps, opts, models, batch)
 
@@ -463,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         "the base optimizer's step excluded):"
     )
     print(
-        f"{'variant':<12} {'own ms':>8} {'share':>7} {'step / (step - own)':>20} "
+        f"{'variant':<16} {'own ms':>8} {'share':>7} {'step / (step - own)':>20} "
         f"{'95% CI':>18} {'target':>8}"
     )
     targets = {"sam": TARGET_SAM, "sam_quarter": TARGET_QUARTER}
@@ -474,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         target = targets.get(name)
         tail = f"{f'<= {target:.2f}':>8}  {timing.verdict(low, high, target)}" if target else ""
         print(
-            f"{name:<12} {statistics.median(owns) * 1e3:>8.1f} {share:>7.1%} {value:>20.4f} "
+            f"{name:<16} {statistics.median(owns) * 1e3:>8.1f} {share:>7.1%} {value:>20.4f} "
             f"{f'[{low:.4f}, {high:.4f}]':>18} {tail}".rstrip()
         )
     print(
@@ -487,15 +500,23 @@ def main(argv: list[str] | None = None) -> int:
         "SAM variants (one step per call; their steps differ, so means over the rounds, "
         "with the share of SAM steps they took):"
     )
-    print(f"{'variant':<12} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
+    print(f"{'variant':<16} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
     mean = {name: statistics.fmean(ts) * 1e3 for name, ts in times.items()}
     for name in EFFICIENT:
         share = opts[name].sam_steps / max(opts[name].engine.clock, 1)
         print(
-            f"{name:<12} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
+            f"{name:<16} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
             f"{mean[name] / mean['sam']:>8.3f}"
         )
     print(f"(plain {mean['plain']:.1f} ms, sam {mean['sam']:.1f} ms; LookSAM k={LOOKSAM_K})")
+    k, refresh = EIGENSAM_REFRESH, opts["eigensam_refresh"].last_stats.hvps
+    amortised = ((k - 1) * mean["eigensam"] + mean["eigensam_refresh"]) / k
+    print(
+        f"Eigen-SAM: a refresh step ({refresh} Hessian-vector products; its first round has "
+        f"none) {mean['eigensam_refresh'] / mean['plain']:.2f}x plain; one refresh every {k} "
+        f"steps amortised: {amortised / mean['plain']:.3f}x plain, "
+        f"{amortised / mean['sam']:.3f}x SAM"
+    )
 
     mib = 2.0**20
     p = mem["perturbed"]
