@@ -2,11 +2,12 @@
 
 Times, round-robin in one run, samlm's SAM (full and quarter-batch ascent), the plain
 steps and forward-backward passes it cannot avoid, pytorch_optimizer's SAM and samlm's
-GSAM, LookSAM and AE-SAM, on MiniLM (or a random BERT-base or BERT-tiny) with random
-token ids; prints the medians, the ratios against their targets with 95% intervals and
-verdicts, SAM's own work inside its steps, and its extra memory. The variants, targets
-and rules: ``bench/results/step_overhead_method.md``; the statistics and meters:
-``bench/timing.py``.
+GSAM, LookSAM, AE-SAM and Eigen-SAM (between refreshes, and at a refresh step, its cost
+also amortised over its default 100 steps), on MiniLM (or a random BERT-base or
+BERT-tiny) with random token ids; prints the medians, the ratios against their targets
+with 95% intervals and verdicts, SAM's own work inside its steps, and its extra memory.
+The variants, targets and rules: ``bench/results/step_overhead_method.md``; the
+statistics and meters: ``bench/timing.py``.
 
 Run::
 
@@ -75,8 +76,12 @@ VARIANTS = (
     "gsam",
     "looksam",
     "aesam",
+    "eigensam",
+    "eigensam_refresh",
 )
-EFFICIENT = ("gsam", "looksam", "aesam")  # samlm.optim.variants, one step per call
+# samlm.optim.variants, one step per call; Eigen-SAM at its default refresh of 100 steps
+# (no refresh within the timed rounds) and refreshing at every step (from the second on)
+EFFICIENT = ("gsam", "looksam", "aesam", "eigensam", "eigensam_refresh")
 LOOKSAM_K = 5
 # random BERTs (no weights to fetch): BERT-base (Devlin et al. 2019, 110M parameters with
 # a 2-label head) and BERT-tiny (Turc et al. 2019: 2 layers of 128, for smoke runs)
@@ -90,6 +95,7 @@ RANDOM_BERTS = {
     },
 }
 MODELS = ("minilm", *RANDOM_BERTS)
+EIGENSAM_REFRESH = 100
 
 Batch = dict[str, Tensor]
 
@@ -227,7 +233,7 @@ def build_variants(
     model: nn.Module, batch: Batch, names: tuple[str, ...] = VARIANTS
 ) -> tuple[dict[str, Callable[[], Any]], dict[str, Any], dict[str, nn.Module]]:
     """One step function per variant of ``names``, each on its own deep copy of ``model``."""
-    from samlm.optim.variants import AESAM, GSAM, LookSAM
+    from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM
 
     small = quarter(batch)
     builders: dict[str, Callable[[nn.Module], Built]] = {
@@ -243,6 +249,8 @@ def build_variants(
         "gsam": lambda m: _sam_step(m, batch, GSAM()),
         "looksam": lambda m: _sam_step(m, batch, LookSAM(k=LOOKSAM_K)),
         "aesam": lambda m: _sam_step(m, batch, AESAM()),
+        "eigensam": lambda m: _sam_step(m, batch, EigenSAM(refresh=EIGENSAM_REFRESH)),
+        "eigensam_refresh": lambda m: _sam_step(m, batch, EigenSAM(refresh=1)),
     }
     steps, opts, models = {}, {}, {}
     for name in names:  # the timing's name order
@@ -510,9 +518,9 @@ def print_times(times: timing.Timings) -> dict[str, float]:
     """The medians table; returns the medians in ms."""
     med = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
     print()
-    print(f"{'variant':<12} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
+    print(f"{'variant':<16} {'median ms':>10} {'min ms':>10} {'max ms':>10}")
     for name, ts in times.items():
-        print(f"{name:<12} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
+        print(f"{name:<16} {med[name]:>10.1f} {min(ts) * 1e3:>10.1f} {max(ts) * 1e3:>10.1f}")
     return med
 
 
@@ -559,7 +567,7 @@ def print_own_work(times: timing.Timings, own: timing.Timings) -> None:
         "the base optimizer's step excluded):"
     )
     print(
-        f"{'variant':<12} {'own ms':>8} {'share':>7} {'step / (step - own)':>20} "
+        f"{'variant':<16} {'own ms':>8} {'share':>7} {'step / (step - own)':>20} "
         f"{'95% CI':>18} {'target':>8}"
     )
     targets = {"sam": TARGET_SAM, "sam_quarter": TARGET_QUARTER}
@@ -570,7 +578,7 @@ def print_own_work(times: timing.Timings, own: timing.Timings) -> None:
         target = targets.get(name)
         tail = f"{f'<= {target:.2f}':>8}  {timing.verdict(low, high, target)}" if target else ""
         print(
-            f"{name:<12} {statistics.median(owns) * 1e3:>8.1f} {share:>7.1%} {value:>20.4f} "
+            f"{name:<16} {statistics.median(owns) * 1e3:>8.1f} {share:>7.1%} {value:>20.4f} "
             f"{f'[{low:.4f}, {high:.4f}]':>18} {tail}".rstrip()
         )
     if "sam" in own and "peer" in own:
@@ -589,15 +597,23 @@ def print_efficient(times: timing.Timings, opts: dict[str, Any]) -> None:
         "SAM variants (one step per call; their steps differ, so means over the rounds, "
         "with the share of SAM steps they took):"
     )
-    print(f"{'variant':<12} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
+    print(f"{'variant':<16} {'mean ms':>8} {'SAM steps':>10} {'/ plain':>8} {'/ sam':>8}")
     mean = {name: statistics.fmean(ts) * 1e3 for name, ts in times.items()}
     for name in names:
         share = opts[name].sam_steps / max(opts[name].engine.clock, 1)
         print(
-            f"{name:<12} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
+            f"{name:<16} {mean[name]:>8.1f} {share:>10.2f} {mean[name] / mean['plain']:>8.3f} "
             f"{mean[name] / mean['sam']:>8.3f}"
         )
     print(f"(plain {mean['plain']:.1f} ms, sam {mean['sam']:.1f} ms; LookSAM k={LOOKSAM_K})")
+    k, refresh = EIGENSAM_REFRESH, opts["eigensam_refresh"].last_stats.hvps
+    amortised = ((k - 1) * mean["eigensam"] + mean["eigensam_refresh"]) / k
+    print(
+        f"Eigen-SAM: a refresh step ({refresh} Hessian-vector products; its first round has "
+        f"none) {mean['eigensam_refresh'] / mean['plain']:.2f}x plain; one refresh every {k} "
+        f"steps amortised: {amortised / mean['plain']:.3f}x plain, "
+        f"{amortised / mean['sam']:.3f}x SAM"
+    )
 
 
 def print_memory(mem: dict[str, Any], peer: bool) -> None:

@@ -33,6 +33,10 @@ def test_step_overhead_quick_prints_every_ratio():
     assert re.search(r"^sam extra state / perturbed params +1\.000 .*PASS$", out, re.M), out
     for name in ("sam", "sam_quarter", "peer"):  # the own-work rows
         assert re.search(rf"^{name} +\d+\.\d +\d+\.\d%", out, re.M), out
+    # Eigen-SAM between refreshes and at a refresh step (5 products), and amortised
+    for name in ("eigensam", "eigensam_refresh"):
+        assert re.search(rf"^{name} +\d+\.\d +1\.00 ", out, re.M), out
+    assert re.search(r"^Eigen-SAM: a refresh step \(5 Hessian-vector products", out, re.M), out
 
 
 def test_distributed_bench_counts_the_bytes_of_each_mode():

@@ -54,8 +54,9 @@ HELP = {
     "modelling": "encoder (classification head), text2text (seq2seq) or causal (decoder-only "
     "LM: the text2text source as prompt, the target as completion); auto picks by model",
     "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
-    "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022) or aesam (SAM when "
-    "the gradient norm is high, Jiang et al. 2023)",
+    "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022), aesam (SAM when "
+    "the gradient norm is high, Jiang et al. 2023) or eigensam (the ascent leans towards "
+    "the Hessian's top eigenvector, Luo et al. 2024)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
     "rho": "SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 text2text "
     "[Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
@@ -68,12 +69,17 @@ HELP = {
     "rho_schedule": "constant, lr (rho follows the learning rate) or warmup (default: lr for "
     "gsam, as its paper, else constant)",
     "rho_min": "with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
-    "alpha": "gsam / looksam: the weight of the extra direction (default 0.4 / 0.7)",
+    "alpha": "gsam / looksam / eigensam: the weight of the extra direction (default 0.4 "
+    "[GSAM's ViT setting] / 0.7 / 0.2 [the Eigen-SAM authors' code])",
     "looksam_k": "looksam: a SAM step every k steps, one pass with the kept direction between",
     "aesam_delta": "aesam: forgetting rate of the running mean and variance of ||g||^2, in (0, 1)",
     "aesam_lambda_1": "aesam: c_t at the run's end; a step perturbs when ||g||^2 >= mean + c_t "
     "std (running statistics)",
     "aesam_lambda_2": "aesam: c_t at the run's start, moving linearly to --aesam-lambda-1",
+    "eigensam_refresh": "eigensam: steps between refreshes of the Hessian's top eigenvector, "
+    "by power iteration on the step's batch; default from the Eigen-SAM authors' code",
+    "eigensam_iterations": "eigensam: power iterations (Hessian-vector products) per refresh, "
+    "warm-started from the last eigenvector; default from the Eigen-SAM authors' code",
     "peft": "none, or lora: LoRA adapters (PEFT) train, the model stays frozen; SAM perturbs "
     "the adapters (needs pip install 'samlm[peft]')",
     "lora_r": "LoRA rank r",
@@ -129,13 +135,13 @@ HELP = {
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     from .optim.comm import MODES
     from .optim.validation import ACCUMULATION_MODES
-    from .optim.variants import AESAM
+    from .optim.variants import AESAM, EigenSAM
     from .pipeline.adapters import PEFT_METHODS
     from .pipeline.config import BASE_OPTIMIZERS, METHODS, MODELLING, TrainConfig, flag
     from .pipeline.data import VALIDATION_FROM
     from .pipeline.mixing import MIXINGS
     from .training.bar import BAR_SCHEDULES, BAR_VARIANTS
-    from .training.config import AESAM_OPTIONS
+    from .training.config import AESAM_OPTIONS, EIGENSAM_OPTIONS
 
     parser.add_argument("--config", help="YAML file of options (keys as below); flags win")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output")
@@ -154,7 +160,11 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     }
     # options whose None means "the variant's default": that default, from the variant
     aesam = inspect.signature(AESAM).parameters
-    variant_defaults = {"aesam_" + name: aesam[name].default for name in AESAM_OPTIONS}
+    eigensam = inspect.signature(EigenSAM).parameters
+    variant_defaults = {
+        **{"aesam_" + name: aesam[name].default for name in AESAM_OPTIONS},
+        **{"eigensam_" + name: eigensam[name].default for name in EIGENSAM_OPTIONS},
+    }
     for f in fields(TrainConfig):
         option = flag(f.name)
         default = None if f.default is MISSING else f.default
@@ -404,7 +414,8 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rho-sam",
         type=float,
-        help="rho of sam, sam_quarter, gsam, looksam and aesam (default 0.05, Foret et al. 2021)",
+        help="rho of sam, sam_quarter, gsam, looksam, aesam and eigensam (default 0.05, "
+        "Foret et al. 2021)",
     )
     p.add_argument(
         "--rho-asam", type=float, help="rho of asam (default 0.5, the ASAM authors' code)"

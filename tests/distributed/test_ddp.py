@@ -1,7 +1,8 @@
 """DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
 identical weights, equal to single-process m-sharpness with m = world size) and
 synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch;
-GSAM, LookSAM and AE-SAM too, AE-SAM deciding alike on every rank); LookSAM resumes
+GSAM, LookSAM, AE-SAM and Eigen-SAM too, AE-SAM deciding alike on every rank, Eigen-SAM
+averaging its Hessian-vector products like the ascent gradients); LookSAM resumes
 bitwise from sharded and full checkpoints."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from samlm import load_checkpoint, sam_step, save_checkpoint
-from samlm.optim.variants import AESAM, GSAM, LookSAM
+from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
@@ -27,6 +28,7 @@ CASES = {
     "gsam_synchronized": ("synchronized", 1.0, 1, 1, 1),
     "looksam_synchronized": ("synchronized", 1.0, 1, 1, 1),
     "aesam_synchronized": ("synchronized", 1.0, 2, 1, 1),
+    "eigensam_synchronized": ("synchronized", 1.0, 1, 1, 1),
 }
 
 
@@ -38,6 +40,8 @@ def _variant(name: str):
         return LookSAM(k=2, alpha=0.7)
     if name.startswith("aesam"):  # on these batches: SAM, plain, SAM
         return AESAM(delta=0.5, lambda_1=1.0, lambda_2=1.0)
+    if name.startswith("eigensam"):  # refreshes at steps 1 and 2
+        return EigenSAM(alpha=0.5, refresh=1, iterations=3)
     return None
 
 
@@ -221,3 +225,12 @@ def test_ddp_looksam_resumes_bitwise_from_a_checkpoint(resumed, kind):
     for rank in resumed:
         for name, w in rank[kind].items():
             assert torch.equal(w, rank["uninterrupted"][name]), name
+
+
+def test_eigensam_averages_its_products_like_the_ascent_gradients(ddp_results):
+    """A refresh step all-reduces each of its 3 products whole, as the ascent gradient:
+    the replicas' mean H v is the whole batch's (the reference above agrees)."""
+    n_params = sum(w.numel() for w in ddp_results[0]["synchronized"][0][3].values())
+    for rank in ddp_results:
+        calls = [ours for _, ours, _, _ in rank["eigensam_synchronized"]]
+        assert calls == [[n_params], [n_params] * 4, [n_params] * 4]

@@ -11,7 +11,7 @@ from torch.distributed.fsdp import fully_shard
 
 from samlm import SAM, sam_step
 from samlm.optim.checkpoint import load_checkpoint, save_checkpoint
-from samlm.optim.variants import AESAM, GSAM, LookSAM
+from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
@@ -114,6 +114,12 @@ def _worker(rank: int, world: int, out: str) -> dict:
     per_replica = sam(model, distributed="per_replica")
     with pytest.raises(ValueError, match="per_replica"):
         sam_step(per_replica, loss_fn(model), shard(data[0], rank, world), model=model)
+    # Eigen-SAM's products on shards: refused by name at its first refresh
+    eigen = sam(model, distributed="synchronized", variant=EigenSAM(refresh=1))
+    sam_step(eigen, loss_fn(model), shard(data[0], rank, world), model=model)
+    with pytest.raises(ValueError, match=r"EigenSAM\(.*sharded \(FSDP\) parameters"):
+        sam_step(eigen, loss_fn(model), shard(data[1], rank, world), model=model)
+    results["eigensam_refused"] = True
     return results
 
 
@@ -220,3 +226,7 @@ def test_fsdp_variants_match_single_process(fsdp_results, name):
                 torch.testing.assert_close(w, model.state_dict()[key], rtol=1e-5, atol=1e-6)
     assert all(kinds) == (name == "gsam")  # LookSAM and AE-SAM take plain steps too
     assert fsdp_results[0][name][0] == fsdp_results[1][name][0] == kinds
+
+
+def test_eigensam_is_refused_on_sharded_parameters_by_name(fsdp_results):
+    assert all(rank["eigensam_refused"] for rank in fsdp_results)

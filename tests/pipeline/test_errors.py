@@ -122,6 +122,15 @@ def test_unknown_model(tmp_path, capsys, data_dir):
         ),
         (["--optimizer", "aesam", "--aesam-delta", "1"], "aesam_delta=1.0 must be in (0, 1)"),
         (["--optimizer", "aesam", "--aesam-lambda-2", "inf"], "aesam_lambda_2=inf must be"),
+        (["--optimizer", "eigensam", "--eigensam-refresh", "0"], "eigensam_refresh=0 must be"),
+        (
+            ["--optimizer", "gsam", "--eigensam-iterations", "3"],
+            "--eigensam-iterations 3 has an effect only with --optimizer eigensam",
+        ),
+        (
+            ["--optimizer", "eigensam", "--ascent-fraction", "0.25"],
+            "ascent_fraction=0.25 with variant='eigensam'",
+        ),
         (["--rho-warmup-steps", "10"], "only with --rho-schedule warmup"),
         (["--sam-accumulation", "global"], "only with --gradient-accumulation-steps > 1"),
         (
@@ -299,3 +308,23 @@ def test_aesam_options_show_the_variants_own_defaults(capsys):
         entry = text[text.rindex(option + " AESAM_") :]  # its entry, after the usage
         shown = entry[entry.index("(default: ") :]
         assert shown.startswith(f"(default: {defaults[name].default})")
+
+
+def test_eigensam_options_show_the_variants_own_defaults(capsys):
+    """--eigensam-* default to None; the help shows EigenSAM's defaults (the authors'
+    code), read from the class, and says where they come from."""
+    import inspect
+
+    from samlm.cli import build_parser
+    from samlm.optim.variants import EigenSAM
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = inspect.signature(EigenSAM).parameters
+    for name in ("refresh", "iterations"):
+        option = "--eigensam-" + name
+        entry = text[text.rindex(option + " EIGENSAM_") :]
+        entry = entry[: entry.index(")", entry.index("(default: ")) + 1]
+        assert "the Eigen-SAM authors' code" in entry
+        assert entry.endswith(f"(default: {defaults[name].default})")

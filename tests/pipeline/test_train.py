@@ -128,6 +128,46 @@ def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny
     assert resumed["global_steps"] == full["global_steps"] == 8
 
 
+def test_eigensam_resumes_across_refreshes_with_the_same_losses(tmp_path, data_dir, tiny_bert_dir):
+    """Refreshes at every step from clock 1, warm-started: killed after 3 steps, resumed
+    from checkpoint-2 (v of the refresh at clock 1 in its SAM state), the resumed run
+    logs the uninterrupted run's L(w + e) at every step and ends with its metrics."""
+    options = dict(
+        task="superglue/rte",
+        model=str(tiny_bert_dir),
+        train_size=32,
+        eval_size=32,
+        epochs=2,
+        batch_size=8,
+        save_steps=2,
+        data_dir=str(data_dir),
+        optimizer="eigensam",
+        eigensam_refresh=1,
+        eigensam_iterations=3,
+        alpha=0.5,
+        learning_rate=1e-3,
+        logging_steps=1,
+    )
+    full = train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
+    killed = TrainConfig(output=str(tmp_path / "killed"), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, callbacks=[Kill()], log=lambda *a: None)
+    saved = torch.load(
+        tmp_path / "killed" / "checkpoints" / "checkpoint-2" / "optimizer.pt", weights_only=True
+    )
+    assert saved["sam"]["variant"]["refreshed_at"] == 1 and saved["sam"]["variant"]["v"]
+    resumed = train(killed, resume=True, log=lambda *a: None)
+    assert resumed["metrics"] == full["metrics"]
+
+    def losses(run):  # each step's L(w + e), as logged (a float per step)
+        rows = [
+            json.loads(line) for line in (tmp_path / run / "log.jsonl").read_text().splitlines()
+        ]
+        return {r["step"]: r["sam_loss_perturbed"] for r in rows if "sam_loss_perturbed" in r}
+
+    assert losses("killed") == losses("full") and len(losses("full")) == 8
+
+
 class KillAfterLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.global_step == 3:  # step 3 is in log.jsonl, past checkpoint-2
@@ -345,7 +385,7 @@ def test_resume_of_a_moved_run_folder(tmp_path, monkeypatch):
         )
 
 
-@pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam"])
+@pytest.mark.parametrize("optimizer", ["gsam", "looksam", "aesam", "eigensam"])
 def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
     out = _run(
         tmp_path,
@@ -357,6 +397,7 @@ def test_train_runs_the_variants(tmp_path, data_dir, tiny_bert_dir, optimizer):
         "--optimizer",
         optimizer,
         *(["--looksam-k", "2"] if optimizer == "looksam" else []),
+        *(["--eigensam-refresh", "2", "--alpha", "0.3"] if optimizer == "eigensam" else []),
         "--train-size",
         "32",
         "--eval-size",

@@ -407,8 +407,9 @@ def _run(tmp_path, accumulation_steps: int, **sam) -> tuple[torch.nn.Module, lis
         {"variant": "gsam"},
         {"variant": "looksam", "k": 2},
         {"variant": "aesam"},
+        {"variant": "eigensam", "refresh": 2, "alpha": 0.5},
     ],
-    ids=["sam", "gsam", "looksam", "aesam"],
+    ids=["sam", "gsam", "looksam", "aesam", "eigensam"],
 )
 def test_global_accumulation_is_the_whole_batchs_step(tmp_path, sam):
     """Two micro-batches of 4 with accumulation='global' (the variants' default) train
@@ -417,7 +418,7 @@ def test_global_accumulation_is_the_whole_batchs_step(tmp_path, sam):
     halves, halves_logs = _run(tmp_path, 2, **sam)
     kinds = [r["sam_steps"] for r in whole_logs]
     assert [r["sam_steps"] for r in halves_logs] == kinds and len(kinds) == 6
-    if "variant" in sam and sam["variant"] != "gsam":  # their plain steps are covered too
+    if sam.get("variant") in ("looksam", "aesam"):  # their plain steps are covered too
         assert set(kinds) == {0.0, 1.0}
     for a, b in zip(whole_logs, halves_logs, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -516,3 +517,28 @@ def test_the_loss_scale_is_divided_out_of_sam_statistics_and_aesam_decisions(tmp
     assert scaled_norms == pytest.approx(norms, rel=1e-4)
     for p, q in zip(model.parameters(), scaled_model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_eigensam_refreshes_in_the_trainer_with_its_options(tmp_path):
+    """alpha, refresh and iterations reach the variant; the Trainer's step plan refreshes
+    v through BERT's scaled dot-product attention (6 steps, refresh 2: at steps 2 and 4);
+    unset, the authors' code's defaults; refresh without Eigen-SAM is refused."""
+    config = SAMConfig(rho=0.1, variant="eigensam", alpha=0.5, refresh=2, iterations=3)
+    trainer = SAMTrainer(
+        model=tiny_bert(),
+        args=_args(tmp_path, per_device_train_batch_size=8, num_train_epochs=1, optim="sgd"),
+        train_dataset=toy_dataset(48),
+        sam_config=config,
+    )
+    trainer.train()
+    variant = trainer.sam_optimizer.engine.variant
+    assert (variant.alpha, variant.refresh, variant.iterations) == (0.5, 2, 3)
+    assert variant.refreshed_at == 4 and len(variant.v) > 0
+    norm = sum((v.double() ** 2).sum() for v in variant.v.values()).sqrt()
+    assert norm.item() == pytest.approx(1.0)
+    default = SAMConfig(variant="eigensam").make_variant()
+    assert (default.alpha, default.refresh, default.iterations) == (0.2, 100, 5)
+    with pytest.raises(ValueError, match=r"refresh=2 with variant='gsam': only variant="):
+        SAMConfig(variant="gsam", refresh=2)
+    with pytest.raises(ValueError, match=r"adaptive=True with variant='eigensam'"):
+        SAMConfig(variant="eigensam", adaptive=True)

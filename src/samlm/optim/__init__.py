@@ -6,9 +6,10 @@ primitives: perturb, restore, finish) in the order of a step plan (plan.py: whic
 run on which examples, the decision after the ascent, skip, settle), which
 :func:`sam_step` (step.py: ascent fraction, m-sharpness, accumulation, GradScaler, DDP)
 and ``samlm.training.SAMTrainer`` execute with their own passes. Around them: the rho
-schedules (schedule.py), the variants GSAM, LookSAM and AE-SAM (variants.py), the
-foreach kernels (functional.py), collectives (comm.py), parameter groups (groups.py),
-checkpoints (checkpoint.py) and per-step statistics (stats.py).
+schedules (schedule.py), the variants GSAM, LookSAM, AE-SAM and Eigen-SAM (variants.py;
+Eigen-SAM's Hessian-vector products and power iteration in hessian.py), the foreach
+kernels (functional.py), collectives (comm.py), parameter groups (groups.py), checkpoints
+(checkpoint.py) and per-step statistics (stats.py).
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint

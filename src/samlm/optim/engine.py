@@ -41,6 +41,7 @@ from torch.distributed.tensor import DTensor
 
 from . import comm
 from . import functional as F
+from .hessian import HVP
 from .rng import RNGReplay
 from .schedule import Schedule
 from .stats import SAMStats
@@ -152,6 +153,8 @@ class Engine:
         self._settled = False  # the variant's change of a plain step's gradient is applied
         self._skip_pending = False
         self._units = 0  # units begun in the current step
+        self._planned = False  # a step plan runs this step (it can refresh a variant)
+        self._hvps = 0  # Hessian-vector products of the current step (a variant's refresh)
         self._backups: dict[Tensor, Tensor] = {}
         self._pending: _Perturbation | None = None
         self.timing = False
@@ -277,7 +280,7 @@ class Engine:
         if self._pending is not None:
             raise RuntimeError("SAM.perturb() called twice: call restore() or step() first")
         self._recorded = True
-        stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss)
+        stats = self.stats = SAMStats(skipped_steps=self.skipped_steps, loss=loss, hvps=self._hvps)
         if not self.is_sam_step():
             return False
         chosen = self._collect(grads)
@@ -292,6 +295,8 @@ class Engine:
                            c.rho, c.eta)
             for c in chosen
         ]  # fmt: skip
+        if self.variant is not None:
+            self._variant_ascent(chosen, ascents)
         rows = [torch.stack([a.grad_sq, a.scaled_sq, a.direction_sq]) for a in ascents]
         squares = reduction.squares(torch.stack(rows) if rows else torch.zeros(0, 3))
         host = squares.cpu().tolist()  # the ascent's one host synchronisation
@@ -322,6 +327,65 @@ class Engine:
         e_sq = sum(a.rho**2 * row[2] for a, row in zip(ascents, host, strict=True))
         stats.perturbation_norm = math.sqrt(e_sq) / (scaled_norm or 1.0)
         return True
+
+    def _variant_ascent(self, chosen: list[_Group], ascents: list[F.AscentGroup]) -> None:
+        """Replace SAM's ascent direction ``g`` by the variant's (Eigen-SAM's), group by
+        group (each keeps its ``rho``); ``||g||`` stays the normaliser. A variant that
+        needs the step's loss is refused outside a step plan."""
+        if self.variant.needs_loss and not self._planned:  # type: ignore[union-attr]
+            raise ValueError(
+                f"{self.variant!r} refreshes from the step's loss, which SAM.step(closure) and "
+                "perturb() do not have: step with samlm.sam_step or SAMTrainer"
+            )
+        if not self.variant.changes_ascent:  # type: ignore[union-attr]
+            return
+        if any(c.eta is not None for c in chosen):
+            raise ValueError(
+                f"{self.variant!r} with adaptive=True (ASAM): its perturbation is defined "
+                "on SAM's ball; use adaptive=False"
+            )
+        params = [p for c in chosen for p in c.params]
+        reduce = comm.Reduction.of(params, None, None).total
+        grads = [g for a in ascents for g in a.grads]
+        direction = self.variant.ascent_direction(params, grads, reduce)  # type: ignore[union-attr]
+        at = 0
+        for a in ascents if direction is not None else ():
+            a.direction = direction[at : at + len(a.grads)]  # type: ignore[index]
+            a.direction_sq = F.squared_norms(a.direction)
+            at += len(a.grads)
+
+    def refresh_due(self) -> bool:
+        """Whether the variant refreshes before this (SAM) step's passes."""
+        self._planned = True  # asked by the plan, which can hand the variant the loss
+        return self.variant is not None and self.variant.refresh_due(self.clock)
+
+    def refresh_variant(self, product_of: Callable[[list[Tensor]], HVP]) -> None:
+        """Refresh the variant (Eigen-SAM's ``v``) from ``product_of(params)``, the
+        Hessian-vector products of the step's loss over the perturbed parameters;
+        under DDP (``synchronized``) each product is averaged over the replicas, as the
+        ascent gradients are."""
+        params = [
+            p
+            for g in self.groups()
+            if g["perturb"] and self.schedule.rho(g, self.clock) > 0.0
+            for p in g["params"]
+            if p.requires_grad
+        ]
+        reduction = comm.Reduction.of(params, self.distributed, self.process_group)
+        if reduction.case == "sharded":
+            raise ValueError(
+                f"{self.variant!r} with sharded (FSDP) parameters: its Hessian-vector "
+                "products are not supported on shards; use DDP"
+            )
+        product = product_of(params)
+
+        def averaged(v: list[Tensor]) -> list[Tensor]:
+            self._hvps += 1
+            hv = product(v)
+            reduction.gradients_(hv)
+            return hv
+
+        self.variant.refresh_(params, averaged, self.clock)  # type: ignore[union-attr]
 
     def _collect(self, grads: Grads | None) -> list[_Group]:
         """The perturbed groups with a radius > 0, and their parameters that have a
@@ -482,3 +546,5 @@ class Engine:
         self._recorded = False
         self._settled = False
         self._units = 0
+        self._planned = False
+        self._hvps = 0

@@ -17,6 +17,15 @@ they differ only in how a pass runs (their :class:`Passes`). A plan holds the st
 
   and ``L(w) = sum_u (n_u / n) L_u``, ``L(w + e)`` the weighted sum of the second passes.
 
+Before a SAM step's passes, a variant that refreshes from the loss (Eigen-SAM) gets
+Hessian-vector products of the step's loss ``sum_i (n_i / n) L_i`` over the perturbed
+parameters, under ``no_sync``: with one micro-batch, one forward and backward kept as
+a graph and one double backward per product; with several, a forward, backward and
+double backward per micro-batch and product (one graph alive at a time). The refresh's
+forwards run scaled dot-product attention on its math backend (the fused CPU and CUDA
+kernels have no double backward); a model whose forward has another op without one
+(``attn_implementation="flash_attention_2"``) is refused by name.
+
 A non-finite ascent gradient ends the step there, with that gradient in ``p.grad`` (a
 GradScaler, or :meth:`Engine.finish`'s check, then skips the update). When the plan's
 last backward completes the step's gradient it settles the variant's direction
@@ -27,13 +36,19 @@ clipping and ``optimizer.step()``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
+from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
 from .batching import split_batch
 from .engine import Engine, Grads
+from .hessian import HVP, gradient_graph, hvp
 
 Piece = tuple[Any, int]  # a micro-batch (or a chunk of one) and its number of examples
 
@@ -54,6 +69,14 @@ class Passes(Protocol):
 
     def grad_scale(self) -> float:
         """The loss scale the gradients carry (a GradScaler's), 1 without one."""
+        ...
+
+    def loss_fn(self, batch: Any) -> Tensor:
+        """The mean loss of ``batch`` with its graph (unscaled; no backward)."""
+        ...
+
+    def no_sync(self) -> contextlib.AbstractContextManager:
+        """Where a pass must not synchronise the replicas (DDP's ``no_sync``)."""
         ...
 
 
@@ -106,13 +129,52 @@ class StepPlan:
             loss = passes.backward(self._weighted(self.micro), last=True)
             engine.record_plain(loss)
             outcome = Outcome(loss, loss_from_backward=True)
-        elif engine.variant is not None and engine.variant.decides_after_ascent:
-            outcome = self._decide_after_ascent(engine, passes)
         else:
-            outcome = self._sam_units(engine, passes)
+            if engine.refresh_due():
+                self._refresh(engine, passes)
+            if engine.variant is not None and engine.variant.decides_after_ascent:
+                outcome = self._decide_after_ascent(engine, passes)
+            else:
+                outcome = self._sam_units(engine, passes)
         if self.completes_step and not outcome.skipped:
             engine.settle_direction()
         return outcome
+
+    def _refresh(self, engine: Engine, passes: Passes) -> None:
+        """Hand the variant the products ``v -> H v`` of the step's loss (all its
+        micro-batches, weighted)."""
+        pieces = self._weighted(self.micro)
+
+        def graph(params: list[Tensor], batch: Any, weight: float) -> list[Tensor | None]:
+            with sdpa_kernel(SDPBackend.MATH):  # differentiable twice
+                return gradient_graph(passes.loss_fn(batch) * weight, params)
+
+        def product_of(params: list[Tensor]) -> HVP:
+            if len(pieces) == 1:
+                kept = graph(params, *pieces[0])
+                return lambda v: hvp(kept, params, v, keep=True)
+
+            def product(v: list[Tensor]) -> list[Tensor]:
+                total = [torch.zeros_like(p) for p in params]
+                for batch, weight in pieces:
+                    torch._foreach_add_(
+                        total, hvp(graph(params, batch, weight), params, v, keep=False)
+                    )
+                return total
+
+            return product
+
+        try:
+            with passes.no_sync():
+                engine.refresh_variant(product_of)
+        except RuntimeError as err:
+            if "derivative for" not in str(err):
+                raise
+            raise ValueError(
+                f"{engine.variant!r} needs Hessian-vector products (a double backward), and "
+                f"an op of the model's forward has no second derivative ({err}); load the "
+                "model with attn_implementation='eager' or 'sdpa' (not 'flash_attention_2')"
+            ) from err
 
     def _weighted(self, pieces: list[Piece]) -> list[tuple[Any, float]]:
         return [(batch, size / self.n) for batch, size in pieces]

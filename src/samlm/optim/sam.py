@@ -82,9 +82,11 @@ class SAM(torch.optim.Optimizer):
         rho_min: with ``rho_schedule="lr"``, rho falls with the learning rate from ``rho``
             to ``rho_min`` (GSAM's schedule).
         variant: a :mod:`samlm.optim.variants` object that changes the update direction
-            or the steps that perturb (``GSAM(alpha)``, ``LookSAM(k, alpha)``, ``AESAM()``;
-            LookSAM's ``k`` is the interval). Under DDP a variant needs
-            ``distributed="synchronized"``; AE-SAM's first pass is then DDP's ordinary
+            or the steps that perturb (``GSAM(alpha)``, ``LookSAM(k, alpha)``, ``AESAM()``,
+            ``EigenSAM(alpha, refresh, iterations)``; LookSAM's ``k`` is the interval).
+            Eigen-SAM refreshes from the step's loss: step it with :func:`sam_step` or
+            ``SAMTrainer`` (``step(closure)`` and ``perturb()`` refuse it). Under DDP a
+            variant needs ``distributed="synchronized"``; AE-SAM's first pass is then DDP's ordinary
             (averaged) backward, not under ``no_sync``, since a plain step uses it.
     """
 
@@ -377,7 +379,7 @@ def _variant_interval(variant: Any, interval: int, distributed: str | None) -> i
     if not isinstance(variant, Variant) or type(variant) is Variant:
         raise ValueError(
             f"variant={variant!r} must be a samlm.optim.variants.Variant subclass "
-            "(GSAM, LookSAM, AESAM or one's own, with its name)"
+            "(GSAM, LookSAM, AESAM, EigenSAM or one's own, with its name)"
         )
     if variant.interval is not None and interval != 1:
         raise ValueError(
@@ -386,8 +388,9 @@ def _variant_interval(variant: Any, interval: int, distributed: str | None) -> i
     if distributed == "per_replica":
         raise ValueError(
             f"{variant!r} with distributed='per_replica': each replica would change its "
-            "gradient (GSAM, LookSAM) or decide to perturb (AE-SAM) from its own "
-            "gradient, and the replicas would fall out of step; use 'synchronized'"
+            "gradient (GSAM, LookSAM), decide to perturb (AE-SAM) or estimate its Hessian's "
+            "eigenvector (Eigen-SAM) on its own, and the replicas would fall out of step; "
+            "use 'synchronized'"
         )
     return variant.interval or interval
 

@@ -27,6 +27,7 @@ class SAMStats:
     * ``cosine``: cos(g, g_sam) between the gradient at w and the gradient at w + e, over
       the perturbed parameters (NaN unless ``SAM(track_cosine=True)``).
     * ``skipped_steps``: steps skipped so far because a gradient was not finite.
+    * ``hvps``: Hessian-vector products the step ran (Eigen-SAM's refresh).
     """
 
     sam_step: bool = False
@@ -37,6 +38,7 @@ class SAMStats:
     loss: Tensor | float | None = None
     loss_perturbed: Tensor | float | None = None
     same_examples: bool = True
+    hvps: int = 0
     _polarisation: tuple[Tensor, float, Tensor] | None = field(default=None, repr=False)
 
     @property

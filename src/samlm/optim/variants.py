@@ -12,6 +12,10 @@ With ``g`` the clean gradient (the ascent's, at ``w``) and ``g_s`` the SAM gradi
   ``g + alpha * (||g|| / ||g_v||) * g_v``.
 * AE-SAM (Jiang et al., ICLR 2023): a SAM step only when ``||g||^2`` is
   high against its running mean and deviation; otherwise a plain step with ``g``.
+* Eigen-SAM (Luo et al., NeurIPS 2024): the perturbation
+  ``e = rho [g_hat + alpha sign(<g, v>) (v - <v, g_hat> g_hat)]``, ``g_hat = g / ||g||``,
+  with ``v`` the Hessian's top eigenvector, refreshed by a power iteration every
+  ``refresh`` steps.
 
 Each class says its equation, its defaults and where it departs from the paper. Norms
 and inner products are global over the perturbed parameters (summed over the shards of
@@ -33,6 +37,7 @@ import torch
 from torch import Tensor
 
 from . import functional as F
+from .hessian import HVP, power_iteration
 from .validation import in_interval, positive_float, positive_int
 
 Reduce = Callable[[Tensor], Tensor]  # a sum over the shards of a scalar (identity unsharded)
@@ -57,6 +62,8 @@ class Variant:
     interval: int | None = None  # the SAM steps' period, when the variant sets it
     needs_clean_gradient = True  # g kept next to g_s through the second pass
     decides_after_ascent = False  # whether a step perturbs is known from ||g|| only
+    changes_ascent = False  # ascent_direction replaces SAM's direction g (Eigen-SAM)
+    needs_loss = False  # the step plan must hand it the step's loss (Eigen-SAM's refresh)
     # state_dict entries mapping a parameter's index to a tensor shaped like its gradient
     # (its local shard under FSDP), which checkpoints save and shard like the parameter
     param_buffers: tuple[str, ...] = ()
@@ -93,6 +100,21 @@ class Variant:
     def plain_gradient_(self, params: list[Tensor], grads: list[Tensor], reduce: Reduce) -> None:
         """Adjust a plain step's gradients in place (default: leave them); ``params`` are
         the perturbed groups' parameters with a gradient, ``grads`` their gradients."""
+
+    def ascent_direction(
+        self, params: list[Tensor], grads: list[Tensor], reduce: Reduce
+    ) -> list[Tensor] | None:
+        """``D`` with ``e = rho D / ||g||`` in place of SAM's ``D = g`` (new tensors, one
+        per gradient), or ``None`` to keep SAM's. Called only when ``changes_ascent``."""
+        return None
+
+    def refresh_due(self, clock: int) -> bool:
+        """Whether a SAM step at ``clock`` must first call :meth:`refresh_`."""
+        return False
+
+    def refresh_(self, params: list[Tensor], product: HVP, clock: int) -> None:
+        """Refresh the variant's state from Hessian-vector products ``v -> H v`` over
+        ``params`` (the perturbed parameters) on the step's batch."""
 
     def state_dict(self, index: dict[Tensor, int]) -> dict[str, Any]:
         return {}
@@ -296,4 +318,100 @@ class AESAM(Variant):
         )
 
 
-VARIANTS = {"gsam": GSAM, "looksam": LookSAM, "aesam": AESAM}
+class EigenSAM(Variant):
+    """Eigen-SAM: the ascent leans towards the Hessian's top eigenvector ``v`` (unit norm,
+    largest ``|lambda|``): ``e = rho [g_hat + alpha s (v - <v, g_hat> g_hat)]``,
+    ``g_hat = g / ||g||``, ``s = sign(<g, v>)`` (0 when ``<g, v> = 0``), not
+    renormalised; then SAM's second pass and base step. With several groups each takes
+    its own ``rho`` times its share of the bracket. ``v`` is refreshed on the first SAM
+    step at least ``refresh`` steps of SAM's clock after the last refresh (or step 0):
+    ``iterations`` power iterations ``v <- H v / ||H v||`` by double backward on the
+    step's batch, over the perturbed parameters, warm-started from the previous ``v``,
+    before the step's own passes. Cost of a refresh: one forward and backward (kept as a
+    graph) and ``iterations`` Hessian-vector products (with accumulation, a forward,
+    backward and product per micro-batch and iteration).
+
+    ``alpha >= 0`` (``alpha = 0`` is SAM: no refresh, no product); defaults
+    ``alpha = 0.2``, ``refresh = 100``, ``iterations = 5``: the authors' code
+    (RitianLuo/EigenSAM, ``train.py``'s ``--alpha``, ``--freq``, ``steps=5``).
+
+    Departures from the authors' code: until the first ``v`` exists the step is SAM's,
+    ``e = rho g / ||g||`` (the code perturbs by ``rho g``, unnormalised); the refresh
+    counts SAM's clock (the code: the step index within the epoch, ``step % freq == 0
+    and step > 0``, so every epoch restarts it); the refresh runs in the mode the
+    step's passes run (training: dropout on, one mask for the refresh's forward, shared
+    by its iterations; the code switches to eval mode); the first ``v`` starts from a
+    Gaussian of a fixed seed (the code: unseeded); no ``1e-12`` in the norms (a zero
+    ``g`` does not perturb; a zero or non-finite ``H v`` keeps the previous ``v``). No
+    ASAM (``adaptive=True`` is refused), no FSDP (refused by name); under DDP the
+    products are averaged over the replicas like the ascent gradients
+    (``distributed="synchronized"``).
+    """
+
+    name = "eigensam"
+    needs_clean_gradient = False
+    changes_ascent = True
+    needs_loss = True
+    param_buffers = ("v",)
+    whole_batch = (
+        "its perturbation uses the gradient of the batch whose Hessian it estimates, and a "
+        "partial ascent would perturb from part of the batch"
+    )
+    SEED = 0  # of the first v's Gaussian start
+
+    def __init__(self, alpha: float = 0.2, refresh: int = 100, iterations: int = 5) -> None:
+        self.alpha = positive_float("alpha", alpha, allow_zero=True)
+        self.refresh = positive_int("refresh", refresh)
+        self.iterations = positive_int("iterations", iterations)
+        self.v: dict[Tensor, Tensor] = {}
+        self.refreshed_at = 0  # SAM's clock at the last refresh
+
+    def refresh_due(self, clock):
+        return self.alpha > 0.0 and clock - self.refreshed_at >= self.refresh
+
+    def refresh_(self, params, product, clock):
+        warm = [self.v.get(p) for p in params]
+        if any(v is None or v.shape != p.shape for v, p in zip(warm, params, strict=True)):
+            gen = torch.Generator().manual_seed(self.SEED)
+            warm = [torch.randn(p.shape, generator=gen).to(p) for p in params]
+        fresh = power_iteration(product, warm, self.iterations)  # type: ignore[arg-type]
+        self.refreshed_at = clock
+        if fresh is not None:  # else keep the last v (none before the first)
+            self.v = dict(zip(params, fresh, strict=True))
+
+    def ascent_direction(self, params, grads, reduce):
+        # e = rho/||g|| [(1 - alpha s <v, g>/||g||) g + alpha s ||g|| v]
+        vs = [self.v.get(p) for p in params]
+        pairs = [(g, v) for g, v in zip(grads, vs, strict=True) if v is not None]
+        if not pairs or self.alpha == 0.0:
+            return None
+        dot = _dot([g for g, _ in pairs], [v for _, v in pairs]).to(torch.float64)
+        squares = torch.stack([F.squared_norms(grads).to(torch.float64), dot])
+        g_sq, gv = reduce(squares).cpu().tolist()
+        if not (math.isfinite(g_sq) and math.isfinite(gv)) or g_sq == 0.0:
+            return None  # a skipped step, or no perturbation
+        norm, sign = math.sqrt(g_sq), float((gv > 0) - (gv < 0))
+        direction = torch._foreach_mul(grads, 1.0 - self.alpha * sign * gv / norm)
+        lean = [(d, v) for d, v in zip(direction, vs, strict=True) if v is not None]
+        lean_by = self.alpha * sign * norm
+        torch._foreach_add_([d for d, _ in lean], [v for _, v in lean], alpha=lean_by)
+        return direction
+
+    def state_dict(self, index):
+        return {
+            "v": {index[p]: v for p, v in self.v.items() if p in index},
+            "refreshed_at": self.refreshed_at,
+        }
+
+    def load_state_dict(self, state, params):
+        self.v = {
+            params[i]: v.to(device=params[i].device, copy=True)
+            for i, v in state.get("v", {}).items()
+        }
+        self.refreshed_at = int(state.get("refreshed_at", 0))
+
+    def __repr__(self) -> str:
+        return f"EigenSAM(alpha={self.alpha}, refresh={self.refresh}, iterations={self.iterations})"
+
+
+VARIANTS = {"gsam": GSAM, "looksam": LookSAM, "aesam": AESAM, "eigensam": EigenSAM}

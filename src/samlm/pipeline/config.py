@@ -20,13 +20,14 @@ from typing import Any
 import yaml
 
 from ..training.bar import BAR, BAR_SCHEDULES, BAR_VARIANTS
-from ..training.config import AESAM_OPTIONS, SAMConfig
+from ..training.config import AESAM_OPTIONS, EIGENSAM_OPTIONS, SAMConfig
 from ..training.flat_lora import FlatLoRA
 from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
 from .mixing import MIXINGS, MIXTURES
 
-METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam")
+METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam", "eigensam")
+VARIANT_METHODS = ("gsam", "looksam", "aesam", "eigensam")  # SAMConfig.variant
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
 MODELLING = ("auto", "encoder", "text2text", "causal")
 
@@ -60,6 +61,8 @@ class TrainConfig:
     aesam_delta: float | None = None
     aesam_lambda_1: float | None = None
     aesam_lambda_2: float | None = None
+    eigensam_refresh: int | None = None
+    eigensam_iterations: int | None = None
     peft: str = "none"
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -176,6 +179,7 @@ class TrainConfig:
             "gsam": ("alpha",),
             "looksam": ("alpha", "looksam_k"),
             "aesam": AESAM_FLAGS,
+            "eigensam": ("alpha", *EIGENSAM_FLAGS),
         }
         if self.optimizer == "baseline":
             inert = [n for n in SAM_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
@@ -185,7 +189,7 @@ class TrainConfig:
                     f"{_given(self, inert)} {verb} an effect only with a SAM optimizer, not "
                     "--optimizer baseline (no SAM step uses them)"
                 )
-        for name in ("eta", "alpha", "looksam_k", *AESAM_FLAGS):
+        for name in ("eta", "alpha", "looksam_k", *AESAM_FLAGS, *EIGENSAM_FLAGS):
             users = [m for m, names in owners.items() if name in names]
             if getattr(self, name) != FIELD_DEFAULTS[name] and self.optimizer not in users:
                 raise ValueError(
@@ -299,12 +303,14 @@ class TrainConfig:
             probability=self.probability,
             rho_schedule=self.rho_schedule or ("lr" if self.optimizer == "gsam" else "constant"),
             rho_min=self.rho_min,
-            variant=self.optimizer if self.optimizer in ("gsam", "looksam", "aesam") else None,
+            variant=self.optimizer if self.optimizer in VARIANT_METHODS else None,
             alpha=self.alpha,
             k=self.looksam_k,
             delta=self.aesam_delta,
             lambda_1=self.aesam_lambda_1,
             lambda_2=self.aesam_lambda_2,
+            refresh=self.eigensam_refresh,
+            iterations=self.eigensam_iterations,
             warmup_steps=self.rho_warmup_steps,
             sam_start_step=self.sam_start_step,
             exclude_head=self.exclude_head,
@@ -337,10 +343,12 @@ class TrainConfig:
 
 _TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
 AESAM_FLAGS = tuple("aesam_" + name for name in AESAM_OPTIONS)  # AE-SAM's options here
+EIGENSAM_FLAGS = tuple("eigensam_" + name for name in EIGENSAM_OPTIONS)  # Eigen-SAM's
 # options that only a SAM step uses (inert with --optimizer baseline)
 SAM_OPTIONS = (
     "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
     "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", *AESAM_FLAGS,
+    *EIGENSAM_FLAGS,
     "sam_start_step", "exclude_head", "same_dropout", "distributed_sam", "sam_accumulation",
 )  # fmt: skip
 LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
@@ -351,6 +359,7 @@ SAM_NAMES = {
     "distributed": "distributed_sam",
     "accumulation": "sam_accumulation",
     **{name: "aesam_" + name for name in AESAM_OPTIONS},
+    **{name: "eigensam_" + name for name in EIGENSAM_OPTIONS},
 }
 
 

@@ -18,6 +18,7 @@ from ..optim.validation import (
 from ..optim.variants import VARIANTS, Variant
 
 AESAM_OPTIONS = ("delta", "lambda_1", "lambda_2")  # AE-SAM's own options
+EIGENSAM_OPTIONS = ("refresh", "iterations")  # Eigen-SAM's own options (and alpha)
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,16 @@ class SAMConfig:
         track_cosine: report the cosine between the two passes' gradients.
         seed: seed of SAM's own generator (randomized SAM).
         rho_min: where ``rho_schedule="lr"`` takes rho at the end.
-        variant: ``"gsam"``, ``"looksam"`` or ``"aesam"`` (:mod:`samlm.optim.variants`),
-            or None for SAM / ASAM.
-        alpha: GSAM's and LookSAM's mixing weight (None: GSAM 0.4, LookSAM 0.7).
+        variant: ``"gsam"``, ``"looksam"``, ``"aesam"`` or ``"eigensam"``
+            (:mod:`samlm.optim.variants`), or None for SAM / ASAM.
+        alpha: GSAM's, LookSAM's and Eigen-SAM's mixing weight (None: GSAM 0.4, LookSAM
+            0.7, Eigen-SAM 0.2).
         k: LookSAM's period (a full SAM step every ``k`` steps).
         delta, lambda_1, lambda_2: AE-SAM's options (None:
             :class:`~samlm.optim.variants.AESAM`'s defaults).
+        refresh, iterations: Eigen-SAM's eigenvector refresh period (steps) and power
+            iterations (None: :class:`~samlm.optim.variants.EigenSAM`'s defaults, 100 and
+            5, the authors' code).
         ascent_fraction: the share of each micro-batch the ascent gradient is taken on
             (Bahri et al. 2022 take a quarter).
         m: m-sharpness, chunks per micro-batch, each perturbed on its own.
@@ -88,6 +93,8 @@ class SAMConfig:
     delta: float | None = None
     lambda_1: float | None = None
     lambda_2: float | None = None
+    refresh: int | None = None
+    iterations: int | None = None
     rho_min: float = 0.0
     accumulation: str | None = None
 
@@ -104,7 +111,12 @@ class SAMConfig:
             self.rho_min,
         ).check_rho(self.rho)
         one_of("variant", self.variant, tuple(VARIANTS), none_ok=True)
-        for names, users in ((("alpha",), ("gsam", "looksam")), (AESAM_OPTIONS, ("aesam",))):
+        owners = (
+            (("alpha",), ("gsam", "looksam", "eigensam")),
+            (AESAM_OPTIONS, ("aesam",)),
+            (EIGENSAM_OPTIONS, ("eigensam",)),
+        )
+        for names, users in owners:
             given = [f"{n}={getattr(self, n)!r}" for n in names if getattr(self, n) is not None]
             if given and self.variant not in users:
                 raise ValueError(
@@ -119,6 +131,10 @@ class SAMConfig:
             )
         if variant is not None:
             variant.check_ascent_fraction(self.ascent_fraction)
+        if self.variant == "eigensam" and self.adaptive:
+            raise ValueError(
+                "adaptive=True with variant='eigensam': its ascent is SAM's, not ASAM's"
+            )
         if self.variant == "looksam" and self.interval != 1:
             raise ValueError(
                 f"interval={self.interval} with variant='looksam': its k is the interval"
@@ -159,6 +175,9 @@ class SAMConfig:
             given = {n: getattr(self, n) for n in AESAM_OPTIONS if getattr(self, n) is not None}
             return VARIANTS["aesam"](**given)
         alpha = {} if self.alpha is None else {"alpha": self.alpha}
+        if self.variant == "eigensam":
+            given = {n: getattr(self, n) for n in EIGENSAM_OPTIONS if getattr(self, n) is not None}
+            return VARIANTS["eigensam"](**alpha, **given)
         if self.variant == "looksam":
             return VARIANTS["looksam"](k=self.k, **alpha)
         return VARIANTS[self.variant](**alpha)
