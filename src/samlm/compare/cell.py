@@ -7,10 +7,12 @@ store.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,23 @@ def _scores(task: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _one_bar() -> Iterator[None]:
+    """The grid's bar alone: the libraries' bars and warnings off inside, as they were
+    after (a cell may run in the driver's own process, as the tests run some)."""
+    import transformers
+
+    from ..hf_bars import hf_bars
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        with hf_bars(False):
+            yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
 def run_cell(
     spec: dict[str, Any],
     cell: dict[str, Any],
@@ -112,17 +131,24 @@ def run_cell(
 ) -> dict:
     """Train one cell (in a worker process) at ``setting`` (learning rate, rho; a trial
     at its grid point) and return its results-store record."""
-    import torch
-    import transformers
+    with _one_bar():
+        return _run_cell(spec, cell, folder, threads, setting)
 
-    from ..hf_bars import disable_hf_bars
+
+def _run_cell(
+    spec: dict[str, Any],
+    cell: dict[str, Any],
+    folder: str,
+    threads: int,
+    setting: dict[str, Any] | None,
+) -> dict:
+    import torch
+
     from ..pipeline import TrainConfig, train
     from ..training.clock import StepClock, machine_id
     from .progress import training_callback
 
     torch.set_num_threads(threads)
-    transformers.logging.set_verbosity_error()  # one progress bar: the grid's
-    disable_hf_bars()
     grid, c = GridSpec(**spec), Cell(**cell)
     out = Path(folder) / "cells" / c.folder
     record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
