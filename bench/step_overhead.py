@@ -606,6 +606,8 @@ def print_efficient(times: timing.Timings, opts: dict[str, Any]) -> None:
             f"{mean[name] / mean['sam']:>8.3f}"
         )
     print(f"(plain {mean['plain']:.1f} ms, sam {mean['sam']:.1f} ms; LookSAM k={LOOKSAM_K})")
+    if not {"eigensam", "eigensam_refresh"} <= set(names):
+        return  # --variants left one of Eigen-SAM's two rows out
     k, refresh = EIGENSAM_REFRESH, opts["eigensam_refresh"].last_stats.hvps
     amortised = ((k - 1) * mean["eigensam"] + mean["eigensam_refresh"]) / k
     print(
