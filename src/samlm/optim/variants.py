@@ -123,6 +123,16 @@ class Variant:
         """Load what :meth:`state_dict` gave (missing keys keep their defaults)."""
 
 
+def _saved(buffers: dict[Tensor, Tensor], index: dict[Tensor, int]) -> dict[int, Tensor]:
+    """A per-parameter buffer (``param_buffers``) keyed by the parameter's index."""
+    return {index[p]: v for p, v in buffers.items() if p in index}
+
+
+def _loaded(saved: dict[int, Tensor], params: dict[int, Tensor]) -> dict[Tensor, Tensor]:
+    """:func:`_saved`'s buffers back, each a copy on its parameter's device."""
+    return {params[i]: v.to(device=params[i].device, copy=True) for i, v in saved.items()}
+
+
 def _inner_products(
     clean: list[Tensor], sam: list[Tensor], reduce: Reduce
 ) -> tuple[float, float, float]:
@@ -228,16 +238,10 @@ class LookSAM(Variant):
         torch._foreach_add_([g for g, _ in pairs], [v for _, v in pairs], alpha=scale)
 
     def state_dict(self, index):
-        return {
-            "g_v": {index[p]: v for p, v in self.g_v.items() if p in index},
-            "g_v_sq": self.g_v_sq,
-        }
+        return {"g_v": _saved(self.g_v, index), "g_v_sq": self.g_v_sq}
 
     def load_state_dict(self, state, params):
-        self.g_v = {
-            params[i]: v.to(device=params[i].device, copy=True)
-            for i, v in state.get("g_v", {}).items()
-        }
+        self.g_v = _loaded(state.get("g_v", {}), params)
         self.g_v_sq = float(state.get("g_v_sq", 0.0))
 
     def __repr__(self) -> str:
@@ -398,16 +402,10 @@ class EigenSAM(Variant):
         return direction
 
     def state_dict(self, index):
-        return {
-            "v": {index[p]: v for p, v in self.v.items() if p in index},
-            "refreshed_at": self.refreshed_at,
-        }
+        return {"v": _saved(self.v, index), "refreshed_at": self.refreshed_at}
 
     def load_state_dict(self, state, params):
-        self.v = {
-            params[i]: v.to(device=params[i].device, copy=True)
-            for i, v in state.get("v", {}).items()
-        }
+        self.v = _loaded(state.get("v", {}), params)
         self.refreshed_at = int(state.get("refreshed_at", 0))
 
     def __repr__(self) -> str:
