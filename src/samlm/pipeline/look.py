@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from ..tasks import Task, load_split, subsample
+from ..tasks.rows import label_values, take
 from .data import STRATIFIED, validation_plan
 
 TOKEN_SAMPLE = 2000  # training rows whose length is measured (a seeded sample)
 PERCENTILES = (50, 90, 95, 99)
+BATCH = 256  # texts tokenized at a time
 
 
 def _text(task: Task, example: Any) -> tuple[str, str | None]:
@@ -30,16 +32,18 @@ def token_lengths(task: Task, examples: list, tokenizer: Any) -> dict[str, Any]:
     if len(examples) > TOKEN_SAMPLE:
         sample = subsample(examples, size=TOKEN_SAMPLE, seed=0, stratify=False)
     pairs = [_text(task, ex) for ex in sample]
-    if all(b is not None for _, b in pairs):
-        ids = tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]
-    else:
-        ids = tokenizer([a for a, _ in pairs])["input_ids"]
-    lengths = np.array([len(x) for x in ids])
+    both = all(b is not None for _, b in pairs)
+    lengths: list[int] = []
+    for start in range(0, len(pairs), BATCH):  # a batch at a time: only lengths are kept
+        batch = pairs[start : start + BATCH]
+        first = [a for a, _ in batch]
+        ids = tokenizer(first, [b for _, b in batch]) if both else tokenizer(first)
+        lengths += [len(x) for x in ids["input_ids"]]
     return {
         "rows": len(sample),
         **{f"p{p}": int(np.percentile(lengths, p)) for p in PERCENTILES},
-        "max": int(lengths.max()),
-        "lengths": lengths,
+        "max": max(lengths),
+        "lengths": np.array(lengths),
     }
 
 
@@ -90,17 +94,18 @@ def look(
     out["files"] = {split: list(names) for split, names in task.files.items()}
     out["main_metric"], out["note"] = task.main_metric, task.data_note(data_dir)
     if task.kind in STRATIFIED and task.label_names:
-        counts = Counter(ex.label for ex in train)
+        counts = Counter(label_values(train))
         out["labels"] = {task.label_names[c]: n for c, n in sorted(counts.items())}
         majority = counts.most_common(1)[0][0]
-        gold = [ex for ex in reported if ex.label is not None]
-        if gold:
+        labelled = [i for i, y in enumerate(label_values(reported)) if y is not None]
+        if labelled:
+            gold = take(reported, labelled) if len(labelled) < len(reported) else reported
             out["majority"] = {
                 "class": task.label_names[majority],
                 **task.compute_metrics([majority] * len(gold), gold),
             }
     elif task.kind == "regression":
-        values = np.array([float(ex.label) for ex in train])
+        values = np.array(label_values(train), dtype=float)
         out["labels"] = {"mean": float(values.mean()), "sd": float(values.std())}
     lengths = token_lengths(task, train, tokenizer)
     out["longer_than_max_length"] = float((lengths.pop("lengths") > max_length).mean())

@@ -271,7 +271,9 @@ class Task:
                 if not ex.answers:
                     raise ValueError(f"{self.name}: example {i} has no gold answer")
             return metric(predictions, [list(ex.answers) for ex in examples])
-        golds = [ex.label for ex in examples]
+        from .rows import label_values  # a user's rows: their labels, no Examples made
+
+        golds = label_values(examples)
         if any(g is None for g in golds):
             raise ValueError(f"{self.name}: example {golds.index(None)} has no label")
         labels = [self.to_label(p, g) for p, g in zip(predictions, golds, strict=True)]
