@@ -23,17 +23,20 @@ upwards, and so not what ``samlm compare`` does).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..optim.validation import one_of
 from ..tasks import Example, Task, load_split, resolve_data_dir, subsample
-from ..tasks.sampling import split_sample
+from ..tasks.rows import label_values
+from ..tasks.sampling import allocate, split_sample
 
 STRATIFIED = ("classification", "multiple_choice")
 VALIDATION_SEED = 2_147_483_647  # the validation sample's own seed, apart from run seeds
 VALIDATION_FROM = ("auto", "train", "dev")
+SHOWN = 5  # classes a problem names
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,35 @@ def run_splits(
             f"train_size={train_size} is larger than the {len(pool)} training examples of "
             f"{task.name}" + (" left after the validation sample" if source == "train" else "")
         )
+    problem = stratified_problem(task, pool, train_size)
+    if problem:
+        raise ValueError(problem)
     reported = _cap(task, dev, eval_size)
     train = _subset(task, pool, train_size, train_fraction, seed)
     return Splits(train, reported if validation is None else validation, reported, source)
+
+
+def stratified_problem(task: Task, pool: Sequence[Example], size: int | None) -> str | None:
+    """What is wrong with a stratified training subset of ``size`` drawn from ``pool``
+    when a user's classification task has more classes than ``size``: the subset gives
+    the smallest classes no row (``allocate``'s quotas). The message names them and the
+    sizes; None when every class gets a row. ``samlm train``, ``samlm tasks`` and
+    ``samlm compare``'s grid check all ask this."""
+    names = task.label_names
+    user_classes = task.benchmark == "user" and task.kind == "classification"
+    if not user_classes or size is None or not 0 < size < len(names):
+        return None
+    counts = Counter(label_values(pool))
+    quota = allocate(dict(counts), size)
+    left = [c for c in range(len(names)) if not quota.get(c)]
+    rows = {c: f"{counts.get(c, 0)} row{'' if counts.get(c, 0) == 1 else 's'}" for c in left}
+    shown = ", ".join(f"{names[c]!r} ({rows[c]})" for c in left[:SHOWN])
+    more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
+    return (
+        f"{task.name}: size {size} is smaller than its {len(names)} classes: the stratified "
+        f"training subset of {size} would hold no row of class {shown}{more}; give a size of "
+        f"at least {len(names)}"
+    )
 
 
 def size_note(splits: Splits, validation_size: int | None, eval_size: int | None) -> str | None:

@@ -6,14 +6,16 @@ sample (drawn as a run draws it, ``data.py``)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..tasks import Task, load_split, subsample
+from ..tasks import Example, Task, load_split, subsample
 from ..tasks.rows import label_values, take
-from .data import STRATIFIED, validation_plan
+from ..tasks.user import large_test_advice
+from .data import STRATIFIED, stratified_problem, validation_plan
 
 TOKEN_SAMPLE = 2000  # training rows whose length is measured (a seeded sample)
 PERCENTILES = (50, 90, 95, 99)
@@ -48,19 +50,26 @@ def token_lengths(task: Task, examples: list, tokenizer: Any) -> dict[str, Any]:
 
 
 def size_fits(
-    task: Task, n_train: int, n_reported: int, sizes: list[int], validation_size: int | None
-) -> list[str]:
+    task: Task,
+    train: Sequence[Example],
+    n_reported: int,
+    sizes: list[int],
+    validation_size: int | None,
+) -> tuple[list[str], list[str]]:
     """For each training size (0 = all), whether it fits and where the validation sample
-    of ``validation_size`` would come from."""
-    out = []
-    classes = len(task.label_names) if task.kind in STRATIFIED else 0
+    of ``validation_size`` would come from; and the problems ``samlm train`` would refuse
+    a size for (a class left out of the stratified subset: ``stratified_problem``)."""
+    out, problems = [], []
+    n_train = len(train)
     for size in sizes:
         label = f"size {size or 'all'}"
         if size > n_train:
             out.append(f"{label}: does not fit (the training split has {n_train} rows)")
             continue
-        if 0 < size < classes:
-            out.append(f"{label}: does not fit the stratified subset ({classes} classes)")
+        problem = stratified_problem(task, train, size)
+        if problem:
+            out.append(f"{label}: does not fit the stratified subset (see the error below)")
+            problems.append(problem)
             continue
         if validation_size is None or "selection" in task.files:
             out.append(f"{label}: fits")
@@ -71,7 +80,7 @@ def size_fits(
             out.append(f"{label}: no room for a validation sample")
         else:
             out.append(f"{label}: fits, validation sample of {k} from {where}")
-    return out
+    return out, problems
 
 
 def look(
@@ -93,6 +102,7 @@ def look(
     out["name"] = task.prefix if task.benchmark == "user" else ""
     out["files"] = {split: list(names) for split, names in task.files.items()}
     out["main_metric"], out["note"] = task.main_metric, task.data_note(data_dir)
+    out["advice"] = large_test_advice(task)  # a large file's default test split
     if task.kind in STRATIFIED and task.label_names:
         counts = Counter(label_values(train))
         out["labels"] = {task.label_names[c]: n for c, n in sorted(counts.items())}
@@ -111,7 +121,7 @@ def look(
     out["longer_than_max_length"] = float((lengths.pop("lengths") > max_length).mean())
     out["tokens"] = lengths
     out["max_length"] = max_length
-    out["sizes"] = size_fits(task, len(train), len(reported), sizes, validation_size)
+    out["sizes"], out["problems"] = size_fits(task, train, len(reported), sizes, validation_size)
     return out
 
 
@@ -127,6 +137,8 @@ def render(info: dict[str, Any], model: str) -> str:
         lines.append(f"  {words[role]:<16} {n:>9,} rows  {', '.join(files[roles[role]])}")
     if info.get("note"):
         lines.append(f"  note: {info['note']}")
+    if info.get("advice"):
+        lines.append(f"  large test split: {info['advice']}")
     labels = info.get("labels", {})
     if info["kind"] == "regression":
         lines.append(f"  labels: mean {labels['mean']:.3g}, sd {labels['sd']:.3g}")

@@ -234,6 +234,30 @@ def _task(
     )
 
 
+LARGE_TEST = 10_000  # a default test split above this many rows: samlm tasks suggests a cap
+
+
+def large_test_advice(task: Task) -> str | None:
+    """For a user's single file whose default test split (:data:`DEFAULT_TEST_FRACTION`
+    of its rows, no ``test_size`` given) holds out more than :data:`LARGE_TEST` rows: how
+    many, and that ``test_size`` caps it (None otherwise)."""
+    if task.benchmark != "user":
+        return None
+    spec = parse_ref(task.name)
+    given = {*spec.file_paths(), *spec.splits} - {"train"}
+    if given or spec.test_size is not None or spec.test_fraction is not None:
+        return None
+    held = len(task.loader("validation")) if task.loader else 0
+    if held <= LARGE_TEST:
+        return None
+    return (
+        f"the default test split ({DEFAULT_TEST_FRACTION:.0%} of the file) holds out "
+        f"{held:,} rows, and every run tokenizes and scores them all; test_size caps it "
+        f"(test_size={LARGE_TEST} in the task, --test-size {LARGE_TEST} for samlm train), "
+        "or --eval-size scores a fixed subset of them"
+    )
+
+
 _CACHE: dict[tuple, Task] = {}
 
 
