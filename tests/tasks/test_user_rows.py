@@ -96,3 +96,10 @@ def test_a_slice_or_a_selection_of_a_file(tmp_path):
     assert [v for _, vs in sliced.read(["text"], np.arange(7)) for v in vs["text"]] == (
         dataset["text"][5:12]
     )
+
+
+def test_a_file_that_is_not_the_table_is_refused(tmp_path):
+    small = read_file(_csv(tmp_path / "small.csv", 20))
+    other = Stored(small.data.table, Stored.of(read_file(_csv(tmp_path / "big.csv", 30))).path)
+    with pytest.raises(RuntimeError, match="30 rows read, the table has 20"):
+        list(other.read(["text"], np.arange(20)))

@@ -104,7 +104,7 @@ class Task:
     hub_note: str = ""
     # a user's task (tasks/user.py): its examples by split, read once, and what to say
     # about them (rows dropped, a test split held out)
-    loader: Callable[[str], list[Example]] | None = None
+    loader: Callable[[str], Sequence[Example]] | None = None
     note: str = ""
 
     def __post_init__(self) -> None:

@@ -65,6 +65,8 @@ class Stored:
                     values[column] = [chunk[i] for i in offsets]
                 yield here, values
             start += len(batch)
+        if start != len(self):  # never silently short: the file is not the table
+            raise RuntimeError(f"{self.path}: {start} rows read, the table has {len(self)}")
 
     def _batches(self) -> Iterator[Any]:
         if self.path is None:
