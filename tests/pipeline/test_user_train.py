@@ -293,8 +293,9 @@ def test_samlm_tasks_suggests_capping_a_large_default_test_split(
     out = capsys.readouterr().out
     assert (
         "large test split: the default test split (25% of the file) holds out 8 rows, and "
-        "every run tokenizes and scores them all; test_size caps it (test_size=5 in the "
-        "task, --test-size 5 for samlm train), or --eval-size scores a fixed subset of them"
+        f"every run tokenizes and scores them all; test_size caps it ({path}?test_size=5, "
+        "test_size: 5 in a task file, --test-size 5 for samlm train), or --eval-size scores "
+        "a fixed subset of them"
     ) in out
     assert "reported (test)          8 rows" in out
     for capped in (f"{path}?test_size=5", f"{path}?test_fraction=0.25"):  # asked for: no advice

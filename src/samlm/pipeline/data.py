@@ -170,7 +170,7 @@ def stratified_problem(task: Task, pool: Sequence[Example], size: int | None) ->
     counts = Counter(label_values(pool))
     quota = allocate(dict(counts), size)
     left = [c for c in range(len(names)) if not quota.get(c)]
-    rows = {c: f"{counts.get(c, 0)} row{'' if counts.get(c, 0) == 1 else 's'}" for c in left}
+    rows = {c: f"{counts.get(c, 0):,} row{'' if counts.get(c, 0) == 1 else 's'}" for c in left}
     shown = ", ".join(f"{names[c]!r} ({rows[c]})" for c in left[:SHOWN])
     more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
     return (

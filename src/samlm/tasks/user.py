@@ -253,8 +253,9 @@ def large_test_advice(task: Task) -> str | None:
     return (
         f"the default test split ({DEFAULT_TEST_FRACTION:.0%} of the file) holds out "
         f"{held:,} rows, and every run tokenizes and scores them all; test_size caps it "
-        f"(test_size={LARGE_TEST} in the task, --test-size {LARGE_TEST} for samlm train), "
-        "or --eval-size scores a fixed subset of them"
+        f"({task.name.split('?')[0]}?test_size={LARGE_TEST}, test_size: {LARGE_TEST} in a "
+        f"task file, --test-size {LARGE_TEST} for samlm train), or --eval-size scores a "
+        "fixed subset of them"
     )
 
 
