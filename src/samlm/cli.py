@@ -662,6 +662,7 @@ def _look(args: argparse.Namespace) -> None:
     root = data_folder(args.data_dir)
     tasks = [get_task(name) for name in args.task]  # every task's problems before any look
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model, "auto", None).path)
+    problems = []
     for task in tasks:
         info = look(
             task,
@@ -672,6 +673,9 @@ def _look(args: argparse.Namespace) -> None:
             validation_size=args.validation_size,
         )
         print(render(info, args.model))
+        problems += info["problems"]
+    if problems:  # what samlm train and samlm compare would refuse: exit 2
+        raise ValueError("\n".join(problems))
 
 
 def _tasks(args: argparse.Namespace) -> None:

@@ -77,6 +77,9 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "8 dev examples (held out 8 of the 48 training rows" in report
     assert "8 held out of the training pool, by f1_macro" in report
+    # the user's label names (the model's id2label) in the Examples table, both pages
+    assert "16 (seeded subset per seed; classes negative, positive)" in report
+    assert "classes negative, positive" in (tmp_path / "cmp" / "report.html").read_text()
     ok = [r for r in records.values() if r["status"] == "ok"]
     assert len(ok) == 4, [r["error"] for r in records.values()]
     for r in ok:
@@ -86,6 +89,7 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
             "validation_from": "train",
             "reported_examples": 8,
             "selected_by": "f1_macro",
+            "labels": ["negative", "positive"],
             "note": f"held out 8 of the 48 training rows ({tmp_path / 'reviews.csv'}) as the "
             f"test split (seed {TEST_SEED}, stratified by class; the same for every method, "
             "seed and size)",

@@ -54,6 +54,7 @@ def test_train_file_flags_and_label_names(tmp_path, tiny_bert_dir):
     assert result["reported_examples"] == 8 and "held out 8 of the 32" in result["data_note"]
     config = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert result["label_names"] == ["negative", "positive"]  # what compare's report shows
 
 
 def test_a_task_file_and_hf_style_flags_reach_the_same_task(tmp_path, tiny_bert_dir):
@@ -239,3 +240,66 @@ def test_the_readmes_look_at_cr_is_what_samlm_tasks_prints(data_dir, monkeypatch
     readme = (root / "README.md").read_text()
     shown = readme.split("prints:\n\n```\n", 1)[1].split("```", 1)[0].strip()
     assert printed == shown
+
+
+def _four_classes(tmp_path) -> Path:
+    """44 rows of four classes, a 20, b 12, c 8, d 4. With test_size=8 the held-out
+    quotas (largest remainder over 8 * (20, 12, 8, 4) / 44) are 4, 2, 1, 1, leaving
+    16, 10, 7, 3 to train on; a stratified subset of 3 from those gets 1, 1, 1, 0
+    (remainders 0.33, 0.83, 0.58, 0.25: b and c round up), so d has no row."""
+    labels = ["a"] * 20 + ["b"] * 12 + ["c"] * 8 + ["d"] * 4
+    rows = [{"text": f"text number {i} .", "label": y} for i, y in enumerate(labels)]
+    return write(tmp_path / "four.csv", rows)
+
+
+CLASS_LEFT_OUT = (
+    "size 3 is smaller than its 4 classes: the stratified training subset of 3 would hold "
+    "no row of class 'd' (3 rows); give a size of at least 4"
+)
+
+
+def test_train_refuses_a_size_that_leaves_a_class_out(tmp_path, tiny_bert_dir, capsys):
+    path = _four_classes(tmp_path)
+    out = tmp_path / "out"
+    argv = ["train", "--train-file", str(path), "--test-size", "8", "--train-size", "3",
+            "--model", str(tiny_bert_dir), *TRAIN, "--output", str(out)]  # fmt: skip
+    assert main(argv) == 2 and not out.exists()
+    assert f"{path}?test_size=8: {CLASS_LEFT_OUT}" in capsys.readouterr().err
+    argv[argv.index("--train-size") + 1] = "4"  # one of each class: trains
+    assert main(argv) == 0 and (out / "metrics.json").is_file()
+
+
+def test_samlm_tasks_refuses_the_same_size(tmp_path, tiny_bert_dir, capsys):
+    path = _four_classes(tmp_path)
+    argv = ["tasks", f"{path}?test_size=8", "--model", str(tiny_bert_dir), "--sizes", "3,8",
+            "--validation-size", "5"]  # fmt: skip
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "size 3: does not fit the stratified subset (see the error below)" in captured.out
+    assert "size 8: fits, validation sample of 5 from the training rows" in captured.out
+    assert f"samlm tasks: error: {path}?test_size=8: {CLASS_LEFT_OUT}" in captured.err
+    assert main([*argv[:-4], "--sizes", "4,8", "--validation-size", "5"]) == 0
+
+
+def test_samlm_tasks_suggests_capping_a_large_default_test_split(
+    tmp_path, tiny_bert_dir, capsys, monkeypatch
+):
+    import samlm.tasks.user
+
+    monkeypatch.setattr(samlm.tasks.user, "LARGE_TEST", 5)  # 32 rows: 8 held out by default
+    path = _reviews(tmp_path)
+    argv = ["tasks", str(path), "--model", str(tiny_bert_dir), "--sizes", "4"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        "large test split: the default test split (25% of the file) holds out 8 rows, and "
+        f"every run tokenizes and scores them all; test_size caps it ({path}?test_size=5, "
+        "test_size: 5 in a task file, --test-size 5 for samlm train), or --eval-size scores "
+        "a fixed subset of them"
+    ) in out
+    assert "reported (test)          8 rows" in out
+    for capped in (f"{path}?test_size=5", f"{path}?test_fraction=0.25"):  # asked for: no advice
+        assert main(["tasks", capped, *argv[2:]]) == 0
+        assert "large test split" not in capsys.readouterr().out
+    monkeypatch.setattr(samlm.tasks.user, "LARGE_TEST", 8)  # not above it
+    assert main(argv) == 0 and "large test split" not in capsys.readouterr().out

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from samlm.tasks import Example, subsample
-from samlm.tasks.sampling import allocate
+from samlm.tasks.sampling import allocate, split_sample
 
 
 def _examples(counts: dict[int, int]) -> list[Example]:
@@ -94,3 +94,42 @@ def test_fraction_and_unstratified():
 def test_argument_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         subsample(_examples({0: 30, 1: 10}), **kwargs)
+
+
+def _reference(labels: list, size: int, seed: int, stratify: bool) -> list[int]:
+    """The subset's rule written plainly: positions ranked by blake2b("seed:position")'s
+    8 bytes, the first ``allocate``'s quota of each class (classes in order of first
+    appearance), the positions returned in order."""
+    import hashlib
+
+    def rank(i: int) -> bytes:
+        return hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).digest()
+
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(y, []).append(i)
+    if not stratify or len(by_class) < 2:
+        return sorted(sorted(range(len(labels)), key=rank)[:size])
+    quota = allocate({c: len(ix) for c, ix in by_class.items()}, size)
+    return sorted(i for c, ix in by_class.items() for i in sorted(ix, key=rank)[: quota[c]])
+
+
+@pytest.mark.parametrize("seed", [0, 7, 1_000_003])
+def test_the_same_subset_as_the_plain_rule(seed):
+    rng = random.Random(seed)
+    for n, classes in ((1, 1), (9, 3), (200, 2), (3000, 7)):
+        labels = [rng.choice([0, 0, 0, 1, 2, 3, 4, 5, 6][: classes + 2]) for _ in range(n)]
+        labels = [y % classes for y in labels]
+        data = [Example({"s": str(i)}, y, idx=i) for i, y in enumerate(labels)]
+        for size in {1, max(1, n // 3), n}:
+            for stratify in (True, False):
+                got = [ex.idx for ex in subsample(data, size=size, seed=seed, stratify=stratify)]
+                assert got == _reference(labels, size, seed, stratify), (n, size, stratify)
+
+
+def test_split_sample_holds_out_the_subset():
+    data = _examples({0: 40, 1: 20})
+    held, rest = split_sample(data, size=15, seed=4, stratify=True)
+    assert [ex.idx for ex in held] == [ex.idx for ex in subsample(data, size=15, seed=4)]
+    assert sorted(ex.idx for ex in held + rest) == list(range(60))
+    assert [ex.idx for ex in rest] == sorted(ex.idx for ex in rest)

@@ -99,6 +99,8 @@ def _scores(task: str, result: dict[str, Any]) -> dict[str, Any]:
                 )
             },
             "selected_by": result["main_metric"],  # the metric selection maximised
+            # a user's classes, as its files name them (the model's id2label)
+            **({"labels": result["label_names"]} if result.get("label_names") else {}),
             # how the data was split (a user's held-out test rows, BoolQ's cut)
             **({"note": result["data_note"]} if result.get("data_note") else {}),
         },

@@ -9,6 +9,7 @@ lists every problem it found.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..tasks import TASKS, Example, Task, get_task, load_split
@@ -96,7 +97,7 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
                 problems += [v for v in loaded[task.name].values() if isinstance(v, str)]
             train, dev = loaded[task.name]["train"], loaded[task.name]["validation"]
             if not isinstance(train, str):
-                problems += _size_problems(spec, task, spec.sizes_for(name), len(train), dev)
+                problems += _size_problems(spec, task, spec.sizes_for(name), train, dev)
     return list(dict.fromkeys(problems))  # a task alone and in a mixture: said once
 
 
@@ -180,23 +181,22 @@ def _mixing_problems(spec: GridSpec) -> list[str]:
 
 
 def _size_problems(
-    spec: GridSpec, task: Task, sizes: list[int], n: int, dev: list[Example] | str
+    spec: GridSpec, task: Task, sizes: list[int], train: Sequence[Example], dev: Sequence | str
 ) -> list[str]:
-    """``sizes`` the training split cannot hold (size 0 = the full set); with a
+    """``sizes`` the training split cannot hold (size 0 = the full set) or that leave a
+    class out of the stratified subset (``stratified_problem``, as a cell asks); with a
     ``validation_size``, a validation sample its source cannot hold (drawn as a cell draws
     it: from the training pool when the pool holds it and the subset, else from dev)."""
-    from ..pipeline.data import validation_plan
+    from ..pipeline.data import stratified_problem, validation_plan
 
     problems = []
     held = spec.validation_size
     short = []  # sizes whose validation sample the dev split cannot hold
-    classes = len(task.label_names) if task.benchmark == "user" else 0
+    n = len(train)
     for size in dict.fromkeys(sizes):
-        if 0 < size < classes:
-            problems.append(
-                f"{task.name}: size {size} is smaller than its {classes} classes: the "
-                "stratified training subset cannot hold one of each"
-            )
+        problem = stratified_problem(task, train, size)
+        if problem:
+            problems.append(problem)
         if size > n:
             problems.append(
                 f"{task.name}: size {size} is larger than its training split "

@@ -23,22 +23,27 @@ upwards, and so not what ``samlm compare`` does).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..optim.validation import one_of
 from ..tasks import Example, Task, load_split, resolve_data_dir, subsample
+from ..tasks.rows import label_values
+from ..tasks.sampling import allocate, split_sample
 
 STRATIFIED = ("classification", "multiple_choice")
 VALIDATION_SEED = 2_147_483_647  # the validation sample's own seed, apart from run seeds
 VALIDATION_FROM = ("auto", "train", "dev")
+SHOWN = 5  # classes a problem names
 
 
 @dataclass(frozen=True)
 class Splits:
-    train: list[Example]
-    validation: list[Example]  # checkpoint selection
-    reported: list[Example]  # the score the run reports
+    train: Sequence[Example]
+    validation: Sequence[Example]  # checkpoint selection
+    reported: Sequence[Example]  # the score the run reports
     # "train", "dev", "file" (a user's validation file) or "reported" (selection on them)
     validation_from: str
 
@@ -61,8 +66,8 @@ def data_folder(explicit: str | Path | None) -> Path | None:
 
 
 def split_off(
-    task: Task, examples: list[Example], size: int, option: str
-) -> tuple[list[Example], list[Example]]:
+    task: Task, examples: Sequence[Example], size: int, option: str
+) -> tuple[Sequence[Example], Sequence[Example]]:
     """``(held, rest)``: a fixed stratified sample of ``size`` and the examples it left,
     both in their original order."""
     if size >= len(examples):
@@ -70,14 +75,16 @@ def split_off(
             f"{option}={size} leaves no example of the {len(examples)} it is drawn from "
             f"({task.name})"
         )
-    held = subsample(examples, size=size, seed=VALIDATION_SEED, stratify=task.kind in STRATIFIED)
-    taken = {id(ex) for ex in held}
-    return held, [ex for ex in examples if id(ex) not in taken]
+    return split_sample(examples, size=size, seed=VALIDATION_SEED, stratify=task.kind in STRATIFIED)
 
 
 def _subset(
-    task: Task, pool: list[Example], train_size: int | None, train_fraction: float | None, seed: int
-) -> list[Example]:
+    task: Task,
+    pool: Sequence[Example],
+    train_size: int | None,
+    train_fraction: float | None,
+    seed: int,
+) -> Sequence[Example]:
     if train_size is None and train_fraction is None:
         return pool
     return subsample(
@@ -126,7 +133,7 @@ def run_splits(
     pool = load_split(task, "train", data_dir)
     dev = load_split(task, "validation", data_dir)
     source = "reported"
-    validation: list[Example] | None = None
+    validation: Sequence[Example] | None = None
     if "selection" in task.files:  # a user's validation file beside a test file
         source, validation = "file", _cap(task, load_split(task, "selection"), validation_size)
     elif validation_size is not None:
@@ -142,9 +149,35 @@ def run_splits(
             f"train_size={train_size} is larger than the {len(pool)} training examples of "
             f"{task.name}" + (" left after the validation sample" if source == "train" else "")
         )
+    problem = stratified_problem(task, pool, train_size)
+    if problem:
+        raise ValueError(problem)
     reported = _cap(task, dev, eval_size)
     train = _subset(task, pool, train_size, train_fraction, seed)
     return Splits(train, reported if validation is None else validation, reported, source)
+
+
+def stratified_problem(task: Task, pool: Sequence[Example], size: int | None) -> str | None:
+    """What is wrong with a stratified training subset of ``size`` drawn from ``pool``
+    when a user's classification task has more classes than ``size``: the subset gives
+    the smallest classes no row (``allocate``'s quotas). The message names them and the
+    sizes; None when every class gets a row. ``samlm train``, ``samlm tasks`` and
+    ``samlm compare``'s grid check all ask this."""
+    names = task.label_names
+    user_classes = task.benchmark == "user" and task.kind == "classification"
+    if not user_classes or size is None or not 0 < size < len(names):
+        return None
+    counts = Counter(label_values(pool))
+    quota = allocate(dict(counts), size)
+    left = [c for c in range(len(names)) if not quota.get(c)]
+    rows = {c: f"{counts.get(c, 0):,} row{'' if counts.get(c, 0) == 1 else 's'}" for c in left}
+    shown = ", ".join(f"{names[c]!r} ({rows[c]})" for c in left[:SHOWN])
+    more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
+    return (
+        f"{task.name}: size {size} is smaller than its {len(names)} classes: the stratified "
+        f"training subset of {size} would hold no row of class {shown}{more}; give a size of "
+        f"at least {len(names)}"
+    )
 
 
 def size_note(splits: Splits, validation_size: int | None, eval_size: int | None) -> str | None:
@@ -169,7 +202,7 @@ def size_note(splits: Splits, validation_size: int | None, eval_size: int | None
     return "; ".join(notes) or None
 
 
-def _cap(task: Task, examples: list[Example], eval_size: int | None) -> list[Example]:
+def _cap(task: Task, examples: Sequence[Example], eval_size: int | None) -> Sequence[Example]:
     if eval_size is None or eval_size >= len(examples):
         return examples
     return subsample(examples, size=eval_size, seed=0, stratify=task.kind in STRATIFIED)

@@ -75,7 +75,10 @@ class TaskJob:
         self.note = " ".join(n for n in notes if n) or None
 
     def describe(self) -> dict[str, Any]:
-        return dict(self.splits.describe())
+        out: dict[str, Any] = dict(self.splits.describe())
+        if self.task.benchmark == "user" and self.task.label_names:
+            out["label_names"] = list(self.task.label_names)  # a user's classes, by id
+        return out
 
     def training_overrides(self) -> dict[str, Any]:
         return {}

@@ -6,16 +6,20 @@ sample (drawn as a run draws it, ``data.py``)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..tasks import Task, load_split, subsample
-from .data import STRATIFIED, validation_plan
+from ..tasks import Example, Task, load_split, subsample
+from ..tasks.rows import label_values, take
+from ..tasks.user import large_test_advice
+from .data import STRATIFIED, stratified_problem, validation_plan
 
 TOKEN_SAMPLE = 2000  # training rows whose length is measured (a seeded sample)
 PERCENTILES = (50, 90, 95, 99)
+BATCH = 256  # texts tokenized at a time
 
 
 def _text(task: Task, example: Any) -> tuple[str, str | None]:
@@ -30,33 +34,42 @@ def token_lengths(task: Task, examples: list, tokenizer: Any) -> dict[str, Any]:
     if len(examples) > TOKEN_SAMPLE:
         sample = subsample(examples, size=TOKEN_SAMPLE, seed=0, stratify=False)
     pairs = [_text(task, ex) for ex in sample]
-    if all(b is not None for _, b in pairs):
-        ids = tokenizer([a for a, _ in pairs], [b for _, b in pairs])["input_ids"]
-    else:
-        ids = tokenizer([a for a, _ in pairs])["input_ids"]
-    lengths = np.array([len(x) for x in ids])
+    both = all(b is not None for _, b in pairs)
+    lengths: list[int] = []
+    for start in range(0, len(pairs), BATCH):  # a batch at a time: only lengths are kept
+        batch = pairs[start : start + BATCH]
+        first = [a for a, _ in batch]
+        ids = tokenizer(first, [b for _, b in batch]) if both else tokenizer(first)
+        lengths += [len(x) for x in ids["input_ids"]]
     return {
         "rows": len(sample),
         **{f"p{p}": int(np.percentile(lengths, p)) for p in PERCENTILES},
-        "max": int(lengths.max()),
-        "lengths": lengths,
+        "max": max(lengths),
+        "lengths": np.array(lengths),
     }
 
 
 def size_fits(
-    task: Task, n_train: int, n_reported: int, sizes: list[int], validation_size: int | None
-) -> list[str]:
+    task: Task,
+    train: Sequence[Example],
+    n_reported: int,
+    sizes: list[int],
+    validation_size: int | None,
+) -> tuple[list[str], list[str]]:
     """For each training size (0 = all), whether it fits and where the validation sample
-    of ``validation_size`` would come from."""
-    out = []
-    classes = len(task.label_names) if task.kind in STRATIFIED else 0
+    of ``validation_size`` would come from; and the problems ``samlm train`` would refuse
+    a size for (a class left out of the stratified subset: ``stratified_problem``)."""
+    out, problems = [], []
+    n_train = len(train)
     for size in sizes:
         label = f"size {size or 'all'}"
         if size > n_train:
             out.append(f"{label}: does not fit (the training split has {n_train} rows)")
             continue
-        if 0 < size < classes:
-            out.append(f"{label}: does not fit the stratified subset ({classes} classes)")
+        problem = stratified_problem(task, train, size)
+        if problem:
+            out.append(f"{label}: does not fit the stratified subset (see the error below)")
+            problems.append(problem)
             continue
         if validation_size is None or "selection" in task.files:
             out.append(f"{label}: fits")
@@ -67,7 +80,7 @@ def size_fits(
             out.append(f"{label}: no room for a validation sample")
         else:
             out.append(f"{label}: fits, validation sample of {k} from {where}")
-    return out
+    return out, problems
 
 
 def look(
@@ -89,24 +102,26 @@ def look(
     out["name"] = task.prefix if task.benchmark == "user" else ""
     out["files"] = {split: list(names) for split, names in task.files.items()}
     out["main_metric"], out["note"] = task.main_metric, task.data_note(data_dir)
+    out["advice"] = large_test_advice(task)  # a large file's default test split
     if task.kind in STRATIFIED and task.label_names:
-        counts = Counter(ex.label for ex in train)
+        counts = Counter(label_values(train))
         out["labels"] = {task.label_names[c]: n for c, n in sorted(counts.items())}
         majority = counts.most_common(1)[0][0]
-        gold = [ex for ex in reported if ex.label is not None]
-        if gold:
+        labelled = [i for i, y in enumerate(label_values(reported)) if y is not None]
+        if labelled:
+            gold = take(reported, labelled) if len(labelled) < len(reported) else reported
             out["majority"] = {
                 "class": task.label_names[majority],
                 **task.compute_metrics([majority] * len(gold), gold),
             }
     elif task.kind == "regression":
-        values = np.array([float(ex.label) for ex in train])
+        values = np.array(label_values(train), dtype=float)
         out["labels"] = {"mean": float(values.mean()), "sd": float(values.std())}
     lengths = token_lengths(task, train, tokenizer)
     out["longer_than_max_length"] = float((lengths.pop("lengths") > max_length).mean())
     out["tokens"] = lengths
     out["max_length"] = max_length
-    out["sizes"] = size_fits(task, len(train), len(reported), sizes, validation_size)
+    out["sizes"], out["problems"] = size_fits(task, train, len(reported), sizes, validation_size)
     return out
 
 
@@ -122,6 +137,8 @@ def render(info: dict[str, Any], model: str) -> str:
         lines.append(f"  {words[role]:<16} {n:>9,} rows  {', '.join(files[roles[role]])}")
     if info.get("note"):
         lines.append(f"  note: {info['note']}")
+    if info.get("advice"):
+        lines.append(f"  large test split: {info['advice']}")
     labels = info.get("labels", {})
     if info["kind"] == "regression":
         lines.append(f"  labels: mean {labels['mean']:.3g}, sd {labels['sd']:.3g}")

@@ -104,7 +104,7 @@ class Task:
     hub_note: str = ""
     # a user's task (tasks/user.py): its examples by split, read once, and what to say
     # about them (rows dropped, a test split held out)
-    loader: Callable[[str], list[Example]] | None = None
+    loader: Callable[[str], Sequence[Example]] | None = None
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -271,7 +271,9 @@ class Task:
                 if not ex.answers:
                     raise ValueError(f"{self.name}: example {i} has no gold answer")
             return metric(predictions, [list(ex.answers) for ex in examples])
-        golds = [ex.label for ex in examples]
+        from .rows import label_values  # a user's rows: their labels, no Examples made
+
+        golds = label_values(examples)
         if any(g is None for g in golds):
             raise ValueError(f"{self.name}: example {golds.index(None)} has no label")
         labels = [self.to_label(p, g) for p, g in zip(predictions, golds, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .base import Example, Task
@@ -36,8 +37,9 @@ def _hub_examples(task: Task, split: str) -> list[Example]:
 
 def load_split(
     task: Task | str, split: str, data_dir: str | Path | None = None, *, hub: bool = True
-) -> list[Example]:
-    """Examples of ``split`` ("train", "validation", ...) of ``task``.
+) -> Sequence[Example]:
+    """Examples of ``split`` ("train", "validation", ...) of ``task`` (a list; a user's
+    task gives :class:`~samlm.tasks.rows.Rows`, Examples made on access).
 
     Reads ``<data_dir>/<task.folder>/...`` (``data_dir`` from :func:`resolve_data_dir`)
     when the files are there; otherwise, with ``hub=True``, downloads the task's Hugging

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .base import Example, Task
 from .errors import DataError
-from .sampling import subsample
+from .rows import Rows
+from .sampling import split_sample
 from .user_read import read_file, read_hub
 from .user_rows import (
     Columns,
@@ -75,13 +78,9 @@ def _test_size(spec: UserTaskSpec, n: int) -> int:
 
 
 def _carve(
-    spec: UserTaskSpec,
-    train: list[Example],
-    kind: str,
-    names: tuple[str, ...],
-    where: str,
+    spec: UserTaskSpec, train: Rows, kind: str, names: tuple[str, ...], where: str,
     problems: list[str],
-) -> tuple[list[Example], list[Example]] | None:
+) -> tuple[Sequence[Example], Sequence[Example]] | None:  # fmt: skip
     """``(rest, test)``: the held-out test split (seeded, stratified by class)."""
     size = _test_size(spec, len(train))
     if size >= len(train):
@@ -92,19 +91,18 @@ def _carve(
         return None
     stratify = kind == "classification"
     if stratify:
-        counts = Counter(ex.label for ex in train)
-        small = [f"{names[c]!r} ({n} row)" for c, n in sorted(counts.items()) if n < 2]
+        ids, counts = np.unique(train.labels, return_counts=True)
+        small = [f"{names[c]!r} ({n} row)" for c, n in zip(ids, counts, strict=True) if n < 2]
         if small:
             problems.append(
                 f"{where}: class {', '.join(small)} too small for a stratified test "
                 "split: each class needs 2 rows (one to test, one to train)"
             )
             return None
-    test = subsample(train, size=size, seed=TEST_SEED, stratify=stratify)
-    taken = {id(ex) for ex in test}
-    rest = [ex for ex in train if id(ex) not in taken]
+    test, rest = split_sample(train, size=size, seed=TEST_SEED, stratify=stratify)
+    assert isinstance(test, Rows) and isinstance(rest, Rows)
     if stratify:
-        lost = {ex.label for ex in test} - {ex.label for ex in rest}
+        lost = np.setdiff1d(test.labels, rest.labels).tolist()
         if lost:
             lost_names = ", ".join(repr(names[c]) for c in sorted(lost))
             problems.append(
@@ -130,12 +128,12 @@ def build_task(spec: UserTaskSpec) -> Task:
             if part is not None:
                 check_rows(part, spec, problems, notes)
                 parts[split] = part
-    if "train" not in parts or not parts["train"].rows:
+    if "train" not in parts or not len(parts["train"].rows):
         _refuse(spec, problems or [f"{spec.ref}: no training rows"])
     kind = task_kind(spec, parts["train"])
     names = class_names(parts["train"]) if kind == "classification" else ()
     examples = {
-        s: examples_of(p, cols, labels_of(p, kind, names, problems), kind == "text2text")
+        s: examples_of(p, labels_of(p, kind, names, problems), kind == "text2text")
         for s, p in parts.items()
     }
     try:
@@ -155,18 +153,18 @@ def build_task(spec: UserTaskSpec) -> Task:
 
 def _roles(
     spec: UserTaskSpec,
-    examples: dict[str, list[Example]],
+    examples: dict[str, Rows],
     kind: str,
     names: tuple[str, ...],
     where: str,
     problems: list[str],
     notes: list[str],
-) -> dict[str, list[Example]]:
+) -> dict[str, Sequence[Example]]:
     """The Task's splits from the given ones (see the module docstring)."""
     carve = "test" not in examples and (
         "validation" not in examples or spec.test_size is not None or spec.test_fraction
     )
-    out = {"train": examples["train"]}
+    out: dict[str, Sequence[Example]] = {"train": examples["train"]}
     if carve:
         if problems:  # the rows are not all usable: no split to carve yet
             return {}
@@ -205,7 +203,7 @@ def _task(
     kind: str,
     names: tuple[str, ...],
     metric: str,
-    splits: dict[str, list[Example]],
+    splits: dict[str, Sequence[Example]],
     notes: list[str],
 ) -> Task:
     keys = (cols.text, cols.text_pair) if cols.text_pair else (cols.text,)
@@ -231,8 +229,33 @@ def _task(
         prefix=spec.name or "",  # T5's task prefix: "cr review: ..."
         keys=keys,
         t5_keys=keys,
-        loader=lambda split: list(splits[split]),
+        loader=lambda split: splits[split],  # Rows: made on access, never changed
         note="; ".join(notes),
+    )
+
+
+LARGE_TEST = 10_000  # a default test split above this many rows: samlm tasks suggests a cap
+
+
+def large_test_advice(task: Task) -> str | None:
+    """For a user's single file whose default test split (:data:`DEFAULT_TEST_FRACTION`
+    of its rows, no ``test_size`` given) holds out more than :data:`LARGE_TEST` rows: how
+    many, and that ``test_size`` caps it (None otherwise)."""
+    if task.benchmark != "user":
+        return None
+    spec = parse_ref(task.name)
+    given = {*spec.file_paths(), *spec.splits} - {"train"}
+    if given or spec.test_size is not None or spec.test_fraction is not None:
+        return None
+    held = len(task.loader("validation")) if task.loader else 0
+    if held <= LARGE_TEST:
+        return None
+    return (
+        f"the default test split ({DEFAULT_TEST_FRACTION:.0%} of the file) holds out "
+        f"{held:,} rows, and every run tokenizes and scores them all; test_size caps it "
+        f"({task.name.split('?')[0]}?test_size={LARGE_TEST}, test_size: {LARGE_TEST} in a "
+        f"task file, --test-size {LARGE_TEST} for samlm train), or --eval-size scores a "
+        "fixed subset of them"
     )
 
 

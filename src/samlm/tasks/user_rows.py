@@ -1,15 +1,18 @@
 """A user's rows, checked: the text, pair and label (or target) columns found, rows with
 an empty text or no label refused (or dropped and counted), labels mapped to classes (or
-numbers, or target texts), and :class:`~samlm.tasks.base.Example` objects made; every
+numbers, or target texts), and the rows kept as :class:`~samlm.tasks.rows.Rows`; every
 problem appended to a list, in words that name the file and the rows."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Example
+import numpy as np
+
+from .rows import Rows, RowSource, Stored
 from .user_spec import UserTaskSpec
 
 TEXT_NAMES = (
@@ -101,20 +104,22 @@ def _number(value: Any) -> float | None:
 
 @dataclass
 class Part:
-    """One file's (or Hub split's) rows: texts, pair texts, raw labels, row numbers."""
+    """One file's (or Hub split's) rows: the ``stored`` Arrow table, the columns used
+    and the ``rows`` kept (0-based positions, ascending)."""
 
     where: str
-    texts: list[Any]
-    pairs: list[Any] | None
-    labels: list[Any]
-    rows: list[int]
+    stored: Stored
+    cols: Columns
+    rows: np.ndarray
 
-    def drop(self, bad: set[int]) -> None:
-        keep = [i for i in range(len(self.rows)) if i not in bad]
-        self.texts = [self.texts[i] for i in keep]
-        self.pairs = None if self.pairs is None else [self.pairs[i] for i in keep]
-        self.labels = [self.labels[i] for i in keep]
-        self.rows = [self.rows[i] for i in keep]
+    def values(self, column: str) -> Iterator[tuple[np.ndarray, list[Any]]]:
+        """``(positions, values)`` of ``column`` in the rows kept, a batch at a time
+        (read through the file: :class:`~samlm.tasks.rows.Stored`)."""
+        for positions, values in self.stored.read([column], self.rows):
+            yield positions, values[column]
+
+    def drop(self, bad: list[int]) -> None:
+        self.rows = np.setdiff1d(self.rows, np.asarray(bad, dtype=np.int64))
 
 
 def read_part(table: Any, cols: Columns, where: str, problems: list[str]) -> Part | None:
@@ -129,35 +134,39 @@ def read_part(table: Any, cols: Columns, where: str, problems: list[str]) -> Par
     if len(table) == 0:
         problems.append(f"{where}: no rows (the file has a header only)")
         return None
-    data = table.data  # the memory-mapped Arrow table
-    values = {c: data.column(c).to_pylist() for c in names}
-    pairs = values[cols.text_pair] if cols.text_pair else None
-    return Part(where, values[cols.text], pairs, values[cols.label], list(range(len(table))))
+    return Part(where, Stored.of(table), cols, np.arange(len(table), dtype=np.int64))
+
+
+def _blank(text: Any) -> bool:
+    return not (isinstance(text, str) and text.strip())
+
+
+def _where(part: Part, column: str | None, bad: Callable[[Any], bool]) -> list[int]:
+    """The positions of the rows kept whose ``column`` value is ``bad``."""
+    if column is None:
+        return []
+    return [
+        p for ps, vs in part.values(column) for p, v in zip(ps.tolist(), vs, strict=True) if bad(v)
+    ]
 
 
 def check_rows(part: Part, spec: UserTaskSpec, problems: list[str], notes: list[str]) -> None:
     """Rows with an empty text or a missing label: refused, or dropped and counted."""
-
-    def blank(text: Any) -> bool:
-        return not (isinstance(text, str) and text.strip())
-
-    pairs = part.pairs if part.pairs is not None else ["-"] * len(part.rows)
-    empty = [
-        i for i, (a, b) in enumerate(zip(part.texts, pairs, strict=True)) if blank(a) or blank(b)
-    ]
-    unlabelled = [i for i, y in enumerate(part.labels) if _missing(y) or y == ""]
+    cols = part.cols
+    empty = sorted({*_where(part, cols.text, _blank), *_where(part, cols.text_pair, _blank)})
+    unlabelled = _where(part, part.cols.label, lambda y: _missing(y) or y == "")
     bad = sorted(set(empty) | set(unlabelled))
     if not bad:
         return
     what = []
     if empty:
-        what.append(f"{len(empty)} with an empty text ({_rows([part.rows[i] for i in empty])})")
+        what.append(f"{len(empty)} with an empty text ({_rows(empty)})")
     if unlabelled:
-        rows = _rows([part.rows[i] for i in unlabelled])
+        rows = _rows(unlabelled)
         what.append(f"{len(unlabelled)} without a {'target' if spec.target else 'label'} ({rows})")
     if spec.drop_invalid:
         notes.append(f"{part.where}: dropped {len(bad)} rows, {'; '.join(what)}")
-        part.drop(set(bad))
+        part.drop(bad)
     else:
         problems.append(
             f"{part.where}: {'; '.join(what)}; fix them or drop them with "
@@ -170,51 +179,70 @@ def task_kind(spec: UserTaskSpec, train: Part) -> str:
     labels are numbers not all integers, else classification."""
     if spec.kind != "auto" or spec.target:
         return "text2text" if spec.target else spec.kind
-    numbers = [y for y in train.labels if isinstance(y, float)]
-    return "regression" if any(not y.is_integer() for y in numbers) else "classification"
+    fractional = _where(
+        train, train.cols.label, lambda y: isinstance(y, float) and not y.is_integer()
+    )
+    return "regression" if fractional else "classification"
 
 
 def class_names(train: Part) -> tuple[str, ...]:
-    keys = {_label_key(y) for y in train.labels}
+    keys = {_label_key(y) for _, values in train.values(train.cols.label) for y in values}
     if all(_number(k) is not None for k in keys):
         return tuple(sorted(keys, key=lambda k: float(k)))
     return tuple(sorted(keys))
 
 
-def labels_of(part: Part, kind: str, names: tuple[str, ...], problems: list[str]) -> list[Any]:
-    if kind == "text2text":  # the target text, scored as an answer
-        return [str(y) for y in part.labels]
+def labels_of(
+    part: Part, kind: str, names: tuple[str, ...], problems: list[str]
+) -> np.ndarray | None:
+    """Each kept row's label: a class id (classification), a number (regression), or
+    None (text2text: the target column is the answer); a problem for each label that is
+    not one."""
+    if kind == "text2text":
+        return None
     if kind == "regression":
-        numbers = [_number(y) for y in part.labels]
-        bad = [part.rows[i] for i, y in enumerate(numbers) if y is None]
-        if bad:
-            shown = repr(part.labels[part.rows.index(bad[0])])
-            problems.append(
-                f"{part.where}: {len(bad)} regression targets are not numbers "
-                f"({_rows(bad)}; e.g. {shown})"
-            )
-        return numbers
+        return _numbers(part, problems)
     index = {name: i for i, name in enumerate(names)}
-    keys = [_label_key(y) for y in part.labels]
+    ids = np.empty(len(part.rows), dtype=np.int64)
     unseen: dict[str, list[int]] = {}
-    for row, key in zip(part.rows, keys, strict=True):
-        if key not in index:
-            unseen.setdefault(key, []).append(row)
+    done = 0
+    for positions, values in part.values(part.cols.label):
+        keys = [_label_key(y) for y in values]
+        for row, key in zip(positions.tolist(), keys, strict=True):
+            if key not in index:
+                unseen.setdefault(key, []).append(row)
+        ids[done : done + len(keys)] = [index.get(k, -1) for k in keys]
+        done += len(keys)
     for key, rows in unseen.items():
         problems.append(
             f"{part.where}: label {key!r} ({_rows(rows)}) never appears in the training data"
         )
-    return [index.get(k) for k in keys]
+    return ids
 
 
-def examples_of(part: Part, cols: Columns, labels: list[Any], text2text: bool) -> list[Example]:
-    out = []
-    for i, row in enumerate(part.rows):
-        fields = {cols.text: part.texts[i]}
-        if part.pairs is not None and cols.text_pair:
-            fields[cols.text_pair] = part.pairs[i]
-        if text2text:
-            out.append(Example(fields, None, answers=(labels[i],), idx=row))
-        else:
-            out.append(Example(fields, labels[i], idx=row))
+def _numbers(part: Part, problems: list[str]) -> np.ndarray:
+    out = np.empty(len(part.rows), dtype=np.float64)
+    bad: list[int] = []
+    shown = None
+    done = 0
+    for positions, values in part.values(part.cols.label):
+        numbers = [_number(y) for y in values]
+        for row, y, n in zip(positions.tolist(), values, numbers, strict=True):
+            if n is None:
+                shown = repr(y) if shown is None else shown
+                bad.append(row)
+        out[done : done + len(numbers)] = [math.nan if n is None else n for n in numbers]
+        done += len(numbers)
+    if bad:
+        problems.append(
+            f"{part.where}: {len(bad)} regression targets are not numbers "
+            f"({_rows(bad)}; e.g. {shown})"
+        )
     return out
+
+
+def examples_of(part: Part, labels: np.ndarray | None, text2text: bool) -> Rows:
+    """The kept rows as :class:`~samlm.tasks.rows.Rows` (Examples made on access)."""
+    cols = part.cols
+    source = RowSource(part.stored, cols.text, cols.text_pair, cols.label if text2text else None)
+    return Rows(source, part.rows, labels)

@@ -201,7 +201,8 @@ def _example_rows(a: Analysis) -> list[dict[str, str]]:
         {
             "task": task,
             "size": str(size or "all"),
-            "trained on": f"{e['train_examples']} (seeded subset per seed)",
+            "trained on": f"{e['train_examples']} (seeded subset per seed"
+            + (f"; classes {', '.join(e['labels'])})" if e.get("labels") else ")"),
             "selected on": (
                 f"{e['validation_examples']} held out of the "
                 + SOURCES.get(e["validation_from"], "training pool or dev set, by task")
