@@ -5,8 +5,6 @@ step; bitwise resume; refusals."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 from torch import nn
@@ -14,7 +12,15 @@ from torch.func import functional_call, grad
 
 from samlm import SAM, sam_step
 from samlm.optim.variants import TaskSAM
-from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
+from tests.helpers import (
+    assert_bitwise,
+    ce_loss,
+    closure_for,
+    round_trip,
+    sgd_run,
+    tiny_batch,
+    tiny_mlp,
+)
 from tests.optim.reference import RefSGD
 
 TASKS = {2: (6, 10), 3: (4, 6, 6)}
@@ -121,14 +127,7 @@ def test_each_task_is_perturbed_by_its_own_gradient():
 
 def test_rho_zero_is_the_base_optimizer_on_the_stratified_batch_bitwise():
     model, sam, calls = _ours(4, TASKS[3], rho=0.0)
-    plain = tiny_mlp()
-    sgd = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9)
-    for t in range(4):
-        sgd.zero_grad()
-        ce_loss(plain)(tiny_batch(seed=t)).backward()
-        sgd.step()
-    for p, q in zip(model.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_bitwise(model, sgd_run(4))
     assert calls == [16] * 4 and sam.sam_steps == 0
 
 
@@ -138,8 +137,7 @@ def test_one_task_is_sam_bitwise():
     sam = SAM(torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9), 0.1)
     for t in range(5):
         sam_step(sam, ce_loss(plain), tiny_batch(seed=t))
-    for p, q in zip(model.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_bitwise(model, plain)
     assert calls == [16, 16] * 5
 
 
@@ -155,10 +153,7 @@ def test_two_passes_per_task_and_micro_batch(k):
 def test_a_resumed_tasksam_is_bitwise_the_uninterrupted_one(saved_at):
     straight, _, _ = _ours(5, TASKS[2])
     model, sam, _ = _ours(saved_at, TASKS[2])
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "sam": sam.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
+    saved = round_trip({"model": model.state_dict(), "sam": sam.state_dict()})
     other = tiny_mlp(seed=9)
     other.load_state_dict(saved["model"])
     other_sam = SAM(
@@ -166,8 +161,7 @@ def test_a_resumed_tasksam_is_bitwise_the_uninterrupted_one(saved_at):
     )
     other_sam.load_state_dict(saved["sam"])
     _ours(5, TASKS[2], model=other, sam=other_sam, start=saved_at)
-    for p, q in zip(straight.parameters(), other.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_bitwise(straight, other)
     assert sam.state_dict()["sam"]["variant"] == {"name": "tasksam"}
 
 
