@@ -106,3 +106,16 @@ def test_a_batch_smaller_than_the_mixture_is_refused(tmp_path, capsys, data_dir,
     assert main([*argv, "--no-progress"]) == 2
     assert "a batch of 2 examples cannot hold one of each of 3 tasks" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_named_mixture_of_one_found_task_is_refused(tmp_path, capsys, data_dir, tiny_bert_dir):
+    """--mixture glue where only SST-2's data is found: one task, refused by name."""
+    folder = tmp_path / "data" / "glue"
+    folder.mkdir(parents=True)
+    (folder / "SST-2").symlink_to(data_dir / "glue" / "SST-2")
+    out = tmp_path / "out"
+    argv = ["train", "--optimizer", "tasksam", "--mixture", "glue", "--model", str(tiny_bert_dir)]
+    code = main([*argv, "--data-dir", str(tmp_path / "data"), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "and glue/sst2 is one task: on one task it is --optimizer sam" in err
+    assert not out.exists()
