@@ -99,7 +99,8 @@ def test_tasksam_with_asam_balls_matches_its_reference():
 
 
 def test_each_task_is_perturbed_by_its_own_gradient():
-    """At each second pass the weights are w + rho g_i / ||g_i|| for that pass's task."""
+    """At each second pass the weights are w + rho g_i / ||g_i|| for that pass's task;
+    the step's statistics: L(w) = sum_i (n_i / n) L_i(w), ||g|| the last task's."""
     model = tiny_mlp()
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.1), 0.2, variant=TaskSAM())
     w = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -111,6 +112,7 @@ def test_each_task_is_perturbed_by_its_own_gradient():
 
     x, y = tiny_batch(seed=4)
     sam_step(sam, loss_fn, (x, y), task_sizes=TASKS[3])
+    loss_w = 0.0
     for i, count in enumerate(TASKS[3]):
         start = sum(TASKS[3][:i])
         xi, yi = x[start : start + count], y[start : start + count]
@@ -123,6 +125,9 @@ def test_each_task_is_perturbed_by_its_own_gradient():
             e = 0.2 * g[n] / _norm(g)
             torch.testing.assert_close(seen[2 * i + 1][n] - w[n], e, rtol=1e-5, atol=1e-7)
             assert torch.equal(seen[2 * i][n], w[n])  # each ascent at w: restored between
+        loss_w += count / 16 * loss(w).item()
+    assert sam.last_stats.loss.item() == pytest.approx(loss_w, rel=1e-6)
+    assert sam.last_stats.grad_norm == pytest.approx(_norm(g).item(), rel=1e-5)
 
 
 def test_rho_zero_is_the_base_optimizer_on_the_stratified_batch_bitwise():
@@ -184,3 +189,28 @@ def test_tasksam_refuses_what_it_cannot_do_naming_it():
         sam_step(make(), ce_loss(model), tiny_batch(), m=2, task_sizes=(8, 8))
     with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with variant='tasksam'"):
         sam_step(make(), ce_loss(model), tiny_batch(), ascent_fraction=0.25, task_sizes=(8, 8))
+
+
+def test_a_loss_scale_changes_nothing_and_a_non_finite_task_skips_the_step():
+    """With a GradScaler (scale 2^10) the steps are TaskSAM's without one: each e_i is a
+    ratio, the scale leaves only the final direction, before the base step. An inf in the
+    second task's ascent skips the whole step and lowers the scale."""
+    model, _, _ = _ours(3, TASKS[2])
+    scaled = tiny_mlp()
+    sam = SAM(torch.optim.SGD(scaled.parameters(), lr=0.1, momentum=0.9), 0.1, variant=TaskSAM())
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for t in range(3):
+        sam_step(sam, ce_loss(scaled), tiny_batch(seed=t), scaler=scaler, task_sizes=TASKS[2])
+    for p, q in zip(model.parameters(), scaled.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    calls = []
+
+    def inf_in_the_second_ascent(batch):
+        calls.append(len(batch[1]))
+        loss = ce_loss(scaled)(batch)
+        return loss * float("inf") if len(calls) == 3 else loss
+
+    before = [p.detach().clone() for p in scaled.parameters()]
+    sam_step(sam, inf_in_the_second_ascent, tiny_batch(seed=3), scaler=scaler, task_sizes=TASKS[2])
+    assert calls == [6, 6, 10] and sam.skipped_steps == 1 and scaler.get_scale() < 2.0**10
+    assert all(torch.equal(p, q) for p, q in zip(before, scaled.parameters(), strict=True))

@@ -444,7 +444,9 @@ class TaskSAM(Variant):
     micro-batch (one ``e_i`` per task per step). Under DDP each ``g_i`` is averaged over
     the replicas before its norm (``distributed="synchronized"``). No partial ascent, no
     m-sharpness (the units are the tasks); ASAM's ball is allowed (``adaptive=True``
-    replaces each ``e_i`` by ASAM's).
+    replaces each ``e_i`` by ASAM's). A non-finite ``g_i`` skips the whole step. In
+    ``last_stats`` the losses are the weighted sums over the tasks, ``grad_norm`` and
+    ``perturbation_norm`` the last task's (as m-sharpness reports its last chunk's).
     """
 
     name = "tasksam"
