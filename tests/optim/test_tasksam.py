@@ -185,7 +185,7 @@ def test_tasksam_refuses_what_it_cannot_do_naming_it():
         sam_step(make(None), ce_loss(model), tiny_batch(), task_sizes=(8, 8))
     with pytest.raises(ValueError, match=r"\[8, 4\] sum to 12: each micro-batch"):
         sam_step(make(), ce_loss(model), tiny_batch(), task_sizes=(8, 4))
-    with pytest.raises(ValueError, match=r"m=2 with TaskSAM"):
+    with pytest.raises(ValueError, match=r"m=2 with TaskSAM\(\): its units are the step's tasks"):
         sam_step(make(), ce_loss(model), tiny_batch(), m=2, task_sizes=(8, 8))
     with pytest.raises(ValueError, match=r"ascent_fraction=0\.25 with variant='tasksam'"):
         sam_step(make(), ce_loss(model), tiny_batch(), ascent_fraction=0.25, task_sizes=(8, 8))

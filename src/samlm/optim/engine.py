@@ -331,10 +331,11 @@ class Engine:
     def _variant_ascent(self, chosen: list[_Group], ascents: list[F.AscentGroup]) -> None:
         """Replace SAM's ascent direction ``g`` by the variant's (Eigen-SAM's), group by
         group (each keeps its ``rho``); ``||g||`` stays the normaliser. A variant that
-        needs the step's loss is refused outside a step plan."""
+        needs the step's loss, or a per-task one, is refused outside a step plan."""
+        variant: Variant = self.variant  # type: ignore[assignment]
         needs = (
-            "refreshes from the step's loss" if self.variant.needs_loss  # type: ignore[union-attr]
-            else "perturbs each task's sub-batch on its own" if self.variant.per_task  # type: ignore[union-attr]
+            "refreshes from the step's loss" if variant.needs_loss
+            else "perturbs each task's sub-batch on its own" if variant.per_task
             else None
         )  # fmt: skip
         if needs and not self._planned:

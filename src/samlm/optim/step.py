@@ -94,10 +94,12 @@ def sam_step(
             else f"m_examples={m_examples}" if m_examples is not None
             else f"accumulation='per_microbatch' with accumulation_steps={accumulation_steps}"
         )  # fmt: skip
-        raise ValueError(
-            f"{option} with {variant!r}: the variant needs one unit per step (the step's "
-            "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
-        )
+        why = (
+            "its units are the step's tasks" if variant.per_task
+            else "the variant needs one unit per step (the step's clean gradient next to its "
+            "SAM gradient, or its whole gradient to decide by)"
+        )  # fmt: skip
+        raise ValueError(f"{option} with {variant!r}: {why}")
     if task_sizes is not None:  # the units are the tasks
         plan = StepPlan(micro, None, ascent_fraction, tasks=tuple(task_sizes))
     passes = _LoopPasses(optimizer, loss_fn, scaler, replica_no_sync(optimizer, model))
