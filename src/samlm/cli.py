@@ -57,7 +57,8 @@ HELP = {
     "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022), aesam (SAM when "
     "the gradient norm is high, Jiang et al. 2023), eigensam (the ascent leans towards "
     "the Hessian's top eigenvector, Luo et al. 2024) or tasksam (a mixture's tasks each "
-    "perturbed on its own, the objective of DGSAM, Song et al. 2025; stratified batches)",
+    "perturbed on its own: the individual sharpness of DGSAM, Song et al. 2025, not its "
+    "algorithm; stratified batches)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
     "rho": "SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 text2text "
     "[Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
