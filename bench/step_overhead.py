@@ -2,8 +2,9 @@
 
 Times, round-robin in one run, samlm's SAM (full and quarter-batch ascent), the plain
 steps and forward-backward passes it cannot avoid, pytorch_optimizer's SAM and samlm's
-GSAM, LookSAM, AE-SAM and Eigen-SAM (between refreshes, and at a refresh step, its cost
-also amortised over its default 100 steps), on MiniLM (or a random BERT-base or
+GSAM, LookSAM, AE-SAM, Eigen-SAM (between refreshes, and at a refresh step, its cost
+also amortised over its default 100 steps) and TaskSAM (the batch as a mixture of 2 and
+of 3 tasks, each task perturbed on its own), on MiniLM (or a random BERT-base or
 BERT-tiny) with random token ids; prints the medians, the ratios against their targets
 with 95% intervals and verdicts, SAM's own work inside its steps, and its extra memory.
 The variants, targets and rules: ``bench/results/step_overhead_method.md``; the
@@ -78,10 +79,13 @@ VARIANTS = (
     "aesam",
     "eigensam",
     "eigensam_refresh",
+    "tasksam_2",
+    "tasksam_3",
 )
 # samlm.optim.variants, one step per call; Eigen-SAM at its default refresh of 100 steps
-# (no refresh within the timed rounds) and refreshing at every step (from the second on)
-EFFICIENT = ("gsam", "looksam", "aesam", "eigensam", "eigensam_refresh")
+# (no refresh within the timed rounds) and refreshing at every step (from the second on);
+# TaskSAM on the batch split into 2 and 3 near-equal tasks (2 passes of each task's part)
+EFFICIENT = ("gsam", "looksam", "aesam", "eigensam", "eigensam_refresh", "tasksam_2", "tasksam_3")
 LOOKSAM_K = 5
 # random BERTs (no weights to fetch): BERT-base (Devlin et al. 2019, 110M parameters with
 # a 2-label head) and BERT-tiny (Turc et al. 2019: 2 layers of 128, for smoke runs)
@@ -212,6 +216,15 @@ def _sam_step(m: nn.Module, batch: Batch, variant: Any = None, **options: Any) -
     return (lambda: samlm.sam_step(opt, lambda data: m(**data).loss, batch, **options)), opt
 
 
+def _tasksam(m: nn.Module, batch: Batch, tasks: int) -> Built:
+    """TaskSAM with the batch's examples as ``tasks`` near-equal tasks, in order."""
+    from samlm.optim.variants import TaskSAM
+
+    n = batch["input_ids"].shape[0]
+    sizes = [n // tasks + (i < n % tasks) for i in range(tasks)]
+    return _sam_step(m, batch, TaskSAM(), task_sizes=sizes)
+
+
 def _peer(m: nn.Module, batch: Batch) -> Built:
     import pytorch_optimizer
 
@@ -251,6 +264,8 @@ def build_variants(
         "aesam": lambda m: _sam_step(m, batch, AESAM()),
         "eigensam": lambda m: _sam_step(m, batch, EigenSAM(refresh=EIGENSAM_REFRESH)),
         "eigensam_refresh": lambda m: _sam_step(m, batch, EigenSAM(refresh=1)),
+        "tasksam_2": lambda m: _tasksam(m, batch, 2),
+        "tasksam_3": lambda m: _tasksam(m, batch, 3),
     }
     steps, opts, models = {}, {}, {}
     for name in names:  # the timing's name order

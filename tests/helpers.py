@@ -9,6 +9,8 @@ then moved, so they are the same numbers on every device.
 
 from __future__ import annotations
 
+import io
+
 import torch
 from torch import nn
 
@@ -54,6 +56,32 @@ def closure_for(opt, loss_fn, batch):
         return loss
 
     return closure
+
+
+def sgd_run(steps: int, lr: float = 0.1, momentum: float = 0.9) -> nn.Module:
+    """``tiny_mlp()`` after ``steps`` steps of SGD alone on ``tiny_batch(seed=t)``."""
+    model = tiny_mlp()
+    sgd = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    for t in range(steps):
+        sgd.zero_grad()
+        ce_loss(model)(tiny_batch(seed=t)).backward()
+        sgd.step()
+    return model
+
+
+def assert_bitwise(a: nn.Module, b: nn.Module) -> None:
+    """Every parameter of ``a`` equal to ``b``'s, bit for bit."""
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def round_trip(state: dict) -> dict:
+    """``state`` through ``torch.save`` and ``torch.load(weights_only=True)``, as a
+    checkpoint holds it."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
 
 
 def ce_loss(model: nn.Module):

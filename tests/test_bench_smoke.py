@@ -37,6 +37,8 @@ def test_step_overhead_quick_prints_every_ratio():
     for name in ("eigensam", "eigensam_refresh"):
         assert re.search(rf"^{name} +\d+\.\d +1\.00 ", out, re.M), out
     assert re.search(r"^Eigen-SAM: a refresh step \(5 Hessian-vector products", out, re.M), out
+    for name in ("tasksam_2", "tasksam_3"):  # TaskSAM: a SAM step every call
+        assert re.search(rf"^{name} +\d+\.\d +1\.00 ", out, re.M), out
 
 
 def test_distributed_bench_counts_the_bytes_of_each_mode():

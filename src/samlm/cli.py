@@ -55,8 +55,10 @@ HELP = {
     "LM: the text2text source as prompt, the target as completion); auto picks by model",
     "optimizer": "baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
     "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022), aesam (SAM when "
-    "the gradient norm is high, Jiang et al. 2023) or eigensam (the ascent leans towards "
-    "the Hessian's top eigenvector, Luo et al. 2024)",
+    "the gradient norm is high, Jiang et al. 2023), eigensam (the ascent leans towards "
+    "the Hessian's top eigenvector, Luo et al. 2024) or tasksam (a mixture's tasks each "
+    "perturbed on its own: the individual sharpness of DGSAM, Song et al. 2025, not its "
+    "algorithm; stratified batches)",
     "base_optimizer": "auto: Adafactor for T5, AdamW otherwise",
     "rho": "SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 text2text "
     "[Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
@@ -414,7 +416,7 @@ def _add_compare_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rho-sam",
         type=float,
-        help="rho of sam, sam_quarter, gsam, looksam, aesam and eigensam (default 0.05, "
+        help="rho of sam, sam_quarter, gsam, looksam, aesam, eigensam and tasksam (default 0.05, "
         "Foret et al. 2021)",
     )
     p.add_argument(

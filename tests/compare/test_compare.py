@@ -356,7 +356,7 @@ def test_passes_per_step_come_from_the_logged_share_of_sam_steps(tmp_path):
 def test_the_variants_are_methods_tuned_like_sam_but_not_in_the_evidence_grid():
     from samlm.compare.grid import CORE_METHODS, METHODS, PRESETS, TUNE_GRID
 
-    for method in ("gsam", "looksam", "aesam", "eigensam"):
+    for method in ("gsam", "looksam", "aesam", "eigensam", "tasksam"):
         assert METHODS[method] == {"optimizer": method}
         assert TUNE_GRID[method] == TUNE_GRID["sam"]
     assert PRESETS["evidence"]["methods"] == CORE_METHODS

@@ -72,6 +72,29 @@ def test_a_mixture_grid_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
     assert "Mixtures by task" in (tmp_path / "cmp" / "report.html").read_text()
 
 
+def test_a_tasksam_cell_on_a_mixture_and_its_refusal_on_one_task(tmp_path, data_dir, tiny_bert_dir):
+    """A compare cell of method tasksam trains the mixture task by task (4 SAM steps, each
+    two passes per task: the batch's examples twice, counted as 2 passes a step); a single
+    task in the grid is refused before any cell runs."""
+    common = dict(model=str(tiny_bert_dir), data_dir=str(data_dir), **TINY)
+    spec = GridSpec(tasks=[MIX], seeds=1, **{**common, "methods": ["baseline", "tasksam"]})
+    records = compare(spec, tmp_path / "cmp", backend=InlineBackend())  # real cells, inline
+    assert all(r["status"] == "ok" for r in records.values()), records
+    (record,) = [r for r in records.values() if r["method"] == "tasksam"]
+    assert record["steps"] == 4 and record["passes"] == 8  # each example twice a step
+    assert set(record["per_task"]) == {"glue/sst2", "superglue/cb"}
+    run = tmp_path / "cmp" / record["run_dir"]
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["options"]["optimizer"] == "tasksam"
+    assert config["resolved"]["batch_counts"] == {"glue/sst2": 4, "superglue/cb": 4}
+    single = GridSpec(tasks=["glue/sst2", MIX], **{**common, "methods": ["baseline", "tasksam"]})
+    problems = grid_problems(single)
+    assert problems == [
+        "method tasksam perturbs each task of a mixture on its own, and glue/sst2 is a single "
+        "task: list mixtures only (tasks joined by +, or mixture/NAME) or drop tasksam"
+    ]
+
+
 def test_the_report_of_a_mixture_row(tmp_path):
     spec = GridSpec(
         tasks=["glue/sst2", "glue/cola", "glue/sst2+glue/cola"],

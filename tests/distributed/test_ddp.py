@@ -1,8 +1,9 @@
 """DDP with SAM on 2 gloo processes: per-replica (no all-reduce in the first pass,
 identical weights, equal to single-process m-sharpness with m = world size) and
 synchronized (one bucketed all-reduce, equal to single-process SAM on the whole batch;
-GSAM, LookSAM, AE-SAM and Eigen-SAM too, AE-SAM deciding alike on every rank, Eigen-SAM
-averaging its Hessian-vector products like the ascent gradients); LookSAM resumes
+GSAM, LookSAM, AE-SAM, Eigen-SAM and TaskSAM too, AE-SAM deciding alike on every rank,
+Eigen-SAM averaging its Hessian-vector products like the ascent gradients, TaskSAM each
+task's ascent gradient before its norm); LookSAM resumes
 bitwise from sharded and full checkpoints."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from samlm import load_checkpoint, sam_step, save_checkpoint
-from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM
+from samlm.optim.variants import AESAM, GSAM, EigenSAM, LookSAM, TaskSAM
 
 from .harness import spawn
 from .model import batches, loss_fn, sam, shard, tiny_model
@@ -29,7 +30,9 @@ CASES = {
     "looksam_synchronized": ("synchronized", 1.0, 1, 1, 1),
     "aesam_synchronized": ("synchronized", 1.0, 2, 1, 1),
     "eigensam_synchronized": ("synchronized", 1.0, 1, 1, 1),
+    "tasksam_synchronized": ("synchronized", 1.0, 1, 1, 1),
 }
+TASKS = (1, 3)  # TaskSAM's case: each replica's 4 examples, 1 of task 0 then 3 of task 1
 
 
 def _variant(name: str):
@@ -42,7 +45,13 @@ def _variant(name: str):
         return AESAM(delta=0.5, lambda_1=1.0, lambda_2=1.0)
     if name.startswith("eigensam"):  # refreshes at steps 1 and 2
         return EigenSAM(alpha=0.5, refresh=1, iterations=3)
+    if name.startswith("tasksam"):
+        return TaskSAM()
     return None
+
+
+def _tasks(name: str) -> dict:
+    return {"task_sizes": TASKS} if name.startswith("tasksam") else {}
 
 
 def _worker(rank: int, world: int) -> dict:
@@ -80,6 +89,7 @@ def _worker(rank: int, world: int) -> dict:
                     accumulation_steps=accumulation,
                     m=m,
                     model=model,
+                    **_tasks(name),
                 )
                 weights = {k: v.clone() for k, v in model.module.state_dict().items()}
                 steps.append((list(hooks), list(ours), opt.last_stats.sam_step, weights))
@@ -125,9 +135,13 @@ def _reference(name: str):
     opt = sam(model, interval=interval, variant=_variant(name))
     if mode == "per_replica":  # m-sharpness over the replicas (and over m chunks in each)
         m *= 2
+    # TaskSAM: the replicas' shards as two micro-batches, each task's unit spanning both
+    shards = {"accumulation_steps": 2} if name.startswith("tasksam") else {}
     out = []
     for batch in batches(STEPS, BATCH):
-        sam_step(opt, loss_fn(model), batch, ascent_fraction=fraction, m=m)
+        sam_step(
+            opt, loss_fn(model), batch, ascent_fraction=fraction, m=m, **shards, **_tasks(name)
+        )
         out.append({k: v.clone() for k, v in model.state_dict().items()})
     return out
 
@@ -234,3 +248,14 @@ def test_eigensam_averages_its_products_like_the_ascent_gradients(ddp_results):
     for rank in ddp_results:
         calls = [ours for _, ours, _, _ in rank["eigensam_synchronized"]]
         assert calls == [[n_params], [n_params] * 4, [n_params] * 4]
+
+
+def test_tasksam_averages_each_tasks_ascent_gradient_before_its_norm(ddp_results):
+    """One all-reduce of the whole ascent gradient per task (averaged over the replicas,
+    then normed: the reference above is single-process TaskSAM on both shards); DDP's
+    buckets once, in the last task's second pass."""
+    n_params = sum(w.numel() for w in ddp_results[0]["synchronized"][0][3].values())
+    for rank in ddp_results:
+        for hooks, ours, is_sam, _ in rank["tasksam_synchronized"]:
+            assert is_sam and ours == [n_params] * len(TASKS)
+            assert hooks and all(hooks)

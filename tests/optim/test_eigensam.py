@@ -4,8 +4,6 @@ optimizer); passes and Hessian-vector products per step; bitwise resume; refusal
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 from torch import nn
@@ -14,7 +12,15 @@ from torch.func import functional_call, grad, jvp
 from samlm import SAM, sam_step
 from samlm.optim.variants import EigenSAM
 from samlm.training import SAMConfig
-from tests.helpers import ce_loss, closure_for, tiny_batch, tiny_mlp
+from tests.helpers import (
+    assert_bitwise,
+    ce_loss,
+    closure_for,
+    round_trip,
+    sgd_run,
+    tiny_batch,
+    tiny_mlp,
+)
 from tests.optim.reference import RefSGD
 
 
@@ -137,14 +143,7 @@ def test_alpha_zero_is_sam_bitwise_without_a_product():
 
 def test_rho_zero_is_the_base_optimizer_bitwise_one_pass_a_step():
     model, sam, calls, hvps = _ours(5, rho=0.0, refresh=2)
-    plain = tiny_mlp()
-    sgd = torch.optim.SGD(plain.parameters(), lr=0.1, momentum=0.9)
-    for t in range(5):
-        sgd.zero_grad()
-        ce_loss(plain)(tiny_batch(seed=t)).backward()
-        sgd.step()
-    for p, q in zip(model.parameters(), plain.parameters(), strict=True):
-        assert torch.equal(p, q)
+    assert_bitwise(model, sgd_run(5))
     assert len(calls) == 5 and hvps == [0] * 5 and sam.engine.variant.v == {}
 
 
@@ -165,10 +164,7 @@ def test_a_resumed_eigensam_is_bitwise_the_uninterrupted_one(saved_at):
     """Saved before the first refresh (2) and between two (4): v, its clock, the rest."""
     straight, _, _, _ = _ours(8)
     model, sam, _, _ = _ours(saved_at)
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "sam": sam.state_dict()}, buf)
-    buf.seek(0)
-    saved = torch.load(buf, weights_only=True)
+    saved = round_trip({"model": model.state_dict(), "sam": sam.state_dict()})
     other = tiny_mlp(seed=9)
     other.load_state_dict(saved["model"])
     other_sam = SAM(

@@ -7,7 +7,13 @@ from collections import Counter
 
 import pytest
 
-from samlm.pipeline.mixing import BLOCK, MixtureSampler, mixing_rates, sample_counts
+from samlm.pipeline.mixing import (
+    BLOCK,
+    MixtureSampler,
+    batch_counts,
+    mixing_rates,
+    sample_counts,
+)
 
 
 def test_proportional_rates_with_and_without_the_limit():
@@ -75,3 +81,27 @@ def test_sample_counts_follow_the_rates_within_each_tasks_size():
         )
     with pytest.raises(ValueError, match="total=-1"):
         sample_counts([3], [1.0], -1)
+
+
+def test_a_stratified_draw_fills_each_batch_task_after_task_and_resumes():
+    """TaskSAM's batches: batch_counts of each task in every block, each task's examples
+    in epochs of its own permutations; block b a pure function of (seed, b)."""
+    assert batch_counts([0.5, 0.5], 8) == [4, 4]
+    assert batch_counts([0.2, 0.8], 8) == [2, 6]  # largest remainder of 1.6 and 6.4
+    assert batch_counts([0.01, 0.99], 4) == [1, 3]  # every task at least one
+    with pytest.raises(ValueError, match="batch of 2 examples cannot hold one of each of 3"):
+        batch_counts([0.2, 0.3, 0.5], 2)
+    sampler = MixtureSampler((5, 11, 3), (0.2, 0.5, 0.3), seed=4)
+    counts = (2, 3, 1)
+    whole = sampler.draw_stratified(0, 12, counts)
+    assert len(whole) == 12 * 6
+    for block in range(12):
+        tasks = [t for t, _ in whole[6 * block : 6 * block + 6]]
+        assert tasks == [0, 0, 1, 1, 1, 2]
+    first = [i for t, i in whole if t == 0]  # 24 draws of a task of 5: 4 whole epochs
+    for epoch in range(4):
+        assert sorted(first[5 * epoch : 5 * epoch + 5]) == list(range(5))
+    assert sampler.draw_stratified(7, 5, counts) == whole[6 * 7 :]
+    assert whole != MixtureSampler((5, 11, 3), (0.2, 0.5, 0.3), seed=5).draw_stratified(
+        0, 12, counts
+    )

@@ -17,7 +17,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from samlm import SAM, sam_step
+from samlm import SAM, sam_param_groups, sam_step
+from samlm.optim.variants import TaskSAM
 from samlm.training import SAMConfig, SAMSeq2SeqTrainer, SAMTrainer
 from tests.helpers import tiny_hf
 
@@ -542,3 +543,45 @@ def test_eigensam_refreshes_in_the_trainer_with_its_options(tmp_path):
         SAMConfig(variant="gsam", refresh=2)
     with pytest.raises(ValueError, match=r"adaptive=True with variant='eigensam'"):
         SAMConfig(variant="eigensam", adaptive=True)
+
+
+@pytest.mark.parametrize(("k", "clip"), [(1, 0.0), (2, 0.0), (2, 0.05)])
+def test_tasksam_in_the_trainer_is_sam_steps_task_by_task(tmp_path, k, clip):
+    """SAMTrainer with TaskSAM (task_sizes (1, 3) per micro-batch of 4, k micro-batches a
+    step; no clipping, or at 0.05, below every step's norm) trains as samlm.sam_step with
+    TaskSAM and max_grad_norm on the same batches: each task's slices weighted by their
+    share of the step, the clip on the final direction only."""
+    dataset = toy_dataset(48)
+    trainer_model = tiny_bert()
+    args = _args(
+        tmp_path,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=k,
+        max_steps=4,
+        optim="sgd",
+        learning_rate=0.5,
+        lr_scheduler_type="constant",
+        max_grad_norm=clip,
+        train_sampling_strategy="sequential",
+    )
+    config = SAMConfig(rho=0.1, variant="tasksam")
+    trainer = SAMTrainer(
+        model=trainer_model,
+        args=args,
+        train_dataset=dataset,
+        sam_config=config,
+        task_sizes=(1, 3),
+    )
+    trainer.model_accepts_loss_kwargs = False
+    trainer.train()
+    assert trainer.sam_optimizer.sam_steps == 4
+    model = tiny_bert()
+    groups = sam_param_groups(model)  # the Trainer's: biases and norms at w
+    sam = SAM(torch.optim.SGD(groups, lr=0.5), 0.1, max_grad_norm=clip or None, variant=TaskSAM())
+    ids, labels = torch.tensor(dataset["input_ids"]), torch.tensor(dataset["labels"])
+    for step in range(4):
+        rows = slice(4 * k * step, 4 * k * (step + 1))
+        batch = {"input_ids": ids[rows], "labels": labels[rows]}
+        sam_step(sam, lambda b: model(**b).loss, batch, accumulation_steps=k, task_sizes=(1, 3))
+    for (name, p), q in zip(model.named_parameters(), trainer_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)

@@ -33,6 +33,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "looksam": {"optimizer": "looksam"},
     "aesam": {"optimizer": "aesam"},
     "eigensam": {"optimizer": "eigensam"},
+    "tasksam": {"optimizer": "tasksam"},  # mixtures only: each task perturbed on its own
 }
 CORE_METHODS = ["baseline", "sam", "sam_quarter", "asam"]  # the evidence grid's methods
 
@@ -48,7 +49,7 @@ TUNE_GRID: dict[str, list[dict[str, float]]] = {
     "asam": [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.5, 1.0)],
     **{
         m: [{"learning_rate": lr, "rho": rho} for lr in (1e-4, 2e-4) for rho in (0.02, 0.05)]
-        for m in ("gsam", "looksam", "aesam", "eigensam")
+        for m in ("gsam", "looksam", "aesam", "eigensam", "tasksam")
     },
 }
 # LoRA trains low-rank adapters from B = 0 and usually wants rates an order of magnitude

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..tasks import TASKS, Example, Task, get_task, load_split
-from .grid import MIXTURE_OPTIONS, Cell, GridSpec
+from .grid import METHODS, MIXTURE_OPTIONS, Cell, GridSpec
 from .mixtures import JOIN, NAMED, is_mixture, listed
 
 SPLITS = ("train", "validation")  # what every cell loads
@@ -145,14 +145,22 @@ def _option_problems(spec: GridSpec) -> list[str]:
     problems: dict[str, None] = {}  # each message once, whichever methods share it
     for method in spec.methods:
         cell = Cell(spec.tasks[0], spec.sizes[0], method, spec.seed_offset)
-        # the tasks are checked apart (any task name stands in for them here), and the
-        # mixing options once, by _mixing_problems
-        options = {**spec.train_options(cell), "task": "-", "mixture": None}
+        # the tasks are checked apart (any task name stands in for them here, a mixture's
+        # for TaskSAM, which trains on mixtures only), the mixing options by _mixing_problems
+        per_task = METHODS.get(method, {}).get("optimizer") == "tasksam"
+        options = {**spec.train_options(cell), "task": "a,b" if per_task else "-", "mixture": None}
         options = {k: v for k, v in options.items() if k not in MIXTURE_OPTIONS}
         try:
             TrainConfig(output="-", **options)
         except ValueError as err:
             problems[str(err)] = None
+    single = [t for t in spec.tasks if not is_mixture(t)]
+    if single and any(METHODS.get(m, {}).get("optimizer") == "tasksam" for m in spec.methods):
+        problems[
+            f"method tasksam perturbs each task of a mixture on its own, and {', '.join(single)} "
+            f"{'is a single task' if len(single) == 1 else 'are single tasks'}: list mixtures "
+            f"only (tasks joined by {JOIN}, or {NAMED}NAME) or drop tasksam"
+        ] = None
     return [*problems, *_mixing_problems(spec)]
 
 

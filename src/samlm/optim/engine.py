@@ -234,7 +234,7 @@ class Engine:
         ``grad_scale``: see :meth:`perturb`.
         """
         self._units += 1
-        if self.variant is not None and self._units > 1:
+        if self.variant is not None and self._units > 1 and not self.variant.per_task:
             raise ValueError(
                 f"{self.variant!r} needs the step's clean and SAM gradients side by side: one "
                 "unit per step (no m-sharpness, no per-micro-batch accumulation)"
@@ -331,11 +331,17 @@ class Engine:
     def _variant_ascent(self, chosen: list[_Group], ascents: list[F.AscentGroup]) -> None:
         """Replace SAM's ascent direction ``g`` by the variant's (Eigen-SAM's), group by
         group (each keeps its ``rho``); ``||g||`` stays the normaliser. A variant that
-        needs the step's loss is refused outside a step plan."""
-        if self.variant.needs_loss and not self._planned:  # type: ignore[union-attr]
+        needs the step's loss, or a per-task one, is refused outside a step plan."""
+        variant: Variant = self.variant  # type: ignore[assignment]
+        needs = (
+            "refreshes from the step's loss" if variant.needs_loss
+            else "perturbs each task's sub-batch on its own" if variant.per_task
+            else None
+        )  # fmt: skip
+        if needs and not self._planned:
             raise ValueError(
-                f"{self.variant!r} refreshes from the step's loss, which SAM.step(closure) and "
-                "perturb() do not have: step with samlm.sam_step or SAMTrainer"
+                f"{self.variant!r} {needs}, which SAM.step(closure) and perturb() cannot "
+                "see: step with samlm.sam_step or SAMTrainer"
             )
         if not self.variant.changes_ascent:  # type: ignore[union-attr]
             return

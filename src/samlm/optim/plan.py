@@ -16,6 +16,10 @@ they differ only in how a pass runs (their :class:`Passes`). A plan holds the st
       p.grad  += sum_{i in u} (n_i / n) grad L_i(w + e_u)        (restore w after)
 
   and ``L(w) = sum_u (n_u / n) L_u``, ``L(w + e)`` the weighted sum of the second passes.
+  A per-task variant (TaskSAM) has one unit per task: every micro-batch is ``tasks[0]``
+  examples of the first task, ``tasks[1]`` of the second, ..., and task ``i``'s unit is
+  its slice of every micro-batch, so ``e_i`` is its own and ``p.grad`` sums
+  ``(n_i / n) grad L_i(w + e_i)``.
 
 Before a SAM step's passes, a variant that refreshes from the loss (Eigen-SAM) gets
 Hessian-vector products of the step's loss ``sum_i (n_i / n) L_i`` over the perturbed
@@ -46,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .batching import split_batch
+from .batching import batch_size, slice_batch, split_batch
 from .engine import Engine, Grads
 from .hessian import HVP, gradient_graph, hvp
 
@@ -98,21 +102,41 @@ class StepPlan:
     one micro-batch's): its micro-batches ``micro``, split into units by ``chunks``
     (``None``: all of them in one unit; else each micro-batch of ``n_i`` examples into
     ``chunks(n_i)`` units, m-sharpness), the ``ascent_fraction`` of each piece the
-    ascent takes, and whether the plan's last backward completes the step's gradient.
-    A plain step, and a whole-batch ascent, run the micro-batches as they are."""
+    ascent takes, whether the plan's last backward completes the step's gradient, and
+    ``tasks``, each task's examples in every micro-batch, in order (a per-task variant's
+    layout; ``None`` otherwise). A plain step, and a whole-batch ascent, run the
+    micro-batches as they are."""
 
     micro: list[Piece]
     chunks: Callable[[int], int] | None = None
     ascent_fraction: float = 1.0
     completes_step: bool = True
+    tasks: tuple[int, ...] | None = None
     n: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.n = sum(size for _, size in self.micro)
+        if self.tasks is not None:
+            if self.chunks is not None:
+                raise ValueError("a per-task plan's units are its tasks: no m-sharpness")
+            sizes = sorted({batch_size(mb) for mb, _ in self.micro} | {n for _, n in self.micro})
+            if sizes != [sum(self.tasks)]:
+                raise ValueError(
+                    f"micro-batches of {sizes} examples, but the tasks' counts "
+                    f"{list(self.tasks)} sum to {sum(self.tasks)}: each micro-batch must hold "
+                    "that many of each task, task after task (a task-stratified draw)"
+                )
 
     @functools.cached_property
     def units(self) -> list[list[Piece]]:
-        """The units of a SAM step, each perturbed on its own (one chunk: as it is)."""
+        """The units of a SAM step, each perturbed on its own (one chunk: as it is; one
+        task: its slice of every micro-batch)."""
+        if self.tasks is not None:
+            starts = [sum(self.tasks[:i]) for i in range(len(self.tasks))]
+            return [
+                [(slice_batch(mb, start, start + count), count) for mb, _ in self.micro]
+                for start, count in zip(starts, self.tasks, strict=True)
+            ]
         if self.chunks is None:
             return [self.micro]
         return [
@@ -125,6 +149,15 @@ class StepPlan:
 
     def run(self, engine: Engine, passes: Passes) -> Outcome:
         """Run the step's passes in the plan's order and record its losses."""
+        per_task = engine.variant is not None and engine.variant.per_task
+        if per_task != (self.tasks is not None):
+            raise ValueError(
+                f"{engine.variant!r} needs each task's examples per micro-batch: pass "
+                "task_sizes to samlm.sam_step or SAMTrainer"
+                if per_task
+                else f"task_sizes given, but {engine.variant!r} is not a per-task variant "
+                "(TaskSAM), which alone perturbs task by task"
+            )
         if not engine.is_sam_step():
             loss = passes.backward(self._weighted(self.micro), last=True)
             engine.record_plain(loss)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -65,6 +65,7 @@ def sam_step(
     accumulation: str = "global",
     scaler: torch.amp.GradScaler | None = None,
     model: nn.Module | None = None,
+    task_sizes: Sequence[int] | None = None,
 ) -> Tensor:
     """Zero the gradients, run one full optimizer step, return the loss.
 
@@ -75,7 +76,8 @@ def sam_step(
     the base step goes through ``scaler.step`` and ``scaler.update`` (skipped on inf,
     scale lowered). ``model`` is the wrapped model ``loss_fn`` runs (DDP or FSDP2), if any.
     ``m`` (chunks per micro-batch) or ``m_examples`` (examples per chunk, the paper's m):
-    m-sharpness, see the module's description.
+    m-sharpness, see the module's description. ``task_sizes``: with a per-task variant
+    (TaskSAM), each micro-batch's examples of each task, task after task.
     """
     step_options(ascent_fraction, m, accumulation_steps, accumulation, m_examples)
     variant = optimizer.engine.variant
@@ -84,17 +86,22 @@ def sam_step(
     chunks = None
     if accumulation != "global" or m != 1 or m_examples is not None:
         chunks = functools.partial(_chunks, m=m, m_examples=m_examples)
-    plan = StepPlan(split_batch(batch, accumulation_steps), chunks, ascent_fraction)
+    micro = split_batch(batch, accumulation_steps)
+    plan = StepPlan(micro, chunks, ascent_fraction)
     if variant is not None and len(plan.units) > 1:
         option = (
             f"m={m}" if m != 1
             else f"m_examples={m_examples}" if m_examples is not None
             else f"accumulation='per_microbatch' with accumulation_steps={accumulation_steps}"
         )  # fmt: skip
-        raise ValueError(
-            f"{option} with {variant!r}: the variant needs one unit per step (the step's "
-            "clean gradient next to its SAM gradient, or its whole gradient to decide by)"
-        )
+        why = (
+            "its units are the step's tasks" if variant.per_task
+            else "the variant needs one unit per step (the step's clean gradient next to its "
+            "SAM gradient, or its whole gradient to decide by)"
+        )  # fmt: skip
+        raise ValueError(f"{option} with {variant!r}: {why}")
+    if task_sizes is not None:  # the units are the tasks
+        plan = StepPlan(micro, None, ascent_fraction, tasks=tuple(task_sizes))
     passes = _LoopPasses(optimizer, loss_fn, scaler, replica_no_sync(optimizer, model))
     optimizer.zero_grad(set_to_none=True)
     outcome = plan.run(optimizer.engine, passes)

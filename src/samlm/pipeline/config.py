@@ -26,8 +26,8 @@ from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
 from .mixing import MIXINGS, MIXTURES
 
-METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam", "eigensam")
-VARIANT_METHODS = ("gsam", "looksam", "aesam", "eigensam")  # SAMConfig.variant
+METHODS = ("baseline", "sam", "asam", "gsam", "looksam", "aesam", "eigensam", "tasksam")
+VARIANT_METHODS = ("gsam", "looksam", "aesam", "eigensam", "tasksam")  # SAMConfig.variant
 BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
 MODELLING = ("auto", "encoder", "text2text", "causal")
 
@@ -196,6 +196,11 @@ class TrainConfig:
                     f"{_given(self, [name])} has an effect only with --optimizer "
                     f"{' or '.join(users)}"
                 )
+        if self.optimizer == "tasksam" and not self.is_mixture():
+            raise ValueError(
+                "--optimizer tasksam perturbs each task of a mixture on its own: give several "
+                "tasks (--task a,b) or --mixture (on one task it is --optimizer sam)"
+            )
         if self.sam_accumulation is not None and self.gradient_accumulation_steps == 1:
             raise ValueError(
                 f"{_given(self, ['sam_accumulation'])} has an effect only with "

@@ -68,6 +68,7 @@ class TaskJob:
         self.metric = self.task.main_metric
         self.n_train = len(self.splits.train)
         self.reported_apart = self.splits.validation_from != "reported"
+        self.task_sizes = None  # one task: no per-task batches
         notes = (
             self.task.data_note(self.data_dir),
             size_note(self.splits, cfg.validation_size, cfg.eval_size),

@@ -15,6 +15,11 @@ The sampler's draw ``i`` is a pure function of ``(seed, i)``: tasks are drawn in
 of :data:`BLOCK` with their own seed per block, and each task serves its examples in
 epochs, each a permutation seeded by ``(seed, task, epoch)``. A run resumed at position
 ``i`` therefore draws exactly what the uninterrupted run drew from ``i`` on.
+
+A task-stratified draw (TaskSAM's: :meth:`MixtureSampler.draw_stratified`) fills every
+batch with :func:`batch_counts` examples of each task, task after task, each task's
+taken in order from its own epochs of permutations: block ``b`` is again a pure function
+of ``(seed, b)``.
 """
 
 from __future__ import annotations
@@ -98,6 +103,18 @@ def sample_counts(sizes: Sequence[int], rates: Sequence[float], total: int) -> l
     return counts
 
 
+def batch_counts(rates: Sequence[float], batch: int) -> list[int]:
+    """Each task's examples in a stratified batch of ``batch``: the largest-remainder
+    quotas of ``batch * r_m`` (:func:`sample_counts`), every task at least one (equal
+    rates and a batch divisible by the tasks: equal counts)."""
+    if batch < len(rates):
+        raise ValueError(
+            f"a batch of {batch} examples cannot hold one of each of {len(rates)} tasks: "
+            f"raise --batch-size to at least {len(rates)}"
+        )
+    return sample_counts([batch] * len(rates), rates, batch)
+
+
 @dataclass(frozen=True)
 class MixtureSampler:
     """``(task, example)`` index pairs drawn by ``rates``; see the module docstring."""
@@ -134,10 +151,31 @@ class MixtureSampler:
         out = []
         orders: dict[tuple[int, int], np.ndarray] = {}
         for task in tasks[offset : offset + count].tolist():
-            epoch, pos = divmod(int(seen[task]), self.sizes[task])
-            order = orders.get((task, epoch))
-            if order is None:
-                order = orders[(task, epoch)] = self._order(task, epoch)
-            out.append((task, int(order[pos])))
+            out.append((task, self._nth(task, int(seen[task]), orders)))
             seen[task] += 1
+        return out
+
+    def _nth(self, task: int, position: int, orders: dict[tuple[int, int], np.ndarray]) -> int:
+        """The example at ``position`` of task ``task``'s stream (``orders``: a cache)."""
+        epoch, pos = divmod(position, self.sizes[task])
+        order = orders.get((task, epoch))
+        if order is None:
+            order = orders[(task, epoch)] = self._order(task, epoch)
+        return int(order[pos])
+
+    def draw_stratified(
+        self, start: int, count: int, counts: Sequence[int]
+    ) -> list[tuple[int, int]]:
+        """Blocks ``start .. start + count - 1`` of a stratified draw: block ``b`` is
+        ``counts[0]`` examples of task 0, then ``counts[1]`` of task 1, ...; task ``t``'s
+        are draws ``b * counts[t] ..`` of its own stream (epochs, as :meth:`draw`'s)."""
+        if start < 0 or count < 0 or len(counts) != len(self.sizes):
+            raise ValueError(f"start={start}, count={count}, counts={list(counts)}")
+        out = []
+        orders: dict[tuple[int, int], np.ndarray] = {}
+        for block in range(start, start + count):
+            for task, n in enumerate(counts):
+                out += [
+                    (task, self._nth(task, i, orders)) for i in range(block * n, (block + 1) * n)
+                ]
         return out

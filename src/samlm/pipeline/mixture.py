@@ -8,7 +8,10 @@ et al. 2020, Section 3.5.2).
   examples, or text-to-text pairs), in the order of :class:`MixtureSampler` (no shuffle
   on top), so a resumed run trains on exactly the draws the uninterrupted one does. One
   epoch is as many draws as the tasks have training units together; ``--epochs``,
-  ``--max-steps`` and ``--min-steps`` count as in a single-task run.
+  ``--max-steps`` and ``--min-steps`` count as in a single-task run. ``--optimizer
+  tasksam`` draws task-stratified batches instead (:meth:`MixtureSampler.draw_stratified`:
+  every ``--batch-size`` batch holds :func:`mixing.batch_counts` of each task, task after
+  task), which its per-task step slices (``task_sizes``).
 * Every evaluation scores each task with its own metrics on its own examples
   (``<task>/<metric>``) and their GLUE/SuperGLUE-style ``average`` (the mean of each
   task's :func:`samlm.metrics.task_score`), which selects the checkpoint.
@@ -45,7 +48,7 @@ from .config import TrainConfig
 from .data import Splits, data_folder, size_note
 from .features import collator, encode, metrics_fn
 from .job import check_choice, task_splits
-from .mixing import MixtureSampler, mixing_rates
+from .mixing import MixtureSampler, batch_counts, mixing_rates
 from .models import ModelChoice, check_modelling, load_model, resolve_model
 from .multitask import HeadSpec, MixedCollator, MultiHeadEncoder, mixed_rows
 
@@ -190,6 +193,14 @@ class MixtureJob:
             notes.append(f"{task.name}: {short}." if short else None)
         self.note = " ".join(n for n in notes if n) or None
         self.reported_apart = any(s.validation_from != "reported" for s in self.splits)
+        self.task_sizes = None  # each batch's examples per task, when stratified (TaskSAM)
+        if cfg.optimizer == "tasksam":
+            if len(self.tasks) < 2:
+                raise ValueError(
+                    f"--optimizer tasksam perturbs each task of a mixture on its own, and "
+                    f"{self.name} is one task: on one task it is --optimizer sam"
+                )
+            self.task_sizes = tuple(batch_counts(self.rates, cfg.batch_size))
 
     # -- what the run records ----------------------------------------------------------------
 
@@ -199,12 +210,18 @@ class MixtureJob:
             t.name: {**s.describe(), "train_units": n, "rate": r}
             for t, s, n, r in zip(self.tasks, self.splits, self.sizes, self.rates, strict=True)
         }
+        stratified = self.task_sizes is not None  # TaskSAM's batches: counts per task
         return {
             "mixture": self.cfg.mixture,
             "tasks": tasks,
             "left_out": self.left_out,
             "train_examples": sum(len(s.train) for s in self.splits),
             "train_draws": self.draws,
+            **(
+                {"batch_counts": dict(zip(tasks, self.task_sizes, strict=True))}
+                if stratified
+                else {}
+            ),
         }
 
     def training_overrides(self) -> dict[str, Any]:
@@ -259,11 +276,17 @@ class MixtureJob:
         return encode_tasks(self.tasks, examples, training=role == "train", **enc)
 
     def train_dataset(self, enc: dict[str, Any]) -> Dataset:
-        """The run's draws, in order: row ``i`` is the sampler's draw ``i``."""
+        """The run's draws, in order: row ``i`` is the sampler's draw ``i`` (stratified:
+        of its stratified draw)."""
         sets = self._encode("train", enc)
         offsets = np.cumsum([0, *(len(s) for s in sets)])
         sampler = MixtureSampler(tuple(self.sizes), tuple(self.rates), seed=self.cfg.seed)
-        rows = [int(offsets[t]) + j for t, j in sampler.draw(0, self.draws)]
+        draws = (
+            sampler.draw(0, self.draws)
+            if self.task_sizes is None
+            else sampler.draw_stratified(0, self.draws // self.cfg.batch_size, self.task_sizes)
+        )
+        rows = [int(offsets[t]) + j for t, j in draws]
         return concatenate_datasets(sets).select(rows)
 
     def eval_dataset(self, role: str, enc: dict[str, Any]) -> Dataset:

@@ -315,6 +315,8 @@ def _train(
     validation_ds = job.eval_dataset("validation", enc)
     trainer_cls = TRAINERS[choice.modelling, sam is not None]
     kwargs: dict[str, Any] = {"sam_config": sam} if sam else {}
+    if job.task_sizes is not None:  # TaskSAM: each batch's examples per task
+        kwargs["task_sizes"] = job.task_sizes
     flatness = cfg.lora_flatness()  # Flat-LoRA, BAR
     if flatness:
         trainer_cls = with_lora_flatness(trainer_cls)

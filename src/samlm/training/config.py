@@ -40,8 +40,9 @@ class SAMConfig:
         track_cosine: report the cosine between the two passes' gradients.
         seed: seed of SAM's own generator (randomized SAM).
         rho_min: where ``rho_schedule="lr"`` takes rho at the end.
-        variant: ``"gsam"``, ``"looksam"``, ``"aesam"`` or ``"eigensam"``
-            (:mod:`samlm.optim.variants`), or None for SAM / ASAM.
+        variant: ``"gsam"``, ``"looksam"``, ``"aesam"``, ``"eigensam"`` or ``"tasksam"``
+            (:mod:`samlm.optim.variants`; TaskSAM needs ``SAMTrainer(task_sizes=...)``),
+            or None for SAM / ASAM.
         alpha: GSAM's, LookSAM's and Eigen-SAM's mixing weight (None: GSAM 0.4, LookSAM
             0.7, Eigen-SAM 0.2).
         k: LookSAM's period (a full SAM step every ``k`` steps).

@@ -28,7 +28,7 @@ report a loss of 0 and the last one the window's, so the Trainer's logged sum is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,9 @@ class _TrainerPasses:
     """SAMTrainer's passes for :class:`~samlm.optim.plan.StepPlan`: the ascent by
     ``compute_loss`` under ``accelerator.no_sync``, every backward by the Trainer's own
     ``training_step`` (its loss scaling for accumulation and ``num_items_in_batch``,
-    fp16's scaler, backward). A chunk of a micro-batch is weighted by its share, without
-    ``num_items_in_batch``; a whole micro-batch is exactly the Trainer's step."""
+    fp16's scaler, backward). A chunk or a task's slice of a micro-batch is weighted by
+    its share, without ``num_items_in_batch``; a whole micro-batch is exactly the
+    Trainer's step."""
 
     def __init__(self, trainer: SAMTrainerMixin, model: nn.Module, window: list) -> None:
         self.trainer, self.model = trainer, model
@@ -98,8 +99,10 @@ class _TrainerPasses:
         reported: Tensor | float = 0.0
         for i, (mb, weight) in enumerate(pieces):
             sync = contextlib.nullcontext() if last and i == len(pieces) - 1 else self.no_sync()
-            whole = id(mb) in self.items
-            with sync, self.trainer._sam_pass(1.0 if whole else weight) as seen:
+            # a slice (a chunk, a task's examples) is weighted by its share of its
+            # micro-batch: the Trainer divides each micro-batch's loss by the window's length
+            share = 1.0 if id(mb) in self.items else weight * len(self.items)
+            with sync, self.trainer._sam_pass(share) as seen:
                 reported = reported + trainer_step(self.model, mb, self.items.get(id(mb)))
             total = total + seen.loss * weight
         self.reported.append(reported)  # type: ignore[arg-type]
@@ -124,9 +127,17 @@ class _TrainerPasses:
 class SAMTrainerMixin:
     """What turns a Trainer class into a SAM one; see :class:`SAMTrainer`."""
 
-    def __init__(self, *args: Any, sam_config: SAMConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        sam_config: SAMConfig | None = None,
+        task_sizes: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.sam_config = sam_config or SAMConfig()
+        # a per-task variant's layout: each micro-batch's examples of each task, in order
+        self.task_sizes = None if task_sizes is None else tuple(task_sizes)
         if self.sam_config.exclude_head and self.model is not None:
             head_parameters(self.model)  # a model without a task head fails here, not later
         self.sam_optimizer: SAM | None = None
@@ -241,17 +252,19 @@ class SAMTrainerMixin:
 
     def _sam_plan(self, window: list[tuple[Any, Any]]) -> StepPlan:
         """The plan of ``window``: one unit of its micro-batches, or (m-sharpness) the
-        chunks of its one micro-batch, each a unit; a lone micro-batch is not measured
-        (a packed batch has no example count), its weight being 1."""
+        chunks of its one micro-batch, each a unit, or (``task_sizes``, TaskSAM) each
+        task's slices, a unit per task; a lone micro-batch is not measured (a packed
+        batch has no example count), its weight being 1, unless split by task."""
         cfg = self.sam_config
         chunked = len(window) == 1 and (cfg.m != 1 or cfg.m_examples is not None)
-        sized = len(window) > 1 or chunked
+        sized = len(window) > 1 or chunked or self.task_sizes is not None
         micro = [(mb, batch_size(mb) if sized else 1) for mb, _ in window]
         return StepPlan(
             micro,
             cfg.chunks if chunked else None,
             cfg.ascent_fraction,
             completes_step=self.accelerator.sync_gradients,  # settled before the Trainer clips
+            tasks=self.task_sizes,
         )
 
     # -- logging --------------------------------------------------------------------------
@@ -274,7 +287,9 @@ class SAMTrainerMixin:
 
 
 class SAMTrainer(SAMTrainerMixin, Trainer):
-    """``transformers.Trainer`` with SAM: swap the class name, pass ``sam_config``.
+    """``transformers.Trainer`` with SAM: swap the class name, pass ``sam_config`` (and,
+    for TaskSAM, ``task_sizes``: each micro-batch's examples of each task, task after
+    task, which the training data must then deliver: ``samlm train`` draws them so).
 
     Everything the Trainer offers keeps working: ``TrainingArguments`` (gradient
     accumulation runs SAM per micro-batch, or once per step with
