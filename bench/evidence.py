@@ -104,7 +104,7 @@ def compare_args(preset: str) -> list[str]:
         "--methods": ",".join(grid["methods"]),
         "--seeds": str(grid["seeds"]),
         "--min-steps": str(grid["min_steps"]),
-        "--eval-steps": str(grid["eval_steps"]),
+        "--save-steps": str(grid["save_steps"]),
         "--validation-size": str(grid["validation_size"]),
     }
     return [x for pair in flags.items() for x in pair] + (["--tune"] if grid["tune"] else [])

@@ -289,7 +289,11 @@ def test_mixing_options_reach_the_mixture_cells_train_config(data_dir, encoder):
             "--mixing-limit 9 has an effect only with --mixing proportional",
         ),
         (MIX, ["--mixing-limit", "0"], "mixing_limit=0 must be an integer >= 1"),
-        (MIX, ["--mixing", "temperature", "--temperature", "-1"], "temperature=-1.0 must be > 0"),
+        (
+            MIX,
+            ["--mixing", "temperature", "--temperature", "-1"],
+            "temperature=-1.0 must be a finite number > 0",
+        ),
     ],
 )
 def test_bad_mixing_options_exit_2(tmp_path, data_dir, encoder, capsys, tasks, extra, message):

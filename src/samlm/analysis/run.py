@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,10 @@ import torch
 from torch import nn
 
 from ..hf_bars import hf_bars
-from ..optim.validation import optional_positive_int, positive_int
+from ..optim.validation import one_of, optional_positive_int, positive_int
+from ..options import option
 from ..pipeline.adapters import is_adapted, merge_lora
-from .measure import BATCH_SIZE, PLOTS, SAMPLES, WEIGHTS, MeasureOptions, measure_all
+from .measure import PLOTS, MeasureOptions, measure_all
 from .mixture_run import mixture_subject
 from .objective import hf_loss
 from .saved_run import Sampling, read_run, single_task_subject
@@ -43,9 +45,40 @@ OUTPUT = "sharpness"
 RESULT = "sharpness.json"
 
 
+# the weights measured: what the run trained, or every weight with a LoRA run's adapters
+# merged in (see the module docstring)
+WEIGHTS = ("trained", "merged")
+
+
+@dataclass
+class RunOptions:
+    """:func:`measure_run`'s options beside the measures' (:class:`MeasureOptions`), each
+    declared with its ``samlm sharpness`` flag (:mod:`samlm.options`)."""
+
+    samples: int | None = option(
+        128,
+        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
+        "their mixing rates)",
+    )
+    batch_size: int = option(32, help="examples per forward pass; bounds memory")
+    weights: str = option(
+        "trained",
+        choices=WEIGHTS,
+        help="the weights measured: trained (what the run trained: a --peft lora run's "
+        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
+        "adapters merged into the base); the same for a full fine-tuning run",
+    )
+    data_dir: str | None = option(None, help="override the run's data folder")
+    device: str | None = option(None, help="cpu, cuda, ... (default: cuda if available)")
+
+    def __post_init__(self) -> None:  # data_dir may be a Path
+        one_of("weights", self.weights, WEIGHTS)
+        optional_positive_int("samples", self.samples)
+        positive_int("batch_size", self.batch_size)
+
+
 def check_weights(weights: Any) -> None:
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights={weights!r} must be one of {', '.join(WEIGHTS)}")
+    one_of("weights", weights, WEIGHTS)
 
 
 def measured_model(model: nn.Module, weights: str) -> nn.Module:
@@ -78,17 +111,7 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
-def measure_run(
-    run_dir: str | Path,
-    *,
-    samples: int | None = SAMPLES,
-    batch_size: int = BATCH_SIZE,
-    data_dir: str | Path | None = None,
-    device: str | None = None,
-    write: bool = True,
-    weights: str = "trained",
-    **options: Any,
-) -> dict[str, Any]:
+def measure_run(run_dir: str | Path, *, write: bool = True, **options: Any) -> dict[str, Any]:
     """Measure a ``samlm train`` run's best model on ``samples`` of its training examples
     (a seeded, stratified sample; a mixture's drawn at its mixing rates, see
     ``mixture_run.py``; None: all), in batches of ``batch_size``, as a function of the
@@ -98,21 +121,22 @@ def measure_run(
     mixture's, also ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``,
     ``rate``).
 
-    ``options`` are :class:`MeasureOptions` fields (rho, steps, m, adaptive_rho, eta,
-    hessian_iters, hessian_tol, probes, grid, span, seed, train, progress); ``data_dir``
-    overrides the run's. With ``write``, the result goes to ``RUN_DIR/sharpness/
-    sharpness.json`` next to the plots. Returns that dict.
+    ``options`` are :class:`RunOptions` fields (samples, batch_size, weights, data_dir
+    overriding the run's, device) and :class:`MeasureOptions` fields (rho, steps, m,
+    adaptive_rho, eta, hessian_iters, hessian_tol, probes, grid, span, seed, train,
+    progress), each at its declared default when left out. With ``write``, the result
+    goes to ``RUN_DIR/sharpness/sharpness.json`` next to the plots. Returns that dict.
     """
     start = time.perf_counter()
-    optional_positive_int("samples", samples)
-    positive_int("batch_size", batch_size)
-    check_weights(weights)
-    unknown = set(options) - (set(MeasureOptions.__dataclass_fields__) - {"batch_size"})
+    ours = set(RunOptions.__dataclass_fields__)
+    unknown = set(options) - ours - (set(MeasureOptions.__dataclass_fields__) - {"batch_size"})
     if unknown:
         raise ValueError(f"unknown option(s) for measure_run: {', '.join(sorted(unknown))}")
-    opts = MeasureOptions(**options)
-    target = _device(device)
-    run = read_run(run_dir, data_dir)
+    given = RunOptions(**{k: v for k, v in options.items() if k in ours})
+    samples, batch_size, weights = given.samples, given.batch_size, given.weights
+    opts = MeasureOptions(**{k: v for k, v in options.items() if k not in ours})
+    target = _device(given.device)
+    run = read_run(run_dir, given.data_dir)
     subject = mixture_subject if run.config.is_mixture() else single_task_subject
     with hf_bars(opts.progress):  # the model's loading bar, the sample's map
         s = subject(run, Sampling(samples, batch_size, opts.seed, target))

@@ -160,7 +160,7 @@ def _mixing_problems(spec: GridSpec) -> list[str]:
     with a mixture among the tasks, each where it has an effect, and values
     ``samlm train`` takes."""
     from ..pipeline import TrainConfig
-    from ..pipeline.config import flag_values
+    from ..options import flag_values
 
     given = spec.mixing_options()
     if not given:

@@ -169,7 +169,7 @@ class SAMTrainerMixin:
                 if params:
                     groups.append({**group, "params": params, "perturb": perturb})
         base.param_groups[:] = groups
-        distributed = cfg.distributed if self.args.world_size > 1 else None
+        distributed = cfg.distributed_sam if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
         )
