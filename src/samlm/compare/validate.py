@@ -159,8 +159,8 @@ def _mixing_problems(spec: GridSpec) -> list[str]:
     """The mixing options given (``--mixing``, ``--mixing-limit``, ``--temperature``): only
     with a mixture among the tasks, each where it has an effect, and values
     ``samlm train`` takes."""
-    from ..pipeline import TrainConfig
     from ..options import flag_values
+    from ..pipeline import TrainConfig
 
     given = spec.mixing_options()
     if not given:
