@@ -15,21 +15,11 @@ from samlm.compare.grid import Cell
 from samlm.compare.report import markdown, terminal
 from samlm.compare.store import SPEC_FILE
 from samlm.compare.validate import grid_problems
+from tests.helpers import tiny_spec
 
 from .fake import InlineBackend, mixture_cell
 
 MIX = "glue/sst2+superglue/cb"
-TINY = dict(
-    sizes=[16],
-    methods=["baseline", "sam"],
-    epochs=1.0,
-    min_steps=4,
-    save_steps=2,
-    eval_size=16,
-    validation_size=16,
-    batch_size=8,
-    max_length=32,
-)
 
 
 @pytest.fixture
@@ -41,13 +31,13 @@ def encoder(tmp_path) -> str:
 
 
 def test_a_mixture_grid_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
-    spec = GridSpec(
+    spec = tiny_spec(
         tasks=[MIX],
         seeds=2,
-        model=str(tiny_bert_dir),
-        data_dir=str(data_dir),
+        model=tiny_bert_dir,
+        data_dir=data_dir,
         sharpness=True,  # samlm sharpness measures a mixture run
-        **TINY,
+        min_steps=4,
     )
     records = compare(spec, tmp_path / "cmp", workers=2)
     ok = [r for r in records.values() if r["status"] == "ok"]

@@ -14,6 +14,7 @@ decay for encoders.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import os
@@ -49,6 +50,7 @@ MODELLING = ("auto", "encoder", "text2text", "causal")
 
 
 # Rules: when an option has an effect (samlm.options.check_inert refuses it elsewhere)
+@functools.cache  # one rule per set of methods: the options it refuses share a message
 def _optimizer_in(*methods: str) -> Needs:
     return Needs(lambda c: c.optimizer in methods, "--optimizer " + " or ".join(methods))
 
@@ -57,15 +59,22 @@ SAM = Needs(
     lambda c: c.optimizer != "baseline",
     "a SAM optimizer, not --optimizer baseline (no SAM step uses them)",
 )
-ASAM, LOOKSAM, AESAM_ONLY, EIGENSAM_ONLY = (
-    _optimizer_in(m) for m in ("asam", "looksam", "aesam", "eigensam")
-)
 ALPHA = _optimizer_in("gsam", "looksam", "eigensam")
 LORA = Needs(lambda c: c.peft == "lora", "--peft lora")
 FLAT_LORA = Needs(lambda c: c.flat_lora, "--flat-lora")
 BAR_ON = Needs(lambda c: c.bar, "--bar")
-_AESAM = inspect.signature(AESAM).parameters
-_EIGENSAM = inspect.signature(EigenSAM).parameters
+
+
+def _variant_option(variant: type, name: str, help: str) -> Any:
+    """The option ``<variant>_<name>``: None, the variant's own default (shown in the
+    help), given only with ``--optimizer <variant>``."""
+    default = inspect.signature(variant).parameters[name].default
+    return option(
+        None,
+        needs=(SAM, _optimizer_in(variant.name)),
+        shown_default=default,
+        help=f"{variant.name}: {help}",
+    )
 
 
 @dataclass
@@ -127,7 +136,9 @@ class TrainConfig:
         help="SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 "
         "text2text [Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
     )
-    eta: float = option(0.01, needs=(SAM, ASAM), help="ASAM's offset in T = |w| + eta")
+    eta: float = option(
+        0.01, needs=(SAM, _optimizer_in("asam")), help="ASAM's offset in T = |w| + eta"
+    )
     ascent_fraction: float = option(
         1.0, needs=SAM, help="share of each batch for the ascent gradient (Bahri et al.: 0.25)"
     )
@@ -167,41 +178,31 @@ class TrainConfig:
     )
     looksam_k: int = option(
         5,
-        needs=(SAM, LOOKSAM),
+        needs=(SAM, _optimizer_in("looksam")),
         help="looksam: a SAM step every k steps, one pass with the kept direction between",
     )
-    aesam_delta: float | None = option(
-        None,
-        needs=(SAM, AESAM_ONLY),
-        shown_default=_AESAM["delta"].default,
-        help="aesam: forgetting rate of the running mean and variance of ||g||^2, in (0, 1)",
+    aesam_delta: float | None = _variant_option(
+        AESAM, "delta", "forgetting rate of the running mean and variance of ||g||^2, in (0, 1)"
     )
-    aesam_lambda_1: float | None = option(
-        None,
-        needs=(SAM, AESAM_ONLY),
-        shown_default=_AESAM["lambda_1"].default,
-        help="aesam: c_t at the run's end; a step perturbs when ||g||^2 >= mean + c_t "
-        "std (running statistics)",
+    aesam_lambda_1: float | None = _variant_option(
+        AESAM,
+        "lambda_1",
+        "c_t at the run's end; a step perturbs when ||g||^2 >= mean + c_t std (running statistics)",
     )
-    aesam_lambda_2: float | None = option(
-        None,
-        needs=(SAM, AESAM_ONLY),
-        shown_default=_AESAM["lambda_2"].default,
-        help="aesam: c_t at the run's start, moving linearly to --aesam-lambda-1",
+    aesam_lambda_2: float | None = _variant_option(
+        AESAM, "lambda_2", "c_t at the run's start, moving linearly to --aesam-lambda-1"
     )
-    eigensam_refresh: int | None = option(
-        None,
-        needs=(SAM, EIGENSAM_ONLY),
-        shown_default=_EIGENSAM["refresh"].default,
-        help="eigensam: steps between refreshes of the Hessian's top eigenvector, "
-        "by power iteration on the step's batch; default from the Eigen-SAM authors' code",
+    eigensam_refresh: int | None = _variant_option(
+        EigenSAM,
+        "refresh",
+        "steps between refreshes of the Hessian's top eigenvector, by power iteration on the "
+        "step's batch; default from the Eigen-SAM authors' code",
     )
-    eigensam_iterations: int | None = option(
-        None,
-        needs=(SAM, EIGENSAM_ONLY),
-        shown_default=_EIGENSAM["iterations"].default,
-        help="eigensam: power iterations (Hessian-vector products) per refresh, "
-        "warm-started from the last eigenvector; default from the Eigen-SAM authors' code",
+    eigensam_iterations: int | None = _variant_option(
+        EigenSAM,
+        "iterations",
+        "power iterations (Hessian-vector products) per refresh, warm-started from the last "
+        "eigenvector; default from the Eigen-SAM authors' code",
     )
     peft: str = option(
         "none",
