@@ -52,8 +52,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.grid import PROTOCOL
 from samlm.compare.tuning import choose
@@ -172,7 +170,7 @@ def mirror(output: Path, record: Path) -> None:
 def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
     """The settings the recorded tuning chose, written to ``recorded.json`` (the package
     data ``samlm.compare.recorded`` reads) with the store they come from."""
-    spec = GridSpec(**yaml.safe_load((record / store.SPEC_FILE).read_text()))
+    spec = store.read_spec(record)
     chosen = {
         key: {k: v for k, v in c.setting.items() if v is not None}
         for key, c in sorted(choose(spec, store.read(record)).items())

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from ..optim.validation import positive_float, positive_int
+from ..optim.validation import of_type, positive_float, positive_int
 from ..options import option
 from .hessian import hessian_trace, top_eigenvalue
 from .landscape import Landscape1D, Landscape2D, landscape_1d, landscape_2d
@@ -70,8 +70,7 @@ class MeasureOptions:
             positive_int(name, getattr(self, name), minimum=0)
         positive_float("hessian_tol", self.hessian_tol)
         positive_float("span", self.span)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed={self.seed!r} must be an integer")
+        of_type("seed", self.seed, int)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..optim.sam import ASAM_RHO
+from ..optim.validation import optional_positive_int, positive_int
 from ..options import Needs, defaults, marked, option, same_as, upgrade
 from ..pipeline.config import TrainConfig
 from .mixtures import is_mixture, train_task
@@ -327,16 +328,11 @@ class GridSpec:
         unknown = set(self.task_sizes or {}) - set(self.tasks)
         if unknown:
             raise ValueError(f"task_sizes names tasks not in the grid: {sorted(unknown)}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds={self.seeds} must be >= 1")
-        if self.seed_offset < 0:
-            raise ValueError(f"seed_offset={self.seed_offset} must be >= 0")
-        if self.min_steps < 0:
-            raise ValueError(f"min_steps={self.min_steps} must be >= 0")
+        positive_int("seeds", self.seeds)
+        for name in ("seed_offset", "min_steps"):
+            positive_int(name, getattr(self, name), minimum=0)
         for name in ("save_steps", "validation_size", "eval_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value} must be >= 1")
+            optional_positive_int(name, getattr(self, name))
         if self.tune and self.validation_size is None:
             raise ValueError("tune needs a validation_size: trials must not see reported data")
         if self.seed_offset <= TUNE_SEED < self.seed_offset + self.seeds:
