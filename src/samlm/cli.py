@@ -6,6 +6,11 @@
 * ``samlm report``: (re)write the report of a ``samlm compare`` folder;
 * ``samlm sharpness``: the sharpness diagnostics of a finished ``samlm train`` run.
 
+``train``'s, ``compare``'s and ``sharpness``'s options are generated from the dataclasses
+that declare them (:mod:`samlm.options`): ``TrainConfig``, ``GridSpec`` and
+``BackendOptions``, ``RunOptions`` and ``MeasureOptions``; this module adds each
+command's own few (``--config``, ``--preset``, ``--output``, ``--overwrite``...).
+
 The commands need the application's dependencies (``pip install 'samlm[all]'``), which
 the optimizer alone (``pip install samlm``, torch only) leaves out. This module imports
 them only inside the functions that use them, so that :func:`entry` can turn a missing one
@@ -162,6 +167,7 @@ def data_task(args: argparse.Namespace) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .options import csv_of
 
     parser = argparse.ArgumentParser(prog="samlm", description="Sharpness-aware fine-tuning.")
     parser.add_argument("--version", action="version", version=f"samlm {__version__}")
@@ -181,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--model", default="minilm", help="whose tokenizer counts the tokens")
     tasks.add_argument("--max-length", type=int, default=128, help="input tokens of a run")
     tasks.add_argument(
-        "--sizes", type=_csv(int), default=[100, 250, 0], help="training sizes to check"
+        "--sizes", type=csv_of(int), default=[100, 250, 0], help="training sizes to check"
     )
     tasks.add_argument(
         "--validation-size", type=int, default=500, help="the validation sample to check"
@@ -197,13 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sharpness_parser(sub)
     return parser
-
-
-def _csv(kind):
-    def parse(text: str) -> list:
-        return [kind(x) for x in text.split(",") if x.strip()]
-
-    return parse
 
 
 def _add_compare_options(p: argparse.ArgumentParser) -> None:

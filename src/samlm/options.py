@@ -16,7 +16,6 @@ Generic: it knows nothing of samlm's packages (which import it) but the validati
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -163,7 +162,7 @@ def add_arguments(
             continue
         convert: Any = kind
         if kind is list:
-            convert = _csv(_item_kind(cls, name))
+            convert = csv_of(_item_kind(cls, name))
         choices = meta.get("choices")
         parser.add_argument(
             *flags,
@@ -174,7 +173,9 @@ def add_arguments(
         )
 
 
-def _csv(kind: type) -> Callable[[str], list[Any]]:
+def csv_of(kind: type) -> Callable[[str], list[Any]]:
+    """An argparse type: a comma-separated value as a list of ``kind``."""
+
     def parse(text: str) -> list[Any]:
         return [kind(x.strip()) for x in text.split(",") if x.strip()]
 
@@ -245,9 +246,3 @@ def _field(cls: type, name: str) -> Field:
         if f.name == name:
             return f
     raise KeyError(f"{cls.__name__} has no field {name!r}")
-
-
-def replace_known(obj: Any, values: Mapping[str, Any]) -> Any:
-    """``dataclasses.replace`` with the keys of ``values`` that are ``obj``'s fields."""
-    names = {f.name for f in fields(obj)}
-    return dataclasses.replace(obj, **{k: v for k, v in values.items() if k in names})
