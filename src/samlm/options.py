@@ -16,6 +16,7 @@ Generic: it knows nothing of samlm's packages (which import it) but the validati
 from __future__ import annotations
 
 import argparse
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -89,9 +90,14 @@ def flag_values(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{flag(name)} {value}" for name, value in values.items())
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _hint(cls: type, name: str) -> tuple[Any, bool]:
     """Field ``name``'s annotation without its ``| None``, and whether None is allowed."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = _hints(cls)[name]
     args = typing.get_args(hint)
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         return next(a for a in args if a is not type(None)), type(None) in args
