@@ -10,8 +10,7 @@ from dataclasses import MISSING, dataclass, fields
 import pytest
 import yaml
 
-from samlm.analysis.measure import MeasureOptions
-from samlm.analysis.run import RunOptions
+from samlm.analysis.measure import MeasureOptions, RunOptions
 from samlm.cli import build_parser, main
 from samlm.compare.backends import BackendOptions
 from samlm.compare.grid import CELL_OPTIONS, MIXTURE_OPTIONS, PRESETS, Cell, GridSpec

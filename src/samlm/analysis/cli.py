@@ -1,8 +1,8 @@
 """``samlm sharpness RUN_DIR``: the sharpness diagnostics of a finished run.
 
 :func:`add_sharpness_parser` adds the ``sharpness`` subcommand to the ``samlm`` parser,
-its options generated from the declarations of :class:`~samlm.analysis.run.RunOptions`
-and :class:`~samlm.analysis.measure.MeasureOptions` (:mod:`samlm.options`);
+its options generated from the declarations of ``measure.py``'s :class:`RunOptions` and
+:class:`MeasureOptions` (:mod:`samlm.options`);
 :func:`run_sharpness` runs it: :func:`~samlm.analysis.run.measure_run` rebuilds the run's
 training subset, measures the best model on a seeded sample of it (rho-sharpness and its
 m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss landscape) as
@@ -20,8 +20,7 @@ import argparse
 from typing import Any
 
 from ..options import add_arguments, declared
-from .measure import MeasureOptions
-from .run import RunOptions
+from .measure import MeasureOptions, RunOptions
 
 DESCRIPTION = (
     "Rebuild a run's training subset, measure on a sample of it: rho-sharpness (plain, m-, "

@@ -11,7 +11,13 @@ from typing import Any
 
 from torch import nn
 
-from ..optim.validation import of_type, positive_float, positive_int
+from ..optim.validation import (
+    of_type,
+    one_of,
+    optional_positive_int,
+    positive_float,
+    positive_int,
+)
 from ..options import option
 from .hessian import hessian_trace, top_eigenvalue
 from .landscape import Landscape1D, Landscape2D, landscape_1d, landscape_2d
@@ -20,6 +26,39 @@ from .plots import plot_landscape_1d, plot_landscape_2d
 from .sharpness import rho_sharpness
 
 PLOTS = {"landscape_1d": "landscape_1d.png", "landscape_2d": "landscape_2d.png"}
+
+
+# the weights measure_run measures a run's model in (run.py): what the run trained, or
+# every weight with a LoRA run's adapters merged in
+WEIGHTS = ("trained", "merged")
+
+
+@dataclass
+class RunOptions:
+    """:func:`~samlm.analysis.run.measure_run`'s options beside the measures'
+    (:class:`MeasureOptions`), each declared with its ``samlm sharpness`` flag
+    (:mod:`samlm.options`)."""
+
+    samples: int | None = option(
+        128,
+        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
+        "their mixing rates)",
+    )
+    batch_size: int = option(32, help="examples per forward pass; bounds memory")
+    weights: str = option(
+        "trained",
+        choices=WEIGHTS,
+        help="the weights measured: trained (what the run trained: a --peft lora run's "
+        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
+        "adapters merged into the base); the same for a full fine-tuning run",
+    )
+    data_dir: str | None = option(None, help="override the run's data folder")
+    device: str | None = option(None, help="cpu, cuda, ... (default: cuda if available)")
+
+    def __post_init__(self) -> None:  # data_dir may be a Path
+        one_of("weights", self.weights, WEIGHTS)
+        optional_positive_int("samples", self.samples)
+        positive_int("batch_size", self.batch_size)
 
 
 @dataclass

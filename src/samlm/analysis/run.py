@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,48 +32,15 @@ import torch
 from torch import nn
 
 from ..hf_bars import hf_bars
-from ..optim.validation import one_of, optional_positive_int, positive_int
-from ..options import option
+from ..optim.validation import one_of
 from ..pipeline.adapters import is_adapted, merge_lora
-from .measure import PLOTS, MeasureOptions, measure_all
+from .measure import PLOTS, WEIGHTS, MeasureOptions, RunOptions, measure_all
 from .mixture_run import mixture_subject
 from .objective import hf_loss
 from .saved_run import Sampling, read_run, single_task_subject
 
 OUTPUT = "sharpness"
 RESULT = "sharpness.json"
-
-
-# the weights measured: what the run trained, or every weight with a LoRA run's adapters
-# merged in (see the module docstring)
-WEIGHTS = ("trained", "merged")
-
-
-@dataclass
-class RunOptions:
-    """:func:`measure_run`'s options beside the measures' (:class:`MeasureOptions`), each
-    declared with its ``samlm sharpness`` flag (:mod:`samlm.options`)."""
-
-    samples: int | None = option(
-        128,
-        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
-        "their mixing rates)",
-    )
-    batch_size: int = option(32, help="examples per forward pass; bounds memory")
-    weights: str = option(
-        "trained",
-        choices=WEIGHTS,
-        help="the weights measured: trained (what the run trained: a --peft lora run's "
-        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
-        "adapters merged into the base); the same for a full fine-tuning run",
-    )
-    data_dir: str | None = option(None, help="override the run's data folder")
-    device: str | None = option(None, help="cpu, cuda, ... (default: cuda if available)")
-
-    def __post_init__(self) -> None:  # data_dir may be a Path
-        one_of("weights", self.weights, WEIGHTS)
-        optional_positive_int("samples", self.samples)
-        positive_int("batch_size", self.batch_size)
 
 
 def check_weights(weights: Any) -> None:
