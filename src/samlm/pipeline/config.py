@@ -65,6 +65,11 @@ FLAT_LORA = Needs(lambda c: c.flat_lora, "--flat-lora")
 BAR_ON = Needs(lambda c: c.bar, "--bar")
 
 
+def _sam_option(default: Any, help: str) -> Any:
+    """An option only a SAM step uses: refused with ``--optimizer baseline``."""
+    return option(default, needs=SAM, help=help)
+
+
 def _variant_option(variant: type, name: str, help: str) -> Any:
     """The option ``<variant>_<name>``: None, the variant's own default (shown in the
     help), given only with ``--optimizer <variant>``."""
@@ -130,33 +135,28 @@ class TrainConfig:
     base_optimizer: str = option(
         "auto", choices=BASE_OPTIMIZERS, help="auto: Adafactor for T5, AdamW otherwise"
     )
-    rho: float | None = option(
+    rho: float | None = _sam_option(
         None,
-        needs=SAM,
         help="SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 "
         "text2text [Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
     )
     eta: float = option(
         0.01, needs=(SAM, _optimizer_in("asam")), help="ASAM's offset in T = |w| + eta"
     )
-    ascent_fraction: float = option(
-        1.0, needs=SAM, help="share of each batch for the ascent gradient (Bahri et al.: 0.25)"
+    ascent_fraction: float = _sam_option(
+        1.0, help="share of each batch for the ascent gradient (Bahri et al.: 0.25)"
     )
-    m: int = option(
-        1, needs=SAM, help="m-sharpness: chunks per micro-batch, each perturbed separately"
-    )
-    m_examples: int | None = option(
+    m: int = _sam_option(1, help="m-sharpness: chunks per micro-batch, each perturbed separately")
+    m_examples: int | None = _sam_option(
         None,
-        needs=SAM,
         help="m-sharpness as Foret et al. count m: examples per chunk (instead of --m)",
     )
-    interval: int = option(1, needs=SAM, help="SAM every k-th step, plain steps between")
-    probability: float = option(
-        1.0, needs=SAM, help="SAM with this probability per step (randomized SAM)"
+    interval: int = _sam_option(1, help="SAM every k-th step, plain steps between")
+    probability: float = _sam_option(
+        1.0, help="SAM with this probability per step (randomized SAM)"
     )
-    rho_schedule: str | None = option(
+    rho_schedule: str | None = _sam_option(
         None,
-        needs=SAM,
         help="constant, lr (rho follows the learning rate) or warmup (default: lr for "
         "gsam, as its paper, else constant)",
     )
@@ -165,9 +165,8 @@ class TrainConfig:
         needs=(SAM, Needs(lambda c: c.rho_schedule == "warmup", "--rho-schedule warmup")),
         help="steps of the rho warm-up (counted from --sam-start-step)",
     )
-    rho_min: float = option(
+    rho_min: float = _sam_option(
         0.0,
-        needs=SAM,
         help="with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
     )
     alpha: float | None = option(
@@ -255,20 +254,18 @@ class TrainConfig:
         needs=BAR_ON,
         help="a_t over the run: linear (1 - t/T), cosine or constant",
     )
-    sam_start_step: int = option(
+    sam_start_step: int = _sam_option(
         0,
-        needs=SAM,
         help="plain steps of the base optimizer before SAM starts (one forward-backward "
         "each); SAM from this step on",
     )
-    exclude_head: bool = option(
+    exclude_head: bool = _sam_option(
         False,
-        needs=SAM,
         help="leave the task head (model.classifier, model.score...) out of the "
         "perturbation; the base optimizer still trains it (encoder models only)",
     )
-    same_dropout: bool = option(
-        False, needs=SAM, help="replay the RNG so both SAM passes use the same dropout masks"
+    same_dropout: bool = _sam_option(
+        False, help="replay the RNG so both SAM passes use the same dropout masks"
     )
     distributed_sam: str = option(
         "per_replica",
