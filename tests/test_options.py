@@ -17,6 +17,7 @@ from samlm.compare.grid import CELL_OPTIONS, MIXTURE_OPTIONS, PRESETS, Cell, Gri
 from samlm.compare.store import SPEC_FILE, read_spec
 from samlm.options import Needs, add_arguments, check_inert, declared, flag, option, upgrade
 from samlm.pipeline.config import TrainConfig
+from samlm.tasks.user_spec import DataFlags
 from samlm.training import SAMConfig
 
 
@@ -32,7 +33,7 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 @pytest.mark.parametrize(
     ("command", "classes"),
     [
-        ("train", [TrainConfig]),
+        ("train", [TrainConfig, DataFlags]),
         ("compare", [GridSpec, BackendOptions]),
         ("sharpness", [RunOptions, MeasureOptions]),
     ],

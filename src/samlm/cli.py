@@ -7,7 +7,7 @@
 * ``samlm sharpness``: the sharpness diagnostics of a finished ``samlm train`` run.
 
 ``train``'s, ``compare``'s and ``sharpness``'s options are generated from the dataclasses
-that declare them (:mod:`samlm.options`): ``TrainConfig``, ``GridSpec`` and
+that declare them (:mod:`samlm.options`): ``TrainConfig`` and ``DataFlags``, ``GridSpec`` and
 ``BackendOptions``, ``RunOptions`` and ``MeasureOptions``; this module adds each
 command's own few (``--config``, ``--preset``, ``--output``, ``--overwrite``...).
 
@@ -56,96 +56,22 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser, TrainConfig)
 
 
-# samlm train's data flags, as in the Hugging Face example scripts (run_classification.py):
-# they write a user task's reference (tasks/user_spec.py), flag -> its key there
-DATA_FLAGS = {
-    "train_file": ("train", "training data: CSV, TSV, JSON, JSONL or Parquet (instead of --task)"),
-    "validation_file": (
-        "validation",
-        "validation data; with --test-file, checkpoints are selected on it, else it is "
-        "the reported set",
-    ),
-    "test_file": (
-        "test",
-        "test data, the reported set (default: a held-out share of the "
-        "training file, see --test-size)",
-    ),
-    "dataset_name": (
-        "dataset",
-        "a Hugging Face dataset instead of files (the local cache when offline)",
-    ),
-    "dataset_config_name": ("config", "the dataset's configuration"),
-    "validation_split_name": ("validation_split", "the dataset's validation split, if any"),
-    "test_split_name": ("test_split", "the dataset's test split, if any (labelled)"),
-    "text_column": (
-        "text",
-        "the text column (default: one named text, sentence, question, review, ...)",
-    ),
-    "text_pair_column": (
-        "text_pair",
-        "the second text of a pair (default: sentence2 beside "
-        "sentence1, hypothesis beside premise, ...)",
-    ),
-    "label_column": ("label", "the label column (default: one named label, sentiment, class, ...)"),
-    "target_column": (
-        "target",
-        "the target text of a text-to-text task, for seq2seq and "
-        "causal models (scored by exact match and token F1)",
-    ),
-    "task_kind": (
-        "kind",
-        "classification, regression or text2text (default: text2text with --target-column, "
-        "regression for non-integer labels)",
-    ),
-    "metric": (
-        "metric",
-        "the selection metric: accuracy or f1_macro (classification), "
-        "pearson or spearman (regression), exact_match or f1 (text2text)",
-    ),
-    "test_size": (
-        "test_size",
-        "rows held out of the training file as the test set, when "
-        "there is no test file (seeded, stratified)",
-    ),
-    "test_fraction": (
-        "test_fraction",
-        "the same as a share (default 0.25, the share of sklearn's and datasets' train_test_split)",
-    ),
-    "encoding": ("encoding", "the files' text encoding (default utf-8)"),
-    "drop_invalid": (
-        "drop_invalid",
-        "drop rows with an empty text or no label (counted in "
-        "the run's note) instead of refusing the data",
-    ),
-}
-DATA_TYPES = {"test_size": int, "test_fraction": float}
-
-
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
-    from .tasks.user_spec import USER_KINDS
+    from .options import add_arguments
+    from .tasks.user_spec import DataFlags
 
     group = parser.add_argument_group(
         "your own data (instead of a task name; the same keys as a YAML task file)"
     )
-    for name, (_, text) in DATA_FLAGS.items():
-        flags = list(dict.fromkeys(["--" + name.replace("_", "-"), "--" + name]))
-        if name == "drop_invalid":
-            group.add_argument(*flags, action="store_true", default=None, help=text)
-            continue
-        group.add_argument(
-            *flags,
-            type=DATA_TYPES.get(name, str),
-            choices=USER_KINDS[1:] if name == "task_kind" else None,
-            help=text,
-        )
+    add_arguments(group, DataFlags, underscores=True)
 
 
 def data_task(args: argparse.Namespace) -> str | None:
     """The task reference ``samlm train``'s data flags give (None: none given): the
     training file or ``hub:`` dataset (or ``--task``) with the other flags as keys."""
-    from .tasks.user_spec import HUB, compose_ref
+    from .tasks.user_spec import HUB, DataFlags, compose_ref
 
-    given = {name: getattr(args, name) for name in DATA_FLAGS if getattr(args, name) is not None}
+    given = _given(args, DataFlags)
     if not given:
         return None
     base = given.pop("train_file", None)
@@ -162,7 +88,8 @@ def data_task(args: argparse.Namespace) -> str | None:
                 "(or --dataset-name, or a data file or task file as --task) to apply them to"
             )
         base = args.task
-    return compose_ref(base, {DATA_FLAGS[name][0]: value for name, value in given.items()})
+    keys = {f.name: f.metadata["key"] for f in fields(DataFlags)}
+    return compose_ref(base, {keys[name]: value for name, value in given.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:

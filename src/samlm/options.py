@@ -140,12 +140,14 @@ def add_arguments(
     exclude: Iterable[str] = (),
     with_defaults: bool = False,
     show_defaults: bool = True,
+    underscores: bool = False,
 ) -> None:
     """Add an argument for each of ``cls``'s declared fields (those in ``only``, in its
     order, none of ``exclude``). Without ``with_defaults`` an option not given parses as
     None (a config file's or a preset's value then stands); its help still shows the
     default (``show_defaults``). A bool is ``--flag`` / ``--no-flag``, a list a
-    comma-separated value."""
+    comma-separated value; with ``underscores``, ``--flag_name`` also parses (as the
+    Hugging Face example scripts spell their flags)."""
     names = [f.name for f in declared(cls)] if only is None else list(only)
     for name in names:
         if name in exclude:
@@ -162,6 +164,8 @@ def add_arguments(
         common = dict(dest=name, default=default if with_defaults else None, help=text)
         # a renamed option's old flags still parse (saved scripts)
         flags = [meta.get("flag") or flag(name), *map(flag, meta.get("old_names", ()))]
+        if underscores and "_" in name:
+            flags.append("--" + name)
         kind, _ = kind_of(cls, name)
         if kind is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
