@@ -199,7 +199,7 @@ GPUS=0.5
 if [ "$MODE" = cpu ]; then
     GPUS=0
     skip "grid: --gpus-per-cell 0.5 (no GPU here: 0) and the default preset's sizes (16 examples, 2 steps)"
-    GRID+=(--sizes 16 --epochs 1 --min-steps 2 --eval-steps 2 --validation-size 16
+    GRID+=(--sizes 16 --epochs 1 --min-steps 2 --save-steps 2 --validation-size 16
         --eval-size 16 --batch-size 8 --max-length 32 --learning-rate 1e-4)
 fi
 BACKEND=(--backend ray --gpus-per-cell "$GPUS")

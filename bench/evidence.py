@@ -52,8 +52,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from samlm.compare import PRESETS, GridSpec, store
 from samlm.compare.grid import PROTOCOL
 from samlm.compare.tuning import choose
@@ -104,7 +102,7 @@ def compare_args(preset: str) -> list[str]:
         "--methods": ",".join(grid["methods"]),
         "--seeds": str(grid["seeds"]),
         "--min-steps": str(grid["min_steps"]),
-        "--eval-steps": str(grid["eval_steps"]),
+        "--save-steps": str(grid["save_steps"]),
         "--validation-size": str(grid["validation_size"]),
     }
     return [x for pair in flags.items() for x in pair] + (["--tune"] if grid["tune"] else [])
@@ -172,7 +170,7 @@ def mirror(output: Path, record: Path) -> None:
 def export_settings(record: Path, target: Path = RECORDED) -> dict[str, dict[str, float]]:
     """The settings the recorded tuning chose, written to ``recorded.json`` (the package
     data ``samlm.compare.recorded`` reads) with the store they come from."""
-    spec = GridSpec(**yaml.safe_load((record / store.SPEC_FILE).read_text()))
+    spec = store.read_spec(record)
     chosen = {
         key: {k: v for k, v in c.setting.items() if v is not None}
         for key, c in sorted(choose(spec, store.read(record)).items())

@@ -122,3 +122,29 @@ def tiny_hf(kind: str = "bert", seed: int = 0, dropout: float = 0.0) -> nn.Modul
         return GPT2ForSequenceClassification(cfg)
     cfg = T5Config(vocab_size=40, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
     return T5ForConditionalGeneration(cfg)
+
+
+def tiny_spec(**overrides):
+    """The tiny ``samlm compare`` grid of the tests: SST-2 at 16 examples, baseline and
+    SAM, one seed, 2 steps of 8 examples, evaluated at step 2 on 16 dev examples,
+    selected on 16; ``overrides`` replace any field (give ``model`` and ``data_dir``, the
+    ``tiny_bert_dir`` and ``data_dir`` fixtures: paths are passed as strings)."""
+    from pathlib import Path
+
+    from samlm.compare import GridSpec
+
+    options = dict(
+        tasks=["glue/sst2"],
+        sizes=[16],
+        methods=["baseline", "sam"],
+        seeds=1,
+        epochs=1.0,
+        min_steps=2,
+        save_steps=2,
+        eval_size=16,
+        validation_size=16,
+        batch_size=8,
+        max_length=32,
+    )
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()}
+    return GridSpec(**{**options, **given})

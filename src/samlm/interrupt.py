@@ -94,16 +94,13 @@ def continue_command(command: str, argv: list[str]) -> str:
 
 def compare_kept(args: argparse.Namespace, started: float) -> list[str]:
     """The cells done, and those this run stopped, with the checkpoint each resumes from."""
-    import yaml
-
-    from .compare import GridSpec
-    from .compare.store import FILE, SPEC_FILE, read
+    from .compare.store import FILE, SPEC_FILE, read, read_spec
     from .pipeline.run import last_complete_checkpoint
 
     folder = Path(args.output)
     if not (folder / SPEC_FILE).is_file():
         return ["Nothing was stored yet."]
-    spec = GridSpec(**yaml.safe_load((folder / SPEC_FILE).read_text()))
+    spec = read_spec(folder)
     records = read(folder)
     cells = spec.trials() + spec.cells()
     done = sum(records.get(c.key, {}).get("status") == "ok" for c in cells)

@@ -26,6 +26,7 @@ from samlm.compare.report import (
     overall_rows,
     terminal,
 )
+from tests.helpers import tiny_spec
 
 from .fake import InlineBackend, failing_cell, fake_cell, fake_cell_no_asam
 
@@ -92,20 +93,13 @@ def test_spec_validation():
 
 
 def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_bert_dir):
-    spec = GridSpec(
+    spec = tiny_spec(
         tasks=["glue/sst2", "glue/nope"],
-        sizes=[16],
-        methods=["baseline", "sam"],
         seeds=2,
-        model=str(tiny_bert_dir),
-        epochs=1.0,
+        model=tiny_bert_dir,
         min_steps=4,
-        eval_steps=2,
-        eval_size=16,
         validation_size=24,
-        batch_size=8,
-        max_length=32,
-        data_dir=str(data_dir),
+        data_dir=data_dir,
         sharpness=True,
     )
     records = compare(spec, tmp_path / "cmp", workers=2)
@@ -149,20 +143,9 @@ def test_tiny_grid_on_a_tiny_model_renders_a_report(tmp_path, data_dir, tiny_ber
 
 def test_a_lora_grid_measures_what_trained(tmp_path, data_dir, tiny_bert_dir):
     """--sharpness with --peft lora: each cell's adapters and head, the base fixed."""
-    spec = GridSpec(
-        tasks=["glue/sst2"],
-        sizes=[16],
-        methods=["baseline", "sam"],
-        seeds=1,
-        model=str(tiny_bert_dir),
-        epochs=1.0,
-        min_steps=2,
-        eval_steps=2,
-        eval_size=16,
-        validation_size=16,
-        batch_size=8,
-        max_length=32,
-        data_dir=str(data_dir),
+    spec = tiny_spec(
+        model=tiny_bert_dir,
+        data_dir=data_dir,
         sharpness=True,
         peft="lora",
         lora_r=2,

@@ -15,21 +15,11 @@ from samlm.compare.grid import Cell
 from samlm.compare.report import markdown, terminal
 from samlm.compare.store import SPEC_FILE
 from samlm.compare.validate import grid_problems
+from tests.helpers import tiny_spec
 
 from .fake import InlineBackend, mixture_cell
 
 MIX = "glue/sst2+superglue/cb"
-TINY = dict(
-    sizes=[16],
-    methods=["baseline", "sam"],
-    epochs=1.0,
-    min_steps=4,
-    eval_steps=2,
-    eval_size=16,
-    validation_size=16,
-    batch_size=8,
-    max_length=32,
-)
 
 
 @pytest.fixture
@@ -41,13 +31,13 @@ def encoder(tmp_path) -> str:
 
 
 def test_a_mixture_grid_on_a_tiny_bert(tmp_path, data_dir, tiny_bert_dir):
-    spec = GridSpec(
+    spec = tiny_spec(
         tasks=[MIX],
         seeds=2,
-        model=str(tiny_bert_dir),
-        data_dir=str(data_dir),
+        model=tiny_bert_dir,
+        data_dir=data_dir,
         sharpness=True,  # samlm sharpness measures a mixture run
-        **TINY,
+        min_steps=4,
     )
     records = compare(spec, tmp_path / "cmp", workers=2)
     ok = [r for r in records.values() if r["status"] == "ok"]
@@ -76,8 +66,8 @@ def test_a_tasksam_cell_on_a_mixture_and_its_refusal_on_one_task(tmp_path, data_
     """A compare cell of method tasksam trains the mixture task by task (4 SAM steps, each
     two passes per task: the batch's examples twice, counted as 2 passes a step); a single
     task in the grid is refused before any cell runs."""
-    common = dict(model=str(tiny_bert_dir), data_dir=str(data_dir), **TINY)
-    spec = GridSpec(tasks=[MIX], seeds=1, **{**common, "methods": ["baseline", "tasksam"]})
+    common = dict(model=tiny_bert_dir, data_dir=data_dir, min_steps=4)
+    spec = tiny_spec(tasks=[MIX], methods=["baseline", "tasksam"], **common)
     records = compare(spec, tmp_path / "cmp", backend=InlineBackend())  # real cells, inline
     assert all(r["status"] == "ok" for r in records.values()), records
     (record,) = [r for r in records.values() if r["method"] == "tasksam"]
@@ -87,7 +77,7 @@ def test_a_tasksam_cell_on_a_mixture_and_its_refusal_on_one_task(tmp_path, data_
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["options"]["optimizer"] == "tasksam"
     assert config["resolved"]["batch_counts"] == {"glue/sst2": 4, "superglue/cb": 4}
-    single = GridSpec(tasks=["glue/sst2", MIX], **{**common, "methods": ["baseline", "tasksam"]})
+    single = tiny_spec(tasks=["glue/sst2", MIX], methods=["baseline", "tasksam"], **common)
     problems = grid_problems(single)
     assert problems == [
         "method tasksam perturbs each task of a mixture on its own, and glue/sst2 is a single "
@@ -312,7 +302,11 @@ def test_mixing_options_reach_the_mixture_cells_train_config(data_dir, encoder):
             "--mixing-limit 9 has an effect only with --mixing proportional",
         ),
         (MIX, ["--mixing-limit", "0"], "mixing_limit=0 must be an integer >= 1"),
-        (MIX, ["--mixing", "temperature", "--temperature", "-1"], "temperature=-1.0 must be > 0"),
+        (
+            MIX,
+            ["--mixing", "temperature", "--temperature", "-1"],
+            "temperature=-1.0 must be a finite number > 0",
+        ),
     ],
 )
 def test_bad_mixing_options_exit_2(tmp_path, data_dir, encoder, capsys, tasks, extra, message):

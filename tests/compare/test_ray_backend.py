@@ -60,7 +60,7 @@ def spec(data_dir, tiny_bert_dir) -> GridSpec:
         model=str(tiny_bert_dir),
         epochs=1.0,
         min_steps=8,
-        eval_steps=4,
+        save_steps=4,
         eval_size=16,
         validation_size=24,
         batch_size=8,

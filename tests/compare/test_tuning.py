@@ -135,7 +135,7 @@ def test_tuning_needs_a_validation_sample_and_keeps_the_tuning_seed_apart():
 
 def test_step_budget_and_a_cells_options():
     spec = GridSpec(
-        tasks=["glue/sst2"], sizes=[250, 0], min_steps=200, eval_steps=50, validation_size=500
+        tasks=["glue/sst2"], sizes=[250, 0], min_steps=200, save_steps=50, validation_size=500
     )
     from samlm.compare.grid import Cell
 

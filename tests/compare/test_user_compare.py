@@ -66,7 +66,7 @@ def test_real_cells_on_a_user_csv(tmp_path, tiny_bert_dir):
         model=str(tiny_bert_dir),
         min_steps=2,
         epochs=0.1,
-        eval_steps=1,
+        save_steps=1,
         validation_size=8,
         batch_size=8,
         max_length=32,

@@ -22,10 +22,10 @@ def test_a_distributed_mode_needs_an_initialised_process_group():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda: SAM(_base(), distributed="all"), lambda: SAMConfig(distributed="all")]
+    "make", [lambda: SAM(_base(), distributed="all"), lambda: SAMConfig(distributed_sam="all")]
 )
 def test_unknown_modes_are_named(make):
-    with pytest.raises(ValueError, match=r"distributed='all'.*per_replica, synchronized"):
+    with pytest.raises(ValueError, match=r"distributed(_sam)?='all'.*per_replica, synchronized"):
         make()
 
 

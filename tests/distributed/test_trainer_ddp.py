@@ -70,7 +70,7 @@ def _worker(rank: int, world: int, out: str, mode: str, m: int, sam: dict | None
             gradient_accumulation_steps=steps,
         ),
         train_dataset=toy_dataset(),
-        sam_config=SAMConfig(rho=RHO, distributed=mode, m=m, **sam),
+        sam_config=SAMConfig(rho=RHO, distributed_sam=mode, m=m, **sam),
     )
     trainer.model_accepts_loss_kwargs = False  # each micro-batch's loss / the steps
     trainer.seen = []

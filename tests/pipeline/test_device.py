@@ -10,8 +10,9 @@ import math
 import pytest
 from transformers import TrainerCallback
 
-from samlm.compare import GridSpec, compare
+from samlm.compare import compare
 from samlm.pipeline import TrainConfig, train
+from tests.helpers import tiny_spec
 
 
 class WhereTrained(TrainerCallback):
@@ -58,21 +59,7 @@ def test_a_compare_grid_trains_its_cells_on_the_device(
     tmp_path, data_dir, tiny_bert_dir, pipeline_device
 ):
     """Baseline and SAM, one seed, in one spawned worker process."""
-    spec = GridSpec(
-        tasks=["glue/sst2"],
-        sizes=[16],
-        methods=["baseline", "sam"],
-        seeds=1,
-        model=str(tiny_bert_dir),
-        epochs=1.0,
-        min_steps=2,
-        eval_steps=2,
-        eval_size=16,
-        validation_size=16,
-        batch_size=8,
-        max_length=32,
-        data_dir=str(data_dir),
-    )
+    spec = tiny_spec(model=tiny_bert_dir, data_dir=data_dir)
     records = compare(spec, tmp_path / "cmp", workers=1)
     assert sorted(r["method"] for r in records.values()) == ["baseline", "sam"]
     assert all(r["status"] == "ok" and r["steps"] == 2 for r in records.values())

@@ -404,11 +404,11 @@ def _run(tmp_path, accumulation_steps: int, **sam) -> tuple[torch.nn.Module, lis
 @pytest.mark.parametrize(
     "sam",
     [
-        {"accumulation": "global"},
+        {"sam_accumulation": "global"},
         {"variant": "gsam"},
-        {"variant": "looksam", "k": 2},
+        {"variant": "looksam", "looksam_k": 2},
         {"variant": "aesam"},
-        {"variant": "eigensam", "refresh": 2, "alpha": 0.5},
+        {"variant": "eigensam", "eigensam_refresh": 2, "alpha": 0.5},
     ],
     ids=["sam", "gsam", "looksam", "aesam", "eigensam"],
 )
@@ -439,11 +439,14 @@ def test_per_micro_batch_accumulation_is_not_the_whole_batchs_step(tmp_path):
 def test_accumulation_options_are_checked():
     assert SAMConfig(variant="gsam").accumulates_globally
     assert not SAMConfig().accumulates_globally
-    assert SAMConfig(accumulation="global").accumulates_globally
+    assert SAMConfig(sam_accumulation="global").accumulates_globally
     for config, message in (
-        (dict(variant="gsam", accumulation="per_microbatch"), "accumulation='per_microbatch' with"),
-        (dict(accumulation="global", m=2), r"m=2 with accumulation='global'"),
-        (dict(accumulation="all"), "accumulation='all' must be"),
+        (
+            dict(variant="gsam", sam_accumulation="per_microbatch"),
+            "sam_accumulation='per_microbatch' with",
+        ),
+        (dict(sam_accumulation="global", m=2), r"m=2 with sam_accumulation='global'"),
+        (dict(sam_accumulation="all"), "sam_accumulation='all' must be"),
     ):
         with pytest.raises(ValueError, match=message):
             SAMConfig(**config)
@@ -473,19 +476,24 @@ def test_aesam_takes_its_thresholds_from_the_config(tmp_path):
         model=tiny_bert(),
         args=_args(tmp_path),
         train_dataset=toy_dataset(),
-        sam_config=SAMConfig(variant="aesam", delta=0.5, lambda_1=0.0, lambda_2=2.0),
+        sam_config=SAMConfig(
+            variant="aesam", aesam_delta=0.5, aesam_lambda_1=0.0, aesam_lambda_2=2.0
+        ),
     )
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     variant = trainer.sam_optimizer.engine.variant
     assert (variant.delta, variant.lambda_1, variant.lambda_2) == (0.5, 0.0, 2.0)
     default = SAMConfig(variant="aesam").make_variant()
     assert (default.delta, default.lambda_1, default.lambda_2) == (0.9, -1.0, 1.0)
-    assert SAMConfig(variant="aesam", lambda_2=3.0).make_variant().lambda_1 == -1.0
+    assert SAMConfig(variant="aesam", aesam_lambda_2=3.0).make_variant().lambda_1 == -1.0
     for config, message in (
-        (dict(delta=0.5), r"delta=0\.5 with variant=None: only variant='aesam'"),
-        (dict(variant="looksam", lambda_1=0.0), r"lambda_1=0\.0 with variant='looksam'"),
+        (dict(aesam_delta=0.5), r"aesam_delta=0\.5 with variant=None: only variant='aesam'"),
+        (
+            dict(variant="looksam", aesam_lambda_1=0.0),
+            r"aesam_lambda_1=0\.0 with variant='looksam'",
+        ),
         (dict(variant="aesam", alpha=0.5), r"alpha=0\.5 with variant='aesam': only variant="),
-        (dict(variant="aesam", delta=1.0), r"delta=1\.0 must be in \(0, 1\)"),
+        (dict(variant="aesam", aesam_delta=1.0), r"aesam_delta=1\.0 must be in \(0, 1\)"),
     ):
         with pytest.raises(ValueError, match=message):
             SAMConfig(**config)
@@ -524,7 +532,9 @@ def test_eigensam_refreshes_in_the_trainer_with_its_options(tmp_path):
     """alpha, refresh and iterations reach the variant; the Trainer's step plan refreshes
     v through BERT's scaled dot-product attention (6 steps, refresh 2: at steps 2 and 4);
     unset, the authors' code's defaults; refresh without Eigen-SAM is refused."""
-    config = SAMConfig(rho=0.1, variant="eigensam", alpha=0.5, refresh=2, iterations=3)
+    config = SAMConfig(
+        rho=0.1, variant="eigensam", alpha=0.5, eigensam_refresh=2, eigensam_iterations=3
+    )
     trainer = SAMTrainer(
         model=tiny_bert(),
         args=_args(tmp_path, per_device_train_batch_size=8, num_train_epochs=1, optim="sgd"),
@@ -539,8 +549,8 @@ def test_eigensam_refreshes_in_the_trainer_with_its_options(tmp_path):
     assert norm.item() == pytest.approx(1.0)
     default = SAMConfig(variant="eigensam").make_variant()
     assert (default.alpha, default.refresh, default.iterations) == (0.2, 100, 5)
-    with pytest.raises(ValueError, match=r"refresh=2 with variant='gsam': only variant="):
-        SAMConfig(variant="gsam", refresh=2)
+    with pytest.raises(ValueError, match=r"eigensam_refresh=2 with variant='gsam': only variant="):
+        SAMConfig(variant="gsam", eigensam_refresh=2)
     with pytest.raises(ValueError, match=r"adaptive=True with variant='eigensam'"):
         SAMConfig(variant="eigensam", adaptive=True)
 

@@ -38,7 +38,7 @@ class _Moves(TrainerCallback):
 @pytest.mark.parametrize(
     "sam",
     [
-        {"variant": "looksam", "k": 2, "alpha": 1.0},
+        {"variant": "looksam", "looksam_k": 2, "alpha": 1.0},
         {"variant": "gsam", "alpha": 0.5},
         {"variant": "aesam"},
         {},

@@ -14,6 +14,9 @@ RNG as they were.
 >>> hessian_trace(model, hf_loss, batches, probes=10)                  # Hutchinson
 >>> landscape_2d(model, hf_loss, batches, points=11)                   # Li et al. 2018
 >>> measure_run("runs/sst2-sam")                                       # a `samlm train` run
+
+``measure_run``'s options (``RunOptions``, ``MeasureOptions``) are declared once, as
+``samlm sharpness``'s flags (:mod:`samlm.options`).
 """
 
 from .hessian import EigenResult, TraceResult, hessian_trace, top_eigenvalue

@@ -1,7 +1,8 @@
 """``samlm sharpness RUN_DIR``: the sharpness diagnostics of a finished run.
 
-:func:`add_sharpness_parser` adds the ``sharpness`` subcommand and its options (the
-defaults of :class:`~samlm.analysis.measure.MeasureOptions`) to the ``samlm`` parser;
+:func:`add_sharpness_parser` adds the ``sharpness`` subcommand to the ``samlm`` parser,
+its options generated from the declarations of ``measure.py``'s :class:`RunOptions` and
+:class:`MeasureOptions` (:mod:`samlm.options`);
 :func:`run_sharpness` runs it: :func:`~samlm.analysis.run.measure_run` rebuilds the run's
 training subset, measures the best model on a seeded sample of it (rho-sharpness and its
 m- and adaptive variants, the Hessian's top eigenvalue and trace, the loss landscape) as
@@ -18,40 +19,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .measure import BATCH_SIZE, SAMPLES, WEIGHTS, MeasureOptions
+from ..options import add_arguments, declared
+from .measure import MeasureOptions, RunOptions
 
-DEFAULTS = MeasureOptions()
-# the measures' options, flag -> (MeasureOptions field, type, help with its default)
-MEASURE_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--rho": ("rho", float, f"radius of the sharpness ball (default: {DEFAULTS.rho})"),
-    "--adaptive-rho": (
-        "adaptive_rho", float, "radius of the adaptive (ASAM) ball (default: --rho)"
-    ),
-    "--eta": ("eta", float, f"ASAM's offset in T = |w| + eta (default: {DEFAULTS.eta})"),
-    "--steps": (
-        "steps", int, f"projected ascent steps; 1 is SAM's estimate (default: {DEFAULTS.steps})"
-    ),
-    "--m-examples": (
-        "m", int, "m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s "
-        f"m, as train's --m-examples); 0 skips it (default: {DEFAULTS.m})",
-    ),
-    "--hessian-iters": (
-        "hessian_iters", int, "power iterations for the top eigenvalue, 0 skips it "
-        f"(default: {DEFAULTS.hessian_iters})",
-    ),
-    "--probes": (
-        "probes", int, f"Hutchinson probes for the trace, 0 skips it (default: {DEFAULTS.probes})"
-    ),
-    "--grid": (
-        "grid", int, "landscape grid: GRID x GRID contour, 2 GRID - 1 line points; 0 skips "
-        f"(default: {DEFAULTS.grid})",
-    ),
-    "--span": ("span", float, f"landscape range [-span, span] (default: {DEFAULTS.span})"),
-    "--seed": (
-        "seed", int, "seed of the sample, random starts, probes and directions "
-        f"(default: {DEFAULTS.seed})",
-    ),
-}  # fmt: skip
 DESCRIPTION = (
     "Rebuild a run's training subset, measure on a sample of it: rho-sharpness (plain, m-, "
     "adaptive), the Hessian's top eigenvalue and trace, and the loss along filter-normalised "
@@ -71,47 +41,11 @@ def add_sharpness_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=DESCRIPTION,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder from `samlm train`")
-    p.add_argument(
-        "--samples",
-        type=int,
-        default=SAMPLES,
-        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
-        f"their mixing rates; default: {SAMPLES})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=BATCH_SIZE,
-        help=f"examples per forward pass; bounds memory (default: {BATCH_SIZE})",
-    )
-    p.add_argument(
-        "--weights",
-        choices=WEIGHTS,
-        default="trained",
-        help="the weights measured: trained (what the run trained: a --peft lora run's "
-        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
-        "adapters merged into the base); the same for a full fine-tuning run (default: trained)",
-    )
-    for flag, (dest, kind, text) in MEASURE_FLAGS.items():
-        p.add_argument(flag, dest=dest, type=kind, default=getattr(DEFAULTS, dest), help=text)
+    add_arguments(p, RunOptions, with_defaults=True)
+    add_arguments(p, MeasureOptions, with_defaults=True)
     # train's --m counts chunks: refused here by name rather than taken (as argparse would
     # take an abbreviation) for --m-examples
     p.add_argument("--m", dest="m_chunks", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--data-dir", default=None, help="override the run's data folder")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    p.add_argument(
-        "--train-mode",
-        dest="train",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="measure with dropout on (default: eval mode)",
-    )
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="show the progress bars (default: on)",
-    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -137,18 +71,14 @@ def run_sharpness(args: argparse.Namespace) -> None:
         raise FileExistsError(
             f"{earlier} holds an earlier measurement: give --overwrite to replace it"
         )
-    measures = [dest for dest, _, _ in MEASURE_FLAGS.values()] + ["train", "progress"]
-    result = measure_run(
-        args.run_dir,
-        samples=args.samples,
-        batch_size=args.batch_size,
-        data_dir=args.data_dir,
-        device=args.device,
-        weights=args.weights,
-        **{name: getattr(args, name) for name in measures},
-    )
+    names = [*_cli_fields(RunOptions), *_cli_fields(MeasureOptions)]
+    result = measure_run(args.run_dir, **{name: getattr(args, name) for name in names})
     print("\n".join(summary(result)))
     print(f"-> {args.run_dir}/sharpness/{RESULT}")
+
+
+def _cli_fields(cls: type) -> list[str]:
+    return [f.name for f in declared(cls) if f.metadata["cli"]]
 
 
 def summary(result: dict[str, Any]) -> list[str]:

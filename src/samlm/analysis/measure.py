@@ -11,43 +11,93 @@ from typing import Any
 
 from torch import nn
 
-from ..optim.validation import positive_float, positive_int
+from ..optim.validation import (
+    of_type,
+    one_of,
+    optional_positive_int,
+    positive_float,
+    positive_int,
+)
+from ..options import option
 from .hessian import hessian_trace, top_eigenvalue
 from .landscape import Landscape1D, Landscape2D, landscape_1d, landscape_2d
 from .objective import LossFn, Objective
 from .plots import plot_landscape_1d, plot_landscape_2d
 from .sharpness import rho_sharpness
 
-# the weights ``measure_run`` measures a run's model in (``run.py``): what the run trained,
-# or every weight with a LoRA run's adapters merged in
-WEIGHTS = ("trained", "merged")
-# ``measure_run``'s sample of a run's training examples and its batches (samlm sharpness's
-# --samples and --batch-size)
-SAMPLES, BATCH_SIZE = 128, 32
 PLOTS = {"landscape_1d": "landscape_1d.png", "landscape_2d": "landscape_2d.png"}
+
+
+# the weights measure_run measures a run's model in (run.py): what the run trained, or
+# every weight with a LoRA run's adapters merged in
+WEIGHTS = ("trained", "merged")
+
+
+@dataclass
+class RunOptions:
+    """:func:`~samlm.analysis.run.measure_run`'s options beside the measures'
+    (:class:`MeasureOptions`), each declared with its ``samlm sharpness`` flag
+    (:mod:`samlm.options`)."""
+
+    samples: int | None = option(
+        128,
+        help="training examples measured (a seeded sample; a mixture's, over its tasks at "
+        "their mixing rates)",
+    )
+    batch_size: int = option(32, help="examples per forward pass; bounds memory")
+    weights: str = option(
+        "trained",
+        choices=WEIGHTS,
+        help="the weights measured: trained (what the run trained: a --peft lora run's "
+        "adapters and task head, the base fixed) or merged (every weight, a LoRA run's "
+        "adapters merged into the base); the same for a full fine-tuning run",
+    )
+    data_dir: str | None = option(None, help="override the run's data folder")
+    device: str | None = option(None, help="cpu, cuda, ... (default: cuda if available)")
+
+    def __post_init__(self) -> None:  # data_dir may be a Path
+        one_of("weights", self.weights, WEIGHTS)
+        optional_positive_int("samples", self.samples)
+        positive_int("batch_size", self.batch_size)
 
 
 @dataclass
 class MeasureOptions:
-    """Settings of :func:`measure_all`. A count of 0 skips its measure: ``m`` (the
-    m-sharpness), ``hessian_iters`` (the top eigenvalue), ``probes`` (the trace),
-    ``grid`` (both landscapes; the line has ``2 grid - 1`` points, the contour
-    ``grid x grid``). ``adaptive_rho`` defaults to ``rho``."""
+    """Settings of :func:`measure_all`, each declared with its ``samlm sharpness`` flag
+    (:mod:`samlm.options`). A count of 0 skips its measure: ``m`` (the m-sharpness),
+    ``hessian_iters`` (the top eigenvalue), ``probes`` (the trace), ``grid`` (both
+    landscapes; the line has ``2 grid - 1`` points, the contour ``grid x grid``).
+    ``adaptive_rho`` defaults to ``rho``."""
 
-    rho: float = 0.05
-    steps: int = 5
-    m: int = 8
-    adaptive_rho: float | None = None
-    eta: float = 0.01
-    hessian_iters: int = 20
-    hessian_tol: float = 1e-3
-    probes: int = 10
-    grid: int = 9
-    span: float = 1.0
-    seed: int = 0
-    batch_size: int | None = None
-    train: bool = False
-    progress: bool = True
+    rho: float = option(0.05, help="radius of the sharpness ball")
+    steps: int = option(5, help="projected ascent steps; 1 is SAM's estimate")
+    m: int = option(
+        8,
+        flag="--m-examples",
+        help="m-sharpness: examples per chunk, each perturbed on its own (Foret et al.'s m, "
+        "as train's --m-examples); 0 skips it",
+    )
+    adaptive_rho: float | None = option(
+        None, help="radius of the adaptive (ASAM) ball (default: --rho)"
+    )
+    eta: float = option(0.01, help="ASAM's offset in T = |w| + eta")
+    hessian_iters: int = option(20, help="power iterations for the top eigenvalue, 0 skips it")
+    hessian_tol: float = option(
+        1e-3, cli=False, help="the power iteration stops at this relative change"
+    )
+    probes: int = option(10, help="Hutchinson probes for the trace, 0 skips it")
+    grid: int = option(
+        9, help="landscape grid: GRID x GRID contour, 2 GRID - 1 line points; 0 skips"
+    )
+    span: float = option(1.0, help="landscape range [-span, span]")
+    seed: int = option(0, help="seed of the sample, random starts, probes and directions")
+    batch_size: int | None = option(
+        None, cli=False, help="examples per forward pass (None: the batches as given)"
+    )
+    train: bool = option(
+        False, flag="--train-mode", shown_default="eval mode", help="measure with dropout on"
+    )
+    progress: bool = option(True, shown_default="on", help="show the progress bars")
 
     def __post_init__(self) -> None:
         positive_float("rho", self.rho)
@@ -59,8 +109,7 @@ class MeasureOptions:
             positive_int(name, getattr(self, name), minimum=0)
         positive_float("hessian_tol", self.hessian_tol)
         positive_float("span", self.span)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed={self.seed!r} must be an integer")
+        of_type("seed", self.seed, int)
         if self.batch_size is not None:
             positive_int("batch_size", self.batch_size)
 

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from ..hf_bars import hf_bars
-from ..optim.validation import optional_positive_int, positive_int
+from ..optim.validation import one_of
 from ..pipeline.adapters import is_adapted, merge_lora
-from .measure import BATCH_SIZE, PLOTS, SAMPLES, WEIGHTS, MeasureOptions, measure_all
+from .measure import PLOTS, WEIGHTS, MeasureOptions, RunOptions, measure_all
 from .mixture_run import mixture_subject
 from .objective import hf_loss
 from .saved_run import Sampling, read_run, single_task_subject
@@ -44,8 +44,7 @@ RESULT = "sharpness.json"
 
 
 def check_weights(weights: Any) -> None:
-    if weights not in WEIGHTS:
-        raise ValueError(f"weights={weights!r} must be one of {', '.join(WEIGHTS)}")
+    one_of("weights", weights, WEIGHTS)
 
 
 def measured_model(model: nn.Module, weights: str) -> nn.Module:
@@ -78,17 +77,7 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
-def measure_run(
-    run_dir: str | Path,
-    *,
-    samples: int | None = SAMPLES,
-    batch_size: int = BATCH_SIZE,
-    data_dir: str | Path | None = None,
-    device: str | None = None,
-    write: bool = True,
-    weights: str = "trained",
-    **options: Any,
-) -> dict[str, Any]:
+def measure_run(run_dir: str | Path, *, write: bool = True, **options: Any) -> dict[str, Any]:
     """Measure a ``samlm train`` run's best model on ``samples`` of its training examples
     (a seeded, stratified sample; a mixture's drawn at its mixing rates, see
     ``mixture_run.py``; None: all), in batches of ``batch_size``, as a function of the
@@ -98,21 +87,22 @@ def measure_run(
     mixture's, also ``mixture`` and ``tasks`` (per task: ``train_examples``, ``samples``,
     ``rate``).
 
-    ``options`` are :class:`MeasureOptions` fields (rho, steps, m, adaptive_rho, eta,
-    hessian_iters, hessian_tol, probes, grid, span, seed, train, progress); ``data_dir``
-    overrides the run's. With ``write``, the result goes to ``RUN_DIR/sharpness/
-    sharpness.json`` next to the plots. Returns that dict.
+    ``options`` are :class:`RunOptions` fields (samples, batch_size, weights, data_dir
+    overriding the run's, device) and :class:`MeasureOptions` fields (rho, steps, m,
+    adaptive_rho, eta, hessian_iters, hessian_tol, probes, grid, span, seed, train,
+    progress), each at its declared default when left out. With ``write``, the result
+    goes to ``RUN_DIR/sharpness/sharpness.json`` next to the plots. Returns that dict.
     """
     start = time.perf_counter()
-    optional_positive_int("samples", samples)
-    positive_int("batch_size", batch_size)
-    check_weights(weights)
-    unknown = set(options) - (set(MeasureOptions.__dataclass_fields__) - {"batch_size"})
+    ours = set(RunOptions.__dataclass_fields__)
+    unknown = set(options) - ours - (set(MeasureOptions.__dataclass_fields__) - {"batch_size"})
     if unknown:
         raise ValueError(f"unknown option(s) for measure_run: {', '.join(sorted(unknown))}")
-    opts = MeasureOptions(**options)
-    target = _device(device)
-    run = read_run(run_dir, data_dir)
+    given = RunOptions(**{k: v for k, v in options.items() if k in ours})
+    samples, batch_size, weights = given.samples, given.batch_size, given.weights
+    opts = MeasureOptions(**{k: v for k, v in options.items() if k not in ours})
+    target = _device(given.device)
+    run = read_run(run_dir, given.data_dir)
     subject = mixture_subject if run.config.is_mixture() else single_task_subject
     with hf_bars(opts.progress):  # the model's loading bar, the sample's map
         s = subject(run, Sampling(samples, batch_size, opts.seed, target))

@@ -1,6 +1,7 @@
 """``samlm compare`` / ``samlm report``: SAM against its baseline where data is scarce.
-Names load on first use (:mod:`samlm._lazy`): ``samlm.compare.grid`` imports without
-the report's statistics."""
+The grid's options (``GridSpec``) and the backend's (``BackendOptions``) are declared
+once, as ``samlm compare``'s flags (:mod:`samlm.options`). Names load on first use
+(:mod:`samlm._lazy`): ``samlm.compare.grid`` imports without the report's statistics."""
 
 from __future__ import annotations
 

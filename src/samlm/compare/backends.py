@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..options import Needs, check_inert, option
 from .grid import Cell
 from .progress import started
 from .ray_connect import connect
@@ -272,3 +273,62 @@ class RayBackend:
         finally:  # Ctrl-C, or the driver stopped: nothing keeps running for it
             for ref in pending:
                 ray.cancel(ref, force=True)
+
+
+RAY = Needs(lambda o: o.backend == "ray", message="{given}: only with --backend ray")
+LOCAL = Needs(
+    lambda o: o.backend == "local",
+    message="{flags}: only with --backend local (on Ray, --cpus-per-cell and "
+    "--gpus-per-cell decide how many cells run at once)",
+)
+
+
+@dataclass
+class BackendOptions:
+    """``samlm compare``'s backend options (:mod:`samlm.options` declarations); each
+    backend's own refused with the other (:meth:`make`)."""
+
+    backend: str = option(
+        "local",
+        choices=("local", "ray"),
+        help="where the cells run: local worker processes, or Ray tasks on a cluster "
+        f"({RAY_INSTALL}; data and output folders on storage every node sees)",
+    )
+    workers: int | None = option(
+        None, needs=LOCAL, help="local backend: parallel cells (default: one per core)"
+    )
+    address: str | None = option(
+        None,
+        needs=RAY,
+        help="ray backend: the cluster to join: auto (RAY_ADDRESS, else the cluster this "
+        "machine started last), HEAD:6379, or ray://HEAD:10001 (Ray Client); a cluster with "
+        "token authentication needs RAY_AUTH_MODE=token and its token here (README) "
+        "(default: a Ray instance of its own on this machine for the grid, never a running "
+        "one)",
+    )
+    cpus_per_cell: float | None = option(
+        None, needs=RAY, help="ray backend: CPUs a cell asks for, its torch threads (default 1)"
+    )
+    gpus_per_cell: float | None = option(
+        None,
+        needs=RAY,
+        help="ray backend: GPUs a cell asks for (default: 1 when the cluster has GPUs, else 0)",
+    )
+    retries: int | None = option(
+        None,
+        needs=RAY,
+        help="ray backend: retries of a cell whose worker or node died (default 3)",
+    )
+
+    def make(self) -> LocalBackend | RayBackend:
+        """The backend, after refusing the other backend's options given."""
+        given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        check_inert(BackendOptions, self, given)
+        if self.backend == "local":
+            return LocalBackend(self.workers)
+        ray = {n: getattr(self, n) for n in ("address", "cpus_per_cell", "gpus_per_cell")}
+        ray["retries"] = self.retries
+        try:
+            return RayBackend(**{n: v for n, v in ray.items() if v is not None})
+        except ImportError as err:
+            raise ValueError(str(err)) from None

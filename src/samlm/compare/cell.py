@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .grid import METHODS, Cell, GridSpec
+from .grid import METHODS, Cell, load_spec
 from .mixtures import is_mixture
 from .mixtures import scores as mixture_scores
 
@@ -151,7 +151,7 @@ def _run_cell(
     from .progress import training_callback
 
     torch.set_num_threads(threads)
-    grid, c = GridSpec(**spec), Cell(**cell)
+    grid, c = load_spec(spec), Cell(**cell)
     out = Path(folder) / "cells" / c.folder
     record: dict[str, Any] = {"key": c.key, **cell, "run_dir": str(out.relative_to(folder))}
     start = time.perf_counter()

@@ -7,7 +7,7 @@ The protocol (bench/results/protocol.md says why):
   reported dev examples (``validation_size``; ``pipeline/data.py``), the same sample for
   every method and seed;
 * cells train for a step budget: ``max(min_steps, epochs x steps per epoch)`` optimizer
-  steps (``TrainConfig.min_steps``), evaluated every ``eval_steps``;
+  steps (``TrainConfig.min_steps``), evaluated and checkpointed every ``save_steps``;
 * with ``tune``, every method gets the same number of trials (:data:`TUNE_GRID`, one
   tuning seed apart from the evaluation seeds) on the validation sample, and its seeds
   run at its own best setting; else a setting recorded by an earlier tuning
@@ -17,10 +17,13 @@ The protocol (bench/results/protocol.md says why):
 from __future__ import annotations
 
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..optim.sam import ASAM_RHO
+from ..optim.validation import optional_positive_int, positive_int
+from ..options import Needs, defaults, marked, option, same_as, upgrade
+from ..pipeline.config import TrainConfig
 from .mixtures import is_mixture, train_task
 
 METHODS: dict[str, dict[str, Any]] = {
@@ -64,7 +67,7 @@ TUNE_SEED = 1000  # the trials' seed: apart from the evaluation seeds 0, 1, ...
 # bench/results/step_sweep_2026-11-30.md, are within a point of their best in 400 steps)
 PROTOCOL: dict[str, Any] = {
     "min_steps": 200,
-    "eval_steps": 50,
+    "save_steps": 50,
     "validation_size": 500,
     "eval_size": None,  # report on every dev example the validation sample left
 }
@@ -193,48 +196,124 @@ def with_recorded_settings(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "settings": recorded, "settings_source": SOURCE} if recorded else options
 
 
+# when compare's options have an effect (samlm.options.check_inert)
+NOT_TUNED = Needs(lambda o: not o.tune, message="{given} with --tune: the tuning chooses them")
+SAM_METHOD = Needs(
+    lambda o: bool(set(o.methods) - {"baseline", "asam"}),
+    "a SAM method other than asam among the methods",
+)
+ASAM_METHOD = Needs(lambda o: "asam" in o.methods, "asam among the methods")
+CELLS = " (mixture cells only; default: samlm train's)"
+
+
+def _train(name: str, **changes: Any) -> Any:
+    """A field declared as ``samlm train``'s option ``name``, passed to every cell."""
+    return same_as(TrainConfig, name, cell="all", **changes)
+
+
+def _mixing(name: str) -> Any:
+    """``samlm train``'s mixing option ``name``, passed when given to a mixture's cells
+    (None: train's default; checked with the grid, :mod:`.validate`)."""
+    help_text = TrainConfig.__dataclass_fields__[name].metadata["help"] + CELLS
+    return same_as(TrainConfig, name, default=None, cell="mixture", needs=(), help=help_text)
+
+
 @dataclass
 class GridSpec:
-    """What ``samlm compare`` runs; written to ``compare.yaml`` in the output folder."""
+    """What ``samlm compare`` runs; written to ``compare.yaml`` in the output folder.
+    Each field's metadata is its ``samlm compare`` flag (:mod:`samlm.options`); those
+    marked ``cell`` go to every cell's ``TrainConfig`` (``"mixture"``: a mixture's, when
+    given), declared as ``samlm train``'s options of the same names."""
 
-    tasks: list[str]  # task names, or mixtures (``a+b``, ``mixture/glue``: mixtures.py)
-    sizes: list[int]
-    # sizes of particular tasks, in place of ``sizes`` (e.g. CB has 250 examples in all)
-    task_sizes: dict[str, list[int]] | None = None
-    methods: list[str] = field(default_factory=lambda: list(CORE_METHODS))
-    seeds: int = 3
-    seed_offset: int = 0  # the seeds are seed_offset, ..., seed_offset + seeds - 1
-    model: str = "minilm"
-    epochs: float = 3.0
-    min_steps: int = 0  # step budget: at least this many optimizer steps
-    eval_steps: int | None = None  # evaluate and checkpoint every N steps (None: epochs)
-    learning_rate: float | None = None
-    batch_size: int = 16
-    max_length: int = 128
-    eval_size: int | None = None  # cap on the reported dev examples
-    validation_size: int | None = None  # None: select on the reported dev examples
-    rho_sam: float = 0.05
-    rho_asam: float = ASAM_RHO
-    tune: bool = False
+    tasks: list[str] = option(
+        help="comma-separated task names, or your own data: a data file (reviews.csv, with "
+        "?key=value options), a YAML task file, hub:owner/name; a task mixture is one of "
+        "them, its tasks joined by + (glue/sst2+superglue/cb) or named (mixture/glue, "
+        "mixture/superglue: the benchmark's tasks whose data is found): one model trained "
+        "on them all at --sizes examples per task, scored by their average"
+    )
+    sizes: list[int] = option(help="comma-separated training-set sizes (0 = all)")
+    task_sizes: dict[str, list[int]] | None = option(
+        None,
+        cli=False,
+        help="sizes of particular tasks, in place of sizes (e.g. CB has 250 examples in all)",
+    )
+    methods: list[str] = option(
+        default_factory=lambda: list(CORE_METHODS),
+        help=f"comma-separated, from {', '.join(METHODS)}",
+    )
+    seeds: int = option(3, help="number of seeds")
+    seed_offset: int = option(
+        0,
+        help="first seed (default 0): --seed-offset 3 --seeds 3 runs seeds 3, 4, 5, a set "
+        "disjoint from the default's",
+    )
+    model: str = _train("model", help="model alias, folder or Hub name (default: minilm)")
+    epochs: float = _train("epochs", help="training epochs (the step budget may add steps)")
+    min_steps: int = _train(
+        "min_steps", help="step budget: every cell trains at least this many optimizer steps"
+    )
+    save_steps: int | None = _train(
+        "save_steps", help="evaluate and checkpoint every N steps", old_names=("eval_steps",)
+    )
+    learning_rate: float | None = option(
+        None,
+        needs=NOT_TUNED,
+        help="one learning rate for every method (instead of the recorded tuned ones)",
+    )
+    batch_size: int = _train("batch_size", help="training examples per optimizer step")
+    max_length: int = _train("max_length")
+    eval_size: int | None = _train("eval_size", help="cap on the reported dev examples")
+    validation_size: int | None = _train(
+        "validation_size",
+        help="held-out examples that checkpoint selection and tuning look at (from the "
+        "training pool outside the subset when it allows, else half the dev set at most; "
+        "None: select on the reported dev examples)",
+    )
+    rho_sam: float = option(
+        0.05,
+        needs=(NOT_TUNED, SAM_METHOD),
+        help="rho of sam, sam_quarter, gsam, looksam, aesam, eigensam and tasksam (default "
+        "0.05, "
+        "Foret et al. 2021)",
+    )
+    rho_asam: float = option(
+        ASAM_RHO,
+        needs=(NOT_TUNED, ASAM_METHOD),
+        help="rho of asam (default 0.5, the ASAM authors' code)",
+    )
+    tune: bool = option(
+        False,
+        help="tune every method with the same number of trials on the validation sample "
+        "(learning rate; rho for the SAM family), then run its seeds at its best setting",
+    )
     # recorded tuned settings, "task|size|method" -> {"learning_rate", "rho"}, and where
     # they come from (used when tune is off)
-    settings: dict[str, dict[str, float]] | None = None
-    settings_source: str | None = None
-    data_dir: str | None = None
-    sharpness: bool = False  # measure every finished cell (samlm.analysis)
-    keep_models: bool = False  # keep every cell's best model (else deleted once measured)
-    # passed to every cell's TrainConfig (samlm train's options of the same names)
-    modelling: str = "auto"
-    peft: str = "none"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.05
-    lora_targets: str | None = None
-    # how a mixture cell draws its tasks (samlm train's --mixing, --mixing-limit,
-    # --temperature), passed to mixture cells only; None: samlm train's default
-    mixing: str | None = None
-    mixing_limit: int | None = None
-    temperature: float | None = None
+    settings: dict[str, dict[str, float]] | None = option(
+        None, cli=False, help="recorded tuned settings, task|size|method -> setting"
+    )
+    settings_source: str | None = option(
+        None, cli=False, help="where the recorded settings come from"
+    )
+    data_dir: str | None = _train(
+        "data_dir", help="folder in the official layout ($SAMLM_DATA_DIR)"
+    )
+    sharpness: bool = option(
+        False, help="measure every finished cell's sharpness and report it per method"
+    )
+    keep_models: bool = option(
+        False,
+        help="keep every cell's best model (by default deleted once its result is stored)",
+    )
+    modelling: str = _train("modelling")
+    peft: str = _train("peft")
+    lora_r: int = _train("lora_r")
+    lora_alpha: float = _train("lora_alpha")
+    lora_dropout: float = _train("lora_dropout")
+    lora_targets: str | None = _train("lora_targets")
+    mixing: str | None = _mixing("mixing")
+    mixing_limit: int | None = _mixing("mixing_limit")
+    temperature: float | None = _mixing("temperature")
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -251,16 +330,11 @@ class GridSpec:
         unknown = set(self.task_sizes or {}) - set(self.tasks)
         if unknown:
             raise ValueError(f"task_sizes names tasks not in the grid: {sorted(unknown)}")
-        if self.seeds < 1:
-            raise ValueError(f"seeds={self.seeds} must be >= 1")
-        if self.seed_offset < 0:
-            raise ValueError(f"seed_offset={self.seed_offset} must be >= 0")
-        if self.min_steps < 0:
-            raise ValueError(f"min_steps={self.min_steps} must be >= 0")
-        for name in ("eval_steps", "validation_size", "eval_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value} must be >= 1")
+        positive_int("seeds", self.seeds)
+        for name in ("seed_offset", "min_steps"):
+            positive_int(name, getattr(self, name), minimum=0)
+        for name in ("save_steps", "validation_size", "eval_size"):
+            optional_positive_int(name, getattr(self, name))
         if self.tune and self.validation_size is None:
             raise ValueError("tune needs a validation_size: trials must not see reported data")
         if self.seed_offset <= TUNE_SEED < self.seed_offset + self.seeds:
@@ -327,20 +401,11 @@ class GridSpec:
         setting = {**self.default_setting(cell.method), **(setting or {})}
         options: dict[str, Any] = {
             **train_task(cell.task),
-            "model": self.model,
-            **{name: getattr(self, name) for name in TRAIN_OPTIONS},
+            **{name: getattr(self, name) for name in CELL_OPTIONS},
             **(self.mixing_options() if is_mixture(cell.task) else {}),
             "seed": cell.seed,
-            "epochs": self.epochs,
-            "min_steps": self.min_steps,
-            "save_steps": self.eval_steps,
             "learning_rate": setting["learning_rate"],
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
-            "eval_size": self.eval_size,
-            "validation_size": self.validation_size,
             "train_size": cell.size or None,
-            "data_dir": self.data_dir,
             **METHODS[cell.method],
         }
         if "rho" in setting:
@@ -357,10 +422,20 @@ class GridSpec:
         return asdict(self)
 
 
-# GridSpec fields passed as they are to every cell's TrainConfig
-TRAIN_OPTIONS = ("modelling", "peft", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")
-# GridSpec fields passed, when given, to the TrainConfig of a mixture's cells
-MIXTURE_OPTIONS = ("mixing", "mixing_limit", "temperature")
+# GridSpec fields passed as they are to every cell's TrainConfig, and those passed, when
+# given, to the TrainConfig of a mixture's cells
+CELL_OPTIONS = marked(GridSpec, "cell", "all")
+MIXTURE_OPTIONS = marked(GridSpec, "cell", "mixture")
 # GridSpec fields with a plain default: what a compare.yaml written before a field existed
 # means by leaving it out
-DEFAULTS = {f.name: f.default for f in fields(GridSpec) if f.default is not MISSING}
+DEFAULTS = defaults(GridSpec)
+
+
+def load_spec(values: dict[str, Any]) -> GridSpec:
+    """The GridSpec of a ``compare.yaml`` (:func:`saved_spec`)."""
+    return GridSpec(**saved_spec(values))
+
+
+def saved_spec(values: dict[str, Any]) -> dict[str, Any]:
+    """A ``compare.yaml``'s fields under today's names (``eval_steps`` is ``save_steps``)."""
+    return upgrade(GridSpec, values)

@@ -22,7 +22,7 @@ import yaml
 from . import lock, store
 from .backends import Job, LocalBackend, failed
 from .cell import run_cell
-from .grid import DEFAULTS, METHODS, Cell, GridSpec, group_key
+from .grid import DEFAULTS, METHODS, Cell, GridSpec, group_key, saved_spec
 from .progress import GridProgress
 from .store import SPEC_FILE
 from .tuning import choose
@@ -49,7 +49,7 @@ def _prepare(spec: GridSpec, folder: Path, overwrite: bool) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     saved = folder / SPEC_FILE
     if saved.is_file():
-        previous = yaml.safe_load(saved.read_text())
+        previous = saved_spec(yaml.safe_load(saved.read_text()))
         now = spec.to_dict()
         diff = [
             k

@@ -36,6 +36,16 @@ SPEC_FILE = "compare.yaml"  # the grid spec (GridSpec.to_dict as YAML)
 FILE = "results.jsonl"  # the results, one JSON line per finished cell
 
 
+def read_spec(folder: str | Path) -> Any:
+    """The folder's :class:`~samlm.compare.grid.GridSpec`, from ``compare.yaml`` (old
+    field names read as today's: :func:`~samlm.compare.grid.saved_spec`)."""
+    import yaml
+
+    from .grid import load_spec
+
+    return load_spec(yaml.safe_load((Path(folder) / SPEC_FILE).read_text()))
+
+
 def append(folder: Path, record: dict[str, Any]) -> None:
     """Append ``record`` as one line, in one write (after a newline if the file ends in a
     line a crash cut short)."""

@@ -168,8 +168,8 @@ def _mixing_problems(spec: GridSpec) -> list[str]:
     """The mixing options given (``--mixing``, ``--mixing-limit``, ``--temperature``): only
     with a mixture among the tasks, each where it has an effect, and values
     ``samlm train`` takes."""
+    from ..options import flag_values
     from ..pipeline import TrainConfig
-    from ..pipeline.config import flag_values
 
     given = spec.mixing_options()
     if not given:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .validation import in_interval, non_negative, one_of, positive_int
+from .validation import in_interval, non_negative, one_of, positive_int, warmup_steps
 
 RHO_SCHEDULES = ("constant", "lr", "warmup")
 
@@ -39,10 +39,7 @@ class Schedule:
 
     def __post_init__(self) -> None:
         one_of("rho_schedule", self.rho_schedule, RHO_SCHEDULES)
-        if self.rho_schedule == "warmup" and self.warmup_steps < 1:
-            raise ValueError(
-                f"warmup_steps={self.warmup_steps} must be >= 1 with rho_schedule='warmup'"
-            )
+        warmup_steps("warmup_steps", self.warmup_steps, self.rho_schedule)
         positive_int("interval", self.interval)
         in_interval("probability", self.probability, 0.0, 1.0)
         positive_int("sam_start_step", self.sam_start_step, minimum=0)

@@ -1,8 +1,10 @@
 """Argument checks of the whole library: each raises ``ValueError`` naming the argument,
 its value and the rule (``"rho=-1 (param group 2) must be a finite number >= 0"``).
 
-Used by :class:`samlm.SAM`, :func:`samlm.sam_step`, the rho schedules, ``SAMConfig``
-and the sharpness diagnostics, so one option is checked by one rule everywhere.
+Used by :class:`samlm.SAM`, :func:`samlm.sam_step`, the rho schedules, the variants,
+``SAMConfig``, the sharpness diagnostics and :mod:`samlm.options` (the type and choices
+of every declared option: ``TrainConfig``, ``GridSpec``, ``MeasureOptions``), so one
+option is checked by one rule everywhere.
 """
 
 from __future__ import annotations
@@ -50,6 +52,19 @@ def non_negative(name: str, value: Any, where: str = "") -> float:
     return positive_float(name, value, allow_zero=True, where=where)
 
 
+def finite(name: str, value: Any) -> float:
+    """``value`` as a float, when it is a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+    return float(value)
+
+
+def warmup_steps(name: str, steps: Any, rho_schedule: str) -> None:
+    """A rho warm-up's length: an integer >= 1 with ``rho_schedule='warmup'``."""
+    if rho_schedule == "warmup" and not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"{name}={steps} must be >= 1 with rho_schedule='warmup'")
+
+
 def in_interval(
     name: str,
     value: Any,
@@ -67,6 +82,25 @@ def in_interval(
         bracket = ("(" if open_low else "[", ")" if open_high else "]")
         raise ValueError(f"{name}={value!r} must be in {bracket[0]}{low:g}, {high:g}{bracket[1]}")
     return float(value)
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def of_type(name: str, value: Any, kind: type, *, none_ok: bool = False) -> Any:
+    """``value`` when it is of ``kind``: bool, int (not a bool), float (an int accepted),
+    str, list or dict; None where ``none_ok``. (A YAML file can say ``bf16: "no"``.)"""
+    if value is None and none_ok:
+        return value
+    if kind is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"{name}={value!r} must be {_TYPE_WORDS.get(kind, kind.__name__)}")
+    return value
 
 
 def one_of(name: str, value: Any, choices: Sequence[Any], *, none_ok: bool = False) -> Any:

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from . import functional as F
 from .hessian import HVP, power_iteration
-from .validation import in_interval, positive_float, positive_int
+from .validation import finite, in_interval, positive_float, positive_int
 
 Reduce = Callable[[Tensor], Tensor]  # a sum over the shards of a scalar (identity unsharded)
 
@@ -291,11 +291,8 @@ class AESAM(Variant):
     ) -> None:
         # delta = 1: the statistics would never move
         self.delta = in_interval("delta", delta, 0.0, 1.0, open_low=True, open_high=True)
-        self.lambda_1 = float(lambda_1)
-        self.lambda_2 = float(lambda_2)
-        for name, value in (("lambda_1", lambda_1), ("lambda_2", lambda_2)):
-            if not math.isfinite(value):
-                raise ValueError(f"{name}={value!r} must be a finite number")
+        self.lambda_1 = finite("lambda_1", lambda_1)
+        self.lambda_2 = finite("lambda_2", lambda_2)
         self.total_steps = None if total_steps is None else positive_int("total_steps", total_steps)
         self.mean = 0.0
         self.var = 0.0

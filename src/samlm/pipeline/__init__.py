@@ -1,5 +1,6 @@
-"""The ``samlm train`` pipeline: options, models, features and the run itself. Names
-load on first use (:mod:`samlm._lazy`)."""
+"""The ``samlm train`` pipeline: options (``TrainConfig``, each declared once with its
+flag's help, choices and rule: :mod:`samlm.options`), models, features and the run
+itself. Names load on first use (:mod:`samlm._lazy`)."""
 
 from __future__ import annotations
 

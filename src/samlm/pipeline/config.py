@@ -1,4 +1,8 @@
-"""``TrainConfig``: every option of ``samlm train``, from a YAML file and the command line.
+"""``TrainConfig``: every option of ``samlm train``, from a YAML file and the command line,
+each declared once (its help, choices and the rule for when it has an effect, in the
+field's metadata: :mod:`samlm.options`), from which ``samlm train``'s parser, the type,
+choice and inert-option checks and the SAM options passed to ``SAMConfig`` (the same
+names) are generated.
 
 Defaults follow the papers where they apply (resolved in :func:`resolve_defaults`):
 rho 0.5 for ASAM (its authors' code), else 0.15 for text-to-text models (Bahri et al.
@@ -10,17 +14,30 @@ decay for encoders.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import os
-import re
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..optim.comm import MODES
+from ..optim.validation import (
+    ACCUMULATION_MODES,
+    in_interval,
+    non_negative,
+    one_of,
+    optional_positive_int,
+    positive_float,
+    positive_int,
+)
+from ..optim.variants import AESAM, EigenSAM
+from ..options import Needs, changed, check_declared, check_inert, defaults, option
 from ..training.bar import BAR, BAR_SCHEDULES, BAR_VARIANTS
-from ..training.config import AESAM_OPTIONS, EIGENSAM_OPTIONS, SAMConfig
+from ..training.config import SAMConfig
 from ..training.flat_lora import FlatLoRA
 from .adapters import PEFT_METHODS, require_peft
 from .data import VALIDATION_FROM
@@ -32,88 +49,308 @@ BASE_OPTIMIZERS = ("auto", "adamw", "adafactor", "sgd")
 MODELLING = ("auto", "encoder", "text2text", "causal")
 
 
+# Rules: when an option has an effect (samlm.options.check_inert refuses it elsewhere)
+@functools.cache  # one rule per set of methods: the options it refuses share a message
+def _optimizer_in(*methods: str) -> Needs:
+    return Needs(lambda c: c.optimizer in methods, "--optimizer " + " or ".join(methods))
+
+
+SAM = Needs(
+    lambda c: c.optimizer != "baseline",
+    "a SAM optimizer, not --optimizer baseline (no SAM step uses them)",
+)
+ALPHA = _optimizer_in("gsam", "looksam", "eigensam")
+LORA = Needs(lambda c: c.peft == "lora", "--peft lora")
+FLAT_LORA = Needs(lambda c: c.flat_lora, "--flat-lora")
+BAR_ON = Needs(lambda c: c.bar, "--bar")
+
+
+def _sam_option(default: Any, help: str) -> Any:
+    """An option only a SAM step uses: refused with ``--optimizer baseline``."""
+    return option(default, needs=SAM, help=help)
+
+
+def _variant_option(variant: type, name: str, help: str) -> Any:
+    """The option ``<variant>_<name>``: None, the variant's own default (shown in the
+    help), given only with ``--optimizer <variant>``."""
+    default = inspect.signature(variant).parameters[name].default
+    return option(
+        None,
+        needs=(SAM, _optimizer_in(variant.name)),
+        shown_default=default,
+        help=f"{variant.name}: {help}",
+    )
+
+
 @dataclass
 class TrainConfig:
-    """The resolved options of one training run (see ``samlm train --help``)."""
+    """The resolved options of one training run (see ``samlm train --help``): each
+    field's metadata is its flag's help, choices and rule (:mod:`samlm.options`)."""
 
-    task: str
-    output: str
-    mixture: str | None = None
-    mixing: str = "proportional"
-    mixing_limit: int | None = None
-    temperature: float = 1.0
-    model: str = "minilm"
-    modelling: str = "auto"
-    optimizer: str = "sam"
-    base_optimizer: str = "auto"
-    rho: float | None = None
-    eta: float = 0.01
-    ascent_fraction: float = 1.0
-    m: int = 1
-    m_examples: int | None = None
-    interval: int = 1
-    probability: float = 1.0
-    rho_schedule: str | None = None
-    rho_warmup_steps: int = 0
-    rho_min: float = 0.0
-    alpha: float | None = None
-    looksam_k: int = 5
-    aesam_delta: float | None = None
-    aesam_lambda_1: float | None = None
-    aesam_lambda_2: float | None = None
-    eigensam_refresh: int | None = None
-    eigensam_iterations: int | None = None
-    peft: str = "none"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.05
-    lora_targets: str | None = None
-    flat_lora: bool = False
-    flat_lora_sigma: float = 0.05
-    bar: bool = False
-    bar_alpha: float = 0.5
-    bar_variant: str = "nbar"
-    bar_schedule: str = "linear"
-    sam_start_step: int = 0
-    exclude_head: bool = False
-    same_dropout: bool = False
-    distributed_sam: str = "per_replica"
-    sam_accumulation: str | None = None
-    learning_rate: float | None = None
-    lr_scheduler: str | None = None
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.0
-    epochs: float = 3.0
-    max_steps: int = -1
-    min_steps: int = 0
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    gradient_accumulation_steps: int = 1
-    max_length: int = 128
-    max_target_length: int = 32
-    train_size: int | None = None
-    train_fraction: float | None = None
-    eval_size: int | None = None
-    validation_size: int | None = None
-    validation_from: str = "auto"
-    save_steps: int | None = None
-    logging_steps: int = 10
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    seed: int = 0
-    data_dir: str | None = None
-    progress: bool = True
+    task: str = option(
+        help="task name, e.g. superglue/rte, glue/sst2, qa/webquestions (see `samlm tasks`), "
+        "or your own: a data file (reviews.csv), a YAML task file or hub:owner/name; several "
+        "comma-separated train one model on their mixture"
+    )
+    output: str = option(help="run folder (never overwritten without --overwrite)")
+    mixture: str | None = option(
+        None,
+        help="a named mixture instead of --task: glue or superglue, the benchmark's tasks "
+        "whose data is in the data folder (and that the model's modelling supports)",
+    )
+    mixing: str = option(
+        "proportional",
+        choices=MIXINGS,
+        help="mixture rates (Raffel et al. 2020): proportional to the tasks' training sizes "
+        "(capped at --mixing-limit), temperature-scaled, or equal",
+    )
+    mixing_limit: int | None = option(
+        None,
+        help="K: a task counts at most K examples in the proportional and temperature rates",
+        needs=Needs(
+            lambda c: c.mixing != "equal",
+            "--mixing proportional or temperature (it caps a task's size in their rates)",
+        ),
+    )
+    temperature: float = option(
+        1.0,
+        help="T of --mixing temperature: rates^(1/T), renormalised",
+        needs=Needs(lambda c: c.mixing == "temperature", "--mixing temperature"),
+    )
+    model: str = option("minilm", help="model alias (minilm), local folder or Hub name")
+    modelling: str = option(
+        "auto",
+        choices=MODELLING,
+        help="encoder (classification head), text2text (seq2seq) or causal (decoder-only "
+        "LM: the text2text source as prompt, the target as completion); auto picks by model",
+    )
+    optimizer: str = option(
+        "sam",
+        choices=METHODS,
+        help="baseline (the base optimizer alone), sam, asam (adaptive SAM), gsam "
+        "(surrogate gap, Zhuang et al. 2022), looksam (Liu et al. 2022), aesam (SAM when "
+        "the gradient norm is high, Jiang et al. 2023), eigensam (the ascent leans towards "
+        "the Hessian's top eigenvector, Luo et al. 2024) or tasksam (a mixture's tasks each "
+        "perturbed on its own: the individual sharpness of DGSAM, Song et al. 2025, not its "
+        "algorithm; stratified batches)",
+    )
+    base_optimizer: str = option(
+        "auto", choices=BASE_OPTIMIZERS, help="auto: Adafactor for T5, AdamW otherwise"
+    )
+    rho: float | None = _sam_option(
+        None,
+        help="SAM radius (default: 0.5 for asam [the ASAM authors' code]; else 0.15 "
+        "text2text [Bahri et al. 2022], 0.05 otherwise [Foret et al. 2021])",
+    )
+    eta: float = option(
+        0.01, needs=(SAM, _optimizer_in("asam")), help="ASAM's offset in T = |w| + eta"
+    )
+    ascent_fraction: float = _sam_option(
+        1.0, help="share of each batch for the ascent gradient (Bahri et al.: 0.25)"
+    )
+    m: int = _sam_option(1, help="m-sharpness: chunks per micro-batch, each perturbed separately")
+    m_examples: int | None = _sam_option(
+        None,
+        help="m-sharpness as Foret et al. count m: examples per chunk (instead of --m)",
+    )
+    interval: int = _sam_option(1, help="SAM every k-th step, plain steps between")
+    probability: float = _sam_option(
+        1.0, help="SAM with this probability per step (randomized SAM)"
+    )
+    rho_schedule: str | None = _sam_option(
+        None,
+        help="constant, lr (rho follows the learning rate) or warmup (default: lr for "
+        "gsam, as its paper, else constant)",
+    )
+    rho_warmup_steps: int = option(
+        0,
+        needs=(SAM, Needs(lambda c: c.rho_schedule == "warmup", "--rho-schedule warmup")),
+        help="steps of the rho warm-up (counted from --sam-start-step)",
+    )
+    rho_min: float = _sam_option(
+        0.0,
+        help="with --rho-schedule lr: rho at the end, where the learning rate reaches 0",
+    )
+    alpha: float | None = option(
+        None,
+        needs=(SAM, ALPHA),
+        help="gsam / looksam / eigensam: the weight of the extra direction (default 0.4 "
+        "[GSAM's ViT setting] / 0.7 / 0.2 [the Eigen-SAM authors' code])",
+    )
+    looksam_k: int = option(
+        5,
+        needs=(SAM, _optimizer_in("looksam")),
+        help="looksam: a SAM step every k steps, one pass with the kept direction between",
+    )
+    aesam_delta: float | None = _variant_option(
+        AESAM, "delta", "forgetting rate of the running mean and variance of ||g||^2, in (0, 1)"
+    )
+    aesam_lambda_1: float | None = _variant_option(
+        AESAM,
+        "lambda_1",
+        "c_t at the run's end; a step perturbs when ||g||^2 >= mean + c_t std (running statistics)",
+    )
+    aesam_lambda_2: float | None = _variant_option(
+        AESAM, "lambda_2", "c_t at the run's start, moving linearly to --aesam-lambda-1"
+    )
+    eigensam_refresh: int | None = _variant_option(
+        EigenSAM,
+        "refresh",
+        "steps between refreshes of the Hessian's top eigenvector, by power iteration on the "
+        "step's batch; default from the Eigen-SAM authors' code",
+    )
+    eigensam_iterations: int | None = _variant_option(
+        EigenSAM,
+        "iterations",
+        "power iterations (Hessian-vector products) per refresh, warm-started from the last "
+        "eigenvector; default from the Eigen-SAM authors' code",
+    )
+    peft: str = option(
+        "none",
+        choices=PEFT_METHODS,
+        help="none, or lora: LoRA adapters (PEFT) train, the model stays frozen; SAM "
+        "perturbs the adapters (needs pip install 'samlm[peft]')",
+    )
+    lora_r: int = option(8, needs=LORA, help="LoRA rank r")
+    lora_alpha: float = option(
+        16.0, needs=LORA, help="LoRA scale alpha (the update is alpha / r * B A)"
+    )
+    lora_dropout: float = option(0.05, needs=LORA, help="dropout on the LoRA input")
+    lora_targets: str | None = option(
+        None,
+        needs=LORA,
+        help="comma-separated module names to adapt, e.g. query,value (default: PEFT's "
+        "for the model type)",
+    )
+    flat_lora: bool = option(
+        False,
+        help="Flat-LoRA (Li et al. 2025): each step's gradient at W + s B A plus seeded "
+        "row-scaled Gaussian noise, one pass per step; with --optimizer baseline, or with "
+        "SAM (both passes perturbed); needs --peft lora",
+    )
+    flat_lora_sigma: float = option(
+        0.05,
+        needs=FLAT_LORA,
+        help="Flat-LoRA's noise level sigma: noise std sigma_t ||row of W + s B A|| "
+        "/ sqrt(fan-in), sigma_t rising from 0 to sigma (cosine)",
+    )
+    bar: bool = option(
+        False,
+        help="BAR (Li, Zhang and He 2024): each LoRA layer's factors rescaled by (1 +- a_t "
+        "lr) before each optimizer step, balancing ||A|| and ||B|| as SAM does implicitly; "
+        "one pass per step instead of SAM's two; with --optimizer baseline and --peft lora",
+    )
+    bar_alpha: float = option(
+        0.5, needs=BAR_ON, help="BAR's mu_0: a_t = mu_0 times the --bar-schedule"
+    )
+    bar_variant: str = option(
+        "nbar",
+        choices=BAR_VARIANTS,
+        needs=BAR_ON,
+        help="nbar grows the factor with the larger gradient (the paper's LoRA rule), "
+        "obar shrinks the larger factor",
+    )
+    bar_schedule: str = option(
+        "linear",
+        choices=BAR_SCHEDULES,
+        needs=BAR_ON,
+        help="a_t over the run: linear (1 - t/T), cosine or constant",
+    )
+    sam_start_step: int = _sam_option(
+        0,
+        help="plain steps of the base optimizer before SAM starts (one forward-backward "
+        "each); SAM from this step on",
+    )
+    exclude_head: bool = _sam_option(
+        False,
+        help="leave the task head (model.classifier, model.score...) out of the "
+        "perturbation; the base optimizer still trains it (encoder models only)",
+    )
+    same_dropout: bool = _sam_option(
+        False, help="replay the RNG so both SAM passes use the same dropout masks"
+    )
+    distributed_sam: str = option(
+        "per_replica",
+        choices=MODES,
+        needs=SAM,
+        help="with several processes: per_replica (each perturbs with its own gradient, no "
+        "extra traffic) or synchronized (one perturbation from the global gradient)",
+    )
+    sam_accumulation: str | None = option(
+        None,
+        choices=ACCUMULATION_MODES,
+        needs=(
+            SAM,
+            Needs(lambda c: c.gradient_accumulation_steps > 1, "--gradient-accumulation-steps > 1"),
+        ),
+        help="with --gradient-accumulation-steps: per_microbatch (SAM on each micro-batch, "
+        "SAM's and ASAM's default) or global (one SAM step over all of them, as one batch; "
+        "the variants' default and only mode)",
+    )
+    learning_rate: float | None = option(None, help="default: 1e-4 AdamW, 1e-3 Adafactor, 1e-2 SGD")
+    lr_scheduler: str | None = option(
+        None, help="Trainer scheduler name (default: constant for Adafactor, else linear)"
+    )
+    weight_decay: float = option(0.01, help="the base optimizer's weight decay")
+    warmup_ratio: float = option(0.0, help="share of the steps of the learning-rate warm-up")
+    epochs: float = option(3.0, help="training epochs")
+    max_steps: int = option(-1, help="optimizer steps (overrides --epochs when > 0)")
+    min_steps: int = option(
+        0, help="step budget: train max(min_steps, epochs x steps per epoch) steps"
+    )
+    batch_size: int = option(16, help="training examples per device and micro-batch")
+    eval_batch_size: int = option(64, help="examples per evaluation batch")
+    gradient_accumulation_steps: int = option(1, help="micro-batches per optimizer step")
+    max_length: int = option(128, help="input tokens (longer inputs are truncated)")
+    max_target_length: int = option(
+        32,
+        help="target tokens (text2text); completion tokens with eos, also the generation "
+        "limit (causal)",
+    )
+    train_size: int | None = option(
+        None, help="low-data: this many training examples (seeded, stratified by label)"
+    )
+    train_fraction: float | None = option(
+        None, help="low-data: this share of the training set (seeded, stratified)"
+    )
+    eval_size: int | None = option(
+        None, help="evaluate on this many dev examples (a fixed, stratified subset)"
+    )
+    validation_size: int | None = option(
+        None,
+        help="select the checkpoint on this many held-out examples, never on the reported "
+        "dev examples (a fixed stratified sample, the same for every method and seed)",
+    )
+    validation_from: str = option(
+        "auto",
+        choices=VALIDATION_FROM,
+        help="where the validation sample comes from: train (the training pool outside the "
+        "training subset), dev (part of the dev set, reported on the rest), or auto (train "
+        "when the pool allows)",
+    )
+    save_steps: int | None = option(
+        None, help="evaluate and checkpoint every N steps (default: every epoch)"
+    )
+    logging_steps: int = option(10, help="log the loss every N steps")
+    max_grad_norm: float = option(
+        1.0, help="clip the gradient norm to this (the Trainer's max_grad_norm)"
+    )
+    bf16: bool = option(False, help="train in bfloat16 mixed precision")
+    seed: int = option(0, help="seed of the subset, the initialisation, the data order and dropout")
+    data_dir: str | None = option(
+        None, help="folder in the official layout (default: $SAMLM_DATA_DIR, else the Hub)"
+    )
+    progress: bool = option(
+        True, help="show the progress bars: the Trainer's, the model's loading and saving"
+    )
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise ValueError naming the option and its value for anything out of range."""
-        self._validate_types()
+        check_declared(self)  # types and choices
         self._validate_tasks()
-        _choice("optimizer", self.optimizer, METHODS)
-        _choice("base_optimizer", self.base_optimizer, BASE_OPTIMIZERS)
-        _choice("modelling", self.modelling, MODELLING)
         for name in (
             "batch_size",
             "eval_batch_size",
@@ -122,117 +359,43 @@ class TrainConfig:
             "max_target_length",
             "logging_steps",
         ):
-            _at_least(name, getattr(self, name), 1)
-        _choice("validation_from", self.validation_from, VALIDATION_FROM)
-        _choice("peft", self.peft, PEFT_METHODS)
+            positive_int(name, getattr(self, name))
         if self.peft == "lora":
             require_peft()
-            _at_least("lora_r", self.lora_r, 1)
-            if not (math.isfinite(self.lora_alpha) and self.lora_alpha > 0):
-                raise ValueError(f"lora_alpha={self.lora_alpha} must be > 0")
-            if not 0 <= self.lora_dropout < 1:
-                raise ValueError(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
-        self._validate_lora_flatness()
+            positive_int("lora_r", self.lora_r)
+            positive_float("lora_alpha", self.lora_alpha)
+            in_interval("lora_dropout", self.lora_dropout, 0.0, 1.0, open_high=True)
+        for name in ("flat_lora_sigma", "bar_alpha"):
+            non_negative(name, getattr(self, name))
         for name in ("train_size", "eval_size", "validation_size", "save_steps"):
-            if getattr(self, name) is not None:
-                _at_least(name, getattr(self, name), 1)
+            optional_positive_int(name, getattr(self, name))
         if self.train_size is not None and self.train_fraction is not None:
             raise ValueError("give --train-size or --train-fraction, not both")
-        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
-            raise ValueError(f"train_fraction={self.train_fraction} must be in (0, 1]")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate} must be > 0")
-        if not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise ValueError(f"epochs={self.epochs} must be > 0")
-        if not (isinstance(self.min_steps, int) and self.min_steps >= 0):
-            raise ValueError(f"min_steps={self.min_steps!r} must be an integer >= 0")
+        if self.train_fraction is not None:
+            in_interval("train_fraction", self.train_fraction, 0.0, 1.0, open_low=True)
+        if self.learning_rate is not None:
+            positive_float("learning_rate", self.learning_rate)
+        positive_float("epochs", self.epochs)
+        positive_int("min_steps", self.min_steps, minimum=0)
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1 (or -1 for epochs)")
         for name in ("weight_decay", "max_grad_norm"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        self._validate_inert()
-        try:  # SAM's own checks: rho, eta, ascent_fraction, schedules, start
-            self.sam_config(0.05)
-        except ValueError as err:  # named as this command's options
-            raise ValueError(_as_options(str(err))) from None
-
-    def _validate_types(self) -> None:
-        """Each option of its declared type (a YAML file can say ``bf16: "no"``, a truthy
-        string): bool, int (not bool), float (int accepted), str; or None where allowed."""
-        kinds = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind, _, optional = f.type.partition(" | ")
-            if value is None and optional == "None":
-                continue
-            ok = isinstance(value, kinds[kind]) and (kind == "bool" or not isinstance(value, bool))
-            if not ok:
-                raise ValueError(f"{f.name}={value!r} must be {_TYPE_WORDS[kind]}")
-
-    def _validate_inert(self) -> None:
-        """An option given where it does nothing is an error, not silently ignored."""
-        owners = {
-            "asam": ("eta",),
-            "gsam": ("alpha",),
-            "looksam": ("alpha", "looksam_k"),
-            "aesam": AESAM_FLAGS,
-            "eigensam": ("alpha", *EIGENSAM_FLAGS),
-        }
-        if self.optimizer == "baseline":
-            inert = [n for n in SAM_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
-            if inert:
-                verb = "has" if len(inert) == 1 else "have"
-                raise ValueError(
-                    f"{_given(self, inert)} {verb} an effect only with a SAM optimizer, not "
-                    "--optimizer baseline (no SAM step uses them)"
-                )
-        for name in ("eta", "alpha", "looksam_k", *AESAM_FLAGS, *EIGENSAM_FLAGS):
-            users = [m for m, names in owners.items() if name in names]
-            if getattr(self, name) != FIELD_DEFAULTS[name] and self.optimizer not in users:
-                raise ValueError(
-                    f"{_given(self, [name])} has an effect only with --optimizer "
-                    f"{' or '.join(users)}"
-                )
+            non_negative(name, getattr(self, name))
+        in_interval("warmup_ratio", self.warmup_ratio, 0.0, 1.0, open_high=True)
+        check_inert(TrainConfig, self, changed(self))
         if self.optimizer == "tasksam" and not self.is_mixture():
             raise ValueError(
                 "--optimizer tasksam perturbs each task of a mixture on its own: give several "
                 "tasks (--task a,b) or --mixture (on one task it is --optimizer sam)"
             )
-        if self.sam_accumulation is not None and self.gradient_accumulation_steps == 1:
-            raise ValueError(
-                f"{_given(self, ['sam_accumulation'])} has an effect only with "
-                "--gradient-accumulation-steps > 1"
-            )
-        if self.rho_warmup_steps != 0 and self.rho_schedule != "warmup":
-            raise ValueError(
-                f"{_given(self, ['rho_warmup_steps'])} has an effect only with "
-                "--rho-schedule warmup"
-            )
-        lora = [n for n in LORA_OPTIONS if getattr(self, n) != FIELD_DEFAULTS[n]]
-        if lora and self.peft != "lora":
-            raise ValueError(f"{_given(self, lora)} has an effect only with --peft lora")
+        self._validate_lora_flatness()
+        self.sam_config(0.05)  # SAM's own checks: rho, eta, ascent_fraction, schedules...
 
     def _validate_lora_flatness(self) -> None:
         """--flat-lora and --bar: LoRA runs only; BAR replaces SAM, so not with SAM."""
-        for flag, on, name in (
-            ("--flat-lora", self.flat_lora, "flat_lora_sigma"),
-            ("--bar", self.bar, "bar_alpha"),
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-            if not on and value != FIELD_DEFAULTS[name]:
-                raise ValueError(f"{_given(self, [name])} has an effect only with {flag}")
+        for flag_, on in (("--flat-lora", self.flat_lora), ("--bar", self.bar)):
             if on and self.peft != "lora":
-                raise ValueError(f"{flag} needs --peft lora: it acts on the LoRA adapters")
-        for name, allowed in (("bar_variant", BAR_VARIANTS), ("bar_schedule", BAR_SCHEDULES)):
-            value = getattr(self, name)
-            _choice(name, value, allowed)
-            if not self.bar and value != FIELD_DEFAULTS[name]:
-                raise ValueError(f"{_given(self, [name])} has an effect only with --bar")
+                raise ValueError(f"{flag_} needs --peft lora: it acts on the LoRA adapters")
         if self.bar and self.optimizer != "baseline":
             raise ValueError(
                 f"--bar with --optimizer {self.optimizer}: BAR replaces SAM's second pass; "
@@ -251,22 +414,9 @@ class TrainConfig:
     def _validate_tasks(self) -> None:
         if bool(self.task_names()) == bool(self.mixture):
             raise ValueError("give --task (one task, or several comma-separated) or --mixture")
-        if self.mixture is not None:
-            _choice("mixture", self.mixture, MIXTURES)
-        _choice("mixing", self.mixing, MIXINGS)
-        if self.mixing_limit is not None:
-            _at_least("mixing_limit", self.mixing_limit, 1)
-            if self.mixing == "equal":
-                raise ValueError(
-                    f"{_given(self, ['mixing_limit'])} has an effect only with --mixing "
-                    "proportional or temperature (it caps a task's size in their rates)"
-                )
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature={self.temperature} must be > 0")
-        if self.temperature != 1.0 and self.mixing != "temperature":
-            raise ValueError(
-                f"{_given(self, ['temperature'])} has an effect only with --mixing temperature"
-            )
+        one_of("mixture", self.mixture, MIXTURES, none_ok=True)
+        optional_positive_int("mixing_limit", self.mixing_limit)
+        positive_float("temperature", self.temperature)
 
     def task_names(self) -> list[str]:
         """``--task a,b`` as a list of names."""
@@ -297,32 +447,15 @@ class TrainConfig:
         return [t.strip() for t in self.lora_targets.split(",") if t.strip()]
 
     def sam_config(self, default_rho: float) -> SAMConfig:
+        """The run's :class:`SAMConfig`: its options of the same names, with ``rho``
+        (``default_rho`` when not given), ``rho_schedule``, ``adaptive`` and ``variant``
+        resolved from ``--optimizer``."""
         return SAMConfig(
+            **{name: getattr(self, name) for name in SAM_FIELDS},
             rho=default_rho if self.rho is None else self.rho,
             adaptive=self.optimizer == "asam",
-            eta=self.eta,
-            ascent_fraction=self.ascent_fraction,
-            m=self.m,
-            m_examples=self.m_examples,
-            interval=self.interval,
-            probability=self.probability,
             rho_schedule=self.rho_schedule or ("lr" if self.optimizer == "gsam" else "constant"),
-            rho_min=self.rho_min,
             variant=self.optimizer if self.optimizer in VARIANT_METHODS else None,
-            alpha=self.alpha,
-            k=self.looksam_k,
-            delta=self.aesam_delta,
-            lambda_1=self.aesam_lambda_1,
-            lambda_2=self.aesam_lambda_2,
-            refresh=self.eigensam_refresh,
-            iterations=self.eigensam_iterations,
-            warmup_steps=self.rho_warmup_steps,
-            sam_start_step=self.sam_start_step,
-            exclude_head=self.exclude_head,
-            same_dropout=self.same_dropout,
-            distributed=self.distributed_sam,
-            accumulation=self.sam_accumulation,
-            seed=self.seed,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -346,48 +479,12 @@ class TrainConfig:
         return cls(**values)
 
 
-_TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-AESAM_FLAGS = tuple("aesam_" + name for name in AESAM_OPTIONS)  # AE-SAM's options here
-EIGENSAM_FLAGS = tuple("eigensam_" + name for name in EIGENSAM_OPTIONS)  # Eigen-SAM's
-# options that only a SAM step uses (inert with --optimizer baseline)
-SAM_OPTIONS = (
-    "rho", "eta", "ascent_fraction", "m", "m_examples", "interval", "probability",
-    "rho_schedule", "rho_warmup_steps", "rho_min", "alpha", "looksam_k", *AESAM_FLAGS,
-    *EIGENSAM_FLAGS,
-    "sam_start_step", "exclude_head", "same_dropout", "distributed_sam", "sam_accumulation",
-)  # fmt: skip
-LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
-# SAMConfig's names for the options whose names here differ
-SAM_NAMES = {
-    "k": "looksam_k",
-    "warmup_steps": "rho_warmup_steps",
-    "distributed": "distributed_sam",
-    "accumulation": "sam_accumulation",
-    **{name: "aesam_" + name for name in AESAM_OPTIONS},
-    **{name: "eigensam_" + name for name in EIGENSAM_OPTIONS},
-}
-
-
-def flag(name: str) -> str:
-    """The command-line flag of option ``name``: ``lora_r`` -> ``--lora-r``."""
-    return "--" + name.replace("_", "-")
-
-
-def flag_values(values: dict[str, Any]) -> str:
-    """``--flag value, --flag value`` for each option and value of ``values``."""
-    return ", ".join(f"{flag(name)} {value}" for name, value in values.items())
-
-
-def _given(cfg: TrainConfig, names: list[str]) -> str:
-    """``--flag value`` for each of ``names``, as the user gave them."""
-    return flag_values({n: getattr(cfg, n) for n in names})
-
-
-def _as_options(message: str) -> str:
-    """A SAMConfig error (``k=0 must be ...``) with this config's option names."""
-    return re.sub(
-        r"\b(" + "|".join(SAM_NAMES) + r")=", lambda m: SAM_NAMES[m.group(1)] + "=", message
-    )
+# the SAM options passed by name to SAMConfig (rho and rho_schedule resolved first)
+SAM_FIELDS = tuple(
+    name
+    for name in (f.name for f in fields(SAMConfig))
+    if name in TrainConfig.__dataclass_fields__ and name not in ("rho", "rho_schedule")
+)
 
 
 def check_output_path(path: str | Path, option: str = "--output") -> Path:
@@ -413,7 +510,7 @@ def names_a_mixture(task: str, mixture: str | None) -> bool:
 
 
 # the options' defaults (what a config.yaml written before an option existed means)
-FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+FIELD_DEFAULTS = defaults(TrainConfig)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -436,13 +533,3 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             )
         out[name] = value
     return out
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} must be one of {', '.join(choices)}")
-
-
-def _at_least(name: str, value: Any, low: int) -> None:
-    if not (isinstance(value, int) and value >= low):
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}")

@@ -290,18 +290,7 @@ def _train(
     # before the model loads; on the main process only (the others must not see the folder
     # the main process makes meanwhile)
     _main_first(state, lambda: _check_output(cfg, resume, overwrite))
-    set_seed(cfg.seed)
-    model, tokenizer = job.load()
-    if cfg.peft == "lora":  # before the output folder: a model LoRA cannot wrap writes nothing
-        model = apply_lora(
-            model,
-            modelling=choice.modelling,
-            r=cfg.lora_r,
-            alpha=cfg.lora_alpha,
-            dropout=cfg.lora_dropout,
-            targets=cfg.lora_target_list(),
-            **job.lora_options(model),
-        )
+    model, tokenizer = _load_model(cfg, job)
     checkpoint = _main_first(state, prepare)
     if note:
         log(note)
@@ -311,6 +300,56 @@ def _train(
         max_length=cfg.max_length,
         max_target_length=cfg.max_target_length,
     )
+    logs = (out, state.is_main_process)
+    trainer = _make_trainer(cfg, job, args, model, enc, sam, [*callbacks], logs)
+    if checkpoint is not None:
+        log(f"resuming from {checkpoint}")
+    train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    result = {
+        **_evaluate_and_save(cfg, job, trainer, enc, state, out),
+        "resumed_from": checkpoint and checkpoint.name,  # this process's start, if resumed
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        **resolved,
+    }
+    if state.is_main_process:
+        done.write_text(json.dumps(result, indent=2) + "\n")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    state.wait_for_everyone()
+    return result
+
+
+def _load_model(cfg: TrainConfig, job: TaskJob | MixtureJob) -> tuple[Any, Any]:
+    """The seeded model and its tokenizer; a ``--peft lora`` run's wrapped in adapters
+    (before the output folder is made: a model LoRA cannot wrap writes nothing)."""
+    set_seed(cfg.seed)
+    model, tokenizer = job.load()
+    if cfg.peft == "lora":
+        model = apply_lora(
+            model,
+            modelling=job.choice.modelling,
+            r=cfg.lora_r,
+            alpha=cfg.lora_alpha,
+            dropout=cfg.lora_dropout,
+            targets=cfg.lora_target_list(),
+            **job.lora_options(model),
+        )
+    return model, tokenizer
+
+
+def _make_trainer(
+    cfg: TrainConfig,
+    job: TaskJob | MixtureJob,
+    args: Any,
+    model: Any,
+    enc: dict[str, Any],
+    sam: Any,
+    callbacks: list[TrainerCallback],
+    logs: tuple[Path, bool],
+) -> Any:
+    """The run's Trainer (with SAM, Flat-LoRA or BAR as configured) on its training and
+    validation data, logging to ``logs``' folder (TensorBoard on the main process)."""
+    choice, tokenizer = job.choice, enc["tokenizer"]
+    out, main = logs
     train_ds = job.train_dataset(enc)
     validation_ds = job.eval_dataset("validation", enc)
     trainer_cls = TRAINERS[choice.modelling, sam is not None]
@@ -331,7 +370,7 @@ def _train(
         compute_metrics=job.metrics("validation", tokenizer),
         callbacks=[
             JsonlLog(out / "log.jsonl"),
-            *([_tensorboard(out / "tensorboard")] if state.is_main_process else []),
+            *([_tensorboard(out / "tensorboard")] if main else []),
             *callbacks,
         ],
         **kwargs,
@@ -345,9 +384,20 @@ def _train(
         trainer.model_accepts_loss_kwargs = False
     if not cfg.progress:  # quiet: no bar, and no log dicts printed in its place
         trainer.remove_callback(PrinterCallback)
-    if checkpoint is not None:
-        log(f"resuming from {checkpoint}")
-    train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return trainer
+
+
+def _evaluate_and_save(
+    cfg: TrainConfig,
+    job: TaskJob | MixtureJob,
+    trainer: Any,
+    enc: dict[str, Any],
+    state: PartialState,
+    out: Path,
+) -> dict[str, Any]:
+    """Score the selected model (on the validation examples, then on the reported ones
+    when they are apart), save it to ``out/best``; the scores for ``metrics.json``."""
+    tokenizer = enc["tokenizer"]
     # the selected model on the validation examples (its own prefix: not a curve point)
     scores = trainer.evaluate(metric_key_prefix="selected")
     validation_scores = _metrics(scores)
@@ -358,7 +408,7 @@ def _train(
     trainer.save_model(str(out / "best"))
     if state.is_main_process:
         job.save(trainer.model, out / "best")
-    result = {
+    return {
         "task": job.name,
         "method": cfg.optimizer,
         "main_metric": job.metric,
@@ -368,15 +418,7 @@ def _train(
         "best_checkpoint": trainer.state.best_model_checkpoint
         and Path(trainer.state.best_model_checkpoint).name,
         "global_steps": trainer.state.global_step,
-        "resumed_from": checkpoint and checkpoint.name,  # this process's start, if resumed
-        "train_runtime_s": train_output.metrics.get("train_runtime"),
-        **resolved,
     }
-    if state.is_main_process:
-        done.write_text(json.dumps(result, indent=2) + "\n")
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    state.wait_for_everyone()
-    return result
 
 
 def _metrics(scores: dict[str, float]) -> dict[str, float]:

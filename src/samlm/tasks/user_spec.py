@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote
 
 import yaml
 
+from ..options import option
 from .errors import DataError
 
 DATA_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
@@ -99,6 +100,89 @@ class UserTaskSpec:
 
 
 KEYS = {f.name for f in fields(UserTaskSpec)} - {"ref"}
+
+
+def _data_flag(key: str, help: str, **meta: Any) -> Any:
+    """A data flag: None when not given, writing the reference key ``key``."""
+    return option(None, key=key, help=help, **meta)
+
+
+@dataclass
+class DataFlags:
+    """``samlm train``'s flags for a user's data, named as in the Hugging Face example
+    scripts (``run_classification.py``), each declared with the reference key it writes
+    (``key``; :func:`compose_ref`) and its help (:mod:`samlm.options`)."""
+
+    train_file: str | None = _data_flag(
+        "train",
+        help="training data: CSV, TSV, JSON, JSONL or Parquet (instead of --task)",
+    )
+    validation_file: str | None = _data_flag(
+        "validation",
+        help="validation data; with --test-file, checkpoints are selected on it, else it is "
+        "the reported set",
+    )
+    test_file: str | None = _data_flag(
+        "test",
+        help="test data, the reported set (default: a held-out share of the training file, "
+        "see --test-size)",
+    )
+    dataset_name: str | None = _data_flag(
+        "dataset",
+        help="a Hugging Face dataset instead of files (the local cache when offline)",
+    )
+    dataset_config_name: str | None = _data_flag("config", help="the dataset's configuration")
+    validation_split_name: str | None = _data_flag(
+        "validation_split", help="the dataset's validation split, if any"
+    )
+    test_split_name: str | None = _data_flag(
+        "test_split", help="the dataset's test split, if any (labelled)"
+    )
+    text_column: str | None = _data_flag(
+        "text",
+        help="the text column (default: one named text, sentence, question, review, ...)",
+    )
+    text_pair_column: str | None = _data_flag(
+        "text_pair",
+        help="the second text of a pair (default: sentence2 beside sentence1, hypothesis "
+        "beside premise, ...)",
+    )
+    label_column: str | None = _data_flag(
+        "label",
+        help="the label column (default: one named label, sentiment, class, ...)",
+    )
+    target_column: str | None = _data_flag(
+        "target",
+        help="the target text of a text-to-text task, for seq2seq and causal models (scored "
+        "by exact match and token F1)",
+    )
+    task_kind: str | None = _data_flag(
+        "kind",
+        choices=USER_KINDS[1:],
+        help="classification, regression or text2text (default: text2text with "
+        "--target-column, regression for non-integer labels)",
+    )
+    metric: str | None = _data_flag(
+        "metric",
+        help="the selection metric: accuracy or f1_macro (classification), pearson or "
+        "spearman (regression), exact_match or f1 (text2text)",
+    )
+    test_size: int | None = _data_flag(
+        "test_size",
+        help="rows held out of the training file as the test set, when there is no test "
+        "file (seeded, stratified)",
+    )
+    test_fraction: float | None = _data_flag(
+        "test_fraction",
+        help="the same as a share (default 0.25, the share of sklearn's and datasets' "
+        "train_test_split)",
+    )
+    encoding: str | None = _data_flag("encoding", help="the files' text encoding (default utf-8)")
+    drop_invalid: bool | None = _data_flag(
+        "drop_invalid",
+        help="drop rows with an empty text or no label (counted in the run's note) instead "
+        "of refusing the data",
+    )
 
 
 def is_user_ref(name: str) -> bool:

@@ -1,4 +1,5 @@
-"""Training on the Hugging Face stack: ``SAMTrainer`` and its ``SAMConfig``; Flat-LoRA
+"""Training on the Hugging Face stack: ``SAMTrainer`` and its ``SAMConfig`` (whose SAM
+options have ``samlm train``'s names: ``looksam_k``, ``sam_accumulation``...); Flat-LoRA
 and BAR for LoRA models (``with_lora_flatness``). Names load on first use
 (:mod:`samlm._lazy`): ``samlm.training.config`` imports without the Trainer."""
 

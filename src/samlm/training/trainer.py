@@ -3,7 +3,7 @@
 Each ``training_step`` runs the step plan of :mod:`samlm.optim.plan` (the one
 ``sam_step`` runs) with the Trainer's passes. For every micro-batch of a SAM step (with
 gradient accumulation, ``SAMConfig``'s default for SAM and ASAM:
-``accumulation="per_microbatch"``):
+``sam_accumulation="per_microbatch"``):
 
     e    = rho * g / ||g||,  g = grad L(w) on the first ``ascent_fraction`` of it
                              (under DDP's ``no_sync``; per replica or averaged over the
@@ -18,7 +18,7 @@ is settled first, so the clipped gradient is the one applied), steps the optimiz
 base optimizer inside :class:`samlm.SAM`), steps the LR scheduler, logs, evaluates and
 saves as usual.
 
-With ``accumulation="global"`` (the variants' mode) the step's micro-batches wait until
+With ``sam_accumulation="global"`` (the variants' mode) the step's micro-batches wait until
 its last one: then ``g`` is their size-weighted gradient, one perturbation, and the
 Trainer's own step runs on each of them at ``w + e`` (DDP all-reduces after the last):
 the whole batch's SAM step, 2k passes for k micro-batches. The waiting micro-batches
@@ -180,7 +180,7 @@ class SAMTrainerMixin:
                 if params:
                     groups.append({**group, "params": params, "perturb": perturb})
         base.param_groups[:] = groups
-        distributed = cfg.distributed if self.args.world_size > 1 else None
+        distributed = cfg.distributed_sam if self.args.world_size > 1 else None
         self.optimizer = self.sam_optimizer = SAM(
             base, **cfg.optimizer_kwargs(), distributed=distributed
         )
@@ -220,7 +220,7 @@ class SAMTrainerMixin:
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None):
         """The step plan of :mod:`samlm.optim.plan` on this call's micro-batch (or, with
-        ``accumulation="global"``, on the step's micro-batches once the last arrives),
+        ``sam_accumulation="global"``, on the step's micro-batches once the last arrives),
         each pass through the Trainer's own ``training_step``; returns ``L(w)`` on the
         Trainer's scale (NaN for a skipped step)."""
         sam = self.sam_optimizer
@@ -237,7 +237,7 @@ class SAMTrainerMixin:
         return passes.reported_loss(outcome)
 
     def _sam_window_of(self, inputs: dict[str, Any], items: Any) -> list[tuple[Any, Any]] | None:
-        """The micro-batches this call steps on: its own; with ``accumulation="global"``
+        """The micro-batches this call steps on: its own; with ``sam_accumulation="global"``
         on a SAM step, all the step's once its last one is here (``None`` before)."""
         globally = (
             self.args.gradient_accumulation_steps > 1 and self.sam_config.accumulates_globally
@@ -293,7 +293,7 @@ class SAMTrainer(SAMTrainerMixin, Trainer):
 
     Everything the Trainer offers keeps working: ``TrainingArguments`` (gradient
     accumulation runs SAM per micro-batch, or once per step with
-    ``SAMConfig(accumulation="global")``, the variants' mode; bf16/fp16;
+    ``SAMConfig(sam_accumulation="global")``, the variants' mode; bf16/fp16;
     ``max_grad_norm`` clips the SAM gradient; LR schedulers drive the base optimizer),
     evaluation, checkpoints (SAM's state rides in the optimizer's state dict) and logs,
     which gain ``sam_*`` entries:

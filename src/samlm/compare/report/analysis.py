@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from .. import store
 from ..cell import checkpoint_step
@@ -211,7 +210,7 @@ def analyse(folder: str | Path) -> Analysis:
     spec_path = folder / SPEC_FILE
     if not spec_path.is_file():
         raise ValueError(f"{folder} is not a samlm compare folder (no {SPEC_FILE})")
-    spec = GridSpec(**yaml.safe_load(spec_path.read_text()))
+    spec = store.read_spec(folder)
     records = store.read(folder)
     result = Analysis(spec, choices=choose(spec, records))
     passes: dict[str, list[float]] = defaultdict(list)

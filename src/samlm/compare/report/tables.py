@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -280,95 +281,79 @@ def _trial_rows(a: Analysis) -> list[dict[str, str]]:
     return rows
 
 
-def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
-    """The report's sections as (title, what it shows, table rows): one source for the
-    terminal, markdown and HTML outputs."""
+# what each section with a fixed description shows
+SECTION_TEXT = {
+    "Overall": "Mean gain over the (task, size) strata, each counting once, with a 95% "
+    "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et al. "
+    "2021; over one stratum: its paired t interval), and the share of SAM's mean gain each "
+    "other method keeps (given only where SAM's gain is significantly positive, over the "
+    "same strata).",
+    "Examples": "Which examples each cell trained on, selected its checkpoint (and tuning "
+    "its setting) on, and was scored on.",
+    "Settings": "The learning rate and radius each method's seeds ran at, and where they "
+    "come from.",
+    "Tuning trials": "Every method had the same number of trials, on the tuning seed, scored "
+    "on the validation sample; its seeds ran at the best one.",
+    "Cost": "Time per step: a cell's training time without its evaluations over the steps "
+    "it ran (a resumed cell: since its checkpoint), over the baseline cell's of the same "
+    "seed; the median over seeds per task and size, averaged over them. Only pairs that ran "
+    "on one machine count (n/a where none did: a grid grown from cells recorded elsewhere). "
+    "Where both cells of a pair recorded their steps' CPU time (training on a CPU), the pair "
+    "is timed by it, which a pause or another job does not inflate; other pairs by wall "
+    "time, a rough ratio when cells share the machine. bench/step_overhead.py measures it "
+    "side by side.",
+    "Sharpness": "SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top "
+    "eigenvalue and its trace on 64 training examples of each cell's best model, mean over "
+    "seeds, next to the method's mean gain.",
+}
+
+
+def _scores_text(a: Analysis) -> str:
+    """What the scores section shows: the model, seeds and where checkpoints were chosen."""
     validation = (
         f"a validation sample of at most {a.spec.validation_size} examples held out apart "
         "from the reported ones (the same for every method and seed)"
         if a.spec.validation_size
         else "the reported dev examples themselves (no validation sample: an optimistic selection)"
     )
-    out = [
-        (
-            "Scores and gains",
-            f"Model {a.spec.model}, seeds {a.spec.seed_list()}. Task score (0-100, the mean "
-            "of a task's metrics where it has two) on the reported dev examples, mean ± sd "
-            f"over seeds; checkpoints were selected on {validation}. A gain is the method's "
-            "score minus the baseline's on the same seed (same training subset, same "
-            "initialisation) with a 95% paired t interval over seeds; a gain whose interval "
-            "includes zero is not significant.",
-            _rows(a),
-        ),
-        (
-            "Overall",
-            "Mean gain over the (task, size) strata, each counting once, with a 95% "
-            "stratified bootstrap interval (seeds resampled within each stratum; Agarwal et "
-            "al. 2021; over one stratum: its paired t interval), and the share of SAM's mean "
-            "gain each other method keeps (given only where SAM's gain is significantly "
-            "positive, over the same strata).",
-            overall_rows(a),
-        ),
-        (
-            "Examples",
-            "Which examples each cell trained on, selected its checkpoint (and tuning its "
-            "setting) on, and was scored on.",
-            _example_rows(a),
-        ),
-        (
-            "Settings",
-            "The learning rate and radius each method's seeds ran at, and where they come from.",
-            _setting_rows(a),
-        ),
-    ]
-    if a.per_task:
-        mixing = (a.spec.mixing, a.spec.mixing_limit, a.spec.temperature)
-        out.insert(
-            1,
-            (
-                "Mixtures by task",
-                "A mixture's score above is the mean of its tasks' scores (GLUE/SuperGLUE "
-                "style, one model trained on them all, each task at the row's size, the "
-                f"tasks drawn {describe_mixing(*mixing)}); here each task's score, mean ± "
-                "sd over seeds.",
-                _per_task_rows(a),
-            ),
-        )
-    if a.spec.tune:
-        out.append(
-            (
-                "Tuning trials",
-                "Every method had the same number of trials, on the tuning seed, scored on "
-                "the validation sample; its seeds ran at the best one.",
-                _trial_rows(a),
-            )
-        )
-    out.append(
-        (
-            "Cost",
-            "Time per step: a cell's training time without its evaluations over the "
-            "steps it ran (a resumed cell: since its checkpoint), over the baseline cell's "
-            "of the same seed; the median over seeds per task and size, averaged over "
-            "them. Only pairs that ran on one machine count (n/a where none did: a grid "
-            "grown from cells recorded elsewhere). Where both cells of a pair recorded "
-            "their steps' CPU time (training on a CPU), the pair is timed by it, which a "
-            "pause or another job does not inflate; other pairs by wall time, a rough "
-            "ratio when cells share the machine. bench/step_overhead.py measures it side "
-            "by side.",
-            _cost_rows(a),
-        )
+    return (
+        f"Model {a.spec.model}, seeds {a.spec.seed_list()}. Task score (0-100, the mean "
+        "of a task's metrics where it has two) on the reported dev examples, mean ± sd "
+        f"over seeds; checkpoints were selected on {validation}. A gain is the method's "
+        "score minus the baseline's on the same seed (same training subset, same "
+        "initialisation) with a 95% paired t interval over seeds; a gain whose interval "
+        "includes zero is not significant."
     )
-    if a.sharpness:
-        out.append(
-            (
-                "Sharpness",
-                "SAM's own rho-sharpness estimate (rho 0.05, one step), the Hessian's top "
-                "eigenvalue and its trace on 64 training examples of each cell's best model, "
-                "mean over seeds, next to the method's mean gain.",
-                _sharpness_rows(a),
-            )
-        )
-    return out
+
+
+def _mixtures_text(a: Analysis) -> str:
+    mixing = (a.spec.mixing, a.spec.mixing_limit, a.spec.temperature)
+    return (
+        "A mixture's score above is the mean of its tasks' scores (GLUE/SuperGLUE style, one "
+        "model trained on them all, each task at the row's size, the tasks drawn "
+        f"{describe_mixing(*mixing)}); here each task's score, mean ± sd over seeds."
+    )
+
+
+def sections(a: Analysis) -> list[tuple[str, str, list[dict[str, str]]]]:
+    """The report's sections as (title, what it shows, table rows): one source for the
+    terminal, markdown and HTML outputs; a section without rows to give is left out."""
+    rows: list[tuple[str, Callable[[Analysis], list[dict[str, str]]], bool]] = [
+        ("Scores and gains", _rows, True),
+        ("Mixtures by task", _per_task_rows, bool(a.per_task)),
+        ("Overall", overall_rows, True),
+        ("Examples", _example_rows, True),
+        ("Settings", _setting_rows, True),
+        ("Tuning trials", _trial_rows, a.spec.tune),
+        ("Cost", _cost_rows, True),
+        ("Sharpness", _sharpness_rows, bool(a.sharpness)),
+    ]
+    texts = {"Scores and gains": _scores_text, "Mixtures by task": _mixtures_text}
+    return [
+        (title, texts[title](a) if title in texts else SECTION_TEXT[title], make(a))
+        for title, make, shown in rows
+        if shown
+    ]
 
 
 def terminal(a: Analysis) -> str:
