@@ -17,6 +17,7 @@ from samlm.compare.grid import CELL_OPTIONS, MIXTURE_OPTIONS, PRESETS, Cell, Gri
 from samlm.compare.store import SPEC_FILE, read_spec
 from samlm.options import Needs, add_arguments, check_inert, declared, flag, option, upgrade
 from samlm.pipeline.config import TrainConfig
+from samlm.pipeline.look import LookOptions
 from samlm.tasks.user_spec import DataFlags
 from samlm.training import SAMConfig
 
@@ -36,6 +37,7 @@ def _actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
         ("train", [TrainConfig, DataFlags]),
         ("compare", [GridSpec, BackendOptions]),
         ("sharpness", [RunOptions, MeasureOptions]),
+        ("tasks", [LookOptions]),
     ],
 )
 def test_every_declared_field_is_a_flag_with_its_help(command, classes):
@@ -55,6 +57,8 @@ def test_every_declared_field_is_a_flag_with_its_help(command, classes):
                 assert tuple(action.choices) == f.metadata["choices"]
             shown = f.metadata["shown_default"]
             shown = f.default if shown is None and f.default is not MISSING else shown
+            if shown is None and f.default_factory is not MISSING:
+                shown = f.default_factory()
             if command != "compare" and shown is not None:  # compare's come from a preset
                 assert action.help.endswith(f"(default: {shown})")
 
@@ -66,6 +70,9 @@ def test_train_and_sharpness_parse_their_declared_types():
     assert (args.m, args.progress, args.samples, args.weights) == (4, False, 128, "trained")
     args = _command("compare").parse_args(["--sizes", "16,32", "--methods", "baseline,sam"])
     assert (args.sizes, args.methods) == ([16, 32], ["baseline", "sam"])
+    args = _command("tasks").parse_args(["t.csv"])  # a look at a run's own defaults
+    assert (args.sizes, args.max_length, args.model) == ([100, 250, 0], 128, "minilm")
+    assert args.max_length == TrainConfig.max_length
 
 
 def test_alpha_with_sam_is_refused_by_the_generated_inert_check(tmp_path, capsys):

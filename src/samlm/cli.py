@@ -6,9 +6,10 @@
 * ``samlm report``: (re)write the report of a ``samlm compare`` folder;
 * ``samlm sharpness``: the sharpness diagnostics of a finished ``samlm train`` run.
 
-``train``'s, ``compare``'s and ``sharpness``'s options are generated from the dataclasses
-that declare them (:mod:`samlm.options`): ``TrainConfig`` and ``DataFlags``, ``GridSpec`` and
-``BackendOptions``, ``RunOptions`` and ``MeasureOptions``; this module adds each
+``train``'s, ``compare``'s, ``sharpness``'s and ``tasks``' options are generated from the
+dataclasses that declare them (:mod:`samlm.options`): ``TrainConfig`` and ``DataFlags``,
+``GridSpec`` and ``BackendOptions``, ``RunOptions`` and ``MeasureOptions``, ``LookOptions``;
+this module adds each
 command's own few (``--config``, ``--preset``, ``--output``, ``--overwrite``...).
 
 The commands need the application's dependencies (``pip install 'samlm[all]'``), which
@@ -94,7 +95,8 @@ def data_task(args: argparse.Namespace) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .options import csv_of
+    from .options import add_arguments
+    from .pipeline.look import LookOptions
 
     parser = argparse.ArgumentParser(prog="samlm", description="Sharpness-aware fine-tuning.")
     parser.add_argument("--version", action="version", version=f"samlm {__version__}")
@@ -110,15 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument(
         "task", nargs="*", help="tasks to look at: names, data files, YAML task files"
     )
-    tasks.add_argument("--data-dir", help="folder in the official layout ($SAMLM_DATA_DIR)")
-    tasks.add_argument("--model", default="minilm", help="whose tokenizer counts the tokens")
-    tasks.add_argument("--max-length", type=int, default=128, help="input tokens of a run")
-    tasks.add_argument(
-        "--sizes", type=csv_of(int), default=[100, 250, 0], help="training sizes to check"
-    )
-    tasks.add_argument(
-        "--validation-size", type=int, default=500, help="the validation sample to check"
-    )
+    add_arguments(tasks, LookOptions, with_defaults=True)
     _add_compare_options(
         sub.add_parser(
             "compare", help="SAM against its baseline: a grid of tasks x sizes x methods x seeds"

@@ -157,6 +157,8 @@ def add_arguments(
         if not meta.get("cli", True):
             continue
         default = f.default if f.default is not MISSING else None
+        if f.default_factory is not MISSING:
+            default = f.default_factory()
         text = meta["help"]
         shown = default if meta.get("shown_default") is None else meta["shown_default"]
         if show_defaults and shown is not None:

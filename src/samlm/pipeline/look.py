@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..options import option, same_as
 from ..tasks import Example, Task, load_split, subsample
 from ..tasks.rows import label_values, take
 from ..tasks.user import large_test_advice
+from .config import TrainConfig
 from .data import STRATIFIED, stratified_problem, validation_plan
 
 TOKEN_SAMPLE = 2000  # training rows whose length is measured (a seeded sample)
@@ -81,6 +84,29 @@ def size_fits(
         else:
             out.append(f"{label}: fits, validation sample of {k} from {where}")
     return out, problems
+
+
+@dataclass
+class LookOptions:
+    """``samlm tasks TASK``'s options, declared once; train's own where they mean what
+    train's mean, so the look checks what a run would do."""
+
+    data_dir: str | None = same_as(TrainConfig, "data_dir")
+    model: str = same_as(
+        TrainConfig,
+        "model",
+        help="whose tokenizer counts the tokens: a model alias (minilm), local folder or Hub name",
+    )
+    max_length: int = same_as(TrainConfig, "max_length", help="input tokens of a run")
+    sizes: list[int] = option(
+        default_factory=lambda: [100, 250, 0], help="training sizes to check (0 = all)"
+    )
+    validation_size: int = same_as(
+        TrainConfig,
+        "validation_size",
+        default=500,
+        help="the validation sample to check (samlm compare's)",
+    )
 
 
 def look(
