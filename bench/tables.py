@@ -3,6 +3,7 @@
     python bench/tables.py evidence [--record bench/results/evidence]
     python bench/tables.py lora [--lora bench/results/lora] [--full bench/results/evidence]
     python bench/tables.py variants [--record bench/results/variants] [--plot PNG]
+    python bench/tables.py user [--record bench/results/user] [--benchmark bench/results/evidence]
 
 ``evidence`` (:func:`evidence_table`): over the (task, size) strata where every method has
 every seed, each method's paired gain over the baseline per stratum (95% t interval; bold
@@ -36,6 +37,12 @@ AE-SAM's estimated from its cells' share ``s`` of SAM steps as
 pairs of cells run on one machine (``Analysis.time_ratio``). ``--plot`` also draws each
 method's mean gain (95% interval) against its time per step, the target's cost shaded.
 How each store was made: ``bench/README.md``.
+
+``user`` (:func:`user_table`): the user-data answer (``bench/results/protocol_user.md``):
+SAM's paired gain per complete user stratum, the tuned baseline's validation score beside
+the majority class's on the same validation sample (marked "not learned" within 5 points;
+kept in the means), and SAM's mean gain over the user strata, over the evidence grid's
+complete strata and over both together.
 """
 
 from __future__ import annotations
@@ -319,6 +326,93 @@ def plot(record: Path, path: Path) -> None:
     plt.close(fig)
 
 
+# -- user --------------------------------------------------------------------------------
+
+NOT_LEARNED = 5.0  # points over the majority class on the validation sample (protocol_user.md)
+
+
+def task_label(task: str) -> str:
+    """A table's name for a task: the benchmark's short name, a task file's stem in capitals."""
+    if task.endswith((".yaml", ".yml")):
+        return Path(task).stem.upper()
+    return NAMES.get(task, task)
+
+
+def validation_majority(task: str, size: int, validation_size: int) -> float:
+    """The majority class's accuracy (%) on the stratum's validation sample: the sample is
+    drawn with its own seed, the same for every run seed, so seed 0's is every seed's."""
+    from collections import Counter
+
+    from samlm.pipeline.data import run_splits
+    from samlm.tasks import get_task
+
+    splits = run_splits(
+        get_task(task), None, train_size=size, seed=0, validation_size=validation_size
+    )
+    counts = Counter(example.label for example in splits.validation)
+    return 100.0 * max(counts.values()) / len(splits.validation)
+
+
+def baseline_validation(record: Path, key: tuple[str, int]) -> float:
+    """The tuned baseline's validation score (the selection metric), mean over its seeds."""
+    from samlm.compare import store
+
+    task, size = key
+    scores = [
+        r["validation_score"]
+        for r in store.read(record).values()
+        if (r["task"], r["size"], r["method"], r.get("trial")) == (task, size, "baseline", None)
+        and r["status"] == "ok"
+    ]
+    return float(np.mean(scores))
+
+
+def sam_differences(a: Analysis, strata: list[tuple[str, int]]) -> dict:
+    """``(task, size) -> {seed: SAM's score - the baseline's}`` over ``strata``."""
+    return {k: paired_differences(a.scores[k]["sam"], a.scores[k]["baseline"]) for k in strata}
+
+
+def user_table(record: Path, benchmark: Path, majority=validation_majority) -> str:
+    """The user-data answer (``protocol_user.md``): SAM's paired gain per complete stratum,
+    the tuned baseline's validation score beside the majority class's (a stratum within
+    :data:`NOT_LEARNED` points of it is marked, and stays in the means), then SAM's mean
+    gain over the user strata, the benchmark strata (``benchmark``'s complete ones) and
+    both together (stratified bootstrap). ``majority(task, size, validation_size)``."""
+    a = analyse(record)
+    done = complete_strata(a)
+    if not done:
+        return "No stratum is complete yet."
+    lines = [
+        "| stratum | SAM's gain | tuned baseline, validation | majority class, validation |",
+        "|---|---|---|---|",
+    ]
+    for key in done:
+        base, floor = baseline_validation(record, key), majority(*key, a.spec.validation_size)
+        mark = " (not learned)" if base - floor < NOT_LEARNED else ""
+        gain = gain_interval(gain_over_baseline(a.scores[key], "sam"))
+        name = f"{task_label(key[0])}, {key[1]} examples"
+        lines.append(f"| {name} | {gain} | {base:.1f}{mark} | {floor:.1f} |")
+    bench = analyse(benchmark)
+    families = {"user": sam_differences(a, done)}
+    families["benchmark"] = sam_differences(bench, complete_strata(bench))
+    families["all"] = {
+        (family, *k): d for family in ("user", "benchmark") for k, d in families[family].items()
+    }
+    lines += ["", "| SAM's mean gain over | strata | gain (stratified bootstrap) |"]
+    lines.append("|---|---|---|")
+    for family, strata in families.items():
+        name = {"all": "user and benchmark strata together"}.get(family, f"the {family} strata")
+        lines.append(f"| {name} | {len(strata)} | {gain_interval(aggregate_gain(strata))} |")
+    running = [f"{task_label(t)} {s}" for t, s in a.spec.strata() if (t, s) not in done]
+    lines += [
+        "",
+        f"{len(done)} of {len(a.spec.strata())} user strata complete ({a.spec.seeds} seeds each)"
+        + (f"; still running: {', '.join(running)}" if running else "")
+        + ". Gains in points; bold: the 95% interval excludes zero.",
+    ]
+    return "\n".join(lines)
+
+
 # -- the command line --------------------------------------------------------------------
 
 # section -> its stores: (option, the preset whose recorded store is its default)
@@ -326,8 +420,14 @@ STORES = {
     "evidence": [("record", "evidence")],
     "lora": [("lora", "lora"), ("full", "evidence")],
     "variants": [("record", "variants")],
+    "user": [("record", "user"), ("benchmark", "evidence")],
 }
-TABLES = {"evidence": evidence_table, "lora": lora_table, "variants": variants_table}
+TABLES = {
+    "evidence": evidence_table,
+    "lora": lora_table,
+    "variants": variants_table,
+    "user": user_table,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
