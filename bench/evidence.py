@@ -28,6 +28,10 @@ The user-data evidence (``--preset user``, run from the repository root): baseli
 SAM on TREC, SUBJ, CR and MPQA (``../shared/data/user``, through ``bench/user_tasks/``) at
 250 and 100 examples, 5 seeds, tuned, under ``bench/results/protocol_user.md``.
 
+Eigen-SAM on the evidence strata (``--preset eigensam``) and TaskSAM on the task mixture
+(``--preset tasksam``) grow the evidence and mixture grids by one method each, tuned
+alike, from their recorded stores.
+
 The variants comparison (``--preset variants``: the evidence grid with GSAM, LookSAM and
 AE-SAM added) starts from the evidence grid's recorded store, so its core methods' cells
 are not run again; it refuses to start before the evidence grid is complete; ``python
@@ -82,8 +86,18 @@ BENCH_PRESETS = {
         "seeds": 5,
         "tune": True,
         **PROTOCOL,
-    }
+    },
+    # Issue 35's recorded comparisons, under bench/results/protocol.md's protocol (every
+    # method on the same 4 trials): Eigen-SAM on the evidence strata beside the evidence
+    # grid's methods; TaskSAM on the task mixture beside pooled SAM (the mixture preset's
+    # 3 seeds). Each starts from the recorded grid it grows (BUILDS_ON).
+    "eigensam": {**PRESETS["evidence"], "methods": [*PRESETS["evidence"]["methods"], "eigensam"]},
+    "tasksam": {**PRESETS["mixture"], "methods": [*PRESETS["mixture"]["methods"], "tasksam"]},
 }
+
+
+# a preset whose grid contains another's: its run starts from that one's recorded store
+BUILDS_ON = {"variants": "evidence", "eigensam": "evidence", "tasksam": "mixture"}
 
 
 def grid_of(preset: str) -> dict:
@@ -96,6 +110,8 @@ def compare_args(preset: str) -> list[str]:
     if preset not in BENCH_PRESETS:
         return ["--preset", preset]
     grid = BENCH_PRESETS[preset]
+    if preset in BUILDS_ON:  # a library preset's grid with more methods
+        return ["--preset", BUILDS_ON[preset], "--methods", ",".join(grid["methods"])]
     flags = {
         "--tasks": ",".join(grid["tasks"]),
         "--sizes": ",".join(map(str, grid["sizes"])),
@@ -106,10 +122,6 @@ def compare_args(preset: str) -> list[str]:
         "--validation-size": str(grid["validation_size"]),
     }
     return [x for pair in flags.items() for x in pair] + (["--tune"] if grid["tune"] else [])
-
-
-# a preset whose grid contains another's: its run starts from that one's recorded store
-BUILDS_ON = {"variants": "evidence"}
 
 
 def missing_cells(preset: str, record: Path) -> int:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import evidence
 from samlm.compare import GridSpec, compare, store
 
@@ -96,3 +98,19 @@ def test_a_grid_that_builds_on_another_starts_from_its_store(tmp_path):
     ran = [json.loads(line)["method"] for line in (output / "calls.jsonl").read_text().splitlines()]
     assert ran and set(ran) == {"asam"}  # the base grid's cells are not run again
     assert {c.key for c in grown.cells()} <= set(store.read(output))  # and the trials
+
+
+@pytest.mark.parametrize("preset", ["user", "eigensam", "tasksam"])
+def test_bench_presets_reach_samlm_compare_as_their_grids(preset):
+    """The flags evidence.py gives samlm compare for a bench preset make its grid:
+    eigensam and tasksam are the evidence and mixture presets with one method more."""
+    from samlm.cli import _given, build_parser
+    from samlm.compare import PRESETS
+
+    args = build_parser().parse_args(["compare", *evidence.compare_args(preset)])
+    options = {**PRESETS[args.preset], **_given(args, GridSpec)}
+    assert GridSpec(**options) == GridSpec(**evidence.grid_of(preset))
+    base = evidence.BUILDS_ON.get(preset)
+    if base:
+        grown = {**PRESETS[base], "methods": [*PRESETS[base]["methods"], preset]}
+        assert evidence.grid_of(preset) == grown

@@ -100,19 +100,24 @@ class Kill(TrainerCallback):
             raise KeyboardInterrupt("killed")
 
 
-def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny_bert_dir):
+def _rte_resume_options(data_dir, model_dir, **changes) -> dict:
+    """A tiny RTE run of 8 steps, a checkpoint every 2: the resume tests' options."""
     options = dict(
         task="superglue/rte",
-        model=str(tiny_bert_dir),
+        model=str(model_dir),
         train_size=32,
         eval_size=32,
         epochs=2,
         batch_size=8,
         save_steps=2,
         data_dir=str(data_dir),
-        probability=0.5,
         learning_rate=1e-3,
     )
+    return {**options, **changes}
+
+
+def test_resume_after_a_kill_ends_with_the_same_metrics(tmp_path, data_dir, tiny_bert_dir):
+    options = _rte_resume_options(data_dir, tiny_bert_dir, probability=0.5)
     full = train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
     killed = TrainConfig(output=str(tmp_path / "killed"), **options)
     with pytest.raises(KeyboardInterrupt):
@@ -132,20 +137,13 @@ def test_eigensam_resumes_across_refreshes_with_the_same_losses(tmp_path, data_d
     """Refreshes at every step from clock 1, warm-started: killed after 3 steps, resumed
     from checkpoint-2 (v of the refresh at clock 1 in its SAM state), the resumed run
     logs the uninterrupted run's L(w + e) at every step and ends with its metrics."""
-    options = dict(
-        task="superglue/rte",
-        model=str(tiny_bert_dir),
-        train_size=32,
-        eval_size=32,
-        epochs=2,
-        batch_size=8,
-        save_steps=2,
-        data_dir=str(data_dir),
+    options = _rte_resume_options(
+        data_dir,
+        tiny_bert_dir,
         optimizer="eigensam",
         eigensam_refresh=1,
         eigensam_iterations=3,
         alpha=0.5,
-        learning_rate=1e-3,
         logging_steps=1,
     )
     full = train(TrainConfig(output=str(tmp_path / "full"), **options), log=lambda *a: None)
@@ -175,16 +173,8 @@ class KillAfterLog(TrainerCallback):
 
 
 def test_a_resumed_run_logs_each_step_once(tmp_path, data_dir, tiny_bert_dir):
-    options = dict(
-        task="superglue/rte",
-        model=str(tiny_bert_dir),
-        train_size=16,
-        eval_size=16,
-        epochs=2,
-        batch_size=8,
-        save_steps=2,
-        logging_steps=1,
-        data_dir=str(data_dir),
+    options = _rte_resume_options(
+        data_dir, tiny_bert_dir, train_size=16, eval_size=16, logging_steps=1
     )
 
     def rows(out):
