@@ -39,10 +39,10 @@ method's mean gain (95% interval) against its time per step, the target's cost s
 How each store was made: ``bench/README.md``.
 
 ``user`` (:func:`user_table`): the user-data answer (``bench/results/protocol_user.md``):
-SAM's paired gain per complete user stratum, the tuned baseline's validation score beside
-the majority class's on the same validation sample (marked "not learned" within 5 points;
-kept in the means), and SAM's mean gain over the user strata, over the evidence grid's
-complete strata and over both together.
+SAM's paired gain per complete user stratum, the tuned baseline's validation accuracy (at
+its selected checkpoint) beside the majority class's on the same validation sample
+(marked "not learned" within 5 points; kept in the means), and SAM's mean gain over the
+user strata, over the evidence grid's complete strata and over both together.
 """
 
 from __future__ import annotations
@@ -354,12 +354,13 @@ def validation_majority(task: str, size: int, validation_size: int) -> float:
 
 
 def baseline_validation(record: Path, key: tuple[str, int]) -> float:
-    """The tuned baseline's validation score (the selection metric), mean over its seeds."""
+    """The tuned baseline's selection metric on the validation sample at its selected
+    checkpoint (the best point of its ``curve``), mean over its seeds."""
     from samlm.compare import store
 
     task, size = key
     scores = [
-        r["validation_score"]
+        max(value for _, value in r["curve"])
         for r in store.read(record).values()
         if (r["task"], r["size"], r["method"], r.get("trial")) == (task, size, "baseline", None)
         and r["status"] == "ok"
@@ -374,16 +375,17 @@ def sam_differences(a: Analysis, strata: list[tuple[str, int]]) -> dict:
 
 def user_table(record: Path, benchmark: Path, majority=validation_majority) -> str:
     """The user-data answer (``protocol_user.md``): SAM's paired gain per complete stratum,
-    the tuned baseline's validation score beside the majority class's (a stratum within
-    :data:`NOT_LEARNED` points of it is marked, and stays in the means), then SAM's mean
-    gain over the user strata, the benchmark strata (``benchmark``'s complete ones) and
-    both together (stratified bootstrap). ``majority(task, size, validation_size)``."""
+    the tuned baseline's selected validation accuracy beside the majority class's (a
+    stratum within :data:`NOT_LEARNED` points of it is marked, and stays in the means),
+    then SAM's mean gain over the user strata, the benchmark strata (``benchmark``'s
+    complete ones) and both together (stratified bootstrap).
+    ``majority(task, size, validation_size)``."""
     a = analyse(record)
     done = complete_strata(a)
     if not done:
         return "No stratum is complete yet."
     lines = [
-        "| stratum | SAM's gain | tuned baseline, validation | majority class, validation |",
+        "| stratum | SAM's gain | tuned baseline, validation accuracy | majority class, same |",
         "|---|---|---|---|",
     ]
     for key in done:
