@@ -61,3 +61,15 @@ def test_the_variants_table_is_the_variants_store():
         assert f"{done} of {LOOKSAM_CELLS} cells recorded" in said
     else:
         assert f"LookSAM {gains['looksam']}" in said
+
+
+def test_the_user_data_table_is_the_user_store(data_dir, monkeypatch):
+    """The README's first screen holds `bench/tables.py user`'s table as it stands (its
+    rows, means and how many strata are complete); the task files' paths are relative to
+    the repository's root, and their data is ../shared/data/user."""
+    monkeypatch.chdir(ROOT)
+    table = tables.user_table(RESULTS / "user", RESULTS / "evidence")
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index("<!-- user-table -->"), readme.index("<!-- /user-table -->")
+    assert start < readme.index("## SAM on the benchmarks")  # the first screen, before it
+    assert readme[start:end].split("\n", 1)[1].strip() == table.strip()
