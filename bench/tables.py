@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from samlm.compare import store
 from samlm.compare.report import analyse
 from samlm.compare.report.analysis import Analysis, gain_over_baseline, share_of_sam_gain
 from samlm.compare.report.tables import gain_interval, number
@@ -353,15 +354,13 @@ def validation_majority(task: str, size: int, validation_size: int) -> float:
     return 100.0 * max(counts.values()) / len(splits.validation)
 
 
-def baseline_validation(record: Path, key: tuple[str, int]) -> float:
+def baseline_validation(records: dict[str, dict], key: tuple[str, int]) -> float:
     """The tuned baseline's selection metric on the validation sample at its selected
-    checkpoint (the best point of its ``curve``), mean over its seeds."""
-    from samlm.compare import store
-
+    checkpoint (the best point of its ``curve``), mean over its seeds' ``records``."""
     task, size = key
     scores = [
         max(value for _, value in r["curve"])
-        for r in store.read(record).values()
+        for r in records.values()
         if (r["task"], r["size"], r["method"], r.get("trial")) == (task, size, "baseline", None)
         and r["status"] == "ok"
     ]
@@ -388,8 +387,9 @@ def user_table(record: Path, benchmark: Path, majority=validation_majority) -> s
         "| stratum | SAM's gain | tuned baseline, validation accuracy | majority class, same |",
         "|---|---|---|---|",
     ]
+    records = store.read(record)
     for key in done:
-        base, floor = baseline_validation(record, key), majority(*key, a.spec.validation_size)
+        base, floor = baseline_validation(records, key), majority(*key, a.spec.validation_size)
         mark = " (not learned)" if base - floor < NOT_LEARNED else ""
         gain = gain_interval(gain_over_baseline(a.scores[key], "sam"))
         name = f"{task_label(key[0])}, {key[1]} examples"
