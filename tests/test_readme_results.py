@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,10 +65,13 @@ def test_the_variants_table_is_the_variants_store():
         assert f"LookSAM {gains['looksam']}" in said
 
 
-def test_the_user_data_table_is_the_user_store(data_dir, monkeypatch):
+def test_the_user_data_table_is_the_user_store(monkeypatch):
     """The README's first screen holds `bench/tables.py user`'s table as it stands (its
     rows, means and how many strata are complete); the task files' paths are relative to
-    the repository's root, and their data is ../shared/data/user."""
+    the repository's root, and they read ../shared/data/user relative to themselves."""
+    data = ROOT / "bench" / "user_tasks" / "../../../shared/data/user"
+    if not data.is_dir():
+        pytest.skip(f"{data} is absent")
     monkeypatch.chdir(ROOT)
     table = tables.user_table(RESULTS / "user", RESULTS / "evidence")
     readme = (ROOT / "README.md").read_text()
