@@ -86,6 +86,23 @@ def complete_strata(a: Analysis) -> list[tuple[str, int]]:
     ]
 
 
+def task_label(task: str) -> str:
+    """A table's name for a task: the benchmark's short name, a task file's stem in capitals."""
+    if task.endswith((".yaml", ".yml")):
+        return Path(task).stem.upper()
+    return NAMES.get(task, task)
+
+
+def progress(a: Analysis, done: list[tuple[str, int]], strata: str) -> str:
+    """A table's last line: how many of the grid's strata are complete, which still run."""
+    running = [f"{task_label(t)} {s}" for t, s in a.spec.strata() if (t, s) not in done]
+    return (
+        f"{len(done)} of {len(a.spec.strata())} {strata} complete ({a.spec.seeds} seeds each)"
+        + (f"; still running: {', '.join(running)}" if running else "")
+        + ". Gains in points; bold: the 95% interval excludes zero."
+    )
+
+
 def evidence_table(record: Path) -> str:
     a = analyse(record)
     done = complete_strata(a)
@@ -108,13 +125,7 @@ def evidence_table(record: Path) -> str:
         kept, why = share_of_sam_gain(overall, m) if m != "sam" else (None, "")
         shares.append("" if m == "sam" else number(kept, ".0%") if kept is not None else why)
     lines.append("| share of SAM's gain kept | " + " | ".join(shares) + " |")
-    running = [f"{NAMES.get(t, t)} {s}" for t, s in a.spec.strata() if (t, s) not in done]
-    lines += [
-        "",
-        f"{len(done)} of {len(a.spec.strata())} strata complete ({a.spec.seeds} seeds each)"
-        + (f"; still running: {', '.join(running)}" if running else "")
-        + ". Gains in points; bold: the 95% interval excludes zero.",
-    ]
+    lines += ["", progress(a, done, "strata")]
     return "\n".join(lines)
 
 
@@ -332,13 +343,6 @@ def plot(record: Path, path: Path) -> None:
 NOT_LEARNED = 5.0  # points over the majority class on the validation sample (protocol_user.md)
 
 
-def task_label(task: str) -> str:
-    """A table's name for a task: the benchmark's short name, a task file's stem in capitals."""
-    if task.endswith((".yaml", ".yml")):
-        return Path(task).stem.upper()
-    return NAMES.get(task, task)
-
-
 def validation_majority(task: str, size: int, validation_size: int) -> float:
     """The majority class's accuracy (%) on the stratum's validation sample: the sample is
     drawn with its own seed, the same for every run seed, so seed 0's is every seed's."""
@@ -405,13 +409,7 @@ def user_table(record: Path, benchmark: Path, majority=validation_majority) -> s
     for family, strata in families.items():
         name = {"all": "user and benchmark strata together"}.get(family, f"the {family} strata")
         lines.append(f"| {name} | {len(strata)} | {gain_interval(aggregate_gain(strata))} |")
-    running = [f"{task_label(t)} {s}" for t, s in a.spec.strata() if (t, s) not in done]
-    lines += [
-        "",
-        f"{len(done)} of {len(a.spec.strata())} user strata complete ({a.spec.seeds} seeds each)"
-        + (f"; still running: {', '.join(running)}" if running else "")
-        + ". Gains in points; bold: the 95% interval excludes zero.",
-    ]
+    lines += ["", progress(a, done, "user strata")]
     return "\n".join(lines)
 
 
