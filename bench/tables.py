@@ -4,6 +4,8 @@
     python bench/tables.py lora [--lora bench/results/lora] [--full bench/results/evidence]
     python bench/tables.py variants [--record bench/results/variants] [--plot PNG]
     python bench/tables.py user [--record bench/results/user] [--benchmark bench/results/evidence]
+    python bench/tables.py eigensam [--record bench/results/eigensam]
+    python bench/tables.py tasksam [--record bench/results/tasksam]
 
 ``evidence`` (:func:`evidence_table`): over the (task, size) strata where every method has
 every seed, each method's paired gain over the baseline per stratum (95% t interval; bold
@@ -43,6 +45,10 @@ SAM's paired gain per complete user stratum, the tuned baseline's validation acc
 its selected checkpoint) beside the majority class's on the same validation sample
 (marked "not learned" within 5 points; kept in the means), and SAM's mean gain over the
 user strata, over the evidence grid's complete strata and over both together.
+
+``eigensam`` and ``tasksam``: the evidence table (:func:`evidence_table`) of the grids that
+issue 35's presets grow by one method (the evidence grid with Eigen-SAM; the mixture grid,
+one stratum, with TaskSAM beside pooled SAM).
 """
 
 from __future__ import annotations
@@ -73,7 +79,13 @@ TIMING_FILE = "timing.jsonl"  # a store's variants timed on one machine
 # -- evidence ----------------------------------------------------------------------------
 
 NAMES = {"glue/sst2": "SST-2", "superglue/cb": "CB", "superglue/rte": "RTE"}
-LABELS = {"sam": "SAM", "sam_quarter": "SAM(0.25)", "asam": "ASAM"}
+LABELS = {
+    "sam": "SAM",
+    "sam_quarter": "SAM(0.25)",
+    "asam": "ASAM",
+    "eigensam": "Eigen-SAM",
+    "tasksam": "TaskSAM",
+}
 
 
 def complete_strata(a: Analysis) -> list[tuple[str, int]]:
@@ -87,7 +99,10 @@ def complete_strata(a: Analysis) -> list[tuple[str, int]]:
 
 
 def task_label(task: str) -> str:
-    """A table's name for a task: the benchmark's short name, a task file's stem in capitals."""
+    """A table's name for a task: the benchmark's short name, a task file's stem in
+    capitals, a mixture's tasks' names joined by ``+``."""
+    if "+" in task:
+        return "+".join(task_label(t) for t in task.split("+"))
     if task.endswith((".yaml", ".yml")):
         return Path(task).stem.upper()
     return NAMES.get(task, task)
@@ -113,7 +128,7 @@ def evidence_table(record: Path) -> str:
     lines = [head, "|---" * (1 + len(methods)) + "|"]
     for task, size in done:
         gains = [gain_over_baseline(a.scores[(task, size)], m) for m in methods]
-        name = f"{NAMES.get(task, task)}, {size} examples"
+        name = f"{task_label(task)}, {size} examples"
         lines.append(f"| {name} | " + " | ".join(gain_interval(g) for g in gains) + " |")
     overall = dataclasses.replace(a, scores={k: a.scores[k] for k in done}).overall()
     over = f"mean over the {len(done)} (stratified bootstrap)" if len(done) > 1 else "mean"
@@ -421,12 +436,16 @@ STORES = {
     "lora": [("lora", "lora"), ("full", "evidence")],
     "variants": [("record", "variants")],
     "user": [("record", "user"), ("benchmark", "evidence")],
+    "eigensam": [("record", "eigensam")],
+    "tasksam": [("record", "tasksam")],
 }
 TABLES = {
     "evidence": evidence_table,
     "lora": lora_table,
     "variants": variants_table,
     "user": user_table,
+    "eigensam": evidence_table,  # the evidence grid with Eigen-SAM beside its methods
+    "tasksam": evidence_table,  # the mixture grid with TaskSAM beside pooled SAM
 }
 
 

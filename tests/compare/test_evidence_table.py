@@ -64,3 +64,25 @@ def test_nothing_complete_and_no_store(tmp_path):
         text=True,
     )
     assert done.returncode == 2 and "no recorded store in" in done.stderr
+
+
+def test_the_tasksam_section_names_the_mixture_by_its_tasks(tmp_path):
+    """``tables.py tasksam``: the evidence table of the mixture grid with TaskSAM, its one
+    stratum named by its tasks' short names (fake_cell: TaskSAM +0.5 on every seed)."""
+    spec = GridSpec(
+        tasks=["glue/sst2+superglue/cb"],
+        sizes=[100],
+        methods=["baseline", "sam", "tasksam"],
+        seeds=3,
+    )
+    compare(spec, tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "tasksam", "--record", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = _rows(done.stdout)
+    assert list(rows)[:2] == ["SST-2+CB, 100 examples", "mean"]
+    assert rows["SST-2+CB, 100 examples"][1] == "**+0.50 [+0.50, +0.50]**"
+    assert "| stratum | SAM | TaskSAM |" in done.stdout
