@@ -1,5 +1,6 @@
 """The benchmark scripts still run (``make test-slow``): bench/step_overhead.py --quick
-(also --lora) and bench/distributed.py, whose byte counts are exact and checked here."""
+(also --lora), bench/distributed.py, whose byte counts are exact and checked here, and
+bench/grid_schedule.py."""
 
 from __future__ import annotations
 
@@ -80,3 +81,11 @@ def test_step_overhead_runs_a_subset_on_a_random_bert_under_bf16_autocast():
     assert re.search(r"^sam / plain_fb +\d+\.\d{3} ", out, re.M), out
     assert "sam / peer" not in out and "sam_quarter" not in out
     assert re.search(r"^gsam +\d+\.\d +1\.00 ", out, re.M), out  # GSAM: a SAM step each call
+
+
+def test_grid_schedule_runs_both_orders_on_the_same_cells():
+    out = _run(str(BENCH / "grid_schedule.py"), "--scale", "0.01", "--rounds", "1")
+    assert re.search(r"^72 cells, 2 workers; their sleep over the workers: \d+\.\d s$", out, re.M)
+    assert re.search(
+        r"^round 1: plan \d+\.\d s, barrier \d+\.\d s, barrier / plan \d+\.\d\dx$", out, re.M
+    ), out

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from samlm.compare.backends import attempt
+from samlm.compare.backends import attempt, queue
 from samlm.compare.grid import Cell
 from samlm.compare.progress import CellProgress
 
@@ -73,7 +73,8 @@ class InlineBackend:
         yield
 
     def run(self, cell_fn, jobs):
-        for j in jobs:
+        jobs = queue(jobs)
+        while (j := jobs.take()) is not None:
             yield j.cell, attempt(cell_fn, j.spec, j.cell.__dict__, j.folder, 1, j.setting)
 
 

@@ -1,7 +1,9 @@
 """Where ``samlm compare`` runs its cells: local worker processes, or Ray tasks.
 
-A backend takes a batch of jobs (cells with their arguments) and yields each cell's
-record as it finishes; the driver alone stores them, so every backend writes the same
+A backend takes jobs (cells with their arguments) from a queue whenever it has room for
+one (:class:`Batch`: a list of jobs; the grid's own queue hands out a stratum's seeds only
+once its trials are in) and yields each cell's record as it finishes; the driver alone
+stores them (before the backend takes its next job), so every backend writes the same
 ``results.jsonl`` and a grid half-run on one finishes on the other. Each attempt at a
 cell, wherever it runs, goes through :func:`attempt`, which logs it in the cell's
 ``attempts.jsonl`` (node, process) and turns the cell's own failure into a failed record.
@@ -24,8 +26,9 @@ import multiprocessing as mp
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -49,6 +52,26 @@ class Job:
     spec: dict[str, Any]
     folder: str
     setting: dict[str, Any] | None
+
+
+class Batch:
+    """Jobs all ready to start, taken in order: the queue a backend runs. Any object with
+    these two methods is one (``samlm.compare.runner._Plan``: the grid's)."""
+
+    def __init__(self, jobs: list[Job]):
+        self.jobs = deque(jobs)
+
+    def take(self) -> Job | None:
+        """The next job that may start now; None when none may (yet, or any more)."""
+        return self.jobs.popleft() if self.jobs else None
+
+    def left(self) -> int:
+        """How many jobs are not taken yet."""
+        return len(self.jobs)
+
+
+def queue(jobs: list[Job] | Batch) -> Batch:
+    return Batch(jobs) if isinstance(jobs, list) else jobs
 
 
 def failed(cell: Cell, error: str, **extra: Any) -> dict[str, Any]:
@@ -107,7 +130,7 @@ class LocalBackend:
     core), each cell with ``cores // min(workers, cells in its batch)`` threads. The
     processes live for the session (:meth:`session`; a :meth:`run` outside one leaves
     them running until the backend is collected), so each pays its imports once, not once
-    per batch. A pool that lost a process, in a batch or between two, is replaced. The
+    per batch. A pool that lost a process is replaced (its cells in flight fail). The
     processes leave Ctrl-C to the driver, which kills them when the session ends with an
     exception (their cells resume from their checkpoints), and die with the driver."""
 
@@ -150,43 +173,47 @@ class LocalBackend:
         if self._pool is pool:
             self._pool = None
 
-    def _submit(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> dict[Future, Cell]:
-        """Hand ``jobs`` to the pool; one that broke while idle (a worker killed between
-        batches) is replaced and the batch handed to the new one."""
-        threads = max(1, self.cores // min(self.workers, len(jobs)))
+    def _submit(self, cell_fn: Callable[..., dict], job: Job, threads: int) -> Future:
+        """Hand ``job`` to the pool; one that broke (a worker killed, in a run or between
+        two) is replaced and the job handed to the new one."""
+        args = (cell_fn, job.spec, job.cell.__dict__, job.folder, threads, job.setting)
         pool = self._executor()
         try:
-            return _submit_all(pool, cell_fn, jobs, threads)
+            return pool.submit(attempt, *args)
         except BrokenProcessPool:
             self._drop(pool)
-            return _submit_all(self._executor(), cell_fn, jobs, threads)
+            return self._executor().submit(attempt, *args)
 
-    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
-        futures = self._submit(cell_fn, jobs)
+    def run(
+        self, cell_fn: Callable[..., dict], jobs: list[Job] | Batch
+    ) -> Iterator[tuple[Cell, dict]]:
+        """Each cell and its record as it finishes; a job is taken from ``jobs`` whenever
+        fewer than ``workers`` cells run, with ``cores // min(workers, cells running and
+        left)`` threads."""
+        jobs = queue(jobs)
+        running: dict[Future, tuple[Cell, ProcessPoolExecutor]] = {}
         try:
-            for future in as_completed(futures):
-                cell = futures[future]
-                try:
-                    record = future.result()
-                except Exception as err:  # the worker process itself died
-                    if isinstance(err, BrokenProcessPool) and self._pool is not None:
-                        self._drop(self._pool)
-                    record = failed(cell, f"worker died: {type(err).__name__}: {err}")
-                yield cell, record
+            while True:
+                while len(running) < self.workers and (job := jobs.take()) is not None:
+                    n = min(self.workers, len(running) + 1 + jobs.left())
+                    future = self._submit(cell_fn, job, max(1, self.cores // n))
+                    running[future] = (job.cell, self._pool)
+                if not running:
+                    return
+                for future in wait(running, return_when=FIRST_COMPLETED)[0]:
+                    cell, pool = running.pop(future)
+                    yield cell, self._record(future, cell, pool)
         finally:  # the driver stopped early: cells not yet handed to a process never start
-            for future in futures:
+            for future in running:
                 future.cancel()
 
-
-def _submit_all(
-    pool: ProcessPoolExecutor, cell_fn: Callable[..., dict], jobs: list[Job], threads: int
-) -> dict[Future, Cell]:
-    """Each job's :func:`attempt`, submitted to ``pool``: its future, and its cell."""
-    futures = {}
-    for j in jobs:
-        args = (cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting)
-        futures[pool.submit(attempt, *args)] = j.cell
-    return futures
+    def _record(self, future: Future, cell: Cell, pool: ProcessPoolExecutor) -> dict[str, Any]:
+        try:
+            return future.result()
+        except Exception as err:  # the worker process itself died: its pool is replaced
+            if isinstance(err, BrokenProcessPool):
+                self._drop(pool)
+            return failed(cell, f"worker died: {type(err).__name__}: {err}")
 
 
 def import_ray():
@@ -246,7 +273,9 @@ class RayBackend:
             if started:
                 ray.shutdown()
 
-    def run(self, cell_fn: Callable[..., dict], jobs: list[Job]) -> Iterator[tuple[Cell, dict]]:
+    def run(
+        self, cell_fn: Callable[..., dict], jobs: list[Job] | Batch
+    ) -> Iterator[tuple[Cell, dict]]:
         ray = self.ray
         task = ray.remote(attempt).options(
             num_cpus=self.cpus_per_cell,
@@ -255,12 +284,16 @@ class RayBackend:
             retry_exceptions=False,
         )
         threads = max(1, int(self.cpus_per_cell))
-        pending = {
-            task.remote(cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting): j.cell
-            for j in jobs
-        }
+        jobs, pending = queue(jobs), {}
         try:
-            while pending:
+            while True:  # every job that may start is handed to Ray, whose scheduler queues it
+                while (j := jobs.take()) is not None:
+                    ref = task.remote(
+                        cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting
+                    )
+                    pending[ref] = j.cell
+                if not pending:
+                    return
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 cell = pending.pop(ref)
                 try:

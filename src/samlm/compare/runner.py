@@ -2,7 +2,11 @@
 
 The grid runs stratum by stratum ((task, size) in the spec's order): with tuning, the
 stratum's trials first, then its seeds, each method at the setting :mod:`.tuning`
-chooses. Finished cells (in ``results.jsonl``) are skipped; a
+chooses. The backend takes the next cell whenever it has room for one (:class:`_Plan`):
+an earlier stratum's cells before a later one's, and a stratum's seeds as soon as its
+trials are all in, so a later stratum's trials fill the workers that would otherwise
+wait on an earlier stratum's last cell. Finished cells (in ``results.jsonl``) are
+skipped; a
 cell in progress when the process died resumes from its last checkpoint; a cell that
 fails is recorded with its error and the others go on (a failed cell is tried again by
 the next ``samlm compare``). A finished cell's model is deleted once its result (and
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,17 +122,13 @@ def compare(
         records = store.read(folder)
         with GridProgress(spec, folder, records) as progress:
             progress.gain = _running_gain(records)
-            runner = _Runner(spec, folder, records, backend, cell_fn, progress)
-            for stratum in spec.strata():  # stratum by stratum: its trials, then its seeds
-                progress.at(stratum, "trials")
-                runner.run([c for c in spec.trials() if (c.task, c.size) == stratum], {})
-                progress.at(stratum, "seeds")
-                runner.run_seeds([c for c in spec.cells() if (c.task, c.size) == stratum])
+            _Runner(spec, folder, records, backend, cell_fn, progress).run()
     return records
 
 
 class _Runner:
-    """The grid's driver: hands cells to the backend, and alone stores their records."""
+    """The grid's driver: hands cells to the backend in :class:`_Plan`'s order, and alone
+    stores their records."""
 
     def __init__(
         self,
@@ -146,26 +147,79 @@ class _Runner:
         self.records[record["key"]] = record
         self.progress.finished(record, _running_gain(self.records))
 
-    def run_seeds(self, cells: list[Cell]) -> None:
-        """Run ``cells`` at the settings :func:`choose` gives; a (task, size, method) with
-        no setting (every trial failed) records its cells as failed."""
-        choices = choose(self.spec, self.records)
-        runnable = []
+    def run(self) -> None:
+        """Every unfinished cell, each record stored as it comes."""
+        plan = _Plan(self)
+        with contextlib.closing(self.backend.run(self.cell_fn, plan)) as results:
+            for cell, record in results:
+                self.store(record)
+                plan.returned.add(cell.key)
+        if plan.left():  # the plan's invariant: whatever is not finished is handed out
+            raise RuntimeError(f"samlm compare stopped with {plan.left()} cells never run")
+
+
+class _Plan:
+    """The grid's cells in the order they may start, for a backend that takes them one at a
+    time (:meth:`take`) as it has room: stratum by stratum, a stratum's trials first, then
+    its seeds once all its trials have returned, each method at the setting :func:`choose`
+    gives it (a method with none, every trial failed, has its seeds recorded as failed)."""
+
+    def __init__(self, runner: _Runner):
+        self.runner, spec = runner, runner.spec
+        self.trials = {
+            s: [c for c in spec.trials() if (c.task, c.size) == s] for s in spec.strata()
+        }
+        self.phases = deque(
+            (s, phase, cells)
+            for s in spec.strata()
+            for phase, cells in (
+                ("trials", self.trials[s]),
+                ("seeds", [c for c in spec.cells() if (c.task, c.size) == s]),
+            )
+        )
+        self.handed: set[str] = set()  # cells given to the backend by this run
+        self.returned: set[str] = set()  # of those, the ones whose record is stored
+        self.settings: dict[tuple[str, int], dict[str, Any]] = {}  # a stratum's seeds'
+
+    def _finished(self, cell: Cell) -> bool:
+        return cell.key in self.returned or self._ok(cell)
+
+    def _ok(self, cell: Cell) -> bool:
+        return self.runner.records.get(cell.key, {}).get("status") == "ok"
+
+    def left(self) -> int:
+        """The cells neither finished nor handed out yet."""
+        return sum(
+            not self._ok(c) and c.key not in self.handed for *_, cells in self.phases for c in cells
+        )
+
+    def take(self) -> Job | None:
+        """The next cell that may start now, as a job; None when none may (yet)."""
+        while self.phases and all(self._finished(c) for c in self.phases[0][2]):
+            self.phases.popleft()  # a phase whose every cell has returned
+        if self.phases:
+            self.runner.progress.at(*self.phases[0][:2])
+        for stratum, phase, cells in self.phases:
+            if phase == "seeds" and stratum not in self.settings:
+                if not all(self._finished(c) for c in self.trials[stratum]):
+                    continue  # its trials still run; a later stratum's may start
+                self.settings[stratum] = self._choose(cells)
+            for cell in cells:
+                if cell.key not in self.handed and not self._ok(cell):
+                    self.handed.add(cell.key)
+                    setting = self.settings.get(stratum, {}).get(group_key(*cell.group))
+                    spec, folder = self.runner.spec.to_dict(), str(self.runner.folder)
+                    return Job(cell, spec, folder, setting)
+        return None
+
+    def _choose(self, cells: list[Cell]) -> dict[str, Any]:
+        """The settings of a stratum's seeds, now that its trials are in; the seeds of a
+        method with none are recorded as failed (and so never handed out)."""
+        choices = choose(self.runner.spec, self.runner.records)
         for cell in cells:
             choice = choices[group_key(*cell.group)]
-            if choice.setting is not None:
-                runnable.append(cell)
-            elif self.records.get(cell.key, {}).get("status") != "ok":
-                self.store(failed(cell, f"no setting to run at: {choice.error}"))
-        self.run(runnable, {k: c.setting for k, c in choices.items()})
-
-    def run(self, cells: list[Cell], settings: dict[str, dict[str, Any] | None]) -> None:
-        """Run the unfinished ``cells`` on the backend, storing each record as it comes."""
-        todo = [c for c in cells if self.records.get(c.key, {}).get("status") != "ok"]
-        if not todo:
-            return
-        spec, folder = self.spec.to_dict(), str(self.folder)
-        jobs = [Job(c, spec, folder, settings.get(group_key(*c.group))) for c in todo]
-        with contextlib.closing(self.backend.run(self.cell_fn, jobs)) as results:
-            for _, record in results:
-                self.store(record)
+            if choice.setting is None and not self._ok(cell):
+                self.handed.add(cell.key)
+                self.runner.store(failed(cell, f"no setting to run at: {choice.error}"))
+                self.returned.add(cell.key)
+        return {k: c.setting for k, c in choices.items()}
