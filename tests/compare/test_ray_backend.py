@@ -102,6 +102,7 @@ def test_ray_gives_the_local_backends_store_and_scores(ray_instance, spec, local
     assert all(r["attempts"] == 1 and r["node"] for r in records.values())
 
 
+@pytest.mark.slow  # 9 s of a killed worker's retry (make test-slow, as CI runs it)
 def test_a_cell_whose_worker_is_killed_is_retried_from_its_checkpoint(
     ray_instance, spec, local, tmp_path
 ):

@@ -28,7 +28,8 @@ LAUNCHERS = {
         # the synchronized mode's maths is checked in-process (test_trainer_ddp.py); its
         # launch differs only by the flag
         pytest.param("torchrun", "synchronized", marks=pytest.mark.slow),
-        ("accelerate", "per_replica"),
+        # the same run under accelerate's launcher (11 s): make test-slow, as CI runs it
+        pytest.param("accelerate", "per_replica", marks=pytest.mark.slow),
     ],
 )
 def test_launched_train_writes_a_complete_run(tmp_path, data_dir, tiny_bert_dir, launcher, mode):
