@@ -30,7 +30,8 @@ SAM on TREC, SUBJ, CR and MPQA (``../shared/data/user``, through ``bench/user_ta
 
 Eigen-SAM on the evidence strata (``--preset eigensam``) and TaskSAM on the task mixture
 (``--preset tasksam``) grow the evidence and mixture grids by one method each, tuned
-alike, from their recorded stores.
+alike, from their recorded stores; ``python bench/tables.py eigensam`` (``tasksam``)
+prints each one's table.
 
 The variants comparison (``--preset variants``: the evidence grid with GSAM, LookSAM and
 AE-SAM added) starts from the evidence grid's recorded store, so its core methods' cells
