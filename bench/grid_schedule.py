@@ -78,8 +78,7 @@ class Barrier(runner._Plan):
     """The plan, handing out only the earliest unfinished phase's cells."""
 
     def take(self):
-        while self.phases and all(self._finished(c) for c in self.phases[0][2]):
-            self.phases.popleft()
+        self.prune()
         phases, self.phases = self.phases, deque(list(self.phases)[:1])
         try:
             return super().take()

@@ -193,10 +193,14 @@ class _Plan:
             not self._ok(c) and c.key not in self.handed for *_, cells in self.phases for c in cells
         )
 
+    def prune(self) -> None:
+        """Drop the leading phases whose every cell has returned."""
+        while self.phases and all(self._finished(c) for c in self.phases[0][2]):
+            self.phases.popleft()
+
     def take(self) -> Job | None:
         """The next cell that may start now, as a job; None when none may (yet)."""
-        while self.phases and all(self._finished(c) for c in self.phases[0][2]):
-            self.phases.popleft()  # a phase whose every cell has returned
+        self.prune()
         if self.phases:
             self.runner.progress.at(*self.phases[0][:2])
         for stratum, phase, cells in self.phases:
