@@ -75,7 +75,7 @@ class InlineBackend:
     def run(self, cell_fn, jobs):
         jobs = queue(jobs)
         while (j := jobs.take()) is not None:
-            yield j.cell, attempt(cell_fn, j.spec, j.cell.__dict__, j.folder, 1, j.setting)
+            yield j.cell, attempt(*j.arguments(cell_fn, 1))
 
 
 def dying_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:

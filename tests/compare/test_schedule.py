@@ -46,7 +46,7 @@ class TwoSlots:
                 return
             j = running.popleft()
             self.returned.append(j.cell.key)
-            yield j.cell, attempt(cell_fn, j.spec, j.cell.__dict__, j.folder, 1, j.setting)
+            yield j.cell, attempt(*j.arguments(cell_fn, 1))
 
 
 def test_seeds_wait_for_their_trials_and_the_next_stratums_trials_do_not_wait(tmp_path):

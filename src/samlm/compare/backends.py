@@ -53,6 +53,10 @@ class Job:
     folder: str
     setting: dict[str, Any] | None
 
+    def arguments(self, cell_fn: Callable[..., dict], threads: int) -> tuple:
+        """:func:`attempt`'s arguments for this job, its cell run with ``threads``."""
+        return (cell_fn, self.spec, self.cell.__dict__, self.folder, threads, self.setting)
+
 
 class Batch:
     """Jobs all ready to start, taken in order: the queue a backend runs. Any object with
@@ -71,6 +75,7 @@ class Batch:
 
 
 def queue(jobs: list[Job] | Batch) -> Batch:
+    """``jobs`` as a queue: a list becomes a :class:`Batch`, a queue stays itself."""
     return Batch(jobs) if isinstance(jobs, list) else jobs
 
 
@@ -127,7 +132,7 @@ def attempt(
 
 class LocalBackend:
     """Cells in up to ``workers`` spawned processes on this machine (default: one per
-    core), each cell with ``cores // min(workers, cells in its batch)`` threads. The
+    core), each cell with ``cores // min(workers, cells running and left)`` threads. The
     processes live for the session (:meth:`session`; a :meth:`run` outside one leaves
     them running until the backend is collected), so each pays its imports once, not once
     per batch. A pool that lost a process is replaced (its cells in flight fail). The
@@ -176,7 +181,7 @@ class LocalBackend:
     def _submit(self, cell_fn: Callable[..., dict], job: Job, threads: int) -> Future:
         """Hand ``job`` to the pool; one that broke (a worker killed, in a run or between
         two) is replaced and the job handed to the new one."""
-        args = (cell_fn, job.spec, job.cell.__dict__, job.folder, threads, job.setting)
+        args = job.arguments(cell_fn, threads)
         pool = self._executor()
         try:
             return pool.submit(attempt, *args)
@@ -288,10 +293,7 @@ class RayBackend:
         try:
             while True:  # every job that may start is handed to Ray, whose scheduler queues it
                 while (j := jobs.take()) is not None:
-                    ref = task.remote(
-                        cell_fn, j.spec, j.cell.__dict__, j.folder, threads, j.setting
-                    )
-                    pending[ref] = j.cell
+                    pending[task.remote(*j.arguments(cell_fn, threads))] = j.cell
                 if not pending:
                     return
                 (ref,), _ = ray.wait(list(pending), num_returns=1)

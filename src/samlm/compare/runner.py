@@ -180,6 +180,7 @@ class _Plan:
         self.handed: set[str] = set()  # cells given to the backend by this run
         self.returned: set[str] = set()  # of those, the ones whose record is stored
         self.settings: dict[tuple[str, int], dict[str, Any]] = {}  # a stratum's seeds'
+        self.job_spec, self.job_folder = spec.to_dict(), str(runner.folder)  # every job's
 
     def _finished(self, cell: Cell) -> bool:
         return cell.key in self.returned or self._ok(cell)
@@ -212,8 +213,7 @@ class _Plan:
                 if cell.key not in self.handed and not self._ok(cell):
                     self.handed.add(cell.key)
                     setting = self.settings.get(stratum, {}).get(group_key(*cell.group))
-                    spec, folder = self.runner.spec.to_dict(), str(self.runner.folder)
-                    return Job(cell, spec, folder, setting)
+                    return Job(cell, self.job_spec, self.job_folder, setting)
         return None
 
     def _choose(self, cells: list[Cell]) -> dict[str, Any]:
