@@ -147,7 +147,7 @@ def _run_cell(
     import torch
 
     from ..pipeline import TrainConfig, train
-    from ..training.clock import StepClock, machine_id
+    from ..training.clock import StepClock
     from .progress import training_callback
 
     torch.set_num_threads(threads)
@@ -165,38 +165,7 @@ def _run_cell(
         progress = training_callback(out, 2 if grid.validation_size else 1)
         result = train(cfg, resume=True, callbacks=[clock, progress], log=lambda *args: None)
         progress.finish()
-        # the numbers it ran at: samlm train's default learning rate, rho, where not given
-        record["setting"] = {  # a run finished before this field: its metrics.json lacks it
-            "learning_rate": result.get("learning_rate") or cfg.learning_rate,
-            "rho": result.get("rho", options.get("rho")),
-        }
-        metrics = _without_loss(result["metrics"])
-        steps = result["global_steps"]
-        # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
-        extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
-        rows = read_log(out / "log.jsonl")
-        extra *= _sam_share(rows) if extra else 0
-        scored = _scores(c.task, result)
-        record.update(
-            status="ok",
-            score=scored["score"],
-            metrics=metrics,
-            validation_score=scored["validation_score"],
-            examples=scored["examples"],
-            steps=steps,
-            resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
-            passes=steps * (1 + extra),
-            train_time_s=result["train_runtime_s"],
-            **timing(rows, steps, result.get("resumed_from")),
-            cpu_step_s=clock.cpu_per_step(),  # this attempt's steps' CPU time (CPU only)
-            machine=machine_id(),  # where this attempt ran: step times pair only there
-            curve=_curve(rows, result["main_metric"]),
-            error=None,
-        )
-        if "per_task" in scored:  # a mixture's
-            record["per_task"] = scored["per_task"]
-        if grid.sharpness and c.trial is None:
-            record["sharpness"] = _sharpness(out)
+        record.update(_finished(grid, c, cfg, options, result, out, clock))
         if not grid.keep_models:
             shutil.rmtree(out / "best", ignore_errors=True)
     except Exception as err:  # recorded; the grid goes on
@@ -206,3 +175,43 @@ def _run_cell(
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return record
+
+
+def _finished(grid, c: Cell, cfg, options: dict, result: dict, out: Path, clock) -> dict:
+    """A finished cell's record fields: its setting, scores, steps and forward-backward
+    passes, timing and curve (and a mixture's per-task scores, the sharpness if asked)."""
+    from ..training.clock import machine_id
+
+    # a SAM step costs its ascent (a fraction of the batch) on top of the plain pass
+    extra = METHODS[c.method].get("ascent_fraction", 1.0) if c.method != "baseline" else 0
+    rows = read_log(out / "log.jsonl")
+    extra *= _sam_share(rows) if extra else 0
+    steps = result["global_steps"]
+    scored = _scores(c.task, result)
+    fields: dict[str, Any] = dict(
+        # the numbers it ran at: samlm train's default learning rate, rho, where not given
+        # (a run finished before these fields: its metrics.json lacks them)
+        setting={
+            "learning_rate": result.get("learning_rate") or cfg.learning_rate,
+            "rho": result.get("rho", options.get("rho")),
+        },
+        status="ok",
+        score=scored["score"],
+        metrics=_without_loss(result["metrics"]),
+        validation_score=scored["validation_score"],
+        examples=scored["examples"],
+        steps=steps,
+        resumed_from=result.get("resumed_from"),  # the checkpoint this attempt resumed
+        passes=steps * (1 + extra),
+        train_time_s=result["train_runtime_s"],
+        **timing(rows, steps, result.get("resumed_from")),
+        cpu_step_s=clock.cpu_per_step(),  # this attempt's steps' CPU time (CPU only)
+        machine=machine_id(),  # where this attempt ran: step times pair only there
+        curve=_curve(rows, result["main_metric"]),
+        error=None,
+    )
+    if "per_task" in scored:  # a mixture's
+        fields["per_task"] = scored["per_task"]
+    if grid.sharpness and c.trial is None:
+        fields["sharpness"] = _sharpness(out)
+    return fields

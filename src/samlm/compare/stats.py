@@ -219,6 +219,25 @@ def aggregate_gain(
             interval=PairedGain.interval,
         )
 
+    low, high = _bootstrap_interval(values, means, n_boot, seed)
+    return AggregateGain(
+        mean=mean,
+        low=min(low, mean),
+        high=max(high, mean),
+        n_strata=len(values),
+        n_pairs=sum(len(x) for x in values),
+        min_pairs=min(len(x) for x in values),
+        stratum_means=tuple((k, float(m)) for k, m in zip(strata, means, strict=True)),
+    )
+
+
+def _bootstrap_interval(
+    values: list[np.ndarray], means: np.ndarray, n_boot: int, seed: int
+) -> tuple[float, float]:
+    """:func:`aggregate_gain`'s 95% interval for ``mean(means)``: the stratified
+    bootstrap's percentiles of resampled (variance-inflated) deviations, widened by
+    ``t_{0.975, nu} / z_{0.975}`` with Welch-Satterthwaite's ``nu``."""
+    mean = float(means.mean())
     rng = np.random.default_rng(seed)
     total = np.zeros(n_boot)
     var_terms = []  # (v_k = sd_k^2 / n_k, n_k - 1) of the strata with two or more values
@@ -238,17 +257,8 @@ def aggregate_gain(
         nu = v**2 / sum(vk**2 / df for vk, df in var_terms if vk > 0)
         widen = float(stats.t.ppf(0.975, nu)) / _Z
         low, high = mean - widen * (mean - low), mean + widen * (high - mean)
-    else:  # no spread anywhere: the interval is the point
-        low = high = mean
-    return AggregateGain(
-        mean=mean,
-        low=min(low, mean),
-        high=max(high, mean),
-        n_strata=len(values),
-        n_pairs=sum(len(x) for x in values),
-        min_pairs=min(len(x) for x in values),
-        stratum_means=tuple((k, float(m)) for k, m in zip(strata, means, strict=True)),
-    )
+        return low, high
+    return mean, mean  # no spread anywhere: the interval is the point
 
 
 def benchmark_scores(

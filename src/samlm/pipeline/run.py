@@ -267,33 +267,15 @@ def _train(
     if resume and done.is_file():
         log(f"{out}: this run is complete; its metrics are in {done}")
         return json.loads(done.read_text())
-    note = job.note
-
     sam = cfg.sam_config(choice.default_rho(cfg.optimizer)) if cfg.optimizer != "baseline" else None
-    resolved = {
-        "modelling": choice.modelling,
-        "model_path": choice.path,
-        "base_optimizer": base,
-        "learning_rate": args.learning_rate,  # the given one, or DEFAULT_LR[base]
-        "rho": sam.rho if sam else None,
-        **job.describe(),
-        "data_note": note,
-    }
-
-    def prepare() -> Path | None:
-        checkpoint = _prepare_output(cfg, resume, overwrite)
-        (out / "config.yaml").write_text(
-            yaml.safe_dump({"options": cfg.to_dict(), "resolved": resolved}, sort_keys=False)
-        )
-        return checkpoint
-
+    resolved = _resolved(job, base, args.learning_rate, sam)
     # before the model loads; on the main process only (the others must not see the folder
     # the main process makes meanwhile)
     _main_first(state, lambda: _check_output(cfg, resume, overwrite))
     model, tokenizer = _load_model(cfg, job)
-    checkpoint = _main_first(state, prepare)
-    if note:
-        log(note)
+    checkpoint = _main_first(state, lambda: _prepare(cfg, resume, overwrite, resolved))
+    if job.note:
+        log(job.note)
     enc = dict(
         tokenizer=tokenizer,
         modelling=choice.modelling,
@@ -316,6 +298,31 @@ def _train(
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     state.wait_for_everyone()
     return result
+
+
+def _resolved(job: TaskJob | MixtureJob, base: str, learning_rate: float, sam) -> dict:
+    """What a run's options resolved to (``config.yaml``'s ``resolved``, in ``metrics.json``):
+    the modelling and model path, the base optimizer, the learning rate (the given one, or
+    ``DEFAULT_LR[base]``), rho, the data (``job.describe()``) and the data note."""
+    return {
+        "modelling": job.choice.modelling,
+        "model_path": job.choice.path,
+        "base_optimizer": base,
+        "learning_rate": learning_rate,
+        "rho": sam.rho if sam else None,
+        **job.describe(),
+        "data_note": job.note,
+    }
+
+
+def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool, resolved: dict) -> Path | None:
+    """The output folder made (or kept, to resume) with its ``config.yaml`` (the options and
+    what they resolved to); the checkpoint to resume from, if any."""
+    checkpoint = _prepare_output(cfg, resume, overwrite)
+    (Path(cfg.output) / "config.yaml").write_text(
+        yaml.safe_dump({"options": cfg.to_dict(), "resolved": resolved}, sort_keys=False)
+    )
+    return checkpoint
 
 
 def _load_model(cfg: TrainConfig, job: TaskJob | MixtureJob) -> tuple[Any, Any]:

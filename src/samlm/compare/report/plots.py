@@ -61,60 +61,74 @@ def figures(a: Analysis) -> dict:
     methods = [m for m in a.spec.methods if m != "baseline"]
     if a.scores:
         out["gain_by_stratum"] = _forest(plt, a, methods)
-    tasks = sorted({t for t, _ in a.scores})
-    if tasks:
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
-        for ax, task in zip(axes[0], tasks, strict=True):
-            sizes = sorted(s for t, s in a.scores if t == task)
-            for i, m in enumerate(methods):
-                gains = [gain_over_baseline(a.scores[(task, s)], m) for s in sizes]
-                xs = [j + 0.08 * (i - len(methods) / 2) for j, g in enumerate(gains) if g]
-                g = [x for x in gains if x]
-                if g:
-                    ax.errorbar(
-                        xs,
-                        [x.mean for x in g],
-                        yerr=[[x.mean - x.low for x in g], [x.high - x.mean for x in g]],
-                        fmt="o-",
-                        capsize=3,
-                        label=m,
-                        color=method_colour(m),
-                    )
-            ax.axhline(0, color="grey", lw=0.8)
-            ax.set_xticks(range(len(sizes)), [str(s or "all") for s in sizes])
-            ax.set_xlim(-0.5, len(sizes) - 0.5)  # the methods' offset points stay inside
-            ax.set_title(task)
-            ax.set_xlabel("training examples")
-            ax.set_ylabel("gain over baseline (95% CI)")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8)
-        out["gain_vs_size"] = fig
-
-    keys = sorted(k for k, runs in a.curves.items() if any(any(r) for r in runs.values()))
-    if keys:
-        fig, axes = plt.subplots(
-            1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False, layout="constrained"
-        )
-        for ax, key in zip(axes[0], keys, strict=True):
-            for m in [m for m in a.spec.methods if m in a.curves[key]]:
-                runs = [r for r in a.curves[key][m] if r]
-                if not runs:
-                    continue
-                steps = sorted({s for r in runs for s, _ in r})
-                mean = [np.mean([v for r in runs for s2, v in r if s2 == s]) for s in steps]
-                ax.plot(steps, mean, marker=".", label=m, color=method_colour(m))
-            ax.set_title(f"{key[0]}, n={key[1] or 'all'}")
-            ax.set_xlabel("step")
-            ax.set_ylabel("validation metric\n(used for selection)")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8)
-        fig.suptitle(DEV_CURVE_LABEL, fontsize=10)
-        out["dev_metric_during_training"] = fig
-
+    for name, fig in (
+        ("gain_vs_size", _gain_vs_size(plt, a, methods)),
+        ("dev_metric_during_training", _dev_curves(plt, a)),
+    ):
+        if fig is not None:
+            out[name] = fig
     cost = _cost_vs_gain(plt, a, methods)
     if cost is not None:
         out["cost_vs_gain"] = cost
     return out
+
+
+def _gain_vs_size(plt, a: Analysis, methods: list[str]):
+    """Per task, each method's gain over the baseline (95% CI) against the training size."""
+    tasks = sorted({t for t, _ in a.scores})
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        sizes = sorted(s for t, s in a.scores if t == task)
+        for i, m in enumerate(methods):
+            gains = [gain_over_baseline(a.scores[(task, s)], m) for s in sizes]
+            xs = [j + 0.08 * (i - len(methods) / 2) for j, g in enumerate(gains) if g]
+            g = [x for x in gains if x]
+            if g:
+                ax.errorbar(
+                    xs,
+                    [x.mean for x in g],
+                    yerr=[[x.mean - x.low for x in g], [x.high - x.mean for x in g]],
+                    fmt="o-",
+                    capsize=3,
+                    label=m,
+                    color=method_colour(m),
+                )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(range(len(sizes)), [str(s or "all") for s in sizes])
+        ax.set_xlim(-0.5, len(sizes) - 0.5)  # the methods' offset points stay inside
+        ax.set_title(task)
+        ax.set_xlabel("training examples")
+        ax.set_ylabel("gain over baseline (95% CI)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return fig
+
+
+def _dev_curves(plt, a: Analysis):
+    """Per stratum, each method's validation metric (mean over runs) during training."""
+    keys = sorted(k for k, runs in a.curves.items() if any(any(r) for r in runs.values()))
+    if not keys:
+        return None
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False, layout="constrained"
+    )
+    for ax, key in zip(axes[0], keys, strict=True):
+        for m in [m for m in a.spec.methods if m in a.curves[key]]:
+            runs = [r for r in a.curves[key][m] if r]
+            if not runs:
+                continue
+            steps = sorted({s for r in runs for s, _ in r})
+            mean = [np.mean([v for r in runs for s2, v in r if s2 == s]) for s in steps]
+            ax.plot(steps, mean, marker=".", label=m, color=method_colour(m))
+        ax.set_title(f"{key[0]}, n={key[1] or 'all'}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation metric\n(used for selection)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle(DEV_CURVE_LABEL, fontsize=10)
+    return fig
 
 
 def _interval(ax, x: float, gain: PairedGain | AggregateGain, along: str, **style) -> None:
