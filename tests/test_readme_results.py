@@ -78,3 +78,14 @@ def test_the_user_data_table_is_the_user_store(monkeypatch):
     start, end = readme.index("<!-- user-table -->"), readme.index("<!-- /user-table -->")
     assert start < readme.index("## SAM on the benchmarks")  # the first screen, before it
     assert readme[start:end].split("\n", 1)[1].strip() == table.strip()
+    # once every stratum is in, the prose quotes the final means (the first screen's summary
+    # and "The answer so far")
+    if "8 of 8 user strata complete" in table:
+        said = " ".join(readme.split())
+        means = dict(
+            (row.split(" | ")[0][2:], row.split(" | ")[2].rstrip(" |"))
+            for row in _rows(table, ("| the user strata", "| user and benchmark"))
+        )
+        user, both = means["the user strata"], means["user and benchmark strata together"]
+        assert said.count(f"eight user strata is {user}") == 2, user
+        assert f"together it is {both}" in said, both
