@@ -102,3 +102,26 @@ def test_the_picture_files_exist_and_the_page_embeds_them(folder):
     assert page.index("<h2>The answer</h2>") < page.index('alt="gain_by_stratum"') < first_table
     assert page.index('alt="gain_vs_size"') > first_table
     assert markdown.index("](gain_by_stratum.png)") < markdown.index("## Scores and gains")
+
+
+def test_validation_curves_wrap_into_rows_of_four(tmp_path):
+    """Six strata: a row of four panels and a row of two, each stratum titled once, in
+    order, reading row by row; no empty panel is left in the figure."""
+    import matplotlib.pyplot as plt
+
+    spec = dict(SPEC, tasks=["glue/sst2", "glue/cola", "glue/mrpc"], sizes=[100, 250], seeds=1)
+    compare(GridSpec(**spec), tmp_path, backend=InlineBackend(), cell_fn=fake_cell)
+    a = analyse(tmp_path)
+    keys = sorted(a.curves)
+    assert len(keys) == 6
+    fig = figures(a)["dev_metric_during_training"]
+    try:
+        axes = fig.axes
+        assert [ax.get_title() for ax in axes] == [f"{t}, n={n}" for t, n in keys]
+        grid = [ax.get_subplotspec().get_geometry()[:2] for ax in axes]
+        assert set(grid) == {(2, 4)}  # 2 rows of at most 4 columns
+        rows = [ax.get_subplotspec().rowspan.start for ax in axes]
+        assert rows == [0, 0, 0, 0, 1, 1]
+        assert all(ax.lines for ax in axes)  # every panel drawn
+    finally:
+        plt.close(fig)

@@ -39,6 +39,7 @@ CAPTIONS = {
     "cost_vs_gain": "time per step against the mean gain over tasks and sizes (95% interval)",
 }
 DEV_CURVE_LABEL = "validation metric (used for selection), mean over seeds"
+CURVE_COLUMNS = 4  # panels per row of the validation curves (8 strata: 2 rows, not a strip)
 
 
 def method_colour(method: str) -> str:
@@ -107,14 +108,19 @@ def _gain_vs_size(plt, a: Analysis, methods: list[str]):
 
 
 def _dev_curves(plt, a: Analysis):
-    """Per stratum, each method's validation metric (mean over runs) during training."""
+    """Per stratum, each method's validation metric (mean over runs) during training, in
+    rows of at most ``CURVE_COLUMNS`` panels."""
     keys = sorted(k for k, runs in a.curves.items() if any(any(r) for r in runs.values()))
     if not keys:
         return None
+    cols = min(len(keys), CURVE_COLUMNS)
+    rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(
-        1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False, layout="constrained"
+        rows, cols, figsize=(3.4 * cols, 2.9 * rows), squeeze=False, layout="constrained"
     )
-    for ax, key in zip(axes[0], keys, strict=True):
+    for ax in axes.flat[len(keys) :]:  # the last row's spare panels
+        ax.remove()
+    for ax, key in zip(axes.flat[: len(keys)], keys, strict=True):
         for m in [m for m in a.spec.methods if m in a.curves[key]]:
             runs = [r for r in a.curves[key][m] if r]
             if not runs:
