@@ -65,12 +65,10 @@ def figures(a: Analysis) -> dict:
     for name, fig in (
         ("gain_vs_size", _gain_vs_size(plt, a, methods)),
         ("dev_metric_during_training", _dev_curves(plt, a)),
+        ("cost_vs_gain", _cost_vs_gain(plt, a, methods)),
     ):
         if fig is not None:
             out[name] = fig
-    cost = _cost_vs_gain(plt, a, methods)
-    if cost is not None:
-        out["cost_vs_gain"] = cost
     return out
 
 
