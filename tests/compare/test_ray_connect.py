@@ -242,9 +242,16 @@ def test_the_readme_cluster_recipe_with_token_authentication(
                 text=True,
                 timeout=900,
             )
-            assert run.returncode == 0, run.stderr[-5000:]
+            assert run.returncode == 0, run.stderr[-5000:] + _client_server_logs(temp_dir)
             records = store_module.read(out)
             assert len(records) == 2 and all(r["status"] == "ok" for r in records.values())
+
+
+def _client_server_logs(root: Path) -> str:
+    """The tails of the head's Ray Client server logs under ``root`` (Ray's temp folder),
+    which say why a driver's init through Ray Client failed."""
+    logs = sorted(root.glob("ray/session_*/logs/ray_client_server*"))
+    return "".join(f"\n--- {log.name}:\n{log.read_text()[-3000:]}" for log in logs)
 
 
 def _refusals(head: str, client: str, home: Path, bare: Path) -> list[tuple[str, dict, str]]:

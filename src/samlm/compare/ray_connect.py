@@ -12,13 +12,16 @@
   cluster uses token authentication, and the driver then needs ``RAY_AUTH_MODE=token``
   (Ray sets it by itself only for ``auto`` with a token at hand) and the cluster's token
   (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH`` names, else ``~/.ray/auth_token``,
-  in Ray's order), which a second call checks. Each failure is a ValueError naming the
-  address and the cause, which ``samlm compare`` reports with exit code 2.
+  in Ray's order), which a second call checks. Through Ray Client, an init that its
+  server fails (``ConnectionAbortedError``) is tried again, 3 tries in all. Each failure
+  is a ValueError naming the address and the cause, which ``samlm compare`` reports with
+  exit code 2.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,11 @@ GCS_METHOD = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 CLIENT_METHOD = "/ray.rpc.RayletDriver/ClusterInfo"
 CLIENT_PREFIX = "ray://"
 PROBE_TIMEOUT_S = 5.0
+# Ray Client's server starts a server process of its own for each driver, and that start
+# can fail once under load with an empty "Initialization failure from server" (seen in CI
+# on 2 busy cores, not reproduced idle): the driver tries again, after 2 s then 4 s
+CLIENT_INIT_TRIES = 3
+CLIENT_RETRY_PAUSE_S = 2.0
 FIX = "copy the head's ~/.ray/auth_token to this machine, or set RAY_AUTH_TOKEN to its content"
 
 
@@ -39,23 +47,42 @@ def connect(ray: Any, address: str | None, options: dict[str, Any]) -> None:
     problem = diagnose(address)
     if problem:
         raise ValueError(f"--address {address}: {problem}")
-    try:
-        ray.init(address=address, **options)
-    except (ConnectionError, ray.exceptions.AuthenticationError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"--address {address}: cannot reach Ray: {first}") from None
+    tries = CLIENT_INIT_TRIES if _through_client(address) else 1
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionAbortedError as err:  # Ray Client's server failed the init
+            if attempt == tries:
+                raise ValueError(f"--address {address}: {_cause(err)} ({tries} tries)") from None
+            time.sleep(CLIENT_RETRY_PAUSE_S * attempt)
+        except (ConnectionError, ray.exceptions.AuthenticationError) as err:
+            raise ValueError(f"--address {address}: {_cause(err)}") from None
+
+
+def _cause(err: Exception) -> str:
+    """``cannot reach Ray:`` and the first line of ``err`` (its type when it has none)."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"cannot reach Ray: {first}"
 
 
 def endpoint(address: str) -> tuple[str, str]:
     """The ``host:port`` that ``ray.init(address=...)`` would call, and the method to probe
     there; a ConnectionError when ``auto`` finds no cluster."""
-    if address == "auto" and os.environ.get("RAY_ADDRESS", "").startswith(CLIENT_PREFIX):
-        address = os.environ["RAY_ADDRESS"]
-    if address.startswith(CLIENT_PREFIX):
+    if _through_client(address):
+        address = os.environ["RAY_ADDRESS"] if address == "auto" else address
         return address[len(CLIENT_PREFIX) :].split("/")[0], CLIENT_METHOD
     from ray._private.services import canonicalize_bootstrap_address
 
     return canonicalize_bootstrap_address(address), GCS_METHOD  # Ray's own resolution
+
+
+def _through_client(address: str) -> bool:
+    """Whether ``ray.init(address=...)`` goes through Ray Client (``ray://``, or ``auto``
+    with a ``ray://`` RAY_ADDRESS)."""
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+    return address.startswith(CLIENT_PREFIX)
 
 
 def diagnose(address: str) -> str | None:
