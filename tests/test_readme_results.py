@@ -89,3 +89,32 @@ def test_the_user_data_table_is_the_user_store(monkeypatch):
         user, both = means["the user strata"], means["user and benchmark strata together"]
         assert said.count(f"eight user strata is {user}") == 2, user
         assert f"together it is {both}" in said, both
+
+
+def _seed_scores(record: Path) -> dict[tuple[str, int], float]:
+    """Each final (non-trial) cell's score by method and seed."""
+    rows = [json.loads(line) for line in (record / STORE).read_text().splitlines()]
+    return {(r["method"], r["seed"]): r["score"] for r in rows if r.get("trial") is None}
+
+
+def test_the_tasksam_table_and_figures_are_the_tasksam_store():
+    """The README holds `bench/tables.py tasksam`'s rows, and the prose's per-seed gains and
+    TaskSAM's paired difference from pooled SAM are the store's (a 95% t interval)."""
+    from scipy import stats
+
+    table = tables.evidence_table(RESULTS / "tasksam")
+    rows = _rows(table, ("| SST-2+CB+RTE", "| mean", "| time per step"))
+    assert len(rows) == 3 and "1 of 1 strata complete (3 seeds each)" in table
+    readme = (ROOT / "README.md").read_text()
+    assert [row for row in rows if row not in readme] == []
+    said = " ".join(readme.split())
+    scores = _seed_scores(RESULTS / "tasksam")
+    gains = [scores["tasksam", s] - scores["baseline", s] for s in range(3)]
+    assert "(seeds: {:+.2f}, {:+.2f}, {:+.2f})".format(*gains) in said
+    diff = [scores["tasksam", s] - scores["sam", s] for s in range(3)]
+    mean, half = sum(diff) / 3, stats.t.ppf(0.975, 2) * stats.tstd(diff) / 3**0.5
+    assert (
+        f"pooled SAM on the same seeds is {mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+        in said
+    )
+    assert "TaskSAM, its per-task form" in said and rows[1].split(" | ")[2] in said
