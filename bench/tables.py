@@ -5,6 +5,7 @@
     python bench/tables.py variants [--record bench/results/variants] [--plot PNG]
     python bench/tables.py user [--record bench/results/user] [--benchmark bench/results/evidence]
     python bench/tables.py eigensam [--record bench/results/eigensam]
+        [--variants bench/results/variants]
     python bench/tables.py tasksam [--record bench/results/tasksam]
 
 ``evidence`` (:func:`evidence_table`): over the (task, size) strata where every method has
@@ -47,8 +48,9 @@ its selected checkpoint) beside the majority class's on the same validation samp
 user strata, over the evidence grid's complete strata and over both together.
 
 ``eigensam`` and ``tasksam``: the evidence table (:func:`evidence_table`) of the grids that
-issue 35's presets grow by one method (the evidence grid with Eigen-SAM; the mixture grid,
-one stratum, with TaskSAM beside pooled SAM).
+issue 35's presets grow by one method (the evidence grid with Eigen-SAM, and GSAM beside it
+from the variants grid, :func:`eigensam_table`; the mixture grid, one stratum, with
+TaskSAM beside pooled SAM).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ LABELS = {
     "sam": "SAM",
     "sam_quarter": "SAM(0.25)",
     "asam": "ASAM",
+    "gsam": "GSAM",
     "eigensam": "Eigen-SAM",
     "tasksam": "TaskSAM",
 }
@@ -118,30 +121,51 @@ def progress(a: Analysis, done: list[tuple[str, int]], strata: str) -> str:
     )
 
 
-def evidence_table(record: Path) -> str:
+def evidence_table(record: Path, beside: Analysis | None = None, borrowed=()) -> str:
+    """The evidence table of ``record``'s grid; with ``beside``, another grid grown from the
+    same one (the same baseline cells, checked), its ``borrowed`` methods as more columns,
+    over the strata complete in both."""
     a = analyse(record)
+    columns = [(a, m) for m in a.spec.methods if m != "baseline"]
+    columns += [(beside, m) for m in borrowed]
     done = complete_strata(a)
-    methods = [m for m in a.spec.methods if m != "baseline"]
+    if beside is not None:
+        done = [k for k in done if k in complete_strata(beside)]
+        for key in done:
+            if a.scores[key]["baseline"] != beside.scores[key]["baseline"]:
+                raise ValueError(f"{key}: the two grids' baseline cells differ")
     if not done:
         return "No stratum is complete yet."
-    head = "| stratum | " + " | ".join(LABELS.get(m, m) for m in methods) + " |"
-    lines = [head, "|---" * (1 + len(methods)) + "|"]
+    labels = [LABELS.get(m, m) for _, m in columns]
+    lines = ["| stratum | " + " | ".join(labels) + " |", "|---" * (1 + len(columns)) + "|"]
     for task, size in done:
-        gains = [gain_over_baseline(a.scores[(task, size)], m) for m in methods]
+        gains = [gain_over_baseline(an.scores[(task, size)], m) for an, m in columns]
         name = f"{task_label(task)}, {size} examples"
         lines.append(f"| {name} | " + " | ".join(gain_interval(g) for g in gains) + " |")
-    overall = dataclasses.replace(a, scores={k: a.scores[k] for k in done}).overall()
-    over = f"mean over the {len(done)} (stratified bootstrap)" if len(done) > 1 else "mean"
-    lines.append(f"| {over} | " + " | ".join(gain_interval(overall[m]) for m in methods) + " |")
-    cost = [number(a.time_ratio(m, done), ".2f", "x") for m in methods]
+    over = {
+        id(an): dataclasses.replace(an, scores={k: an.scores[k] for k in done}).overall()
+        for an, _ in columns
+    }
+    overall = {m: over[id(an)][m] for an, m in columns}
+    mean = f"mean over the {len(done)} (stratified bootstrap)" if len(done) > 1 else "mean"
+    lines.append(f"| {mean} | " + " | ".join(gain_interval(overall[m]) for _, m in columns) + " |")
+    cost = [number(an.time_ratio(m, done), ".2f", "x") for an, m in columns]
     lines.append("| time per step vs baseline | " + " | ".join(cost) + " |")
     shares = []
-    for m in methods:
+    for _, m in columns:
         kept, why = share_of_sam_gain(overall, m) if m != "sam" else (None, "")
         shares.append("" if m == "sam" else number(kept, ".0%") if kept is not None else why)
     lines.append("| share of SAM's gain kept | " + " | ".join(shares) + " |")
     lines += ["", progress(a, done, "strata")]
     return "\n".join(lines)
+
+
+def eigensam_table(record: Path, variants: Path) -> str:
+    """The eigensam grid's evidence table with GSAM beside Eigen-SAM: GSAM's cells are the
+    variants grid's, which grew the same evidence grid (its strata, seeds and baseline
+    cells). GSAM's time per step is n/a here (no baseline cell ran beside its cells); its
+    timing is the variants table's."""
+    return evidence_table(record, beside=analyse(variants), borrowed=("gsam",))
 
 
 # -- lora --------------------------------------------------------------------------------
@@ -436,7 +460,7 @@ STORES = {
     "lora": [("lora", "lora"), ("full", "evidence")],
     "variants": [("record", "variants")],
     "user": [("record", "user"), ("benchmark", "evidence")],
-    "eigensam": [("record", "eigensam")],
+    "eigensam": [("record", "eigensam"), ("variants", "variants")],
     "tasksam": [("record", "tasksam")],
 }
 TABLES = {
@@ -444,7 +468,7 @@ TABLES = {
     "lora": lora_table,
     "variants": variants_table,
     "user": user_table,
-    "eigensam": evidence_table,  # the evidence grid with Eigen-SAM beside its methods
+    "eigensam": eigensam_table,  # the evidence grid with Eigen-SAM and GSAM beside SAM
     "tasksam": evidence_table,  # the mixture grid with TaskSAM beside pooled SAM
 }
 

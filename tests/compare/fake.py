@@ -12,7 +12,10 @@ from samlm.compare.backends import attempt, queue
 from samlm.compare.grid import Cell
 from samlm.compare.progress import CellProgress
 
-SCORES = {"baseline": 70.0, "sam": 72.0, "sam_quarter": 71.0, "asam": 69.0, "tasksam": 70.5}
+SCORES = {
+    **{"baseline": 70.0, "sam": 72.0, "sam_quarter": 71.0, "asam": 69.0, "tasksam": 70.5},
+    **{"gsam": 71.5, "eigensam": 69.5},
+}
 
 
 def fake_cell(spec: dict, cell: dict, folder: str, threads: int, setting=None) -> dict:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import tables
 from samlm.compare import GridSpec, compare
 
@@ -86,3 +88,32 @@ def test_the_tasksam_section_names_the_mixture_by_its_tasks(tmp_path):
     assert list(rows)[:2] == ["SST-2+CB, 100 examples", "mean"]
     assert rows["SST-2+CB, 100 examples"][1] == "**+0.50 [+0.50, +0.50]**"
     assert "| stratum | SAM | TaskSAM |" in done.stdout
+
+
+def test_the_eigensam_section_puts_gsam_from_the_variants_grid_beside_it(tmp_path):
+    """``tables.py eigensam``: the evidence grid with Eigen-SAM, and GSAM's column from the
+    variants grid grown from the same cells (fake_cell: Eigen-SAM -0.5, GSAM +1.5 on every
+    seed); grids whose baseline cells differ are refused."""
+    core = ["baseline", "sam", "sam_quarter", "asam"]
+    grids = {"eigensam": [*core, "eigensam"], "variants": [*core, "gsam"]}
+    for name, methods in grids.items():
+        spec = GridSpec(tasks=["glue/sst2"], sizes=[250, 100], methods=methods, seeds=3)
+        compare(spec, tmp_path / name, backend=InlineBackend(), cell_fn=fake_cell)
+    argv = ["--record", str(tmp_path / "eigensam"), "--variants", str(tmp_path / "variants")]
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "eigensam", *argv], capture_output=True, text=True, check=True
+    )
+    assert "| stratum | SAM | SAM(0.25) | ASAM | Eigen-SAM | GSAM |" in done.stdout
+    rows = _rows(done.stdout)
+    for stratum in ("SST-2, 250 examples", "SST-2, 100 examples"):
+        assert rows[stratum][3:] == ["**-0.50 [-0.50, -0.50]**", "**+1.50 [+1.50, +1.50]**"]
+    assert rows["mean over the 2 (stratified bootstrap)"][4].startswith("**+1.50 [")
+
+    def other_baseline(spec, cell, folder, threads, setting=None):
+        record = fake_cell(spec, cell, folder, threads, setting)
+        return {**record, "score": record["score"] + (cell["method"] == "baseline")}
+
+    spec = GridSpec(tasks=["glue/sst2"], sizes=[100], methods=grids["variants"], seeds=3)
+    compare(spec, tmp_path / "other", backend=InlineBackend(), cell_fn=other_baseline)
+    with pytest.raises(ValueError, match="baseline cells differ"):
+        tables.eigensam_table(tmp_path / "eigensam", tmp_path / "other")
