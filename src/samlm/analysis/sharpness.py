@@ -134,6 +134,21 @@ def rho_sharpness(
     )
 
 
+def _projected_step(
+    z: Vector | None, grad: Vector, t: list[Tensor] | None, alpha: float, rho: float
+) -> Vector | None:
+    """``P(z + alpha s / ||s||)`` with ``s = T grad``, ``P`` the projection on
+    ``||z|| <= rho`` (``z = None``: the origin); ``z`` itself where ``s = 0`` (or NaN)."""
+    s = mul(t, grad) if t is not None else grad
+    ns = norm(s)
+    if not ns > 0.0:
+        return z
+    step = scale(s, alpha / ns)
+    z = step if z is None else [a + b for a, b in zip(z, step, strict=True)]
+    nz = norm(z)
+    return scale(z, rho / nz) if nz > rho else z
+
+
 def _ascent(
     objective: Objective,
     base: list[Tensor],
@@ -158,13 +173,7 @@ def _ascent(
             set_weights(params, base, (1.0, perturbation(z)))
 
     move_to(None)
-    best: tuple[float, Vector | None] | None = None  # the largest L(w + e_i) - L(w), its z_i
-
-    def record(value: float, z: Vector | None) -> None:
-        nonlocal best
-        if best is None or value > best[0]:
-            best = (value, z)
-
+    seen: list[tuple[float, Vector | None]] = []  # each L(w + e_i) - L(w) and its z_i
     if random_start is True:
         loss0, grad = objective.loss(bar), None
     else:
@@ -180,27 +189,19 @@ def _ascent(
         if random_start is None:
             bar.total += objective.passes
             bar.refresh()
-        record(loss - loss0, z)
+        seen.append((loss - loss0, z))
     history = []
     for i in range(1, steps + 1):
-        s = mul(t, grad) if t is not None else grad
-        ns = norm(s)
-        if ns > 0.0:
-            step = scale(s, alpha / ns)
-            z = step if z is None else [a + b for a, b in zip(z, step, strict=True)]
-            nz = norm(z)
-            if nz > rho:
-                z = scale(z, rho / nz)
+        z = _projected_step(z, grad, t, alpha, rho)
         move_to(z)
         if i < steps:
             loss, grad = objective.loss_and_grad(bar)
         else:
             loss = objective.loss(bar)
         history.append(loss - loss0)
-        record(loss - loss0, z)
+        seen.append((loss - loss0, z))
     move_to(None)
-    assert best is not None  # steps >= 1
-    value, z_best = best
+    value, z_best = max(seen, key=lambda entry: entry[0])  # the first of equal ones
     e_norm = 0.0 if z_best is None else norm(perturbation(z_best))
     return _Ascent(value, loss0, loss0 + value, e_norm, started, history)
 
