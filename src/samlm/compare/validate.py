@@ -49,7 +49,6 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
     """
     from ..pipeline.data import data_folder
     from ..pipeline.mixture import named_mixture
-    from ..pipeline.models import check_modelling, resolve_model
 
     problems: list[str] = []
     entries, unknown = _entries(spec, problems)
@@ -65,19 +64,7 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
         problems.append(f"size(s) {', '.join(map(str, repeated))} listed more than once")
     problems += _option_problems(spec)
 
-    # The model (once), then against every task.
-    try:
-        modelling = resolve_model(spec.model, spec.modelling, None).modelling
-    except Exception as err:
-        problems.append(f"model {spec.model!r}: {err}")
-        modelling = None
-    if modelling is not None:
-        for task in {t.name: t for ts in entries.values() for t in ts}.values():
-            try:
-                check_modelling(task, modelling)
-            except ValueError as err:
-                problems.append(f"{task.name}: {err}")
-
+    modelling = _modelling(spec, entries, problems)
     try:
         root = data_folder(spec.data_dir)
     except ValueError as err:  # every cell would refuse it: no point reading tasks
@@ -99,6 +86,24 @@ def grid_problems(spec: GridSpec, *, hub: bool = True) -> list[str]:
             if not isinstance(train, str):
                 problems += _size_problems(spec, task, spec.sizes_for(name), train, dev)
     return list(dict.fromkeys(problems))  # a task alone and in a mixture: said once
+
+
+def _modelling(spec: GridSpec, entries: dict[str, list[Task]], problems: list[str]) -> str | None:
+    """The modelling ``spec.model`` resolves to (None where it does not), checked against
+    every task of ``entries``; each problem appended to ``problems``."""
+    from ..pipeline.models import check_modelling, resolve_model
+
+    try:
+        modelling = resolve_model(spec.model, spec.modelling, None).modelling
+    except Exception as err:
+        problems.append(f"model {spec.model!r}: {err}")
+        return None
+    for task in {t.name: t for ts in entries.values() for t in ts}.values():
+        try:
+            check_modelling(task, modelling)
+        except ValueError as err:
+            problems.append(f"{task.name}: {err}")
+    return modelling
 
 
 def _entries(spec: GridSpec, problems: list[str]) -> tuple[dict[str, list[Task]], list[str]]:
