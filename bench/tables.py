@@ -142,9 +142,10 @@ def evidence_table(record: Path, beside: Analysis | None = None, borrowed=()) ->
         gains = [gain_over_baseline(an.scores[(task, size)], m) for an, m in columns]
         name = f"{task_label(task)}, {size} examples"
         lines.append(f"| {name} | " + " | ".join(gain_interval(g) for g in gains) + " |")
+    grids = {id(an): an for an, _ in columns}  # each grid's means computed once
     over = {
-        id(an): dataclasses.replace(an, scores={k: an.scores[k] for k in done}).overall()
-        for an, _ in columns
+        key: dataclasses.replace(an, scores={k: an.scores[k] for k in done}).overall()
+        for key, an in grids.items()
     }
     overall = {m: over[id(an)][m] for an, m in columns}
     mean = f"mean over the {len(done)} (stratified bootstrap)" if len(done) > 1 else "mean"
