@@ -16,6 +16,11 @@ STORE = "results.jsonl"
 LOOKSAM_CELLS = 45  # 5 strata x (4 tuning trials + 5 seeds)
 
 
+def _records(record: Path) -> list[dict]:
+    """The records of the store in ``record``, in the order they were written."""
+    return [json.loads(line) for line in (record / STORE).read_text().splitlines()]
+
+
 def _rows(table: str, first_cells: tuple[str, ...]) -> list[str]:
     return [line for line in table.splitlines() if line.startswith(first_cells)]
 
@@ -55,7 +60,7 @@ def test_the_variants_table_is_the_variants_store():
         assert claim in said, claim
     # LookSAM's arm is rerun on the fixed code (its first run's reuse steps escaped the
     # Trainer's clipping): the README says how far the rerun is until it is complete
-    rerun = [json.loads(line) for line in (RESULTS / "variants" / STORE).read_text().splitlines()]
+    rerun = _records(RESULTS / "variants")
     done = sum(r["method"] == "looksam" and r["status"] == "ok" for r in rerun)
     looksam = next(row for row in rows if row.startswith("| looksam"))
     if done < LOOKSAM_CELLS:
@@ -93,7 +98,7 @@ def test_the_user_data_table_is_the_user_store(monkeypatch):
 
 def _seed_scores(record: Path) -> dict[tuple[str, int], float]:
     """Each final (non-trial) cell's score by method and seed."""
-    rows = [json.loads(line) for line in (record / STORE).read_text().splitlines()]
+    rows = _records(record)
     return {(r["method"], r["seed"]): r["score"] for r in rows if r.get("trial") is None}
 
 
@@ -126,8 +131,7 @@ EIGENSAM_CELLS = 45  # 5 strata x (4 tuning trials + 5 seeds)
 def test_the_eigensam_paragraph_is_the_eigensam_store():
     """Until its grid is complete the README says how many Eigen-SAM cells are recorded;
     then it holds `bench/tables.py eigensam`'s rows."""
-    store = RESULTS / "eigensam" / STORE
-    rows = [json.loads(line) for line in store.read_text().splitlines()] if store.exists() else []
+    rows = _records(RESULTS / "eigensam") if (RESULTS / "eigensam" / STORE).exists() else []
     done = sum(r["method"] == "eigensam" and r["status"] == "ok" for r in rows)
     said = " ".join((ROOT / "README.md").read_text().split())
     if done < EIGENSAM_CELLS:
